@@ -1,0 +1,295 @@
+//! Builds the server — listeners, tower layers, services, background tasks — and runs it until
+//! a shutdown signal, then drains calls and streams within a bound.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::map_response_body::MapResponseBodyLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::api::{self, SERVICE_NAMES};
+use crate::cache::Cache;
+use crate::config::{CorsOrigins, ServeConfig};
+use crate::layers::{AdmissionLayer, DeadlineLayer, MethodCatalog, ObserveLayer, PanicToInternal};
+use crate::proto::v1::{
+    auth_service_server::AuthServiceServer, collections_service_server::CollectionsServiceServer,
+    dashboard_service_server::DashboardServiceServer, geo_service_server::GeoServiceServer,
+    missions_service_server::MissionsServiceServer,
+};
+use crate::{db, proto, telemetry};
+
+/// How often PostgreSQL is probed to drive the health status.
+const DB_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+const DB_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Shared handles every service gets. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub cache: Cache,
+    pub shutdown: CancellationToken,
+}
+
+/// Every descriptor set the server serves: ours, plus health and reflection.
+pub fn descriptor_sets() -> [&'static [u8]; 4] {
+    [
+        proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ]
+}
+
+pub struct Application {
+    config: ServeConfig,
+    state: AppState,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    metrics_listener: Option<TcpListener>,
+}
+
+impl Application {
+    /// Binds the listeners (port 0 picks a free port) with a pool that connects lazily.
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        let pool = db::lazy_pool(&config.database);
+        Self::build_with_pool(config, pool).await
+    }
+
+    pub async fn build_with_pool(config: ServeConfig, pool: PgPool) -> anyhow::Result<Self> {
+        let cache = match &config.redis {
+            Some(redis) => Cache::with_redis(redis)?,
+            None => Cache::in_process(),
+        };
+        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {} (AKIG_LISTEN): {e}", config.listen)
+        })?;
+        let local_addr = listener.local_addr()?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen on {addr} (AKIG_METRICS_LISTEN): {e}")
+            })?),
+            None => None,
+        };
+        Ok(Self {
+            config,
+            state: AppState {
+                pool,
+                cache,
+                shutdown: CancellationToken::new(),
+            },
+            listener,
+            local_addr,
+            metrics_listener,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// Cancelling this token starts a graceful shutdown (what SIGTERM does in `akig serve`).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self {
+            config,
+            state,
+            listener,
+            local_addr,
+            metrics_listener,
+        } = self;
+        let shutdown = state.shutdown.clone();
+        // Cancelled once health says NOT_SERVING: stop accepting and end open streams.
+        let drain = CancellationToken::new();
+        let catalog = MethodCatalog::from_descriptor_sets(&descriptor_sets())?;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        set_health(&health, ServingStatus::NotServing).await;
+
+        let mut background = JoinSet::new();
+        background.spawn(watch_database(
+            state.pool.clone(),
+            health.clone(),
+            shutdown.clone(),
+        ));
+        background.spawn(state.cache.clone().run_link(shutdown.clone()));
+        if let Some(listener) = metrics_listener {
+            background.spawn(telemetry::serve_metrics(
+                listener,
+                telemetry::metrics_handle(),
+                shutdown.clone(),
+            ));
+        }
+
+        let reflection_v1 = reflection_builder().build_v1()?;
+        // grpcurl and older tools still ask the v1alpha service.
+        let reflection_v1alpha = reflection_builder().build_v1alpha()?;
+
+        let max = config.max_message_bytes;
+        macro_rules! limited {
+            ($server:ident, $api:expr) => {
+                $server::new($api)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max)
+            };
+        }
+
+        let layers = tower::ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_grpc().make_span_with(|request: &http::Request<_>| {
+                    let request_id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!("rpc", path = %request.uri().path(), request_id)
+                }),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(cors_layer(&config.cors))
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(ObserveLayer::new(catalog, drain.clone()))
+            .layer(AdmissionLayer::new(config.max_concurrent_requests))
+            .layer(DeadlineLayer::new(config.request_timeout))
+            .layer(MapResponseBodyLayer::new(tonic::body::Body::new))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                PanicToInternal,
+            ))
+            .into_inner();
+
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let server = Server::builder()
+            .accept_http1(true)
+            .http2_keepalive_interval(Some(config.http2_keepalive))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .layer(layers)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(limited!(
+                AuthServiceServer,
+                api::AuthApi::new(state.clone())
+            ))
+            .add_service(limited!(
+                CollectionsServiceServer,
+                api::CollectionsApi::new(state.clone())
+            ))
+            .add_service(limited!(
+                MissionsServiceServer,
+                api::MissionsApi::new(state.clone())
+            ))
+            .add_service(limited!(GeoServiceServer, api::GeoApi::new(state.clone())))
+            .add_service(limited!(
+                DashboardServiceServer,
+                api::DashboardApi::new(state.clone())
+            ));
+
+        tracing::info!(%local_addr, "serving gRPC and gRPC-web");
+        let stopping = drain.clone();
+        let serve = server.serve_with_incoming_shutdown(incoming, async move {
+            stopping.cancelled().await;
+            tracing::info!("shutting down: refusing new connections, draining calls");
+        });
+        tokio::pin!(serve);
+
+        let result = tokio::select! {
+            result = &mut serve => result.map_err(anyhow::Error::from),
+            () = shutdown.cancelled() => {
+                set_health(&health, ServingStatus::NotServing).await;
+                drain.cancel();
+                match tokio::time::timeout(config.shutdown_grace, &mut serve).await {
+                    Ok(result) => result.map_err(anyhow::Error::from),
+                    Err(_) => {
+                        tracing::warn!(
+                            grace = ?config.shutdown_grace,
+                            "calls still open after the grace period; closing them"
+                        );
+                        Ok(())
+                    }
+                }
+            }
+        };
+        shutdown.cancel();
+        while background.join_next().await.is_some() {}
+        state.pool.close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    descriptor_sets().into_iter().fold(
+        tonic_reflection::server::Builder::configure(),
+        |builder, set| builder.register_encoded_file_descriptor_set(set),
+    )
+}
+
+fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
+    let allow_origin = match origins {
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(list) => AllowOrigin::list(list.clone()),
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([http::Method::POST, http::Method::OPTIONS])
+        .allow_headers(tower_http::cors::Any)
+        .expose_headers([
+            http::HeaderName::from_static("grpc-status"),
+            http::HeaderName::from_static("grpc-message"),
+            http::HeaderName::from_static("grpc-status-details-bin"),
+            http::HeaderName::from_static("x-request-id"),
+            http::HeaderName::from_static("x-cache"),
+        ])
+        .max_age(Duration::from_secs(24 * 3600))
+}
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    for service in SERVICE_NAMES {
+        health.set_service_status(service, status).await;
+    }
+}
+
+/// Drives the health status from PostgreSQL's reachability: the server is of no use without it.
+async fn watch_database(pool: PgPool, health: HealthReporter, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(DB_PROBE_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut serving = false;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let up = db::ping(&pool, DB_PROBE_TIMEOUT).await;
+        metrics::gauge!(telemetry::DB_UP).set(if up { 1.0 } else { 0.0 });
+        if up != serving && !shutdown.is_cancelled() {
+            serving = up;
+            if up {
+                tracing::info!("database reachable: SERVING");
+                set_health(&health, ServingStatus::Serving).await;
+            } else {
+                tracing::error!("database unreachable: NOT_SERVING");
+                set_health(&health, ServingStatus::NotServing).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+use std::time::Duration;
+
+use akig::cache::Cache;
+use akig::config::RedisConfig;
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::redis_url;
+
+async fn linked_cache(url: String, prefix: &str, shutdown: &CancellationToken) -> Cache {
+    let cache = Cache::with_redis(&RedisConfig {
+        url,
+        key_prefix: prefix.to_owned(),
+    })
+    .expect("valid url");
+    tokio::spawn(cache.clone().run_link(shutdown.clone()));
+    cache
+}
+
+async fn wait_until(mut condition: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not reached in 5 s");
+}
+
+#[tokio::test]
+async fn redis_cache_is_shared_between_instances() {
+    let shutdown = CancellationToken::new();
+    let prefix = format!("akig-test-{}", uuid::Uuid::new_v4());
+    let a = linked_cache(redis_url(), &prefix, &shutdown).await;
+    let b = linked_cache(redis_url(), &prefix, &shutdown).await;
+    wait_until(|| a.is_redis_up() && b.is_redis_up()).await;
+
+    a.set(
+        "site:1",
+        Bytes::from_static(b"kaloum"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(b.get("site:1").await, Some(Bytes::from_static(b"kaloum")));
+    b.delete("site:1").await;
+    assert_eq!(a.get("site:1").await, None);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn unreachable_redis_falls_back_to_the_in_process_cache() {
+    let shutdown = CancellationToken::new();
+    let cache = linked_cache("redis://127.0.0.1:1".to_owned(), "akig-test", &shutdown).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!cache.is_redis_up());
+    cache
+        .set("k", Bytes::from_static(b"v"), Duration::from_secs(30))
+        .await;
+    assert_eq!(cache.get("k").await, Some(Bytes::from_static(b"v")));
+    shutdown.cancel();
+}

@@ -1,0 +1,117 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+use crate::helpers::{RedisMode, spawn_app, spawn_app_with, test_config};
+
+#[sqlx::test(migrations = "./migrations")]
+async fn health_goes_serving_for_the_server_and_each_service(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.wait_for_health(ServingStatus::Serving).await;
+    for service in akig::api::SERVICE_NAMES {
+        assert_eq!(
+            app.health_status(service).await,
+            ServingStatus::Serving,
+            "{service}"
+        );
+    }
+    app.stop(Duration::from_secs(10)).await.expect("clean stop");
+}
+
+/// A TCP relay to PostgreSQL that the test can cut and restore, to play a database outage.
+struct Relay {
+    addr: SocketAddr,
+    tasks: JoinSet<()>,
+}
+
+impl Relay {
+    async fn start(addr: SocketAddr, upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("relay binds");
+        let addr = listener.local_addr().expect("relay address");
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Self { addr, tasks }
+    }
+
+    /// Drops the listener and every relayed connection.
+    async fn cut(mut self) -> SocketAddr {
+        self.tasks.shutdown().await;
+        self.addr
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn health_follows_database_reachability(pool: PgPool) {
+    let options = (*pool.connect_options()).clone();
+    let upstream: SocketAddr = format!("{}:{}", options.get_host(), options.get_port())
+        .parse()
+        .unwrap_or_else(|_| "127.0.0.1:5432".parse().expect("literal"));
+    let relay = Relay::start("127.0.0.1:0".parse().expect("literal"), upstream).await;
+    let relayed = options.clone().host("127.0.0.1").port(relay.addr.port());
+    let app_pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy_with(relayed.clone());
+    let app = spawn_app_with(test_config(relayed, RedisMode::None), app_pool).await;
+    app.wait_for_health(ServingStatus::Serving).await;
+
+    let addr = relay.cut().await;
+    app.wait_for_health(ServingStatus::NotServing).await;
+
+    let _relay = Relay::start(addr, upstream).await;
+    app.wait_for_health(ServingStatus::Serving).await;
+    app.stop(Duration::from_secs(10)).await.expect("clean stop");
+    drop(pool);
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn server_starts_and_serves_with_redis_unreachable(pool: PgPool) {
+    let config = test_config((*pool.connect_options()).clone(), RedisMode::Unreachable);
+    let app = spawn_app_with(config, pool).await;
+    app.wait_for_health(ServingStatus::Serving).await;
+    app.stop(Duration::from_secs(10)).await.expect("clean stop");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn unlanded_rpcs_answer_unimplemented(pool: PgPool) {
+    use akig::proto::v1::collections_service_client::CollectionsServiceClient;
+    let app = spawn_app(pool).await;
+    let mut client = CollectionsServiceClient::new(app.channel().await);
+    let status = client
+        .get_daily_stats(akig::proto::v1::GetDailyStatsRequest::default())
+        .await
+        .expect_err("not implemented yet");
+    assert_eq!(status.code(), tonic::Code::Unimplemented);
+    app.stop(Duration::from_secs(10)).await.expect("clean stop");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn metrics_endpoint_counts_rpcs_by_method_and_code(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.wait_for_health(ServingStatus::Serving).await;
+    let metrics_addr = app.metrics_addr.expect("metrics enabled");
+    let body = crate::grpc_web::http1_get(metrics_addr, "/metrics").await;
+    assert!(
+        body.lines()
+            .any(|line| line.starts_with("grpc_server_handled_total")
+                && line.contains("grpc_method=\"Check\"")
+                && line.contains("grpc_code=\"Ok\"")),
+        "no handled counter for Health/Check in:\n{body}"
+    );
+    assert!(body.contains("grpc_server_handling_seconds_bucket"));
+    app.stop(Duration::from_secs(10)).await.expect("clean stop");
+}

@@ -1,0 +1,139 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use akig::config::{CorsOrigins, DatabaseConfig, LogFormat, RedisConfig, ServeConfig};
+use akig::startup::Application;
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// Which Redis the server under test gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisMode {
+    /// The real Redis of `REDIS_URL` (default 127.0.0.1:6379), keys under a prefix of its own.
+    Real,
+    /// A port where nothing listens.
+    Unreachable,
+    /// No Redis configured: the in-process cache only.
+    None,
+}
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+pub fn test_config(connect_options: PgConnectOptions, redis: RedisMode) -> ServeConfig {
+    let redis = match redis {
+        RedisMode::Real => Some(redis_url()),
+        RedisMode::Unreachable => Some("redis://127.0.0.1:1".to_owned()),
+        RedisMode::None => None,
+    }
+    .map(|url| RedisConfig {
+        url,
+        key_prefix: format!("akig-test-{}", uuid::Uuid::new_v4()),
+    });
+    ServeConfig {
+        database: DatabaseConfig {
+            connect_options,
+            max_connections: 5,
+            acquire_timeout: Duration::from_secs(3),
+        },
+        redis,
+        listen: "127.0.0.1:0".parse().expect("literal address"),
+        metrics_listen: Some("127.0.0.1:0".parse().expect("literal address")),
+        request_timeout: Duration::from_secs(10),
+        max_concurrent_requests: 256,
+        max_message_bytes: 4 * 1024 * 1024,
+        http2_keepalive: Duration::from_secs(30),
+        shutdown_grace: Duration::from_secs(5),
+        cors: CorsOrigins::Any,
+        log_format: LogFormat::Pretty,
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub shutdown: CancellationToken,
+    pub server: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("valid uri")
+            .connect()
+            .await
+            .expect("connect to test server")
+    }
+
+    pub async fn health_status(&self, service: &str) -> ServingStatus {
+        let mut client = HealthClient::new(self.channel().await);
+        let response = client
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .expect("health check answers");
+        ServingStatus::try_from(response.into_inner().status).expect("known status")
+    }
+
+    /// Polls health until it reports `want` (the database probe runs every 2 s).
+    pub async fn wait_for_health(&self, want: ServingStatus) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let status = self.health_status("").await;
+            if status == want {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "health stayed {status:?}, wanted {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Graceful shutdown; fails the test if the server does not stop within `bound`.
+    pub async fn stop(self, bound: Duration) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        tokio::time::timeout(bound, self.server)
+            .await
+            .expect("server stopped within the bound")
+            .expect("server task did not panic")
+    }
+}
+
+fn init_test_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        akig::telemetry::init_tracing(LogFormat::Pretty);
+    }
+}
+
+pub async fn spawn_app_with(config: ServeConfig, pool: PgPool) -> TestApp {
+    init_test_logs();
+    let app = Application::build_with_pool(config, pool)
+        .await
+        .expect("application builds");
+    let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        addr,
+        metrics_addr,
+        shutdown,
+        server,
+    }
+}
+
+/// The server on the test's fresh database and the real Redis.
+pub async fn spawn_app(pool: PgPool) -> TestApp {
+    let config = test_config((*pool.connect_options()).clone(), RedisMode::Real);
+    spawn_app_with(config, pool).await
+}

@@ -1,0 +1,52 @@
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+use crate::helpers::spawn_app;
+
+#[sqlx::test(migrations = "./migrations")]
+async fn reflection_lists_every_service_and_describes_them(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let mut client = ServerReflectionClient::new(app.channel().await);
+    let requests = vec![
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        },
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(
+                "akig.v1.GeoService".to_owned(),
+            )),
+        },
+    ];
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .expect("reflection stream opens")
+        .into_inner();
+
+    let listed = responses.message().await.expect("ok").expect("a response");
+    let Some(MessageResponse::ListServicesResponse(list)) = listed.message_response else {
+        panic!("expected a service list, got {listed:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for service in akig::api::SERVICE_NAMES {
+        assert!(
+            names.iter().any(|n| n == service),
+            "{service} missing from {names:?}"
+        );
+    }
+    assert!(names.iter().any(|n| n == "grpc.health.v1.Health"));
+
+    let described = responses.message().await.expect("ok").expect("a response");
+    let Some(MessageResponse::FileDescriptorResponse(files)) = described.message_response else {
+        panic!("expected file descriptors, got {described:?}");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
+    app.stop(Duration::from_secs(10)).await.expect("clean stop");
+}

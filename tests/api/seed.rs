@@ -1,0 +1,120 @@
+use chrono::NaiveDate;
+use sqlx::{Connection, PgConnection, PgPool};
+
+const TODAY: NaiveDate = NaiveDate::from_ymd_opt(2026, 11, 26).expect("valid date");
+
+/// Every user table, in a stable order.
+async fn tables(conn: &mut PgConnection) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables
+         WHERE schemaname = 'public' AND tablename NOT LIKE '\\_sqlx%' ORDER BY tablename",
+    )
+    .fetch_all(conn)
+    .await
+    .expect("list tables")
+}
+
+/// One digest per table over all rows, without the columns a database fills with `now()`.
+async fn fingerprint(conn: &mut PgConnection) -> Vec<(String, i64, String)> {
+    let mut digests = Vec::new();
+    for table in tables(conn).await {
+        let (rows, digest): (i64, Option<String>) = sqlx::query_as(&format!(
+            "SELECT count(*), md5(string_agg(r::text, '|' ORDER BY r::text)) FROM (
+               SELECT to_jsonb(t) - 'created_at' - 'updated_at' - 'received_at' AS r
+               FROM {table} t) s"
+        ))
+        .fetch_one(&mut *conn)
+        .await
+        .expect("digest");
+        digests.push((table, rows, digest.unwrap_or_default()));
+    }
+    digests
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn demo_seed_is_idempotent_and_deterministic(pool: PgPool) {
+    let report = akig::seed::seed_demo(&pool, TODAY).await.expect("seed");
+    assert!((10..=15).contains(&report.sites), "{} sites", report.sites);
+    assert!(
+        (1_800..=2_200).contains(&report.tenants),
+        "{} tenants",
+        report.tenants
+    );
+    assert!(report.users >= 20);
+
+    let mut conn = pool.acquire().await.expect("conn");
+    let first = fingerprint(&mut conn).await;
+    akig::seed::seed_demo(&pool, TODAY)
+        .await
+        .expect("second seed");
+    assert_eq!(
+        first,
+        fingerprint(&mut conn).await,
+        "a second run changed data"
+    );
+
+    // The same seed into another fresh database gives the same rows.
+    let other_db = format!("akig_seed_twin_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {other_db}"))
+        .execute(&pool)
+        .await
+        .expect("create twin db");
+    let twin_options = (*pool.connect_options()).clone().database(&other_db);
+    let twin = PgPool::connect_with(twin_options.clone())
+        .await
+        .expect("twin");
+    akig::db::MIGRATOR.run(&twin).await.expect("migrate twin");
+    akig::seed::seed_demo(&twin, TODAY)
+        .await
+        .expect("seed twin");
+    let mut twin_conn = twin.acquire().await.expect("conn");
+    let twin_fingerprint = fingerprint(&mut twin_conn).await;
+    drop(twin_conn);
+    twin.close().await;
+    let mut admin = PgConnection::connect_with(&pool.connect_options())
+        .await
+        .expect("conn");
+    sqlx::query(&format!("DROP DATABASE {other_db}"))
+        .execute(&mut admin)
+        .await
+        .expect("drop twin db");
+    assert_eq!(first, twin_fingerprint, "two fresh databases differ");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn demo_seed_money_is_consistent(pool: PgPool) {
+    akig::seed::seed_demo(&pool, TODAY).await.expect("seed");
+    // charges.amount_paid equals the sum of its allocations, and never exceeds the amount due.
+    let mismatched: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM charges c
+         LEFT JOIN (SELECT charge_id, sum(amount_gnf) AS s FROM payment_allocations GROUP BY 1) a
+           ON a.charge_id = c.id
+         WHERE c.amount_paid_gnf <> coalesce(a.s, 0) OR c.amount_paid_gnf > c.amount_due_gnf",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("query");
+    assert_eq!(mismatched, 0);
+    // The demo has good payers, late payers and chronic arrears.
+    let in_arrears: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT tenant_id) FROM charges
+         WHERE amount_paid_gnf < amount_due_gnf AND due_date < $1 - 90",
+    )
+    .bind(TODAY)
+    .fetch_one(&pool)
+    .await
+    .expect("query");
+    let fully_paid: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT tenant_id FROM charges WHERE due_date < $1
+           GROUP BY tenant_id HAVING bool_and(amount_paid_gnf = amount_due_gnf)) t",
+    )
+    .bind(TODAY)
+    .fetch_one(&pool)
+    .await
+    .expect("query");
+    assert!(
+        in_arrears > 100,
+        "{in_arrears} tenants over 90 days in arrears"
+    );
+    assert!(fully_paid > 500, "{fully_paid} tenants fully paid");
+}

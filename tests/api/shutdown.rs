@@ -1,0 +1,61 @@
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::helpers::spawn_app;
+
+#[sqlx::test(migrations = "./migrations")]
+async fn shutdown_ends_open_streams_and_stops_within_the_grace_period(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.wait_for_health(ServingStatus::Serving).await;
+
+    // Health/Watch is a server stream that never ends on its own.
+    let mut client = HealthClient::new(app.channel().await);
+    let mut watch = client
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch opens")
+        .into_inner();
+    let first = watch.message().await.expect("ok").expect("first status");
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+
+    let started = Instant::now();
+    let shutdown = app.shutdown.clone();
+    let server = app.server;
+    shutdown.cancel();
+
+    // The stream learns NOT_SERVING, then is closed with UNAVAILABLE so the client reconnects
+    // elsewhere; the server does not wait for the grace period (5 s in tests) to stop.
+    let mut saw_not_serving = false;
+    let ending = loop {
+        match watch.message().await {
+            Ok(Some(update)) => {
+                saw_not_serving |= update.status == ServingStatus::NotServing as i32;
+            }
+            Ok(None) => break None,
+            Err(status) => break Some(status),
+        }
+    };
+    assert!(
+        saw_not_serving,
+        "watchers are told the server is going away"
+    );
+    let ending = ending.expect("the stream ends with a status");
+    assert_eq!(ending.code(), tonic::Code::Unavailable, "{ending:?}");
+
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("server stopped")
+        .expect("no panic")
+        .expect("clean exit");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+}
