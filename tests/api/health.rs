@@ -3,11 +3,9 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::helpers::{RedisMode, spawn_app, spawn_app_with, test_config};
+use crate::helpers::{RedisMode, Relay, spawn_app, spawn_app_with, test_config};
 
 #[sqlx::test(migrations = "./migrations")]
 async fn health_goes_serving_for_the_server_and_each_service(pool: PgPool) {
@@ -21,37 +19,6 @@ async fn health_goes_serving_for_the_server_and_each_service(pool: PgPool) {
         );
     }
     app.stop(Duration::from_secs(10)).await.expect("clean stop");
-}
-
-/// A TCP relay to PostgreSQL that the test can cut and restore, to play a database outage.
-struct Relay {
-    addr: SocketAddr,
-    tasks: JoinSet<()>,
-}
-
-impl Relay {
-    async fn start(addr: SocketAddr, upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind(addr).await.expect("relay binds");
-        let addr = listener.local_addr().expect("relay address");
-        let mut tasks = JoinSet::new();
-        tasks.spawn(async move {
-            let mut connections = JoinSet::new();
-            while let Ok((mut client, _)) = listener.accept().await {
-                connections.spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-            }
-        });
-        Self { addr, tasks }
-    }
-
-    /// Drops the listener and every relayed connection.
-    async fn cut(mut self) -> SocketAddr {
-        self.tasks.shutdown().await;
-        self.addr
-    }
 }
 
 #[sqlx::test(migrations = "./migrations")]

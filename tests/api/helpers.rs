@@ -5,7 +5,8 @@ use akig::config::{CorsOrigins, DatabaseConfig, LogFormat, RedisConfig, ServeCon
 use akig::startup::Application;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
-use tokio::task::JoinHandle;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -136,4 +137,35 @@ pub async fn spawn_app_with(config: ServeConfig, pool: PgPool) -> TestApp {
 pub async fn spawn_app(pool: PgPool) -> TestApp {
     let config = test_config((*pool.connect_options()).clone(), RedisMode::Real);
     spawn_app_with(config, pool).await
+}
+
+/// A TCP relay to PostgreSQL that the test can cut and restore, to play an outage.
+pub struct Relay {
+    pub addr: SocketAddr,
+    tasks: JoinSet<()>,
+}
+
+impl Relay {
+    pub async fn start(addr: SocketAddr, upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("relay binds");
+        let addr = listener.local_addr().expect("relay address");
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Self { addr, tasks }
+    }
+
+    /// Drops the listener and every relayed connection.
+    pub async fn cut(mut self) -> SocketAddr {
+        self.tasks.shutdown().await;
+        self.addr
+    }
 }
