@@ -4,8 +4,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use std::str::FromStr;
+
+use crate::auth::password;
+use crate::auth::rbac::Role;
 use crate::config::{DatabaseArgs, LogFormat, ServeArgs};
 use crate::startup::Application;
+use crate::store::audit::{self, AuditEvent, Outcome};
+use crate::store::users;
 use crate::{db, seed, telemetry};
 
 #[derive(Debug, Parser)]
@@ -15,6 +21,8 @@ pub struct Cli {
     command: Command,
 }
 
+// Parsed once at start; the size of the serve variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gRPC / gRPC-web server.
@@ -35,7 +43,32 @@ enum Command {
         #[arg(long)]
         scale: Option<u64>,
     },
+    /// Manage users from the command line (the first admin of a new installation).
+    #[command(subcommand)]
+    User(UserCommand),
 }
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from AKIG_NEW_USER_PASSWORD or from stdin.
+    Create {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        full_name: String,
+        /// admin, director, site_manager, supervisor, agent or accountant.
+        #[arg(long)]
+        role: String,
+        /// E.164 phone number, e.g. +224621234567.
+        #[arg(long)]
+        phone: Option<String>,
+    },
+}
+
+/// Password of every demo account (development data only).
+pub const DEMO_PASSWORD: &str = "akig-demo-2026";
 
 impl Cli {
     pub async fn run(self) -> ExitCode {
@@ -84,7 +117,16 @@ impl Command {
                 let today = chrono::Utc::now().date_naive();
                 let report = match (demo, scale) {
                     (_, Some(tenants)) => seed::seed_scale(&pool, tenants, today).await?,
-                    _ => seed::seed_demo(&pool, today).await?,
+                    _ => {
+                        let report = seed::seed_demo(&pool, today).await?;
+                        let hash = password::hash(DEMO_PASSWORD.to_owned()).await?;
+                        users::set_missing_passwords(&pool, &hash).await?;
+                        println!(
+                            "demo accounts, password {DEMO_PASSWORD:?}: admin, directeur, \
+                             gestionnaire, superviseur, agent, comptable (and agent02..agent20)"
+                        );
+                        report
+                    }
                 };
                 tracing::info!(
                     sites = report.sites,
@@ -94,6 +136,60 @@ impl Command {
                     users = report.users,
                     "seed done"
                 );
+                pool.close().await;
+                Ok(())
+            }
+            Command::User(command) => command.run().await,
+        }
+    }
+}
+
+impl UserCommand {
+    async fn run(self) -> anyhow::Result<()> {
+        match self {
+            UserCommand::Create {
+                database,
+                username,
+                full_name,
+                role,
+                phone,
+            } => {
+                let role = Role::from_str(&role)?;
+                let password = match std::env::var("AKIG_NEW_USER_PASSWORD") {
+                    Ok(password) => password,
+                    Err(_) => {
+                        eprintln!("password for {username} (one line on stdin):");
+                        let mut line = String::new();
+                        std::io::stdin().read_line(&mut line)?;
+                        line.trim_end_matches(['\r', '\n']).to_owned()
+                    }
+                };
+                password::check_policy(&password)?;
+                let pool = db::connect(&database.parse()?).await?;
+                let mut conn = pool.acquire().await?;
+                let user = users::create(
+                    &mut conn,
+                    &users::NewUser {
+                        username,
+                        full_name,
+                        phone,
+                        role_id: role.as_str().to_owned(),
+                        supervisor_id: None,
+                        site_ids: Vec::new(),
+                        password_hash: Some(password::hash(password).await?),
+                    },
+                )
+                .await?;
+                let mut event = AuditEvent::new("users.create", Outcome::Ok)
+                    .target("user", user.id)
+                    .detail("via", "cli");
+                event.actor_role = Some("cli".to_owned());
+                audit::append(&mut *conn, &event).await?;
+                println!(
+                    "created user {} ({}) with id {}",
+                    user.username, role, user.id
+                );
+                drop(conn);
                 pool.close().await;
                 Ok(())
             }

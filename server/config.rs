@@ -4,8 +4,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::num::NonZeroU32;
+
 use clap::{Args, ValueEnum};
+use ipnet::IpNet;
 use sqlx::postgres::PgConnectOptions;
+
+use crate::auth::tokens::TokenKeys;
+use crate::ratelimit::{Limit, RateLimitConfig};
 
 /// Where the database is. Shared by every command that touches PostgreSQL.
 #[derive(Debug, Clone, Args)]
@@ -85,6 +91,70 @@ pub struct ServeArgs {
     /// Log output format.
     #[arg(long, env = "AKIG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    #[command(flatten)]
+    pub rate_limits: RateLimitArgs,
+}
+
+/// Token settings.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// Token keys as `kid=base64secret` pairs, comma separated (secrets of 32 bytes or more).
+    /// Several keys let tokens signed with an older key verify during a rotation. Unset: a
+    /// random key per process (development only: tokens die with the process).
+    #[arg(long, env = "AKIG_JWT_KEYS", hide_env_values = true)]
+    pub jwt_keys: Option<String>,
+
+    /// The `kid` of the key that signs new tokens (default: the only key, when there is one).
+    #[arg(long, env = "AKIG_JWT_SIGNING_KID")]
+    pub jwt_signing_kid: Option<String>,
+
+    #[arg(long, env = "AKIG_JWT_ISSUER", default_value = "akig")]
+    pub jwt_issuer: String,
+
+    #[arg(long, env = "AKIG_JWT_AUDIENCE", default_value = "akig-api")]
+    pub jwt_audience: String,
+
+    /// Lifetime of an access token, in seconds (24 h).
+    #[arg(long, env = "AKIG_ACCESS_TOKEN_TTL_SECS", default_value_t = 24 * 3600)]
+    pub access_token_ttl_secs: u64,
+
+    /// Lifetime of a refresh token from its issue, in seconds (14 days).
+    #[arg(long, env = "AKIG_REFRESH_TOKEN_TTL_SECS", default_value_t = 14 * 24 * 3600)]
+    pub refresh_token_ttl_secs: u64,
+
+    /// Absolute lifetime of a session (a refresh-token family) from login, in seconds (30 days).
+    #[arg(long, env = "AKIG_SESSION_MAX_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub session_max_ttl_secs: u64,
+
+    /// A refresh token reused within this many seconds of its rotation is taken as a retry
+    /// after a lost response and gets the same new pair; later, as theft.
+    #[arg(long, env = "AKIG_REFRESH_GRACE_SECS", default_value_t = 30)]
+    pub refresh_grace_secs: u64,
+}
+
+/// Rate limits (GCRA): a sustained rate per second and a burst.
+#[derive(Debug, Clone, Args)]
+pub struct RateLimitArgs {
+    #[arg(long, env = "AKIG_RATE_USER_PER_SEC", default_value_t = 20)]
+    pub rate_user_per_sec: u32,
+    #[arg(long, env = "AKIG_RATE_USER_BURST", default_value_t = 40)]
+    pub rate_user_burst: u32,
+    #[arg(long, env = "AKIG_RATE_IP_PER_SEC", default_value_t = 50)]
+    pub rate_ip_per_sec: u32,
+    #[arg(long, env = "AKIG_RATE_IP_BURST", default_value_t = 100)]
+    pub rate_ip_burst: u32,
+    /// Messages per second one user may send on streams (positions, heartbeats).
+    #[arg(long, env = "AKIG_RATE_STREAM_PER_SEC", default_value_t = 10)]
+    pub rate_stream_per_sec: u32,
+    #[arg(long, env = "AKIG_RATE_STREAM_BURST", default_value_t = 50)]
+    pub rate_stream_burst: u32,
+    /// Reverse proxies (CIDR list) whose `x-forwarded-for` header is believed.
+    #[arg(long, env = "AKIG_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// A setting that cannot work, named so the operator knows what to fix.
@@ -127,6 +197,17 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     pub cors: CorsOrigins,
     pub log_format: LogFormat,
+    pub auth: AuthConfig,
+    pub rate_limits: RateLimitConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub keys: TokenKeys,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub session_max_ttl: Duration,
+    pub refresh_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +300,104 @@ impl ServeArgs {
             shutdown_grace: positive("AKIG_SHUTDOWN_GRACE_SECS", self.shutdown_grace_secs)?,
             cors: parse_cors_origins(&self.cors_origins)?,
             log_format: self.log_format,
+            auth: self.auth.parse()?,
+            rate_limits: self.rate_limits.parse()?,
+        })
+    }
+}
+
+impl AuthArgs {
+    pub fn parse(&self) -> Result<AuthConfig, ConfigError> {
+        let keys = match self.jwt_keys.as_deref().map(str::trim) {
+            None | Some("") => {
+                tracing::warn!(
+                    "AKIG_JWT_KEYS unset: signing with a random key; tokens end with this process"
+                );
+                TokenKeys::ephemeral(&self.jwt_issuer, &self.jwt_audience)
+            }
+            Some(keys) => {
+                let signing_kid = match &self.jwt_signing_kid {
+                    Some(kid) => kid.clone(),
+                    None => match keys.split(',').filter(|p| !p.trim().is_empty()).count() {
+                        1 => keys.split('=').next().unwrap_or_default().trim().to_owned(),
+                        _ => {
+                            return Err(ConfigError::new(
+                                "AKIG_JWT_SIGNING_KID",
+                                "required when AKIG_JWT_KEYS holds several keys",
+                            ));
+                        }
+                    },
+                };
+                TokenKeys::parse(keys, &signing_kid, &self.jwt_issuer, &self.jwt_audience)
+                    .map_err(|e| ConfigError::new("AKIG_JWT_KEYS", e.to_string()))?
+            }
+        };
+        let seconds = |setting, value: u64| {
+            if value == 0 {
+                Err(ConfigError::new(setting, "must be greater than 0"))
+            } else {
+                Ok(Duration::from_secs(value))
+            }
+        };
+        let config = AuthConfig {
+            keys,
+            access_token_ttl: seconds("AKIG_ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs)?,
+            refresh_token_ttl: seconds("AKIG_REFRESH_TOKEN_TTL_SECS", self.refresh_token_ttl_secs)?,
+            session_max_ttl: seconds("AKIG_SESSION_MAX_TTL_SECS", self.session_max_ttl_secs)?,
+            refresh_grace: Duration::from_secs(self.refresh_grace_secs),
+        };
+        if config.session_max_ttl < config.refresh_token_ttl {
+            return Err(ConfigError::new(
+                "AKIG_SESSION_MAX_TTL_SECS",
+                "must be at least AKIG_REFRESH_TOKEN_TTL_SECS",
+            ));
+        }
+        Ok(config)
+    }
+}
+
+impl RateLimitArgs {
+    pub fn parse(&self) -> Result<RateLimitConfig, ConfigError> {
+        let limit = |setting, per_second: u32, burst: u32| match (
+            NonZeroU32::new(per_second),
+            NonZeroU32::new(burst),
+        ) {
+            (Some(per_second), Some(burst)) => Ok(Limit { per_second, burst }),
+            _ => Err(ConfigError::new(
+                setting,
+                "rates and bursts must be at least 1",
+            )),
+        };
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|p| p.trim())
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::new("AKIG_TRUSTED_PROXIES", format!("{p:?} is not a CIDR"))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(RateLimitConfig {
+            per_user: limit(
+                "AKIG_RATE_USER_PER_SEC",
+                self.rate_user_per_sec,
+                self.rate_user_burst,
+            )?,
+            per_ip: limit(
+                "AKIG_RATE_IP_PER_SEC",
+                self.rate_ip_per_sec,
+                self.rate_ip_burst,
+            )?,
+            stream_messages: limit(
+                "AKIG_RATE_STREAM_PER_SEC",
+                self.rate_stream_per_sec,
+                self.rate_stream_burst,
+            )?,
+            trusted_proxies,
         })
     }
 }

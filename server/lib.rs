@@ -1,12 +1,16 @@
 //! AKIG: gRPC backend of the rent-collection (recouvrement) operations.
 
 pub mod api;
+pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod idempotency;
 pub mod layers;
 pub mod proto;
+pub mod ratelimit;
 pub mod seed;
 pub mod startup;
+pub mod store;
 pub mod telemetry;

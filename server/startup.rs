@@ -18,14 +18,17 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::api::{self, SERVICE_NAMES};
+use crate::auth::layer::{AuthLayer, RolePermissions};
 use crate::cache::Cache;
-use crate::config::{CorsOrigins, ServeConfig};
+use crate::config::{AuthConfig, CorsOrigins, ServeConfig};
+use crate::idempotency::Idempotency;
 use crate::layers::{AdmissionLayer, DeadlineLayer, MethodCatalog, ObserveLayer, PanicToInternal};
 use crate::proto::v1::{
     auth_service_server::AuthServiceServer, collections_service_server::CollectionsServiceServer,
     dashboard_service_server::DashboardServiceServer, geo_service_server::GeoServiceServer,
     missions_service_server::MissionsServiceServer,
 };
+use crate::ratelimit::{LoginThrottle, RateLimits};
 use crate::{db, proto, telemetry};
 
 /// How often PostgreSQL is probed to drive the health status.
@@ -38,6 +41,11 @@ pub struct AppState {
     pub pool: PgPool,
     pub cache: Cache,
     pub shutdown: CancellationToken,
+    pub auth: AuthConfig,
+    pub roles: RolePermissions,
+    pub login_throttle: LoginThrottle,
+    pub rate_limits: RateLimits,
+    pub idempotency: Idempotency,
 }
 
 /// Every descriptor set the server serves: ours, plus health and reflection.
@@ -80,13 +88,19 @@ impl Application {
             })?),
             None => None,
         };
+        let state = AppState {
+            roles: RolePermissions::new(pool.clone(), cache.clone()),
+            idempotency: Idempotency::with_defaults(pool.clone()),
+            login_throttle: LoginThrottle::default(),
+            rate_limits: RateLimits::new(&config.rate_limits),
+            auth: config.auth.clone(),
+            pool,
+            cache,
+            shutdown: CancellationToken::new(),
+        };
         Ok(Self {
             config,
-            state: AppState {
-                pool,
-                cache,
-                shutdown: CancellationToken::new(),
-            },
+            state,
             listener,
             local_addr,
             metrics_listener,
@@ -120,6 +134,13 @@ impl Application {
         // Cancelled once health says NOT_SERVING: stop accepting and end open streams.
         let drain = CancellationToken::new();
         let catalog = MethodCatalog::from_descriptor_sets(&descriptor_sets())?;
+        let auth = AuthLayer::new(
+            state.auth.keys.clone(),
+            state.pool.clone(),
+            state.roles.clone(),
+            catalog.clone(),
+            config.rate_limits.trusted_proxies.clone(),
+        );
 
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::NotServing).await;
@@ -131,6 +152,8 @@ impl Application {
             shutdown.clone(),
         ));
         background.spawn(state.cache.clone().run_link(shutdown.clone()));
+        background.spawn(state.rate_limits.clone().run_purge(shutdown.clone()));
+        background.spawn(state.login_throttle.clone().run_purge(shutdown.clone()));
         if let Some(listener) = metrics_listener {
             background.spawn(telemetry::serve_metrics(
                 listener,
@@ -170,6 +193,8 @@ impl Application {
             .layer(ObserveLayer::new(catalog, drain.clone()))
             .layer(AdmissionLayer::new(config.max_concurrent_requests))
             .layer(DeadlineLayer::new(config.request_timeout))
+            .layer(auth)
+            .layer(state.rate_limits.layer())
             .layer(MapResponseBodyLayer::new(tonic::body::Body::new))
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(
                 PanicToInternal,

@@ -167,7 +167,7 @@ impl Cache {
                     // go back to the shared cache.
                     self.inner.local.invalidate_all();
                     link.up.store(true, Ordering::Relaxed);
-                    tracing::info!("redis connected; cache is shared again");
+                    tracing::info!("redis connected; the cache is shared");
                 }
             } else if !is_up && was_up {
                 link.up.store(false, Ordering::Relaxed);

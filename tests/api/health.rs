@@ -56,10 +56,15 @@ async fn server_starts_and_serves_with_redis_unreachable(pool: PgPool) {
 #[sqlx::test(migrations = "./migrations")]
 async fn unlanded_rpcs_answer_unimplemented(pool: PgPool) {
     use akig::proto::v1::collections_service_client::CollectionsServiceClient;
+    crate::helpers::create_user(&pool, "direction", "director", &[], None).await;
     let app = spawn_app(pool).await;
+    let token = app.token("direction").await;
     let mut client = CollectionsServiceClient::new(app.channel().await);
     let status = client
-        .get_daily_stats(akig::proto::v1::GetDailyStatsRequest::default())
+        .get_daily_stats(crate::helpers::authed(
+            akig::proto::v1::GetDailyStatsRequest::default(),
+            &token,
+        ))
         .await
         .expect_err("not implemented yet");
     assert_eq!(status.code(), tonic::Code::Unimplemented);

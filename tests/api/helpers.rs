@@ -1,7 +1,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use akig::config::{CorsOrigins, DatabaseConfig, LogFormat, RedisConfig, ServeConfig};
+use akig::auth::tokens::TokenKeys;
+use akig::config::{AuthConfig, CorsOrigins, DatabaseConfig, LogFormat, RedisConfig, ServeConfig};
+use akig::ratelimit::{Limit, RateLimitConfig};
 use akig::startup::Application;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
@@ -54,7 +56,44 @@ pub fn test_config(connect_options: PgConnectOptions, redis: RedisMode) -> Serve
         shutdown_grace: Duration::from_secs(5),
         cors: CorsOrigins::Any,
         log_format: LogFormat::Pretty,
+        auth: AuthConfig {
+            keys: test_keys(),
+            access_token_ttl: Duration::from_secs(3600),
+            refresh_token_ttl: Duration::from_secs(24 * 3600),
+            session_max_ttl: Duration::from_secs(7 * 24 * 3600),
+            refresh_grace: Duration::from_secs(2),
+        },
+        // High enough that only the rate-limit tests, which lower them, ever hit them.
+        rate_limits: RateLimitConfig {
+            per_user: limit(10_000, 10_000),
+            per_ip: limit(10_000, 10_000),
+            stream_messages: limit(10_000, 10_000),
+            trusted_proxies: Vec::new(),
+        },
     }
+}
+
+pub fn limit(per_second: u32, burst: u32) -> Limit {
+    Limit {
+        per_second: per_second.try_into().expect("non-zero"),
+        burst: burst.try_into().expect("non-zero"),
+    }
+}
+
+/// The signing secret of test servers: tests forge tokens with it to probe the checks.
+pub const TEST_SECRET: [u8; 32] = *b"test-secret-test-secret-test-sec";
+pub const TEST_KID: &str = "test-2026";
+
+pub fn test_keys() -> TokenKeys {
+    use base64::Engine;
+    let secret = base64::engine::general_purpose::STANDARD.encode(TEST_SECRET);
+    TokenKeys::parse(
+        &format!("{TEST_KID}={secret}"),
+        TEST_KID,
+        "akig",
+        "akig-api",
+    )
+    .expect("valid test key")
 }
 
 pub struct TestApp {
@@ -167,5 +206,104 @@ impl Relay {
     pub async fn cut(mut self) -> SocketAddr {
         self.tasks.shutdown().await;
         self.addr
+    }
+}
+
+pub const PASSWORD: &str = "mot-de-passe-solide";
+
+/// A user with `PASSWORD`, created straight in the database (the hash is computed once).
+pub async fn create_user(
+    pool: &PgPool,
+    username: &str,
+    role: &str,
+    site_ids: &[uuid::Uuid],
+    supervisor_id: Option<uuid::Uuid>,
+) -> uuid::Uuid {
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let hash = HASH
+        .get_or_init(|| async {
+            akig::auth::password::hash(PASSWORD.to_owned())
+                .await
+                .expect("hash")
+        })
+        .await;
+    let mut conn = pool.acquire().await.expect("conn");
+    akig::store::users::create(
+        &mut conn,
+        &akig::store::users::NewUser {
+            username: username.to_owned(),
+            full_name: format!("Test {username}"),
+            phone: None,
+            role_id: role.to_owned(),
+            supervisor_id,
+            site_ids: site_ids.to_vec(),
+            password_hash: Some(hash.clone()),
+        },
+    )
+    .await
+    .expect("create user")
+    .id
+}
+
+/// A site, for scope tests.
+pub async fn create_site(pool: &PgPool, code: &str) -> uuid::Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO sites (code, name, commune, address, latitude, longitude, kind)
+         VALUES ($1, $1, 'Kaloum', '', 9.51, -13.71, 'residential') RETURNING id",
+    )
+    .bind(code)
+    .fetch_one(pool)
+    .await
+    .expect("create site")
+}
+
+/// Adds `authorization: Bearer <token>` to a request.
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    request
+}
+
+impl TestApp {
+    pub async fn auth_client(
+        &self,
+    ) -> akig::proto::v1::auth_service_client::AuthServiceClient<Channel> {
+        akig::proto::v1::auth_service_client::AuthServiceClient::new(self.channel().await)
+    }
+
+    /// Logs in with `PASSWORD`; answers the whole response.
+    pub async fn login(&self, username: &str) -> akig::proto::v1::LoginResponse {
+        self.try_login(username, PASSWORD)
+            .await
+            .unwrap_or_else(|status| panic!("login of {username}: {status:?}"))
+    }
+
+    pub async fn try_login(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<akig::proto::v1::LoginResponse, tonic::Status> {
+        use akig::proto::v1::{LoginRequest, login_request::Identifier};
+        self.auth_client()
+            .await
+            .login(LoginRequest {
+                identifier: Some(Identifier::Username(username.to_owned())),
+                password: password.to_owned(),
+                device: None,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// The access token of a fresh login.
+    pub async fn token(&self, username: &str) -> String {
+        self.login(username)
+            .await
+            .tokens
+            .expect("tokens")
+            .access_token
     }
 }

@@ -1,11 +1,14 @@
 //! Integration tests: the real server on a free port, a fresh PostgreSQL database per test
 //! (`#[sqlx::test]`), real Redis, and real tonic / HTTP clients.
 
+mod auth;
 mod cache;
 mod grpc_web;
 mod health;
 mod helpers;
 mod migrations;
+mod rate_limit;
+mod rbac;
 mod reflection;
 mod seed;
 mod shutdown;

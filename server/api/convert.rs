@@ -1,0 +1,129 @@
+//! Small conversions between protobuf fields and domain values, each failing with the field's
+//! name so the client learns exactly what to fix.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::api::error::ApiError;
+
+pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn from_timestamp(field: &str, ts: &prost_types::Timestamp) -> Result<DateTime<Utc>, ApiError> {
+    u32::try_from(ts.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos))
+        .ok_or_else(|| ApiError::invalid(field, "not a valid timestamp"))
+}
+
+pub fn uuid(field: &str, value: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(value.trim()).map_err(|_| ApiError::invalid(field, "must be a UUID"))
+}
+
+/// An empty string means "not given".
+pub fn optional_uuid(field: &str, value: &str) -> Result<Option<Uuid>, ApiError> {
+    if value.trim().is_empty() {
+        Ok(None)
+    } else {
+        uuid(field, value).map(Some)
+    }
+}
+
+/// The client's idempotency key of a mutating request.
+pub fn request_id(value: &str) -> Result<Uuid, ApiError> {
+    crate::idempotency::parse_request_id(value)
+        .map_err(|e| ApiError::invalid("request_id", e.to_string()))
+}
+
+/// `page_size` as a row limit: 0 means the default, larger than `max` is lowered to it.
+pub fn page_size(value: i32, default: i64, max: i64) -> Result<i64, ApiError> {
+    match value {
+        v if v < 0 => Err(ApiError::invalid("page_size", "must not be negative")),
+        0 => Ok(default),
+        v => Ok(i64::from(v).min(max)),
+    }
+}
+
+/// Opaque page tokens: the keyset cursor, base64url encoded.
+pub fn encode_page_token(cursor: &str) -> String {
+    URL_SAFE_NO_PAD.encode(cursor)
+}
+
+pub fn decode_page_token(token: &str) -> Result<Option<String>, ApiError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid("page_token", "not a token this server issued"))
+}
+
+/// Trims and bounds a free-text field; `None` when empty.
+pub fn optional_text(
+    field: &str,
+    value: &str,
+    max_chars: usize,
+) -> Result<Option<String>, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.chars().count() > max_chars {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_size_defaults_and_caps() {
+        assert_eq!(page_size(0, 50, 500).unwrap(), 50);
+        assert_eq!(page_size(10, 50, 500).unwrap(), 10);
+        assert_eq!(page_size(10_000, 50, 500).unwrap(), 500);
+        assert!(page_size(-1, 50, 500).is_err());
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let token = encode_page_token("mamadou.diallo");
+        assert_eq!(
+            decode_page_token(&token).unwrap().as_deref(),
+            Some("mamadou.diallo")
+        );
+        assert_eq!(decode_page_token("").unwrap(), None);
+        assert!(decode_page_token("@@@").is_err());
+    }
+
+    #[test]
+    fn request_id_is_required_and_a_uuid() {
+        assert!(request_id("").is_err());
+        assert!(request_id("abc").is_err());
+        assert!(request_id("6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab").is_ok());
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        let now = Utc::now();
+        assert_eq!(from_timestamp("t", &timestamp(now)).unwrap(), now);
+        let bad = prost_types::Timestamp {
+            seconds: 0,
+            nanos: -1,
+        };
+        assert!(from_timestamp("t", &bad).is_err());
+    }
+}

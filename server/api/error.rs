@@ -1,0 +1,275 @@
+//! The API layer's one error type and its one mapping to `tonic::Status`. Handlers return
+//! `Result<_, ApiError>`; clients get a standard code, a message, and google.rpc details
+//! (BadRequest field violations, ErrorInfo reason, RetryInfo) they can localise.
+
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// Domain of our ErrorInfo details.
+pub const ERROR_DOMAIN: &str = "akig";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// One or more request fields are invalid; each violation names its field path.
+    #[error("invalid request: {}", describe(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The caller's credentials are missing, invalid or revoked. The message is generic on
+    /// purpose: which check failed is logged, never told to the client.
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The request is valid but the system's state forbids it; `reason` is an ErrorReason name.
+    #[error("{message}")]
+    FailedPrecondition {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    Aborted {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{message}")]
+    ResourceExhausted {
+        message: String,
+        retry_after: Duration,
+    },
+    #[error("service temporarily unavailable")]
+    Unavailable,
+    /// A bug or an unexpected failure: logged with its cause, answered with a generic message.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    pub fn permission_denied(message: impl Into<String>) -> Self {
+        Self::PermissionDenied(message.into())
+    }
+
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(error.into())
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Self {
+        let message = error.to_string();
+        match error {
+            ApiError::InvalidArgument(violations) => {
+                let mut details = ErrorDetails::new();
+                for violation in violations {
+                    details.add_bad_request_violation(violation.field, violation.description);
+                }
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            ApiError::NotFound(_) => Status::not_found(message),
+            ApiError::AlreadyExists(_) => Status::already_exists(message),
+            ApiError::Unauthenticated => Status::unauthenticated(message),
+            ApiError::PermissionDenied(_) => Status::permission_denied(message),
+            ApiError::FailedPrecondition { reason, .. } => Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_error_info(reason, ERROR_DOMAIN, []),
+            ),
+            ApiError::Aborted { reason, .. } => {
+                // The call it collided with is still running: worth retrying shortly.
+                let mut details = ErrorDetails::new();
+                details
+                    .set_error_info(reason, ERROR_DOMAIN, [])
+                    .set_retry_info(Some(Duration::from_secs(1)));
+                Status::with_error_details(Code::Aborted, message, details)
+            }
+            ApiError::ResourceExhausted { retry_after, .. } => Status::with_error_details(
+                Code::ResourceExhausted,
+                message,
+                ErrorDetails::with_retry_info(Some(retry_after)),
+            ),
+            ApiError::Unavailable => Status::unavailable(message),
+            ApiError::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                Status::internal(message)
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    /// Named constraints are client errors; a pool timeout means the database is struggling;
+    /// anything else is ours.
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => {
+                tracing::warn!(error = %error, "database unavailable");
+                Self::Unavailable
+            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Self::AlreadyExists(match db.constraint() {
+                    Some("users_username_key") => "username already taken".to_owned(),
+                    Some("users_phone_key") => "phone number already used".to_owned(),
+                    _ => "already exists".to_owned(),
+                })
+            }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                Self::NotFound("referenced object")
+            }
+            _ => Self::Internal(error.into()),
+        }
+    }
+}
+
+impl From<crate::idempotency::IdempotencyError> for ApiError {
+    fn from(error: crate::idempotency::IdempotencyError) -> Self {
+        use crate::idempotency::IdempotencyError;
+        let message = error.to_string();
+        match error {
+            IdempotencyError::Mismatch => Self::FailedPrecondition {
+                reason: "ERROR_REASON_REQUEST_ID_REUSED",
+                message,
+            },
+            IdempotencyError::InProgress => Self::Aborted {
+                reason: "ERROR_REASON_REQUEST_IN_PROGRESS",
+                message,
+            },
+            IdempotencyError::Database(cause) => Self::from(cause),
+        }
+    }
+}
+
+/// Collects field violations so a handler reports every bad field at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// Records the error of `result` under `field` and returns its value, if any.
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.add(field, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Takes the field violations of a parser's error and returns its value, if any.
+    pub fn absorb<T>(&mut self, result: Result<T, ApiError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(ApiError::InvalidArgument(violations)) => {
+                self.0.extend(violations);
+                None
+            }
+            Err(other) => {
+                self.add("", other.to_string());
+                None
+            }
+        }
+    }
+
+    pub fn into_result(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::InvalidArgument(self.0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_names_each_field() {
+        let mut violations = Violations::new();
+        violations.add("user.username", "must not be empty");
+        violations.add("user.phone", "must be an E.164 number");
+        let status = Status::from(violations.into_result().unwrap_err());
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let fields: Vec<String> = status
+            .get_details_bad_request()
+            .expect("bad request details")
+            .field_violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["user.username", "user.phone"]);
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let status = Status::from(ApiError::internal(anyhow::anyhow!("secret detail")));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("secret"));
+    }
+
+    #[test]
+    fn idempotency_errors_map_to_the_documented_statuses() {
+        use crate::idempotency::IdempotencyError;
+        let reused = Status::from(ApiError::from(IdempotencyError::Mismatch));
+        assert_eq!(reused.code(), Code::FailedPrecondition);
+        let info = reused.get_details_error_info().expect("error info");
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("ERROR_REASON_REQUEST_ID_REUSED", "akig")
+        );
+        let running = Status::from(ApiError::from(IdempotencyError::InProgress));
+        assert_eq!(running.code(), Code::Aborted);
+        assert_eq!(
+            running.get_details_error_info().expect("error info").reason,
+            "ERROR_REASON_REQUEST_IN_PROGRESS"
+        );
+        assert!(running.get_details_retry_info().is_some());
+        let broken = Status::from(ApiError::from(IdempotencyError::Database(
+            sqlx::Error::Protocol("secret detail".into()),
+        )));
+        assert_eq!(broken.code(), Code::Internal);
+        assert!(!broken.message().contains("secret"));
+        let down = Status::from(ApiError::from(IdempotencyError::Database(
+            sqlx::Error::PoolTimedOut,
+        )));
+        assert_eq!(down.code(), Code::Unavailable);
+    }
+
+    #[test]
+    fn resource_exhausted_carries_retry_info() {
+        let status = Status::from(ApiError::ResourceExhausted {
+            message: "too many attempts".into(),
+            retry_after: Duration::from_secs(30),
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let retry = status.get_details_retry_info().expect("retry info");
+        assert_eq!(retry.retry_delay, Some(Duration::from_secs(30)));
+    }
+}

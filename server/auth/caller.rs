@@ -1,0 +1,140 @@
+//! Who is calling, as established by the authentication layer, and what they may see.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::api::error::ApiError;
+use crate::auth::rbac::{Permission, Role};
+
+/// The authenticated caller of a request, put in the request extensions by
+/// [`crate::auth::layer::AuthLayer`]. Handlers take it with [`Caller::of`].
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub role: Role,
+    /// The session (refresh-token family) the access token belongs to.
+    pub session_id: Uuid,
+    pub permissions: Arc<HashSet<Permission>>,
+    /// Sites the user covers (agents, site managers, supervisors).
+    pub site_ids: Arc<[Uuid]>,
+    pub client_ip: Option<IpAddr>,
+    /// Expiry of the access token, seconds since the epoch.
+    pub token_expires_at: i64,
+}
+
+/// What part of the company's data a caller sees, on top of their permissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Director, accountant, admin: every site.
+    Company,
+    /// Site manager: their own sites.
+    Sites(Arc<[Uuid]>),
+    /// Supervisor: the agents they supervise, and the sites they cover.
+    Team {
+        supervisor_id: Uuid,
+        site_ids: Arc<[Uuid]>,
+    },
+    /// Agent: their own missions and records, and the tenants of the sites assigned to them.
+    Own {
+        agent_id: Uuid,
+        site_ids: Arc<[Uuid]>,
+    },
+}
+
+impl Caller {
+    /// The caller of an authenticated request. Only fails if a method was wrongly mapped as
+    /// public, which the permission-table test rules out.
+    pub fn of<T>(request: &tonic::Request<T>) -> Result<&Caller, ApiError> {
+        request
+            .extensions()
+            .get::<Caller>()
+            .ok_or(ApiError::Unauthenticated)
+    }
+
+    pub fn has(&self, permission: Permission) -> bool {
+        self.permissions.contains(&permission)
+    }
+
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.has(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::permission_denied(format!(
+                "missing permission {}",
+                permission.as_str()
+            )))
+        }
+    }
+
+    pub fn scope(&self) -> Scope {
+        match self.role {
+            Role::Admin | Role::Director | Role::Accountant => Scope::Company,
+            Role::SiteManager => Scope::Sites(self.site_ids.clone()),
+            Role::Supervisor => Scope::Team {
+                supervisor_id: self.user_id,
+                site_ids: self.site_ids.clone(),
+            },
+            Role::Agent => Scope::Own {
+                agent_id: self.user_id,
+                site_ids: self.site_ids.clone(),
+            },
+        }
+    }
+}
+
+impl Scope {
+    /// Whether a site's data (tenants, arrears, payments) is visible.
+    pub fn covers_site(&self, site_id: Uuid) -> bool {
+        match self {
+            Scope::Company => true,
+            Scope::Sites(sites)
+            | Scope::Team {
+                site_ids: sites, ..
+            }
+            | Scope::Own {
+                site_ids: sites, ..
+            } => sites.contains(&site_id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(role: Role, sites: &[Uuid]) -> Caller {
+        Caller {
+            user_id: Uuid::from_u128(1),
+            role,
+            session_id: Uuid::from_u128(2),
+            permissions: Arc::new(HashSet::new()),
+            site_ids: sites.into(),
+            client_ip: None,
+            token_expires_at: 0,
+        }
+    }
+
+    #[test]
+    fn scope_follows_role() {
+        let kaloum = Uuid::from_u128(10);
+        let matoto = Uuid::from_u128(11);
+        assert!(caller(Role::Director, &[]).scope().covers_site(matoto));
+        assert!(caller(Role::Accountant, &[]).scope().covers_site(matoto));
+        for role in [Role::SiteManager, Role::Supervisor, Role::Agent] {
+            let scope = caller(role, &[kaloum]).scope();
+            assert!(scope.covers_site(kaloum), "{role:?}");
+            assert!(!scope.covers_site(matoto), "{role:?}");
+        }
+    }
+
+    #[test]
+    fn require_names_the_missing_permission() {
+        let err = caller(Role::Agent, &[])
+            .require(Permission::UsersCreate)
+            .unwrap_err();
+        assert!(err.to_string().contains("users.create"));
+    }
+}

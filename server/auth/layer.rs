@@ -1,0 +1,278 @@
+//! Authentication and authorisation of every call, as a tower layer: the method's permission
+//! from the one table in `rbac` (deny by default), the bearer token verified, the user's
+//! standing read fresh from the database, the role's permissions from the cache. On success the
+//! [`Caller`] goes into the request extensions for the handlers.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use ipnet::IpNet;
+use sqlx::PgPool;
+use tonic::Status;
+use tonic::body::Body;
+use tower::{Layer, Service};
+use uuid::Uuid;
+
+use crate::api::error::ApiError;
+use crate::auth::caller::Caller;
+use crate::auth::rbac::{self, Access, Permission, Role};
+use crate::auth::tokens::TokenKeys;
+use crate::cache::Cache;
+use crate::layers::MethodCatalog;
+use crate::ratelimit::{self, ClientIp, RateLimitKey};
+use crate::store::audit::{self, AuditEvent, Outcome};
+use crate::store::{sessions, users};
+
+/// Seed palette: permissions are cached 5 minutes, and invalidated when a role changes.
+const ROLE_PERMISSIONS_TTL: Duration = Duration::from_secs(300);
+
+/// The permission set of each role, from the database through the shared cache.
+#[derive(Clone)]
+pub struct RolePermissions {
+    pool: PgPool,
+    cache: Cache,
+}
+
+impl RolePermissions {
+    pub fn new(pool: PgPool, cache: Cache) -> Self {
+        Self { pool, cache }
+    }
+
+    fn key(role: Role) -> String {
+        format!("rbac:role:{}", role.as_str())
+    }
+
+    pub async fn get(&self, role: Role) -> Result<HashSet<Permission>, sqlx::Error> {
+        let key = Self::key(role);
+        let names = match self.cache.get(&key).await {
+            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            None => {
+                let names = users::role_permissions(&self.pool, role.as_str())
+                    .await?
+                    .join("\n");
+                self.cache
+                    .set(&key, Bytes::from(names.clone()), ROLE_PERMISSIONS_TTL)
+                    .await;
+                names
+            }
+        };
+        // A name unknown to this binary (granted by a newer one) is ignored.
+        Ok(names
+            .lines()
+            .filter_map(|name| Permission::from_str(name).ok())
+            .collect())
+    }
+
+    pub async fn invalidate(&self, role: Role) {
+        self.cache.delete(&Self::key(role)).await;
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthLayer {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    keys: TokenKeys,
+    pool: PgPool,
+    roles: RolePermissions,
+    catalog: MethodCatalog,
+    trusted_proxies: Vec<IpNet>,
+}
+
+impl AuthLayer {
+    pub fn new(
+        keys: TokenKeys,
+        pool: PgPool,
+        roles: RolePermissions,
+        catalog: MethodCatalog,
+        trusted_proxies: Vec<IpNet>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Shared {
+                keys,
+                pool,
+                roles,
+                catalog,
+                trusted_proxies,
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Authenticate<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate {
+            inner,
+            shared: self.inner.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Authenticate<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+type BoxFuture<T, E> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send>>;
+
+impl<S, B> Service<Request<B>> for Authenticate<S>
+where
+    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let client_ip = ratelimit::client_ip(&request, &shared.trusted_proxies);
+            if let Some(ip) = client_ip {
+                request.extensions_mut().insert(ClientIp(ip));
+            }
+            let path = request.uri().path();
+            // Paths that name no RPC are left to the router, which answers UNIMPLEMENTED.
+            if shared.catalog.get(path).is_none() {
+                return inner.call(request).await;
+            }
+            let permission = match rbac::permission_for(path) {
+                Access::Public => return inner.call(request).await,
+                Access::Authenticated(permission) => permission,
+                Access::Unmapped => {
+                    tracing::error!(path, "method has no permission mapping: refused");
+                    return Ok(
+                        Status::from(ApiError::permission_denied("method not permitted"))
+                            .into_http(),
+                    );
+                }
+            };
+            let token = bearer_token(&request).map(str::to_owned);
+            let path = path.to_owned();
+            match shared
+                .authenticate(token.as_deref(), &path, permission, client_ip)
+                .await
+            {
+                Ok(caller) => {
+                    request
+                        .extensions_mut()
+                        .insert(RateLimitKey(caller.user_id));
+                    request.extensions_mut().insert(caller);
+                    inner.call(request).await
+                }
+                Err(error) => Ok(Status::from(error).into_http()),
+            }
+        })
+    }
+}
+
+impl Shared {
+    async fn authenticate(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        permission: Permission,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<Caller, ApiError> {
+        let token = token.ok_or(ApiError::Unauthenticated)?;
+        let claims = self.keys.verify_access(token).map_err(|reason| {
+            // The reason is logged; the token never is.
+            tracing::info!(%reason, "access token refused");
+            ApiError::Unauthenticated
+        })?;
+        let standing = sessions::user_standing(&self.pool, claims.sub, claims.sid)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        if standing.disabled || standing.session_revoked || standing.token_version != claims.ver {
+            tracing::info!(
+                user_id = %claims.sub,
+                disabled = standing.disabled,
+                session_revoked = standing.session_revoked,
+                "access token no longer valid"
+            );
+            return Err(ApiError::Unauthenticated);
+        }
+        let role = Role::from_str(&standing.role_id).map_err(|_| {
+            ApiError::internal(anyhow::anyhow!("unknown role {}", standing.role_id))
+        })?;
+        let permissions = self.roles.get(role).await?;
+        if !permissions.contains(&permission) {
+            let mut event =
+                AuditEvent::new(permission.as_str(), Outcome::Denied).detail("method", path);
+            event.actor_id = Some(claims.sub);
+            event.actor_role = Some(role.as_str().to_owned());
+            event.client_ip = client_ip;
+            if let Err(e) = audit::append(&self.pool, &event).await {
+                tracing::warn!(error = %e, "audit of a denied call failed");
+            }
+            return Err(ApiError::permission_denied(format!(
+                "role {} lacks permission {}",
+                role.as_str(),
+                permission.as_str()
+            )));
+        }
+        Ok(Caller {
+            user_id: claims.sub,
+            role,
+            session_id: claims.sid,
+            permissions: Arc::new(permissions),
+            site_ids: standing.site_ids.into(),
+            client_ip,
+            token_expires_at: claims.exp,
+        })
+    }
+}
+
+/// The token of an `authorization: Bearer <token>` header.
+fn bearer_token<B>(request: &Request<B>) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A user id that is not a UUID cannot be ours.
+pub fn parse_user_id(field: &str, value: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(value).map_err(|_| ApiError::invalid(field, "must be a UUID"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_token_is_extracted_strictly() {
+        let with = |value: &str| {
+            Request::builder()
+                .header("authorization", value)
+                .body(())
+                .unwrap()
+        };
+        assert_eq!(bearer_token(&with("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(&with("bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(&with("Basic abc")), None);
+        assert_eq!(bearer_token(&with("Bearer ")), None);
+        assert_eq!(bearer_token(&with("Bearerabc")), None);
+        assert_eq!(bearer_token(&Request::new(())), None);
+    }
+}

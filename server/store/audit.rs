@@ -1,0 +1,167 @@
+//! SQL of the append-only audit log. Rows are only ever inserted (a trigger forbids UPDATE,
+//! DELETE and TRUNCATE). Never put a secret or a token in `details`.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, PgPool, QueryBuilder};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Denied,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Denied => "denied",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub actor_id: Option<Uuid>,
+    pub actor_role: Option<String>,
+    /// What was attempted: a permission name (`users.create`) or an auth event (`auth.login`).
+    pub action: String,
+    pub target_type: Option<&'static str>,
+    pub target_id: Option<String>,
+    pub request_id: Option<Uuid>,
+    pub client_ip: Option<IpAddr>,
+    pub outcome: Outcome,
+    pub details: serde_json::Value,
+}
+
+impl AuditEvent {
+    pub fn new(action: impl Into<String>, outcome: Outcome) -> Self {
+        Self {
+            actor_id: None,
+            actor_role: None,
+            action: action.into(),
+            target_type: None,
+            target_id: None,
+            request_id: None,
+            client_ip: None,
+            outcome,
+            details: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    pub fn target(mut self, kind: &'static str, id: impl ToString) -> Self {
+        self.target_type = Some(kind);
+        self.target_id = Some(id.to_string());
+        self
+    }
+
+    pub fn request(mut self, request_id: Uuid) -> Self {
+        self.request_id = Some(request_id);
+        self
+    }
+
+    pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        if let serde_json::Value::Object(map) = &mut self.details {
+            map.insert(key.to_owned(), value.into());
+        }
+        self
+    }
+}
+
+pub async fn append<'e>(
+    executor: impl PgExecutor<'e>,
+    event: &AuditEvent,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_log
+           (actor_id, actor_role, action, target_type, target_id, request_id, client_ip,
+            outcome, details)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::inet, $8, $9)",
+    )
+    .bind(event.actor_id)
+    .bind(&event.actor_role)
+    .bind(&event.action)
+    .bind(event.target_type)
+    .bind(&event.target_id)
+    .bind(event.request_id)
+    .bind(event.client_ip.map(|ip| ip.to_string()))
+    .bind(event.outcome.as_str())
+    .bind(&event.details)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor_id: Option<Uuid>,
+    pub actor_username: Option<String>,
+    pub actor_name: Option<String>,
+    pub actor_role: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub request_id: Option<Uuid>,
+    pub client_ip: Option<String>,
+    pub outcome: String,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor_id: Option<Uuid>,
+    pub action: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: Option<&'static str>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Keyset cursor: entries older than this id.
+    pub before_id: Option<i64>,
+}
+
+/// Newest first.
+pub async fn list(
+    pool: &PgPool,
+    filter: &AuditFilter,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    let mut query = QueryBuilder::new(
+        "SELECT a.id, a.occurred_at, a.actor_id, u.username AS actor_username,
+                u.full_name AS actor_name, a.actor_role, a.action, a.target_type, a.target_id,
+                a.request_id, host(a.client_ip) AS client_ip, a.outcome, a.details
+         FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id WHERE TRUE",
+    );
+    if let Some(actor) = filter.actor_id {
+        query.push(" AND a.actor_id = ").push_bind(actor);
+    }
+    if let Some(action) = &filter.action {
+        query.push(" AND a.action = ").push_bind(action.clone());
+    }
+    if let Some(kind) = &filter.target_type {
+        query.push(" AND a.target_type = ").push_bind(kind.clone());
+    }
+    if let Some(id) = &filter.target_id {
+        query.push(" AND a.target_id = ").push_bind(id.clone());
+    }
+    if let Some(outcome) = filter.outcome {
+        query.push(" AND a.outcome = ").push_bind(outcome);
+    }
+    if let Some(since) = filter.since {
+        query.push(" AND a.occurred_at >= ").push_bind(since);
+    }
+    if let Some(until) = filter.until {
+        query.push(" AND a.occurred_at < ").push_bind(until);
+    }
+    if let Some(before) = filter.before_id {
+        query.push(" AND a.id < ").push_bind(before);
+    }
+    query.push(" ORDER BY a.id DESC LIMIT ").push_bind(limit);
+    query.build_query_as().fetch_all(pool).await
+}

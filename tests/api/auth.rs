@@ -1,0 +1,566 @@
+use std::time::Duration;
+
+use akig::proto::v1::{
+    ChangePasswordRequest, CreateUserRequest, GetUserRequest, ListAuditEntriesRequest,
+    ListUsersRequest, LogoutRequest, RefreshRequest, UpdateUserRequest, User, WhoAmIRequest,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use sqlx::PgPool;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::helpers::{
+    PASSWORD, TEST_KID, TEST_SECRET, TestApp, authed, create_site, create_user, spawn_app,
+};
+
+async fn who_am_i(app: &TestApp, token: &str) -> Result<User, tonic::Status> {
+    app.auth_client()
+        .await
+        .who_am_i(authed(WhoAmIRequest {}, token))
+        .await
+        .map(|r| r.into_inner().user.expect("user"))
+}
+
+fn forge(header: &Header, claims: &serde_json::Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(secret)).expect("encode")
+}
+
+async fn audit_count(pool: &PgPool, action: &str, outcome: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1 AND outcome = $2")
+        .bind(action)
+        .bind(outcome)
+        .fetch_one(pool)
+        .await
+        .expect("count")
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn login_then_who_am_i(pool: PgPool) {
+    let user_id = create_user(&pool, "awa.camara", "agent", &[], None).await;
+    let app = spawn_app(pool.clone()).await;
+    let login = app.login("Awa.Camara").await;
+    assert_eq!(
+        login.user.as_ref().expect("user").user_id,
+        user_id.to_string()
+    );
+    assert!(
+        login
+            .permissions
+            .contains(&"collections.payments.record".to_owned())
+    );
+    let tokens = login.tokens.expect("tokens");
+    let me = who_am_i(&app, &tokens.access_token)
+        .await
+        .expect("who am i");
+    assert_eq!(me.username, "awa.camara");
+    assert!(me.last_login_time.is_some());
+    assert_eq!(audit_count(&pool, "auth.login", "ok").await, 1);
+
+    // No call without a token, and the token text never reaches the audit log.
+    let status = app
+        .auth_client()
+        .await
+        .who_am_i(WhoAmIRequest {})
+        .await
+        .expect_err("no token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let leaked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE details::text LIKE '%' || $1 || '%'
+            OR details::text LIKE '%' || $2 || '%'",
+    )
+    .bind(&tokens.access_token[tokens.access_token.len() - 20..])
+    .bind(&tokens.refresh_token[tokens.refresh_token.len() - 20..])
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!(leaked, 0);
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn failed_logins_are_audited_then_throttled(pool: PgPool) {
+    create_user(&pool, "mamadou.bah", "agent", &[], None).await;
+    let app = spawn_app(pool.clone()).await;
+    let unknown = app
+        .try_login("personne", PASSWORD)
+        .await
+        .expect_err("unknown");
+    assert_eq!(unknown.code(), Code::Unauthenticated);
+    let mut last = None;
+    for _ in 0..8 {
+        match app.try_login("mamadou.bah", "mauvais-mot-de-passe").await {
+            Err(status) if status.code() == Code::Unauthenticated => continue,
+            Err(status) => {
+                last = Some(status);
+                break;
+            }
+            Ok(_) => panic!("wrong password accepted"),
+        }
+    }
+    let throttled = last.expect("throttled after repeated failures");
+    assert_eq!(throttled.code(), Code::ResourceExhausted);
+    let retry = throttled.get_details_retry_info().expect("retry info");
+    assert!(retry.retry_delay.expect("delay") > Duration::ZERO);
+    // Even the right password waits until the delay is over.
+    let status = app
+        .try_login("mamadou.bah", PASSWORD)
+        .await
+        .expect_err("throttled");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(audit_count(&pool, "auth.login", "failed").await >= 6);
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn hostile_tokens_are_unauthenticated(pool: PgPool) {
+    let user_id = create_user(&pool, "kadiatou.sow", "agent", &[], None).await;
+    let app = spawn_app(pool.clone()).await;
+    let login = app.login("kadiatou.sow").await;
+    let tokens = login.tokens.expect("tokens");
+    let session = tokens.session_id.clone();
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({
+        "iss": "akig", "aud": "akig-api", "sub": user_id, "iat": now, "nbf": now,
+        "exp": now + 600, "jti": uuid::Uuid::new_v4(), "sid": session, "typ": "access", "ver": 0
+    });
+    let header = |kid: &str| Header {
+        kid: Some(kid.to_owned()),
+        ..Header::new(Algorithm::HS256)
+    };
+    // Sanity: a token forged with the real key and sane claims is accepted.
+    let genuine = forge(&header(TEST_KID), &claims, &TEST_SECRET);
+    who_am_i(&app, &genuine)
+        .await
+        .expect("a well-formed token works");
+
+    let with = |field: &str, value: serde_json::Value| {
+        let mut c = claims.clone();
+        c[field] = value;
+        forge(&header(TEST_KID), &c, &TEST_SECRET)
+    };
+    let without = |field: &str| {
+        let mut c = claims.clone();
+        c.as_object_mut().expect("object").remove(field);
+        forge(&header(TEST_KID), &c, &TEST_SECRET)
+    };
+    let alg_none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","kid":"{TEST_KID}"}}"#)),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let tampered = {
+        let parts: Vec<&str> = genuine.split('.').collect();
+        let mut c = claims.clone();
+        c["sub"] = serde_json::json!(uuid::Uuid::new_v4());
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(c.to_string()),
+            parts[2]
+        )
+    };
+    let mut jku = header(TEST_KID);
+    jku.jku = Some("https://attacker.example/keys".into());
+    let cases = [
+        ("alg none", alg_none),
+        (
+            "wrong signature",
+            forge(
+                &header(TEST_KID),
+                &claims,
+                b"another-secret-another-secret-32",
+            ),
+        ),
+        ("tampered payload", tampered),
+        (
+            "unknown kid",
+            forge(&header("k-unknown"), &claims, &TEST_SECRET),
+        ),
+        (
+            "hostile kid",
+            forge(&header("../../../dev/null"), &claims, &TEST_SECRET),
+        ),
+        ("jku header", forge(&jku, &claims, &TEST_SECRET)),
+        ("expired", with("exp", (now - 3600).into())),
+        ("nbf in the future", with("nbf", (now + 3600).into())),
+        ("wrong aud", with("aud", "other-service".into())),
+        ("missing aud", without("aud")),
+        ("wrong iss", with("iss", "someone-else".into())),
+        ("wrong type", with("typ", "refresh".into())),
+        ("stale token version", with("ver", 7.into())),
+        (
+            "refresh token as access token",
+            tokens.refresh_token.clone(),
+        ),
+        ("garbage", "not-a-token".to_owned()),
+    ];
+    for (name, token) in cases {
+        let status = who_am_i(&app, &token).await.expect_err(name);
+        assert_eq!(status.code(), Code::Unauthenticated, "{name}: {status:?}");
+        assert!(!status.message().contains(&token), "{name}: token echoed");
+    }
+    for header_value in [
+        "Basic dXNlcjpwYXNz",
+        "Bearer",
+        "Bearer    ",
+        &tokens.access_token,
+    ] {
+        let mut request = tonic::Request::new(WhoAmIRequest {});
+        request
+            .metadata_mut()
+            .insert("authorization", header_value.parse().expect("ascii"));
+        let status = app
+            .auth_client()
+            .await
+            .who_am_i(request)
+            .await
+            .expect_err("malformed header");
+        assert_eq!(status.code(), Code::Unauthenticated, "{header_value:?}");
+    }
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+async fn refresh(
+    app: &TestApp,
+    token: &str,
+) -> Result<akig::proto::v1::SessionTokens, tonic::Status> {
+    app.auth_client()
+        .await
+        .refresh(RefreshRequest {
+            refresh_token: token.to_owned(),
+        })
+        .await
+        .map(|r| r.into_inner().tokens.expect("tokens"))
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn refresh_rotates_and_reuse_revokes_the_family(pool: PgPool) {
+    create_user(&pool, "ibrahima.diallo", "agent", &[], None).await;
+    let app = spawn_app(pool.clone()).await;
+    let first = app.login("ibrahima.diallo").await.tokens.expect("tokens");
+    let second = refresh(&app, &first.refresh_token).await.expect("rotation");
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_eq!(second.session_id, first.session_id);
+    who_am_i(&app, &second.access_token)
+        .await
+        .expect("new access token works");
+
+    // A retry within the grace period (the response was lost) gets the very same pair.
+    let retry = refresh(&app, &first.refresh_token)
+        .await
+        .expect("retry in grace");
+    assert_eq!(retry.refresh_token, second.refresh_token);
+    assert_eq!(retry.access_token, second.access_token);
+
+    // Later, the old token is a stolen one: the whole family dies, the new token with it.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let reuse = refresh(&app, &first.refresh_token)
+        .await
+        .expect_err("reuse");
+    assert_eq!(reuse.code(), Code::Unauthenticated);
+    let status = refresh(&app, &second.refresh_token)
+        .await
+        .expect_err("family revoked");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let status = who_am_i(&app, &second.access_token)
+        .await
+        .expect_err("session revoked");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(
+        audit_count(&pool, "auth.refresh.reuse_detected", "denied").await,
+        1
+    );
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn concurrent_refreshes_rotate_once(pool: PgPool) {
+    create_user(&pool, "hawa.keita", "agent", &[], None).await;
+    let app = spawn_app(pool.clone()).await;
+    let first = app.login("hawa.keita").await.tokens.expect("tokens");
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let channel = app.channel().await;
+        let token = first.refresh_token.clone();
+        calls.spawn(async move {
+            akig::proto::v1::auth_service_client::AuthServiceClient::new(channel)
+                .refresh(RefreshRequest {
+                    refresh_token: token,
+                })
+                .await
+                .map(|r| r.into_inner().tokens.expect("tokens").refresh_token)
+        });
+    }
+    let mut successors = std::collections::HashSet::new();
+    while let Some(result) = calls.join_next().await {
+        successors.insert(
+            result
+                .expect("task")
+                .expect("every retry in grace succeeds"),
+        );
+    }
+    assert_eq!(successors.len(), 1, "all callers got the same successor");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_tokens")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(rows, 2, "one login token and one successor");
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn logout_ends_the_session(pool: PgPool) {
+    create_user(&pool, "oumar.barry", "agent", &[], None).await;
+    let app = spawn_app(pool.clone()).await;
+    let kept = app.login("oumar.barry").await.tokens.expect("tokens");
+    let closed = app.login("oumar.barry").await.tokens.expect("tokens");
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let logout = || LogoutRequest {
+        request_id: request_id.clone(),
+        refresh_token: String::new(),
+        all_sessions: false,
+    };
+    let response = app
+        .auth_client()
+        .await
+        .logout(authed(logout(), &closed.access_token))
+        .await
+        .expect("logout")
+        .into_inner();
+    assert_eq!(response.revoked_session_count, 1);
+    let status = who_am_i(&app, &closed.access_token)
+        .await
+        .expect_err("logged out");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    refresh(&app, &closed.refresh_token)
+        .await
+        .expect_err("refresh revoked");
+    who_am_i(&app, &kept.access_token)
+        .await
+        .expect("the other session lives");
+    assert_eq!(audit_count(&pool, "auth.logout", "ok").await, 1);
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    })
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn disabling_a_user_and_changing_a_password_cut_tokens_at_once(pool: PgPool) {
+    create_user(&pool, "admin.test", "admin", &[], None).await;
+    let agent_id = create_user(&pool, "sekou.toure", "agent", &[], None).await;
+    create_user(&pool, "aminata.conde", "agent", &[], None).await;
+    let app = spawn_app(pool.clone()).await;
+    let admin = app.token("admin.test").await;
+    let agent = app.token("sekou.toure").await;
+    who_am_i(&app, &agent).await.expect("works before");
+
+    app.auth_client()
+        .await
+        .update_user(authed(
+            UpdateUserRequest {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                user: Some(User {
+                    user_id: agent_id.to_string(),
+                    disabled: true,
+                    ..Default::default()
+                }),
+                update_mask: mask(&["disabled"]),
+            },
+            &admin,
+        ))
+        .await
+        .expect("disable");
+    let status = who_am_i(&app, &agent).await.expect_err("disabled");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    app.try_login("sekou.toure", PASSWORD)
+        .await
+        .expect_err("no login when disabled");
+
+    // A password change ends every access token issued before, its own included.
+    let other = app.login("aminata.conde").await.tokens.expect("tokens");
+    app.auth_client()
+        .await
+        .change_password(authed(
+            ChangePasswordRequest {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                current_password: PASSWORD.to_owned(),
+                new_password: "un-nouveau-mot-de-passe".to_owned(),
+                revoke_other_sessions: false,
+            },
+            &other.access_token,
+        ))
+        .await
+        .expect("password changed");
+    let status = who_am_i(&app, &other.access_token)
+        .await
+        .expect_err("old token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let renewed = refresh(&app, &other.refresh_token)
+        .await
+        .expect("session continues");
+    who_am_i(&app, &renewed.access_token)
+        .await
+        .expect("renewed token works");
+    app.try_login("aminata.conde", "un-nouveau-mot-de-passe")
+        .await
+        .expect("new password");
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn users_outside_the_scope_are_refused(pool: PgPool) {
+    let kaloum = create_site(&pool, "KAL").await;
+    let matoto = create_site(&pool, "MAT").await;
+    create_user(&pool, "direction", "director", &[], None).await;
+    create_user(&pool, "gestion.kaloum", "site_manager", &[kaloum], None).await;
+    let supervisor = create_user(&pool, "superviseur.a", "supervisor", &[], None).await;
+    let agent_a = create_user(&pool, "agent.a", "agent", &[kaloum], Some(supervisor)).await;
+    let agent_b = create_user(&pool, "agent.b", "agent", &[matoto], None).await;
+    let app = spawn_app(pool.clone()).await;
+
+    let get = |token: String, user_id: uuid::Uuid| {
+        let app = &app;
+        async move {
+            app.auth_client()
+                .await
+                .get_user(authed(
+                    GetUserRequest {
+                        user_id: user_id.to_string(),
+                    },
+                    &token,
+                ))
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let agent = app.token("agent.a").await;
+    let status = get(agent.clone(), agent_b)
+        .await
+        .expect_err("agent reads another agent");
+    // Agents lack users.read altogether.
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    let manager = app.token("gestion.kaloum").await;
+    get(manager.clone(), agent_a)
+        .await
+        .expect("own site's agent");
+    let status = get(manager, agent_b).await.expect_err("other site's agent");
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    let lead = app.token("superviseur.a").await;
+    get(lead.clone(), agent_a).await.expect("own team");
+    let status = get(lead.clone(), agent_b).await.expect_err("other team");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let listed = app
+        .auth_client()
+        .await
+        .list_users(authed(ListUsersRequest::default(), &lead))
+        .await
+        .expect("list")
+        .into_inner();
+    let names: Vec<String> = listed.users.into_iter().map(|u| u.username).collect();
+    assert_eq!(names, ["agent.a", "superviseur.a"]);
+
+    let director = app.token("direction").await;
+    get(director, agent_b).await.expect("company-wide");
+    let status = get(lead, uuid::Uuid::new_v4()).await.expect_err("missing");
+    assert_eq!(status.code(), Code::NotFound);
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn create_user_is_idempotent_and_audited(pool: PgPool) {
+    create_user(&pool, "admin.test", "admin", &[], None).await;
+    let app = spawn_app(pool.clone()).await;
+    let admin = app.token("admin.test").await;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let create = |username: &str| CreateUserRequest {
+        request_id: request_id.clone(),
+        user: Some(User {
+            username: username.to_owned(),
+            full_name: "Fatoumata Sylla".to_owned(),
+            phone: "+224 622 11 22 33".to_owned(),
+            role: akig::proto::v1::Role::Agent as i32,
+            ..Default::default()
+        }),
+        initial_password: "premier-mot-de-passe".to_owned(),
+    };
+    let first = app
+        .auth_client()
+        .await
+        .create_user(authed(create("fatoumata.sylla"), &admin))
+        .await
+        .expect("create")
+        .into_inner();
+    let replay = app
+        .auth_client()
+        .await
+        .create_user(authed(create("fatoumata.sylla"), &admin))
+        .await
+        .expect("replay")
+        .into_inner();
+    assert_eq!(first, replay);
+    let user = first.user.expect("user");
+    assert_eq!(user.phone, "+224622112233");
+    assert!(user.must_change_password);
+    let other = app
+        .auth_client()
+        .await
+        .create_user(authed(create("someone.else"), &admin))
+        .await
+        .expect_err("same id, other request");
+    assert_eq!(other.code(), Code::FailedPrecondition);
+
+    let mut bad = create("x");
+    bad.request_id = uuid::Uuid::new_v4().to_string();
+    bad.initial_password = "court".into();
+    let status = app
+        .auth_client()
+        .await
+        .create_user(authed(bad, &admin))
+        .await
+        .expect_err("invalid");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let fields: Vec<String> = status
+        .get_details_bad_request()
+        .expect("field violations")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert!(fields.contains(&"user.username".to_owned()), "{fields:?}");
+    assert!(
+        fields.contains(&"initial_password".to_owned()),
+        "{fields:?}"
+    );
+
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(users, 2, "the admin and one created user");
+    assert_eq!(audit_count(&pool, "users.create", "ok").await, 1);
+    let entries = app
+        .auth_client()
+        .await
+        .list_audit_entries(authed(
+            ListAuditEntriesRequest {
+                action: "users.create".into(),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .expect("audit list")
+        .into_inner()
+        .audit_entries;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].target_id, user.user_id);
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}

@@ -1,0 +1,46 @@
+use std::time::Duration;
+
+use akig::proto::v1::WhoAmIRequest;
+use sqlx::PgPool;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::helpers::{RedisMode, authed, create_user, limit, spawn_app_with, test_config};
+
+#[sqlx::test(migrations = "./migrations")]
+async fn per_user_limit_is_reached_then_recovers(pool: PgPool) {
+    create_user(&pool, "agent.rapide", "agent", &[], None).await;
+    let mut config = test_config((*pool.connect_options()).clone(), RedisMode::Real);
+    config.rate_limits.per_user = limit(2, 3);
+    let app = spawn_app_with(config, pool).await;
+    let token = app.token("agent.rapide").await;
+    let mut client = app.auth_client().await;
+
+    let mut refused = None;
+    for _ in 0..10 {
+        match client.who_am_i(authed(WhoAmIRequest {}, &token)).await {
+            Ok(_) => continue,
+            Err(status) => {
+                refused = Some(status);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("limit reached within 10 calls");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    let delay = refused
+        .get_details_retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("retry delay");
+    assert!(
+        delay > Duration::ZERO && delay <= Duration::from_secs(1),
+        "{delay:?}"
+    );
+
+    tokio::time::sleep(delay + Duration::from_millis(50)).await;
+    client
+        .who_am_i(authed(WhoAmIRequest {}, &token))
+        .await
+        .expect("recovered after the delay");
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
