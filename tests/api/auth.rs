@@ -564,3 +564,50 @@ async fn create_user_is_idempotent_and_audited(pool: PgPool) {
     assert_eq!(entries[0].target_id, user.user_id);
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_role_change_is_audited_and_ends_older_tokens(pool: PgPool) {
+    create_user(&pool, "admin.test", "admin", &[], None).await;
+    let agent_id = create_user(&pool, "moussa.kaba", "agent", &[], None).await;
+    let app = spawn_app(pool.clone()).await;
+    let admin = app.token("admin.test").await;
+    let before = app.token("moussa.kaba").await;
+    let updated = app
+        .auth_client()
+        .await
+        .update_user(authed(
+            UpdateUserRequest {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                user: Some(User {
+                    user_id: agent_id.to_string(),
+                    role: akig::proto::v1::Role::Supervisor as i32,
+                    ..Default::default()
+                }),
+                update_mask: mask(&["role"]),
+            },
+            &admin,
+        ))
+        .await
+        .expect("role change")
+        .into_inner()
+        .user
+        .expect("user");
+    assert_eq!(updated.role, akig::proto::v1::Role::Supervisor as i32);
+    let status = who_am_i(&app, &before)
+        .await
+        .expect_err("token of the old role");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let after = app.login("moussa.kaba").await;
+    assert!(after.permissions.contains(&"users.read".to_owned()));
+    let (from, to): (String, String) = sqlx::query_as(
+        "SELECT details->>'from', details->>'to' FROM audit_log
+         WHERE action = 'auth.role_change' AND target_id = $1",
+    )
+    .bind(agent_id.to_string())
+    .fetch_one(&pool)
+    .await
+    .expect("role change audited");
+    assert_eq!((from.as_str(), to.as_str()), ("agent", "supervisor"));
+    assert_eq!(audit_count(&pool, "auth.login", "ok").await, 3);
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
