@@ -97,6 +97,37 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub rate_limits: RateLimitArgs,
+
+    #[command(flatten)]
+    pub collections: CollectionsArgs,
+}
+
+/// Business rules of collections.
+#[derive(Debug, Clone, Args)]
+pub struct CollectionsArgs {
+    /// Upper bounds (days overdue) of the first three aging buckets; the fourth is beyond.
+    #[arg(
+        long,
+        env = "AKIG_AGING_BUCKETS",
+        value_delimiter = ',',
+        default_value = "30,60,90"
+    )]
+    pub aging_buckets: Vec<u32>,
+    /// A visit farther than this from the tenant's home (metres) is flagged.
+    #[arg(long, env = "AKIG_FAR_VISIT_METERS", default_value_t = 200.0)]
+    pub far_visit_meters: f64,
+    /// How far in the future a device clock may be, in seconds.
+    #[arg(long, env = "AKIG_MAX_CLOCK_SKEW_SECS", default_value_t = 300)]
+    pub max_clock_skew_secs: u64,
+    /// Oldest action accepted from a phone that was offline, in days.
+    #[arg(long, env = "AKIG_MAX_OFFLINE_DAYS", default_value_t = 30)]
+    pub max_offline_days: u64,
+    /// Latest promised date accepted, in days after the call or visit.
+    #[arg(long, env = "AKIG_PROMISE_HORIZON_DAYS", default_value_t = 90)]
+    pub promise_horizon_days: u32,
+    /// How long a request_id is remembered, in days (at least the offline bound).
+    #[arg(long, env = "AKIG_IDEMPOTENCY_TTL_DAYS", default_value_t = 30)]
+    pub idempotency_ttl_days: u64,
 }
 
 /// Token settings.
@@ -199,6 +230,30 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     pub auth: AuthConfig,
     pub rate_limits: RateLimitConfig,
+    pub collections: CollectionsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionsConfig {
+    pub aging_bounds: [u32; 3],
+    pub far_visit_meters: f64,
+    pub max_clock_skew: Duration,
+    pub max_offline_age: Duration,
+    pub promise_horizon_days: u32,
+    pub idempotency_ttl: Duration,
+}
+
+impl Default for CollectionsConfig {
+    fn default() -> Self {
+        Self {
+            aging_bounds: [30, 60, 90],
+            far_visit_meters: 200.0,
+            max_clock_skew: Duration::from_secs(300),
+            max_offline_age: Duration::from_secs(30 * 24 * 3600),
+            promise_horizon_days: 90,
+            idempotency_ttl: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -302,6 +357,7 @@ impl ServeArgs {
             log_format: self.log_format,
             auth: self.auth.parse()?,
             rate_limits: self.rate_limits.parse()?,
+            collections: self.collections.parse()?,
         })
     }
 }
@@ -353,6 +409,47 @@ impl AuthArgs {
             ));
         }
         Ok(config)
+    }
+}
+
+impl CollectionsArgs {
+    pub fn parse(&self) -> Result<CollectionsConfig, ConfigError> {
+        let aging_bounds: [u32; 3] = match self.aging_buckets.as_slice() {
+            &[a, b, c] if 0 < a && a < b && b < c => [a, b, c],
+            _ => {
+                return Err(ConfigError::new(
+                    "AKIG_AGING_BUCKETS",
+                    "three increasing day counts, e.g. 30,60,90",
+                ));
+            }
+        };
+        if !(self.far_visit_meters.is_finite() && self.far_visit_meters > 0.0) {
+            return Err(ConfigError::new(
+                "AKIG_FAR_VISIT_METERS",
+                "must be a positive distance",
+            ));
+        }
+        if self.max_offline_days == 0 || self.promise_horizon_days == 0 {
+            return Err(ConfigError::new(
+                "AKIG_MAX_OFFLINE_DAYS",
+                "offline and promise horizons must be at least one day",
+            ));
+        }
+        if self.idempotency_ttl_days < self.max_offline_days {
+            return Err(ConfigError::new(
+                "AKIG_IDEMPOTENCY_TTL_DAYS",
+                "must be at least AKIG_MAX_OFFLINE_DAYS: a phone back after days offline retries",
+            ));
+        }
+        let days = |d: u64| Duration::from_secs(d * 24 * 3600);
+        Ok(CollectionsConfig {
+            aging_bounds,
+            far_visit_meters: self.far_visit_meters,
+            max_clock_skew: Duration::from_secs(self.max_clock_skew_secs),
+            max_offline_age: days(self.max_offline_days),
+            promise_horizon_days: self.promise_horizon_days,
+            idempotency_ttl: days(self.idempotency_ttl_days),
+        })
     }
 }
 

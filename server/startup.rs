@@ -20,7 +20,7 @@ use tower_http::trace::TraceLayer;
 use crate::api::{self, SERVICE_NAMES};
 use crate::auth::layer::{AuthLayer, RolePermissions};
 use crate::cache::Cache;
-use crate::config::{AuthConfig, CorsOrigins, ServeConfig};
+use crate::config::{AuthConfig, CollectionsConfig, CorsOrigins, ServeConfig};
 use crate::idempotency::Idempotency;
 use crate::layers::{AdmissionLayer, DeadlineLayer, MethodCatalog, ObserveLayer, PanicToInternal};
 use crate::proto::v1::{
@@ -46,6 +46,7 @@ pub struct AppState {
     pub login_throttle: LoginThrottle,
     pub rate_limits: RateLimits,
     pub idempotency: Idempotency,
+    pub collections: CollectionsConfig,
 }
 
 /// Every descriptor set the server serves: ours, plus health and reflection.
@@ -90,7 +91,12 @@ impl Application {
         };
         let state = AppState {
             roles: RolePermissions::new(pool.clone(), cache.clone()),
-            idempotency: Idempotency::with_defaults(pool.clone()),
+            idempotency: Idempotency::new(
+                pool.clone(),
+                config.collections.idempotency_ttl,
+                crate::idempotency::DEFAULT_STALE_AFTER,
+            ),
+            collections: config.collections.clone(),
             login_throttle: LoginThrottle::default(),
             rate_limits: RateLimits::new(&config.rate_limits),
             auth: config.auth.clone(),
@@ -154,6 +160,11 @@ impl Application {
         background.spawn(state.cache.clone().run_link(shutdown.clone()));
         background.spawn(state.rate_limits.clone().run_purge(shutdown.clone()));
         background.spawn(state.login_throttle.clone().run_purge(shutdown.clone()));
+        background.spawn(crate::jobs::promises::run_promise_job(
+            state.pool.clone(),
+            shutdown.clone(),
+            crate::jobs::promises::DEFAULT_EVERY,
+        ));
         if let Some(listener) = metrics_listener {
             background.spawn(telemetry::serve_metrics(
                 listener,

@@ -15,6 +15,13 @@ pub enum ApiError {
     /// One or more request fields are invalid; each violation names its field path.
     #[error("invalid request: {}", describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
+    /// A field is invalid for a reason apps explain in their own words (an ErrorReason name),
+    /// e.g. a promised date in the past.
+    #[error("invalid request: {}", describe(.violations))]
+    InvalidArgumentBecause {
+        violations: Vec<FieldViolation>,
+        reason: &'static str,
+    },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -61,6 +68,17 @@ impl ApiError {
         Self::InvalidArgument(vec![FieldViolation::new(field, description)])
     }
 
+    pub fn invalid_because(
+        field: impl Into<String>,
+        description: impl Into<String>,
+        reason: &'static str,
+    ) -> Self {
+        Self::InvalidArgumentBecause {
+            violations: vec![FieldViolation::new(field, description)],
+            reason,
+        }
+    }
+
     pub fn permission_denied(message: impl Into<String>) -> Self {
         Self::PermissionDenied(message.into())
     }
@@ -79,6 +97,14 @@ impl From<ApiError> for Status {
                 for violation in violations {
                     details.add_bad_request_violation(violation.field, violation.description);
                 }
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            ApiError::InvalidArgumentBecause { violations, reason } => {
+                let mut details = ErrorDetails::new();
+                for violation in violations {
+                    details.add_bad_request_violation(violation.field, violation.description);
+                }
+                details.set_error_info(reason, ERROR_DOMAIN, []);
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
             ApiError::NotFound(_) => Status::not_found(message),
@@ -186,7 +212,10 @@ impl Violations {
     pub fn absorb<T>(&mut self, result: Result<T, ApiError>) -> Option<T> {
         match result {
             Ok(value) => Some(value),
-            Err(ApiError::InvalidArgument(violations)) => {
+            Err(
+                ApiError::InvalidArgument(violations)
+                | ApiError::InvalidArgumentBecause { violations, .. },
+            ) => {
                 self.0.extend(violations);
                 None
             }
@@ -225,6 +254,28 @@ mod tests {
             .map(|v| v.field)
             .collect();
         assert_eq!(fields, ["user.username", "user.phone"]);
+    }
+
+    #[test]
+    fn invalid_because_carries_the_reason() {
+        let status = Status::from(ApiError::invalid_because(
+            "promise.promised_date",
+            "is in the past",
+            "ERROR_REASON_PROMISE_DATE_IN_PAST",
+        ));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status.get_details_error_info().expect("reason").reason,
+            "ERROR_REASON_PROMISE_DATE_IN_PAST"
+        );
+        assert_eq!(
+            status
+                .get_details_bad_request()
+                .expect("field")
+                .field_violations[0]
+                .field,
+            "promise.promised_date"
+        );
     }
 
     #[test]

@@ -2,5 +2,10 @@
 //! integration tests against real PostgreSQL.
 
 pub mod audit;
+pub mod interactions;
+pub mod payments;
+pub mod promises;
 pub mod sessions;
+pub mod stats;
+pub mod tenants;
 pub mod users;

@@ -55,14 +55,14 @@ async fn server_starts_and_serves_with_redis_unreachable(pool: PgPool) {
 
 #[sqlx::test(migrations = "./migrations")]
 async fn unlanded_rpcs_answer_unimplemented(pool: PgPool) {
-    use akig::proto::v1::collections_service_client::CollectionsServiceClient;
+    use akig::proto::v1::dashboard_service_client::DashboardServiceClient;
     crate::helpers::create_user(&pool, "direction", "director", &[], None).await;
     let app = spawn_app(pool).await;
     let token = app.token("direction").await;
-    let mut client = CollectionsServiceClient::new(app.channel().await);
+    let mut client = DashboardServiceClient::new(app.channel().await);
     let status = client
-        .get_daily_stats(crate::helpers::authed(
-            akig::proto::v1::GetDailyStatsRequest::default(),
+        .get_summary(crate::helpers::authed(
+            akig::proto::v1::GetSummaryRequest::default(),
             &token,
         ))
         .await

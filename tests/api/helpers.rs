@@ -2,7 +2,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use akig::auth::tokens::TokenKeys;
-use akig::config::{AuthConfig, CorsOrigins, DatabaseConfig, LogFormat, RedisConfig, ServeConfig};
+use akig::config::{
+    AuthConfig, CollectionsConfig, CorsOrigins, DatabaseConfig, LogFormat, RedisConfig, ServeConfig,
+};
 use akig::ratelimit::{Limit, RateLimitConfig};
 use akig::startup::Application;
 use sqlx::PgPool;
@@ -70,6 +72,7 @@ pub fn test_config(connect_options: PgConnectOptions, redis: RedisMode) -> Serve
             stream_messages: limit(10_000, 10_000),
             trusted_proxies: Vec::new(),
         },
+        collections: CollectionsConfig::default(),
     }
 }
 

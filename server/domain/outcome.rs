@@ -1,0 +1,407 @@
+//! The closed vocabularies of collections — interaction kinds and outcomes, payment methods —
+//! with their database spellings (the `CHECK (... IN (...))` lists) and their proto enums, and
+//! the operator reference rule of payments.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::proto::v1 as pb;
+
+/// A proto enum value that is unset or unknown to this server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EnumValueError {
+    #[error("must be set")]
+    Unspecified,
+    #[error("is not a known value")]
+    Unknown,
+}
+
+/// A database value outside the column's check list (a bug or a newer schema).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct UnknownDbValue {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+macro_rules! db_enum {
+    ($name:ident, $kind:literal, [$($variant:ident => $db:literal),+ $(,)?]) => {
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The database spelling.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $db),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownDbValue;
+
+            /// Reads the database spelling.
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($db => Ok($name::$variant),)+
+                    _ => Err(UnknownDbValue { kind: $kind, value: s.to_owned() }),
+                }
+            }
+        }
+    };
+}
+
+/// Call or visit (`interactions.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InteractionKind {
+    Call,
+    Visit,
+}
+
+db_enum!(InteractionKind, "interaction kind", [Call => "call", Visit => "visit"]);
+
+impl InteractionKind {
+    pub fn to_proto(self) -> pb::InteractionKind {
+        match self {
+            InteractionKind::Call => pb::InteractionKind::Call,
+            InteractionKind::Visit => pb::InteractionKind::Visit,
+        }
+    }
+}
+
+/// What came out of a call or a visit (`interactions.outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InteractionOutcome {
+    NoAnswer,
+    WrongNumber,
+    PromiseMade,
+    Paid,
+    Refused,
+    Absent,
+    TenantMoved,
+    Dispute,
+    Other,
+}
+
+db_enum!(InteractionOutcome, "interaction outcome", [
+    NoAnswer => "no_answer",
+    WrongNumber => "wrong_number",
+    PromiseMade => "promise_made",
+    Paid => "paid",
+    Refused => "refused",
+    Absent => "absent",
+    TenantMoved => "tenant_moved",
+    Dispute => "dispute",
+    Other => "other",
+]);
+
+impl InteractionOutcome {
+    pub fn to_proto(self) -> pb::InteractionOutcome {
+        match self {
+            InteractionOutcome::NoAnswer => pb::InteractionOutcome::NoAnswer,
+            InteractionOutcome::WrongNumber => pb::InteractionOutcome::WrongNumber,
+            InteractionOutcome::PromiseMade => pb::InteractionOutcome::PromiseMade,
+            InteractionOutcome::Paid => pb::InteractionOutcome::Paid,
+            InteractionOutcome::Refused => pb::InteractionOutcome::Refused,
+            InteractionOutcome::Absent => pb::InteractionOutcome::Absent,
+            InteractionOutcome::TenantMoved => pb::InteractionOutcome::TenantMoved,
+            InteractionOutcome::Dispute => pb::InteractionOutcome::Dispute,
+            InteractionOutcome::Other => pb::InteractionOutcome::Other,
+        }
+    }
+}
+
+impl TryFrom<i32> for InteractionOutcome {
+    type Error = EnumValueError;
+
+    /// A request's `outcome`; UNSPECIFIED is refused.
+    fn try_from(value: i32) -> Result<Self, Self::Error> {
+        use pb::InteractionOutcome as P;
+        match P::try_from(value) {
+            Ok(P::Unspecified) => Err(EnumValueError::Unspecified),
+            Ok(P::NoAnswer) => Ok(Self::NoAnswer),
+            Ok(P::WrongNumber) => Ok(Self::WrongNumber),
+            Ok(P::PromiseMade) => Ok(Self::PromiseMade),
+            Ok(P::Paid) => Ok(Self::Paid),
+            Ok(P::Refused) => Ok(Self::Refused),
+            Ok(P::Absent) => Ok(Self::Absent),
+            Ok(P::TenantMoved) => Ok(Self::TenantMoved),
+            Ok(P::Dispute) => Ok(Self::Dispute),
+            Ok(P::Other) => Ok(Self::Other),
+            Err(_) => Err(EnumValueError::Unknown),
+        }
+    }
+}
+
+/// The outcome and the promise of a call or visit do not go together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OutcomePromiseMismatch {
+    /// Reported on `promise`.
+    #[error("is required when the outcome is INTERACTION_OUTCOME_PROMISE_MADE")]
+    PromiseMissing,
+    /// Reported on `promise` (or `outcome`).
+    #[error("is only allowed when the outcome is INTERACTION_OUTCOME_PROMISE_MADE")]
+    UnexpectedPromise,
+}
+
+/// PROMISE_MADE requires a promise, and a promise requires PROMISE_MADE.
+pub fn check_outcome_promise(
+    outcome: InteractionOutcome,
+    has_promise: bool,
+) -> Result<(), OutcomePromiseMismatch> {
+    match (outcome == InteractionOutcome::PromiseMade, has_promise) {
+        (true, false) => Err(OutcomePromiseMismatch::PromiseMissing),
+        (false, true) => Err(OutcomePromiseMismatch::UnexpectedPromise),
+        _ => Ok(()),
+    }
+}
+
+/// How money was paid (`payments.method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaymentMethod {
+    Cash,
+    OrangeMoney,
+    MtnMomo,
+    BankTransfer,
+}
+
+db_enum!(PaymentMethod, "payment method", [
+    Cash => "cash",
+    OrangeMoney => "orange_money",
+    MtnMomo => "mtn_momo",
+    BankTransfer => "bank_transfer",
+]);
+
+impl PaymentMethod {
+    pub fn to_proto(self) -> pb::PaymentMethod {
+        match self {
+            PaymentMethod::Cash => pb::PaymentMethod::Cash,
+            PaymentMethod::OrangeMoney => pb::PaymentMethod::OrangeMoney,
+            PaymentMethod::MtnMomo => pb::PaymentMethod::MtnMomo,
+            PaymentMethod::BankTransfer => pb::PaymentMethod::BankTransfer,
+        }
+    }
+
+    /// Mobile money and bank transfers leave an operator reference to check against; cash
+    /// does not.
+    pub fn requires_operator_reference(self) -> bool {
+        !matches!(self, PaymentMethod::Cash)
+    }
+}
+
+impl TryFrom<i32> for PaymentMethod {
+    type Error = EnumValueError;
+
+    /// A request's `method`; UNSPECIFIED is refused (as a filter, the caller treats 0 as
+    /// "any" before calling this).
+    fn try_from(value: i32) -> Result<Self, Self::Error> {
+        use pb::PaymentMethod as P;
+        match P::try_from(value) {
+            Ok(P::Unspecified) => Err(EnumValueError::Unspecified),
+            Ok(P::Cash) => Ok(Self::Cash),
+            Ok(P::OrangeMoney) => Ok(Self::OrangeMoney),
+            Ok(P::MtnMomo) => Ok(Self::MtnMomo),
+            Ok(P::BankTransfer) => Ok(Self::BankTransfer),
+            Err(_) => Err(EnumValueError::Unknown),
+        }
+    }
+}
+
+/// The longest operator reference accepted, in characters.
+pub const MAX_OPERATOR_REFERENCE_CHARS: usize = 64;
+
+/// An operator's transaction reference, e.g. `MP260112.1533.A12345`: trimmed, 1..=64
+/// printable ASCII characters (space included).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OperatorReference(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OperatorReferenceError {
+    #[error("is required for mobile money and bank transfers")]
+    Required,
+    #[error("must be at most 64 characters")]
+    TooLong,
+    #[error("must contain only printable ASCII characters")]
+    NotPrintableAscii,
+}
+
+impl OperatorReference {
+    /// The reference of a payment by `method`: blank means none, which only cash may have.
+    pub fn parse(method: PaymentMethod, raw: &str) -> Result<Option<Self>, OperatorReferenceError> {
+        let reference = raw.trim();
+        if reference.is_empty() {
+            return if method.requires_operator_reference() {
+                Err(OperatorReferenceError::Required)
+            } else {
+                Ok(None)
+            };
+        }
+        if !reference.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+            return Err(OperatorReferenceError::NotPrintableAscii);
+        }
+        // Only ASCII from here: bytes are characters.
+        if reference.len() > MAX_OPERATOR_REFERENCE_CHARS {
+            return Err(OperatorReferenceError::TooLong);
+        }
+        Ok(Some(Self(reference.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OperatorReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_match_the_database_and_the_proto() {
+        let spelled: Vec<&str> = InteractionOutcome::ALL.iter().map(|o| o.as_str()).collect();
+        assert_eq!(
+            spelled,
+            [
+                "no_answer",
+                "wrong_number",
+                "promise_made",
+                "paid",
+                "refused",
+                "absent",
+                "tenant_moved",
+                "dispute",
+                "other"
+            ]
+        );
+        for &outcome in InteractionOutcome::ALL {
+            assert_eq!(outcome.as_str().parse(), Ok(outcome));
+            assert_eq!(
+                InteractionOutcome::try_from(outcome.to_proto() as i32),
+                Ok(outcome)
+            );
+        }
+        assert_eq!(
+            InteractionOutcome::try_from(0),
+            Err(EnumValueError::Unspecified)
+        );
+        assert_eq!(
+            InteractionOutcome::try_from(10),
+            Err(EnumValueError::Unknown)
+        );
+        assert_eq!(
+            InteractionOutcome::try_from(-1),
+            Err(EnumValueError::Unknown)
+        );
+        assert_eq!(
+            "REFUSED".parse::<InteractionOutcome>(),
+            Err(UnknownDbValue {
+                kind: "interaction outcome",
+                value: "REFUSED".into()
+            })
+        );
+        assert_eq!(EnumValueError::Unspecified.to_string(), "must be set");
+    }
+
+    #[test]
+    fn kinds_match_the_database_and_the_proto() {
+        assert_eq!(InteractionKind::Call.as_str(), "call");
+        assert_eq!(InteractionKind::Visit.to_string(), "visit");
+        assert_eq!("visit".parse(), Ok(InteractionKind::Visit));
+        assert!("Visit".parse::<InteractionKind>().is_err());
+        assert_eq!(InteractionKind::Call.to_proto(), pb::InteractionKind::Call);
+        assert_eq!(
+            InteractionKind::Visit.to_proto(),
+            pb::InteractionKind::Visit
+        );
+    }
+
+    #[test]
+    fn methods_match_the_database_and_the_proto() {
+        let spelled: Vec<&str> = PaymentMethod::ALL.iter().map(|m| m.as_str()).collect();
+        assert_eq!(
+            spelled,
+            ["cash", "orange_money", "mtn_momo", "bank_transfer"]
+        );
+        for &method in PaymentMethod::ALL {
+            assert_eq!(method.as_str().parse(), Ok(method));
+            assert_eq!(
+                PaymentMethod::try_from(method.to_proto() as i32),
+                Ok(method)
+            );
+        }
+        assert_eq!(PaymentMethod::try_from(0), Err(EnumValueError::Unspecified));
+        assert_eq!(PaymentMethod::try_from(5), Err(EnumValueError::Unknown));
+        assert!(!PaymentMethod::Cash.requires_operator_reference());
+        assert!(PaymentMethod::OrangeMoney.requires_operator_reference());
+        assert!(PaymentMethod::MtnMomo.requires_operator_reference());
+        assert!(PaymentMethod::BankTransfer.requires_operator_reference());
+    }
+
+    #[test]
+    fn outcome_and_promise_go_together() {
+        use InteractionOutcome::*;
+        assert_eq!(check_outcome_promise(PromiseMade, true), Ok(()));
+        assert_eq!(
+            check_outcome_promise(PromiseMade, false),
+            Err(OutcomePromiseMismatch::PromiseMissing)
+        );
+        assert_eq!(
+            check_outcome_promise(Refused, true),
+            Err(OutcomePromiseMismatch::UnexpectedPromise)
+        );
+        assert_eq!(check_outcome_promise(NoAnswer, false), Ok(()));
+    }
+
+    #[test]
+    fn operator_reference_rule() {
+        let parse = OperatorReference::parse;
+        assert_eq!(parse(PaymentMethod::Cash, ""), Ok(None));
+        assert_eq!(parse(PaymentMethod::Cash, "   "), Ok(None));
+        for method in [
+            PaymentMethod::OrangeMoney,
+            PaymentMethod::MtnMomo,
+            PaymentMethod::BankTransfer,
+        ] {
+            assert_eq!(parse(method, " \t"), Err(OperatorReferenceError::Required));
+        }
+        let reference = parse(PaymentMethod::OrangeMoney, "  MP260112.1533.A12345 ")
+            .expect("valid")
+            .expect("present");
+        assert_eq!(reference.as_str(), "MP260112.1533.A12345");
+        assert_eq!(
+            parse(PaymentMethod::Cash, "REC 12/3")
+                .expect("valid")
+                .map(|r| r.to_string()),
+            Some("REC 12/3".to_owned())
+        );
+        let longest = "A".repeat(64);
+        assert!(parse(PaymentMethod::MtnMomo, &longest).is_ok());
+        assert_eq!(
+            parse(PaymentMethod::MtnMomo, &"A".repeat(65)),
+            Err(OperatorReferenceError::TooLong)
+        );
+        for bad in ["MP\u{0}1", "réf-1", "A\tB", "A\nB", "MP\u{7f}"] {
+            assert_eq!(
+                parse(PaymentMethod::BankTransfer, bad),
+                Err(OperatorReferenceError::NotPrintableAscii),
+                "{bad:?}"
+            );
+        }
+        // A long non-ASCII string is refused for its characters, not its length.
+        assert_eq!(
+            parse(PaymentMethod::OrangeMoney, &"é".repeat(40)),
+            Err(OperatorReferenceError::NotPrintableAscii)
+        );
+    }
+}

@@ -1,0 +1,265 @@
+//! SQL of calls and visits (`interactions`), the tenant and mission they refer to, and the
+//! score events and daily figures they earn their agent.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+/// The tenant of an action, locked for the action's transaction (`FOR NO KEY UPDATE`): calls,
+/// visits and payments of one tenant are written one after the other, so "the pending promise"
+/// and the balance cannot change under a writer's feet. Foreign keys to the tenant are not
+/// blocked by this lock.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantForAction {
+    pub id: Uuid,
+    pub site_id: Uuid,
+    pub active: bool,
+    pub home_latitude: Option<f64>,
+    pub home_longitude: Option<f64>,
+}
+
+pub async fn lock_tenant(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+) -> Result<Option<TenantForAction>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, site_id, active, home_latitude, home_longitude
+         FROM tenants WHERE id = $1 FOR NO KEY UPDATE",
+    )
+    .bind(tenant_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// A user named as the agent of an action.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AgentRow {
+    pub id: Uuid,
+    pub role_id: String,
+    pub disabled: bool,
+}
+
+pub async fn agent<'e>(
+    executor: impl PgExecutor<'e>,
+    user_id: Uuid,
+) -> Result<Option<AgentRow>, sqlx::Error> {
+    sqlx::query_as("SELECT id, role_id, disabled FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(executor)
+        .await
+}
+
+/// Whose mission it is, and for which tenant.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct MissionRef {
+    pub agent_id: Uuid,
+    pub tenant_id: Uuid,
+}
+
+pub async fn mission(
+    conn: &mut PgConnection,
+    mission_id: Uuid,
+) -> Result<Option<MissionRef>, sqlx::Error> {
+    sqlx::query_as("SELECT agent_id, tenant_id FROM missions WHERE id = $1")
+        .bind(mission_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// A call or visit to store. Distances and flags are the server's proof-of-presence verdict.
+#[derive(Debug, Clone)]
+pub struct NewInteraction<'a> {
+    /// `call` or `visit`.
+    pub kind: &'static str,
+    pub tenant_id: Uuid,
+    pub agent_id: Uuid,
+    pub outcome: &'static str,
+    pub notes: &'a str,
+    pub occurred_at: DateTime<Utc>,
+    pub mission_id: Option<Uuid>,
+    pub request_id: Uuid,
+    pub call_phone: Option<&'a str>,
+    pub call_duration_secs: Option<i32>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub accuracy_m: Option<f64>,
+    pub fix_time: Option<DateTime<Utc>>,
+    pub distance_to_tenant_m: Option<f64>,
+    pub is_far_from_tenant: bool,
+    pub is_mock_location: bool,
+}
+
+/// Inserts the interaction; `None` when one with the same request_id exists already (the
+/// request_id is stored for good: a retry long after its idempotency key expired finds it).
+pub async fn insert(
+    conn: &mut PgConnection,
+    new: &NewInteraction<'_>,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO interactions
+           (kind, tenant_id, agent_id, outcome, notes, occurred_at, received_at, mission_id,
+            request_id, call_phone, call_duration_secs, latitude, longitude, accuracy_m, fix_time,
+            distance_to_tenant_m, is_far_from_tenant, is_mock_location)
+         VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+         ON CONFLICT ON CONSTRAINT interactions_request_id_key DO NOTHING
+         RETURNING id",
+    )
+    .bind(new.kind)
+    .bind(new.tenant_id)
+    .bind(new.agent_id)
+    .bind(new.outcome)
+    .bind(new.notes)
+    .bind(new.occurred_at)
+    .bind(new.mission_id)
+    .bind(new.request_id)
+    .bind(new.call_phone)
+    .bind(new.call_duration_secs)
+    .bind(new.latitude)
+    .bind(new.longitude)
+    .bind(new.accuracy_m)
+    .bind(new.fix_time)
+    .bind(new.distance_to_tenant_m)
+    .bind(new.is_far_from_tenant)
+    .bind(new.is_mock_location)
+    .fetch_optional(conn)
+    .await
+}
+
+/// An interaction as the API shows it, with the names next to the ids, the promise made in it
+/// and the points it earned (its own score events and its promise's).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InteractionRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub tenant_id: Uuid,
+    pub tenant_name: String,
+    pub site_id: Uuid,
+    pub site_name: String,
+    pub unit_label: String,
+    pub agent_id: Uuid,
+    pub agent_name: String,
+    pub outcome: String,
+    pub notes: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub mission_id: Option<Uuid>,
+    pub promise_id: Option<Uuid>,
+    pub score_points: i64,
+    pub call_phone: Option<String>,
+    pub call_duration_secs: Option<i32>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub accuracy_m: Option<f64>,
+    pub fix_time: Option<DateTime<Utc>>,
+    pub distance_to_tenant_m: Option<f64>,
+    pub is_far_from_tenant: bool,
+    pub is_mock_location: bool,
+    pub request_id: Uuid,
+}
+
+const INTERACTION_SELECT: &str = "SELECT i.id, i.kind, i.tenant_id, t.full_name AS tenant_name,
+        t.site_id, s.name AS site_name, t.unit AS unit_label, i.agent_id,
+        a.full_name AS agent_name, i.outcome, i.notes, i.occurred_at, i.received_at, i.mission_id,
+        pr.id AS promise_id,
+        (SELECT coalesce(sum(se.points), 0)::bigint FROM score_events se
+          WHERE se.interaction_id = i.id OR (pr.id IS NOT NULL AND se.promise_id = pr.id))
+          AS score_points,
+        i.call_phone, i.call_duration_secs, i.latitude, i.longitude, i.accuracy_m, i.fix_time,
+        i.distance_to_tenant_m, i.is_far_from_tenant, i.is_mock_location, i.request_id
+    FROM interactions i
+    JOIN tenants t ON t.id = i.tenant_id
+    JOIN sites s ON s.id = t.site_id
+    JOIN users a ON a.id = i.agent_id
+    LEFT JOIN LATERAL (
+        SELECT p.id FROM promises p WHERE p.interaction_id = i.id ORDER BY p.created_at, p.id LIMIT 1
+    ) pr ON true";
+
+pub async fn get<'e>(
+    executor: impl PgExecutor<'e>,
+    interaction_id: Uuid,
+) -> Result<Option<InteractionRow>, sqlx::Error> {
+    sqlx::query_as(&format!("{INTERACTION_SELECT} WHERE i.id = $1"))
+        .bind(interaction_id)
+        .fetch_optional(executor)
+        .await
+}
+
+pub async fn by_request_id<'e>(
+    executor: impl PgExecutor<'e>,
+    request_id: Uuid,
+) -> Result<Option<InteractionRow>, sqlx::Error> {
+    sqlx::query_as(&format!("{INTERACTION_SELECT} WHERE i.request_id = $1"))
+        .bind(request_id)
+        .fetch_optional(executor)
+        .await
+}
+
+/// The score events of one call or visit and the daily counters it moves.
+#[derive(Debug, Clone)]
+pub struct InteractionScore {
+    pub agent_id: Uuid,
+    /// Africa/Conakry day of `occurred_at`.
+    pub day: NaiveDate,
+    pub occurred_at: DateTime<Utc>,
+    pub interaction_id: Uuid,
+    /// The promise made in it, if any (source of the `promise` event).
+    pub promise_id: Option<Uuid>,
+    /// (kind, points) of each event: `visit` and `refusal` come from the interaction, `promise`
+    /// from the promise.
+    pub events: Vec<(&'static str, i32)>,
+    pub calls: i32,
+    pub visits: i32,
+    pub promises: i32,
+    pub refusals: i32,
+}
+
+/// Writes the events (each source scores at most once per kind) and adds what was written,
+/// and the counters, to the agent's `agent_daily_scores` row of the day, in the caller's
+/// transaction. Answers the points written.
+pub async fn score(conn: &mut PgConnection, score: &InteractionScore) -> Result<i64, sqlx::Error> {
+    let mut points: i64 = 0;
+    for &(kind, event_points) in &score.events {
+        let (interaction_id, promise_id) = if kind == "promise" {
+            (None, score.promise_id)
+        } else {
+            (Some(score.interaction_id), None)
+        };
+        let written: Option<i32> = sqlx::query_scalar(
+            "INSERT INTO score_events (agent_id, day, kind, points, interaction_id, promise_id,
+                                       occurred_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT DO NOTHING
+             RETURNING points",
+        )
+        .bind(score.agent_id)
+        .bind(score.day)
+        .bind(kind)
+        .bind(event_points)
+        .bind(interaction_id)
+        .bind(promise_id)
+        .bind(score.occurred_at)
+        .fetch_optional(&mut *conn)
+        .await?;
+        points += i64::from(written.unwrap_or(0));
+    }
+    sqlx::query(
+        "INSERT INTO agent_daily_scores AS s (agent_id, day, score, calls, visits, promises, refusals)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (agent_id, day) DO UPDATE
+         SET score = s.score + EXCLUDED.score,
+             calls = s.calls + EXCLUDED.calls,
+             visits = s.visits + EXCLUDED.visits,
+             promises = s.promises + EXCLUDED.promises,
+             refusals = s.refusals + EXCLUDED.refusals",
+    )
+    .bind(score.agent_id)
+    .bind(score.day)
+    .bind(i32::try_from(points).unwrap_or(0))
+    .bind(score.calls)
+    .bind(score.visits)
+    .bind(score.promises)
+    .bind(score.refusals)
+    .execute(conn)
+    .await?;
+    Ok(points)
+}

@@ -1,0 +1,746 @@
+//! SQL of the money ledger: payments and reversals (append-only), their allocations to
+//! charges, receipt numbers, tenant credit, the promise a payment counts towards, and the
+//! score events of payments.
+//!
+//! Every write runs inside the caller's transaction, after [`lock_tenant`]: the tenant row
+//! lock serialises the payments and reversals of one tenant, so charges, credit and
+//! allocations are read and written by one transaction at a time. Locks are taken in this
+//! order: tenant, promise, operator reference, charges, receipt counter of the site.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use crate::auth::caller::Scope;
+
+/// Unique constraint on `payments.request_id`: the same phone action recorded twice.
+pub const REQUEST_ID_KEY: &str = "payments_request_id_key";
+/// Unique index on `payments.reverses_payment_id`: a payment reversed twice.
+pub const REVERSES_PAYMENT_KEY: &str = "payments_reverses_payment_id_key";
+
+/// The tenant row, locked for the rest of the transaction.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct LockedTenant {
+    pub tenant_id: Uuid,
+    pub site_id: Uuid,
+    pub credit_gnf: i64,
+}
+
+/// Locks the tenant row: two payments (or a payment and a reversal, or a call recording a
+/// promise) of one tenant then run one after the other. `FOR NO KEY UPDATE` is the lock an
+/// UPDATE of its non-key columns (credit_gnf) takes: it serialises every writer of the tenant
+/// but, unlike `FOR UPDATE`, lets rows that merely reference the tenant be inserted meanwhile.
+pub async fn lock_tenant(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+) -> Result<Option<LockedTenant>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id AS tenant_id, site_id, credit_gnf FROM tenants WHERE id = $1
+         FOR NO KEY UPDATE",
+    )
+    .bind(tenant_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// An open charge (amount_paid < amount_due) as the allocator needs it.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct OpenChargeRow {
+    pub id: i64,
+    pub period: NaiveDate,
+    pub due_date: NaiveDate,
+    pub amount_due_gnf: i64,
+    pub amount_paid_gnf: i64,
+}
+
+/// The tenant's open charges, oldest period first, locked.
+pub async fn open_charges(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+) -> Result<Vec<OpenChargeRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, period, due_date, amount_due_gnf, amount_paid_gnf
+         FROM charges
+         WHERE tenant_id = $1 AND amount_paid_gnf < amount_due_gnf
+         ORDER BY period, id
+         FOR UPDATE",
+    )
+    .bind(tenant_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// The user who collects a payment recorded for someone else.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Collector {
+    pub role_id: String,
+    pub disabled: bool,
+    pub site_ids: Vec<Uuid>,
+}
+
+pub async fn collector<'e>(
+    executor: impl PgExecutor<'e>,
+    user_id: Uuid,
+) -> Result<Option<Collector>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.role_id, u.disabled,
+                coalesce(array_agg(us.site_id) FILTER (WHERE us.site_id IS NOT NULL), '{}')
+                    AS site_ids
+         FROM users u LEFT JOIN user_sites us ON us.user_id = u.id
+         WHERE u.id = $1
+         GROUP BY u.id",
+    )
+    .bind(user_id)
+    .fetch_optional(executor)
+    .await
+}
+
+/// The role of a user (to know whether a payment scores: only agents score).
+pub async fn role_of(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT role_id FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// A call or visit a payment names: whose tenant it is, and which kind it is.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Reference {
+    pub tenant_id: Uuid,
+    pub kind: String,
+}
+
+pub async fn interaction(
+    conn: &mut PgConnection,
+    interaction_id: Uuid,
+) -> Result<Option<Reference>, sqlx::Error> {
+    sqlx::query_as("SELECT tenant_id, kind FROM interactions WHERE id = $1")
+        .bind(interaction_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The tenant a mission is for.
+pub async fn mission_tenant(
+    conn: &mut PgConnection,
+    mission_id: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT tenant_id FROM missions WHERE id = $1")
+        .bind(mission_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Serialises the payments that carry one operator reference (whatever their tenant), so the
+/// duplicate check below cannot race. Released at the end of the transaction.
+pub async fn lock_operator_reference(
+    conn: &mut PgConnection,
+    method: &str,
+    reference: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!(
+            "akig.payments.operator_reference\n{method}\n{reference}"
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether a payment (not reversed) already carries this method and operator reference.
+pub async fn operator_reference_used(
+    conn: &mut PgConnection,
+    method: &str,
+    reference: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (
+             SELECT 1 FROM payments p
+             WHERE p.operator_reference = $2 AND p.method = $1 AND p.kind = 'payment'
+               AND NOT EXISTS (SELECT 1 FROM payments r WHERE r.reverses_payment_id = p.id))",
+    )
+    .bind(method)
+    .bind(reference)
+    .fetch_one(conn)
+    .await
+}
+
+/// What a stored entry was recorded from, to tell a late retry from a reuse of its id.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredRequest {
+    pub id: Uuid,
+    pub kind: String,
+    pub tenant_id: Uuid,
+    pub amount_gnf: i64,
+    pub method: String,
+    pub operator_reference: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub agent_id: Uuid,
+    pub reverses_payment_id: Option<Uuid>,
+}
+
+/// The entry recorded with this client request_id, if any (kept for good).
+pub async fn by_request_id(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+) -> Result<Option<StoredRequest>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, kind, tenant_id, amount_gnf, method, operator_reference, occurred_at,
+                agent_id, reverses_payment_id
+         FROM payments WHERE request_id = $1",
+    )
+    .bind(request_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Takes the next receipt number of the site for `year` (`KAL-2026-000123`). The counter row
+/// is incremented in the caller's transaction: a rollback gives the number back.
+pub async fn next_receipt_number(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    year: i32,
+) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("SELECT next_receipt_number($1, $2)")
+        .bind(site_id)
+        .bind(year)
+        .fetch_one(conn)
+        .await
+}
+
+/// A ledger row to insert: a payment, or a reversal (`reverses_payment_id` and `reason` set).
+#[derive(Debug, Clone)]
+pub struct NewEntry<'a> {
+    pub tenant_id: Uuid,
+    pub site_id: Uuid,
+    pub reverses_payment_id: Option<Uuid>,
+    pub amount_gnf: i64,
+    pub method: &'a str,
+    pub operator_reference: Option<&'a str>,
+    pub payer_phone: Option<&'a str>,
+    pub receipt_number: &'a str,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub agent_id: Uuid,
+    pub recorded_by: Option<Uuid>,
+    pub interaction_id: Option<Uuid>,
+    pub promise_id: Option<Uuid>,
+    pub mission_id: Option<Uuid>,
+    pub notes: &'a str,
+    pub reason: Option<&'a str>,
+    pub credit_gnf: i64,
+    pub request_id: Uuid,
+}
+
+pub async fn insert_entry(
+    conn: &mut PgConnection,
+    entry: &NewEntry<'_>,
+) -> Result<Uuid, sqlx::Error> {
+    let kind = if entry.reverses_payment_id.is_some() {
+        "reversal"
+    } else {
+        "payment"
+    };
+    sqlx::query_scalar(
+        "INSERT INTO payments
+           (tenant_id, site_id, kind, amount_gnf, method, operator_reference, payer_phone,
+            receipt_number, occurred_at, received_at, agent_id, recorded_by, interaction_id,
+            promise_id, mission_id, notes, reverses_payment_id, reason, credit_gnf, request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                 $18, $19, $20)
+         RETURNING id",
+    )
+    .bind(entry.tenant_id)
+    .bind(entry.site_id)
+    .bind(kind)
+    .bind(entry.amount_gnf)
+    .bind(entry.method)
+    .bind(entry.operator_reference)
+    .bind(entry.payer_phone)
+    .bind(entry.receipt_number)
+    .bind(entry.occurred_at)
+    .bind(entry.received_at)
+    .bind(entry.agent_id)
+    .bind(entry.recorded_by)
+    .bind(entry.interaction_id)
+    .bind(entry.promise_id)
+    .bind(entry.mission_id)
+    .bind(entry.notes)
+    .bind(entry.reverses_payment_id)
+    .bind(entry.reason)
+    .bind(entry.credit_gnf)
+    .bind(entry.request_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// Writes one allocation row (negative for a reversal) and moves the charge's paid amount by
+/// the same amount; `paid_in_full_at` is set to `paid_at` when the charge becomes fully paid
+/// and cleared when it reopens. Answers the outstanding amount after the change.
+pub async fn allocate(
+    conn: &mut PgConnection,
+    payment_id: Uuid,
+    charge_id: i64,
+    amount_gnf: i64,
+    paid_at: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO payment_allocations (payment_id, charge_id, amount_gnf) VALUES ($1, $2, $3)",
+    )
+    .bind(payment_id)
+    .bind(charge_id)
+    .bind(amount_gnf)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_scalar(
+        "UPDATE charges
+         SET amount_paid_gnf = amount_paid_gnf + $2,
+             paid_in_full_at = CASE WHEN amount_paid_gnf + $2 = amount_due_gnf
+                                    THEN coalesce(paid_in_full_at, $3) END
+         WHERE id = $1
+         RETURNING amount_due_gnf - amount_paid_gnf",
+    )
+    .bind(charge_id)
+    .bind(amount_gnf)
+    .bind(paid_at)
+    .fetch_one(conn)
+    .await
+}
+
+/// Moves the tenant's credit by `delta` (the `tenants_credit_nonnegative` check guards it).
+pub async fn add_credit(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    delta: i64,
+) -> Result<(), sqlx::Error> {
+    if delta != 0 {
+        sqlx::query("UPDATE tenants SET credit_gnf = credit_gnf + $2 WHERE id = $1")
+            .bind(tenant_id)
+            .bind(delta)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A score event of a payment or a reversal, and the agent's daily figures moved with it.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreEvent {
+    pub agent_id: Uuid,
+    /// Africa/Conakry day of `occurred_at`.
+    pub day: NaiveDate,
+    /// `payment` or `payment_reversal`.
+    pub kind: &'static str,
+    pub points: i32,
+    pub payment_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    /// Added to the day's `payments_count` / `payments_gnf` (a payment: 1 and its amount).
+    pub payments_count: i32,
+    pub payments_gnf: i64,
+}
+
+/// Writes the event (at most once per kind and payment) and adds it to `agent_daily_scores`
+/// in the same transaction. Answers whether it was written.
+pub async fn score(conn: &mut PgConnection, event: &ScoreEvent) -> Result<bool, sqlx::Error> {
+    let written = sqlx::query(
+        "INSERT INTO score_events (agent_id, day, kind, points, payment_id, occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (kind, payment_id) WHERE payment_id IS NOT NULL DO NOTHING",
+    )
+    .bind(event.agent_id)
+    .bind(event.day)
+    .bind(event.kind)
+    .bind(event.points)
+    .bind(event.payment_id)
+    .bind(event.occurred_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if written {
+        sqlx::query(
+            "INSERT INTO agent_daily_scores AS s (agent_id, day, score, payments_count, payments_gnf)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (agent_id, day) DO UPDATE
+             SET score = s.score + EXCLUDED.score,
+                 payments_count = s.payments_count + EXCLUDED.payments_count,
+                 payments_gnf = s.payments_gnf + EXCLUDED.payments_gnf",
+        )
+        .bind(event.agent_id)
+        .bind(event.day)
+        .bind(event.points)
+        .bind(event.payments_count)
+        .bind(event.payments_gnf)
+        .execute(conn)
+        .await?;
+    }
+    Ok(written)
+}
+
+/// The points an entry earned (or took back) its agent: the sum of its score events.
+pub async fn points_of(conn: &mut PgConnection, payment_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(points), 0)::bigint FROM score_events WHERE payment_id = $1",
+    )
+    .bind(payment_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// A payment's allocations (charge, amount > 0), in the order they were written (FIFO).
+pub async fn allocations_of_payment(
+    conn: &mut PgConnection,
+    payment_id: Uuid,
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT charge_id, amount_gnf FROM payment_allocations WHERE payment_id = $1 ORDER BY id",
+    )
+    .bind(payment_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Outstanding on charges already due (due date on or before `today`) and the credit.
+pub async fn balance(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    today: NaiveDate,
+) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT coalesce((SELECT sum(amount_due_gnf - amount_paid_gnf) FROM charges
+                          WHERE tenant_id = t.id AND amount_paid_gnf < amount_due_gnf
+                            AND due_date <= $2), 0)::bigint,
+                t.credit_gnf
+         FROM tenants t WHERE t.id = $1",
+    )
+    .bind(tenant_id)
+    .bind(today)
+    .fetch_one(conn)
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Promises
+
+/// A promise as a payment sees it: whether the payment counts towards it, and its status.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PromiseState {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub status: String,
+    pub amount_gnf: i64,
+    pub promised_date: NaiveDate,
+    pub covered_gnf: i64,
+    /// When it was made: the call or visit's occurred_at, else when it was stored.
+    pub made_at: DateTime<Utc>,
+}
+
+const PROMISE_STATE: &str = "SELECT p.id, p.tenant_id, p.status, p.amount_gnf, p.promised_date,
+        p.covered_gnf, coalesce(i.occurred_at, p.created_at) AS made_at
+    FROM promises p LEFT JOIN interactions i ON i.id = p.interaction_id";
+
+/// One promise, locked.
+pub async fn promise_state(
+    conn: &mut PgConnection,
+    promise_id: Uuid,
+) -> Result<Option<PromiseState>, sqlx::Error> {
+    sqlx::query_as(&format!("{PROMISE_STATE} WHERE p.id = $1 FOR UPDATE OF p"))
+        .bind(promise_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The tenant's pending promise (at most one; the newest if the data says otherwise), locked.
+pub async fn pending_promise(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+) -> Result<Option<PromiseState>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "{PROMISE_STATE} WHERE p.tenant_id = $1 AND p.status = 'pending'
+         ORDER BY p.created_at DESC, p.id DESC LIMIT 1 FOR UPDATE OF p"
+    ))
+    .bind(tenant_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// What the tenant's payments made on or before the promise's date (Africa/Conakry days)
+/// have paid towards it, net of reversals: the ledger's answer (`promise_payments`), the one
+/// every reader of promises uses.
+pub async fn promise_paid_by_date(
+    conn: &mut PgConnection,
+    promise_id: Uuid,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT paid_by_date_gnf FROM promise_payments($1)")
+        .bind(promise_id)
+        .fetch_one(conn)
+        .await
+}
+
+/// Stores a promise's coverage and status; `status_changed_at` is set when the status
+/// changes to a final one, cleared when it goes back to pending.
+pub async fn set_promise_progress(
+    conn: &mut PgConnection,
+    promise_id: Uuid,
+    covered_gnf: i64,
+    status: &str,
+    status_changed: bool,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE promises
+         SET covered_gnf = $2, status = $3,
+             status_changed_at = CASE WHEN NOT $4 THEN status_changed_at
+                                      WHEN $3 = 'pending' THEN NULL
+                                      ELSE $5 END
+         WHERE id = $1",
+    )
+    .bind(promise_id)
+    .bind(covered_gnf)
+    .bind(status)
+    .bind(status_changed)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A status change made by the server (kept, partially kept, broken), for the timeline.
+pub async fn insert_promise_event(
+    conn: &mut PgConnection,
+    promise_id: Uuid,
+    kind: &str,
+    occurred_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO promise_events (promise_id, kind, occurred_at, received_at)
+         VALUES ($1, $2, $3, $3)",
+    )
+    .bind(promise_id)
+    .bind(kind)
+    .bind(occurred_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+/// A ledger entry with the names the API shows next to it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PaymentRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub receipt_number: String,
+    pub tenant_id: Uuid,
+    pub tenant_name: String,
+    pub site_id: Uuid,
+    pub site_name: String,
+    pub unit_label: String,
+    pub amount_gnf: i64,
+    pub method: String,
+    pub operator_reference: Option<String>,
+    pub payer_phone: Option<String>,
+    pub agent_id: Uuid,
+    pub agent_name: String,
+    pub recorded_by: Option<Uuid>,
+    pub recorded_by_name: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub interaction_id: Option<Uuid>,
+    pub promise_id: Option<Uuid>,
+    pub mission_id: Option<Uuid>,
+    pub notes: String,
+    pub credit_gnf: i64,
+    pub reverses_payment_id: Option<Uuid>,
+    pub reason: Option<String>,
+    /// For a payment: the reversal entry that cancels it, if any.
+    pub reversal_id: Option<Uuid>,
+    /// Who collected the money: the agent of a payment, or of the payment a reversal cancels.
+    pub collector_id: Uuid,
+}
+
+const PAYMENT_SELECT: &str = "SELECT p.id, p.kind, p.receipt_number, p.tenant_id,
+        t.full_name AS tenant_name, p.site_id, s.name AS site_name, t.unit AS unit_label,
+        p.amount_gnf, p.method, p.operator_reference, p.payer_phone, p.agent_id,
+        a.full_name AS agent_name, p.recorded_by, rb.full_name AS recorded_by_name,
+        p.occurred_at, p.received_at, p.interaction_id, p.promise_id, p.mission_id, p.notes,
+        p.credit_gnf, p.reverses_payment_id, p.reason, rv.id AS reversal_id,
+        coalesce(o.agent_id, p.agent_id) AS collector_id
+    FROM payments p
+    JOIN tenants t ON t.id = p.tenant_id
+    JOIN sites s ON s.id = p.site_id
+    JOIN users a ON a.id = p.agent_id
+    LEFT JOIN users rb ON rb.id = p.recorded_by
+    LEFT JOIN payments rv ON rv.reverses_payment_id = p.id
+    LEFT JOIN payments o ON o.id = p.reverses_payment_id";
+
+pub async fn get<'e>(
+    executor: impl PgExecutor<'e>,
+    payment_id: Uuid,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
+    sqlx::query_as(&format!("{PAYMENT_SELECT} WHERE p.id = $1"))
+        .bind(payment_id)
+        .fetch_optional(executor)
+        .await
+}
+
+/// One allocation row of an entry, with the charge's month and what remained on it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AllocationRow {
+    pub payment_id: Uuid,
+    pub charge_id: i64,
+    pub period: NaiveDate,
+    pub amount_gnf: i64,
+    /// Outstanding on the charge right after this row (allocation rows of one tenant are
+    /// written under the tenant lock, so their ids are in the order they applied).
+    pub outstanding_after_gnf: i64,
+}
+
+/// The allocations of `payment_ids`, per entry oldest charge first.
+pub async fn allocations<'e>(
+    executor: impl PgExecutor<'e>,
+    payment_ids: &[Uuid],
+) -> Result<Vec<AllocationRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT a.payment_id, a.charge_id, c.period, a.amount_gnf,
+                c.amount_due_gnf - (SELECT coalesce(sum(b.amount_gnf), 0) FROM payment_allocations b
+                                    WHERE b.charge_id = a.charge_id AND b.id <= a.id)::bigint
+                    AS outstanding_after_gnf
+         FROM payment_allocations a JOIN charges c ON c.id = a.charge_id
+         WHERE a.payment_id = ANY($1)
+         ORDER BY a.payment_id, c.period, a.charge_id",
+    )
+    .bind(payment_ids)
+    .fetch_all(executor)
+    .await
+}
+
+/// Filters of ListPayments (all optional, combined with AND).
+#[derive(Debug, Clone, Default)]
+pub struct PaymentFilter {
+    pub site_ids: Vec<Uuid>,
+    /// Money collected by this agent (reversals of their payments included).
+    pub agent_id: Option<Uuid>,
+    pub tenant_id: Option<Uuid>,
+    pub occurred_from: Option<DateTime<Utc>>,
+    pub occurred_before: Option<DateTime<Utc>>,
+    pub method: Option<&'static str>,
+    pub kind: Option<&'static str>,
+    pub receipt_number: Option<String>,
+    pub operator_reference: Option<String>,
+}
+
+/// Keyset position: entries strictly after it in (occurred_at DESC, id DESC) order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub occurred_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// What a caller may see of the ledger: the sites of their scope; an agent only the money
+/// they collected.
+fn push_scope(query: &mut QueryBuilder<'_, Postgres>, scope: &Scope) {
+    match scope {
+        Scope::Company => {}
+        Scope::Sites(sites)
+        | Scope::Team {
+            site_ids: sites, ..
+        } => {
+            query
+                .push(" AND p.site_id = ANY(")
+                .push_bind(sites.to_vec())
+                .push(")");
+        }
+        Scope::Own { agent_id, .. } => {
+            query
+                .push(" AND coalesce(o.agent_id, p.agent_id) = ")
+                .push_bind(*agent_id);
+        }
+    }
+}
+
+fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &PaymentFilter, scope: &Scope) {
+    query.push(" WHERE TRUE");
+    push_scope(query, scope);
+    if !filter.site_ids.is_empty() {
+        query
+            .push(" AND p.site_id = ANY(")
+            .push_bind(filter.site_ids.clone())
+            .push(")");
+    }
+    if let Some(agent) = filter.agent_id {
+        query
+            .push(" AND coalesce(o.agent_id, p.agent_id) = ")
+            .push_bind(agent);
+    }
+    if let Some(tenant) = filter.tenant_id {
+        query.push(" AND p.tenant_id = ").push_bind(tenant);
+    }
+    if let Some(from) = filter.occurred_from {
+        query.push(" AND p.occurred_at >= ").push_bind(from);
+    }
+    if let Some(before) = filter.occurred_before {
+        query.push(" AND p.occurred_at < ").push_bind(before);
+    }
+    if let Some(method) = filter.method {
+        query.push(" AND p.method = ").push_bind(method);
+    }
+    if let Some(kind) = filter.kind {
+        query.push(" AND p.kind = ").push_bind(kind);
+    }
+    if let Some(receipt) = &filter.receipt_number {
+        query
+            .push(" AND p.receipt_number = ")
+            .push_bind(receipt.clone());
+    }
+    if let Some(reference) = &filter.operator_reference {
+        query
+            .push(" AND p.operator_reference = ")
+            .push_bind(reference.clone());
+    }
+}
+
+/// One page, newest occurred_at first (ties: larger id first).
+pub async fn list(
+    pool: &PgPool,
+    filter: &PaymentFilter,
+    scope: &Scope,
+    after: Option<Cursor>,
+    limit: i64,
+) -> Result<Vec<PaymentRow>, sqlx::Error> {
+    let mut query = QueryBuilder::new(PAYMENT_SELECT);
+    push_filter(&mut query, filter, scope);
+    if let Some(cursor) = after {
+        query
+            .push(" AND (p.occurred_at, p.id) < (")
+            .push_bind(cursor.occurred_at)
+            .push(", ")
+            .push_bind(cursor.id)
+            .push(")");
+    }
+    query
+        .push(" ORDER BY p.occurred_at DESC, p.id DESC LIMIT ")
+        .push_bind(limit);
+    query.build_query_as().fetch_all(pool).await
+}
+
+/// Number of matching entries and the sum of their amounts, reversals negative.
+pub async fn totals(
+    pool: &PgPool,
+    filter: &PaymentFilter,
+    scope: &Scope,
+) -> Result<(i64, i64), sqlx::Error> {
+    let mut query = QueryBuilder::new(
+        "SELECT count(*),
+                coalesce(sum(CASE WHEN p.kind = 'reversal' THEN -p.amount_gnf
+                                  ELSE p.amount_gnf END), 0)::bigint
+         FROM payments p LEFT JOIN payments o ON o.id = p.reverses_payment_id",
+    );
+    push_filter(&mut query, filter, scope);
+    query.build_query_as().fetch_one(pool).await
+}

@@ -1,0 +1,495 @@
+//! SQL of promises to pay: creation (superseding the tenant's pending one), reschedules,
+//! cancellations, settlement of due promises, and the promise list.
+//!
+//! What a promise has been paid comes from the ledger through `promise_payments(id)` (see
+//! `migrations/20261126000013_interactions.sql`); the status shown is derived from it on the
+//! day of the read by `promise_derived_status(..)`, the SQL twin of
+//! `domain::promise::PromiseProgress::status_on`, so a due promise reads kept, partially kept
+//! or broken before the settlement job has stored it.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+/// The reason stored on a promise replaced by a newer one of the same tenant.
+pub const SUPERSEDED: &str = "superseded";
+
+/// A promise to store, made in the call or visit `interaction_id`.
+#[derive(Debug, Clone, Copy)]
+pub struct NewPromise {
+    pub tenant_id: Uuid,
+    pub agent_id: Uuid,
+    pub interaction_id: Uuid,
+    pub amount_gnf: i64,
+    pub promised_date: NaiveDate,
+    /// Stored already cancelled as superseded: the tenant has a newer promise (an offline
+    /// phone synced an older one late).
+    pub superseded: bool,
+}
+
+pub async fn insert(conn: &mut PgConnection, new: &NewPromise) -> Result<Uuid, sqlx::Error> {
+    let id: Uuid = sqlx::query_scalar(
+        "INSERT INTO promises (tenant_id, agent_id, interaction_id, amount_gnf, promised_date,
+                               status, cancel_reason, status_changed_at)
+         VALUES ($1, $2, $3, $4, $5,
+                 CASE WHEN $6 THEN 'cancelled' ELSE 'pending' END,
+                 CASE WHEN $6 THEN $7 END,
+                 CASE WHEN $6 THEN now() END)
+         RETURNING id",
+    )
+    .bind(new.tenant_id)
+    .bind(new.agent_id)
+    .bind(new.interaction_id)
+    .bind(new.amount_gnf)
+    .bind(new.promised_date)
+    .bind(new.superseded)
+    .bind(SUPERSEDED)
+    .fetch_one(&mut *conn)
+    .await?;
+    if new.superseded {
+        insert_event(conn, id, "cancelled", None, None, Some(SUPERSEDED), None).await?;
+    }
+    Ok(id)
+}
+
+/// When the tenant's latest promise was made (its call or visit's occurred_at), whatever its
+/// status.
+pub async fn latest_made_at(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT max(coalesce(i.occurred_at, p.created_at))
+         FROM promises p LEFT JOIN interactions i ON i.id = p.interaction_id
+         WHERE p.tenant_id = $1",
+    )
+    .bind(tenant_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// A stored-pending promise with what the ledger says about it, locked.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct PendingPromise {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub amount_gnf: i64,
+    pub promised_date: NaiveDate,
+    pub paid_by_date_gnf: i64,
+}
+
+const PENDING_SELECT: &str = "SELECT p.id, p.tenant_id, p.amount_gnf, p.promised_date,
+        pp.paid_by_date_gnf
+    FROM promises p CROSS JOIN LATERAL promise_payments(p.id) pp";
+
+/// The tenant's pending promises (normally at most one), locked.
+pub async fn pending_of_tenant(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+) -> Result<Vec<PendingPromise>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "{PENDING_SELECT} WHERE p.tenant_id = $1 AND p.status = 'pending'
+         ORDER BY p.created_at, p.id FOR UPDATE OF p"
+    ))
+    .bind(tenant_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Pending promises whose status is final on `today`: their date has passed, or the payments
+/// made by their date cover them. Locked, oldest date first.
+pub async fn due_for_settlement(
+    conn: &mut PgConnection,
+    today: NaiveDate,
+) -> Result<Vec<PendingPromise>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "{PENDING_SELECT} WHERE p.status = 'pending'
+           AND (p.promised_date < $1 OR pp.paid_by_date_gnf >= p.amount_gnf)
+         ORDER BY p.promised_date, p.id FOR UPDATE OF p"
+    ))
+    .bind(today)
+    .fetch_all(conn)
+    .await
+}
+
+/// Stores the final status the payments gave a pending promise (`kept`, `partially_kept`,
+/// `broken`), what was paid by its date, and the timeline event. Answers false (and writes
+/// nothing) when the promise is no longer pending.
+pub async fn settle(
+    conn: &mut PgConnection,
+    promise_id: Uuid,
+    status: &'static str,
+    covered_gnf: i64,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE promises SET status = $2, covered_gnf = greatest($3, 0), status_changed_at = $4
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(promise_id)
+    .bind(status)
+    .bind(covered_gnf)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if updated {
+        insert_event(conn, promise_id, status, Some(at), None, None, None).await?;
+    }
+    Ok(updated)
+}
+
+/// Cancels a pending promise: by a user (`actor`, with the device time of the decision), or
+/// by the server when a newer promise supersedes it (`actor` None). Answers false when the
+/// promise is no longer pending.
+pub async fn cancel(
+    conn: &mut PgConnection,
+    promise_id: Uuid,
+    reason: &str,
+    actor: Option<Uuid>,
+    occurred_at: Option<DateTime<Utc>>,
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE promises SET status = 'cancelled', cancel_reason = $2, status_changed_at = now()
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(promise_id)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if updated {
+        insert_event(
+            conn,
+            promise_id,
+            "cancelled",
+            occurred_at,
+            actor,
+            Some(reason),
+            None,
+        )
+        .await?;
+    }
+    Ok(updated)
+}
+
+/// A change of date and/or amount of a pending promise.
+#[derive(Debug, Clone, Copy)]
+pub struct Reschedule<'a> {
+    pub promise_id: Uuid,
+    /// A new promised date (different from the current one): counts as a reschedule.
+    pub promised_date: Option<NaiveDate>,
+    pub amount_gnf: Option<i64>,
+    pub reason: &'a str,
+    pub actor: Uuid,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Applies the change and writes the `rescheduled` event (with the date before it when the
+/// date changes). The first promised date is kept in `original_promised_date`.
+pub async fn reschedule(
+    conn: &mut PgConnection,
+    change: &Reschedule<'_>,
+) -> Result<(), sqlx::Error> {
+    let previous: Option<NaiveDate> = sqlx::query_scalar(
+        "UPDATE promises p
+         SET original_promised_date = CASE WHEN $2::date IS NULL THEN p.original_promised_date
+                 ELSE coalesce(p.original_promised_date, p.rescheduled_from, p.promised_date) END,
+             rescheduled_from = CASE WHEN $2::date IS NULL THEN p.rescheduled_from
+                                     ELSE p.promised_date END,
+             reschedule_count = p.reschedule_count + CASE WHEN $2::date IS NULL THEN 0 ELSE 1 END,
+             promised_date = coalesce($2::date, p.promised_date),
+             amount_gnf = coalesce($3::bigint, p.amount_gnf),
+             reschedule_reason = $4
+         FROM promises old
+         WHERE p.id = $1 AND old.id = p.id AND p.status = 'pending'
+         RETURNING old.promised_date",
+    )
+    .bind(change.promise_id)
+    .bind(change.promised_date)
+    .bind(change.amount_gnf)
+    .bind(change.reason)
+    .fetch_optional(&mut *conn)
+    .await?;
+    insert_event(
+        conn,
+        change.promise_id,
+        "rescheduled",
+        Some(change.occurred_at),
+        Some(change.actor),
+        Some(change.reason),
+        change.promised_date.and(previous),
+    )
+    .await
+}
+
+async fn insert_event(
+    conn: &mut PgConnection,
+    promise_id: Uuid,
+    kind: &str,
+    occurred_at: Option<DateTime<Utc>>,
+    actor: Option<Uuid>,
+    reason: Option<&str>,
+    previous_promised_date: Option<NaiveDate>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO promise_events (promise_id, kind, occurred_at, actor_id, reason,
+                                     previous_promised_date)
+         VALUES ($1, $2, coalesce($3, now()), $4, $5, $6)",
+    )
+    .bind(promise_id)
+    .bind(kind)
+    .bind(occurred_at)
+    .bind(actor)
+    .bind(reason)
+    .bind(previous_promised_date)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A promise as the API shows it, with its status as of the day of the read.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PromiseView {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub tenant_name: String,
+    pub site_id: Uuid,
+    pub site_name: String,
+    pub unit_label: String,
+    pub agent_id: Uuid,
+    pub agent_name: String,
+    pub amount_gnf: i64,
+    pub promised_date: NaiveDate,
+    /// The stored status (`pending` until the job or a payment settles it).
+    pub stored_status: String,
+    /// The status derived from the ledger on the day of the read.
+    pub status: String,
+    /// Paid since the promise was made (all dates).
+    pub paid_gnf: i64,
+    pub interaction_id: Option<Uuid>,
+    pub made_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub original_promised_date: NaiveDate,
+    pub reschedule_count: i32,
+    pub last_change_reason: Option<String>,
+    pub status_changed_at: Option<DateTime<Utc>>,
+}
+
+/// Pushes the SELECT of [`PromiseView`] with statuses derived on `today`, up to its FROM
+/// clause included; the caller adds the WHERE.
+fn push_view<'a>(query: &mut QueryBuilder<'a, Postgres>, today: NaiveDate) {
+    query.push(
+        "SELECT p.id, p.tenant_id, t.full_name AS tenant_name, t.site_id,
+            s.name AS site_name, t.unit AS unit_label, p.agent_id, a.full_name AS agent_name,
+            p.amount_gnf, p.promised_date, p.status AS stored_status,
+            promise_derived_status(p.status, p.amount_gnf, p.promised_date,
+                                   pp.paid_by_date_gnf, ",
+    );
+    query.push_bind(today);
+    query.push(
+        ") AS status,
+            pp.paid_gnf, p.interaction_id,
+            coalesce(i.occurred_at, p.created_at) AS made_at,
+            coalesce(i.received_at, p.created_at) AS received_at,
+            coalesce(p.original_promised_date, p.rescheduled_from, p.promised_date)
+                AS original_promised_date,
+            greatest(p.reschedule_count, (p.rescheduled_from IS NOT NULL)::int) AS reschedule_count,
+            CASE WHEN p.status = 'cancelled' THEN p.cancel_reason ELSE p.reschedule_reason END
+                AS last_change_reason,
+            p.status_changed_at
+        FROM promises p
+        JOIN tenants t ON t.id = p.tenant_id
+        JOIN sites s ON s.id = t.site_id
+        JOIN users a ON a.id = p.agent_id
+        LEFT JOIN interactions i ON i.id = p.interaction_id
+        CROSS JOIN LATERAL promise_payments(p.id) pp",
+    );
+}
+
+pub async fn get<'e>(
+    executor: impl PgExecutor<'e>,
+    promise_id: Uuid,
+    today: NaiveDate,
+) -> Result<Option<PromiseView>, sqlx::Error> {
+    let mut query = QueryBuilder::new("");
+    push_view(&mut query, today);
+    query.push(" WHERE p.id = ").push_bind(promise_id);
+    query.build_query_as().fetch_optional(executor).await
+}
+
+/// Locks a promise; answers what the ledger says about it and its stored status.
+pub async fn lock(
+    conn: &mut PgConnection,
+    promise_id: Uuid,
+) -> Result<Option<(PendingPromise, String)>, sqlx::Error> {
+    let row: Option<(Uuid, Uuid, i64, NaiveDate, i64, String)> = sqlx::query_as(
+        "SELECT p.id, p.tenant_id, p.amount_gnf, p.promised_date, pp.paid_by_date_gnf, p.status
+         FROM promises p CROSS JOIN LATERAL promise_payments(p.id) pp
+         WHERE p.id = $1 FOR UPDATE OF p",
+    )
+    .bind(promise_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(
+        |(id, tenant_id, amount_gnf, promised_date, paid_by_date_gnf, status)| {
+            (
+                PendingPromise {
+                    id,
+                    tenant_id,
+                    amount_gnf,
+                    promised_date,
+                    paid_by_date_gnf,
+                },
+                status,
+            )
+        },
+    ))
+}
+
+/// The tenant of a promise (for the scope check before anything is locked).
+pub async fn tenant_of<'e>(
+    executor: impl PgExecutor<'e>,
+    promise_id: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT tenant_id FROM promises WHERE id = $1")
+        .bind(promise_id)
+        .fetch_optional(executor)
+        .await
+}
+
+/// Which promises a caller may list.
+#[derive(Debug, Clone)]
+pub enum Visibility {
+    /// Every promise.
+    All,
+    /// Promises of tenants of these sites, plus (when set) the promises obtained by this agent
+    /// or by the agents this supervisor leads.
+    Sites {
+        site_ids: Vec<Uuid>,
+        own_agent_id: Option<Uuid>,
+        supervisor_id: Option<Uuid>,
+    },
+}
+
+/// Filters of ListPromises (all optional, combined with AND).
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Derived statuses (`pending`, `kept`, ...), any of them; empty: all.
+    pub statuses: Vec<&'static str>,
+    pub agent_id: Option<Uuid>,
+    pub site_id: Option<Uuid>,
+    pub tenant_id: Option<Uuid>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+/// Keyset position: the last row of the previous page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub promised_date: NaiveDate,
+    pub tenant_name: String,
+    pub id: Uuid,
+}
+
+/// `SELECT <what> FROM (view) v WHERE <visibility and filters>`.
+fn filtered<'a>(
+    what: &str,
+    today: NaiveDate,
+    visibility: &'a Visibility,
+    filter: &'a ListFilter,
+) -> QueryBuilder<'a, Postgres> {
+    let mut query = QueryBuilder::new(format!("SELECT {what} FROM ("));
+    push_view(&mut query, today);
+    query.push(") v WHERE TRUE");
+    if let Visibility::Sites {
+        site_ids,
+        own_agent_id,
+        supervisor_id,
+    } = visibility
+    {
+        query
+            .push(" AND (v.site_id = ANY(")
+            .push_bind(site_ids.clone())
+            .push(")");
+        if let Some(agent) = own_agent_id {
+            query.push(" OR v.agent_id = ").push_bind(*agent);
+        }
+        if let Some(supervisor) = supervisor_id {
+            query
+                .push(" OR v.agent_id IN (SELECT id FROM users WHERE supervisor_id = ")
+                .push_bind(*supervisor)
+                .push(")");
+        }
+        query.push(")");
+    }
+    if !filter.statuses.is_empty() {
+        let statuses: Vec<String> = filter.statuses.iter().map(|s| (*s).to_owned()).collect();
+        query
+            .push(" AND v.status = ANY(")
+            .push_bind(statuses)
+            .push(")");
+    }
+    if let Some(agent) = filter.agent_id {
+        query.push(" AND v.agent_id = ").push_bind(agent);
+    }
+    if let Some(site) = filter.site_id {
+        query.push(" AND v.site_id = ").push_bind(site);
+    }
+    if let Some(tenant) = filter.tenant_id {
+        query.push(" AND v.tenant_id = ").push_bind(tenant);
+    }
+    if let Some(from) = filter.from {
+        query.push(" AND v.promised_date >= ").push_bind(from);
+    }
+    if let Some(to) = filter.to {
+        query.push(" AND v.promised_date <= ").push_bind(to);
+    }
+    query
+}
+
+/// One page, by promised date, then tenant name, then id, after `after`.
+pub async fn list<'e>(
+    executor: impl PgExecutor<'e>,
+    today: NaiveDate,
+    visibility: &Visibility,
+    filter: &ListFilter,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<Vec<PromiseView>, sqlx::Error> {
+    let mut query = filtered("v.*", today, visibility, filter);
+    if let Some(after) = after {
+        query
+            .push(" AND (v.promised_date, v.tenant_name, v.id) > (")
+            .push_bind(after.promised_date)
+            .push(", ")
+            .push_bind(after.tenant_name.clone())
+            .push(", ")
+            .push_bind(after.id)
+            .push(")");
+    }
+    query
+        .push(" ORDER BY v.promised_date, v.tenant_name, v.id LIMIT ")
+        .push_bind(limit);
+    query.build_query_as().fetch_all(executor).await
+}
+
+/// Number of matching promises and the sum of their amounts (all pages).
+pub async fn totals<'e>(
+    executor: impl PgExecutor<'e>,
+    today: NaiveDate,
+    visibility: &Visibility,
+    filter: &ListFilter,
+) -> Result<(i64, i64), sqlx::Error> {
+    filtered(
+        "count(*)::bigint, coalesce(sum(v.amount_gnf), 0)::bigint",
+        today,
+        visibility,
+        filter,
+    )
+    .build_query_as()
+    .fetch_one(executor)
+    .await
+}

@@ -1,0 +1,211 @@
+//! SQL of the daily figures (GetDailyStats): a handful of aggregate queries over one
+//! Africa/Conakry day, never one query per agent or site.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// Which rows a day's figures are made of.
+#[derive(Debug, Clone)]
+pub struct DayFilter<'a> {
+    pub day: NaiveDate,
+    /// [start, end) of the day.
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Only rows about tenants of these sites; `None`: every site.
+    pub site_ids: Option<&'a [Uuid]>,
+    /// Only rows by these users; `None`: anyone.
+    pub actor_ids: Option<&'a [Uuid]>,
+}
+
+/// The activity of one user on the tenants of one site, over the day.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct ActivityRow {
+    pub actor_id: Uuid,
+    pub site_id: Uuid,
+    pub call_count: i64,
+    pub visit_count: i64,
+    pub far_away_visit_count: i64,
+    pub refusal_count: i64,
+    pub promise_count: i64,
+    pub promised_gnf: i64,
+    pub payment_count: i64,
+    /// Payments minus reversals.
+    pub collected_gnf: i64,
+    pub reversal_count: i64,
+    pub score_points: i64,
+}
+
+/// The day's activity per (user, site).
+///
+/// - calls, visits, refusals: interactions whose occurred_at is in the day, by their agent;
+/// - promises: made in a call or visit of the day (the promise's occurred_at), by their agent;
+/// - payments: entries of kind payment whose occurred_at is in the day, by the collecting
+///   agent; reversals whose occurred_at is in the day count against the agent who collected
+///   the reversed payment (as the score's `payment_reversal` event does);
+/// - score points: `score_events` of the day, site from the event's source.
+pub async fn activity(
+    conn: &mut PgConnection,
+    filter: &DayFilter<'_>,
+) -> Result<Vec<ActivityRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT ev.actor_id, ev.site_id,
+                sum(ev.calls)::bigint AS call_count,
+                sum(ev.visits)::bigint AS visit_count,
+                sum(ev.far)::bigint AS far_away_visit_count,
+                sum(ev.refusals)::bigint AS refusal_count,
+                sum(ev.promises)::bigint AS promise_count,
+                sum(ev.promised)::bigint AS promised_gnf,
+                sum(ev.payments)::bigint AS payment_count,
+                sum(ev.collected)::bigint AS collected_gnf,
+                sum(ev.reversals)::bigint AS reversal_count,
+                sum(ev.points)::bigint AS score_points
+         FROM (
+             SELECT i.agent_id AS actor_id, t.site_id,
+                    (i.kind = 'call')::int AS calls,
+                    (i.kind = 'visit')::int AS visits,
+                    (i.kind = 'visit' AND (i.is_far_from_tenant OR i.is_mock_location))::int AS far,
+                    (i.outcome = 'refused')::int AS refusals,
+                    0 AS promises, 0::bigint AS promised, 0 AS payments, 0::bigint AS collected,
+                    0 AS reversals, 0::bigint AS points
+             FROM interactions i
+             JOIN tenants t ON t.id = i.tenant_id
+             WHERE i.occurred_at >= $1 AND i.occurred_at < $2
+             UNION ALL
+             SELECT pr.agent_id, t.site_id, 0, 0, 0, 0, 1, pr.amount_gnf, 0, 0, 0, 0
+             FROM promises pr
+             JOIN tenants t ON t.id = pr.tenant_id
+             LEFT JOIN interactions i ON i.id = pr.interaction_id
+             WHERE coalesce(i.occurred_at, pr.created_at) >= $1
+               AND coalesce(i.occurred_at, pr.created_at) < $2
+             UNION ALL
+             SELECT p.agent_id, p.site_id, 0, 0, 0, 0, 0, 0, 1, p.amount_gnf, 0, 0
+             FROM payments p
+             WHERE p.kind = 'payment' AND p.occurred_at >= $1 AND p.occurred_at < $2
+             UNION ALL
+             SELECT o.agent_id, r.site_id, 0, 0, 0, 0, 0, 0, 0, -r.amount_gnf, 1, 0
+             FROM payments r
+             JOIN payments o ON o.id = r.reverses_payment_id
+             WHERE r.kind = 'reversal' AND r.occurred_at >= $1 AND r.occurred_at < $2
+             UNION ALL
+             SELECT se.agent_id, coalesce(ti.site_id, pa.site_id, tp.site_id),
+                    0, 0, 0, 0, 0, 0, 0, 0, 0, se.points::bigint
+             FROM score_events se
+             LEFT JOIN interactions i ON i.id = se.interaction_id
+             LEFT JOIN tenants ti ON ti.id = i.tenant_id
+             LEFT JOIN payments pa ON pa.id = se.payment_id
+             LEFT JOIN promises pr ON pr.id = se.promise_id
+             LEFT JOIN tenants tp ON tp.id = pr.tenant_id
+             WHERE se.day = $3
+         ) ev
+         WHERE ($4::uuid[] IS NULL OR ev.site_id = ANY($4))
+           AND ($5::uuid[] IS NULL OR ev.actor_id = ANY($5))
+         GROUP BY ev.actor_id, ev.site_id",
+    )
+    .bind(filter.start)
+    .bind(filter.end)
+    .bind(filter.day)
+    .bind(filter.site_ids)
+    .bind(filter.actor_ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// Amount due at the start of the day, per site: charges due on or before the day, minus
+/// what had been paid on them by payments and reversals whose occurred_at is before the day.
+///
+/// Computed as the current outstanding of open charges plus the allocations of entries from
+/// the day on (they were not paid yet at the start of the day; a later reversal's negative
+/// allocation takes back what it reopened), which reads only recent ledger rows.
+pub async fn due_by_site(
+    conn: &mut PgConnection,
+    day: NaiveDate,
+    start: DateTime<Utc>,
+    site_ids: Option<&[Uuid]>,
+) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT x.site_id, sum(x.amount)::bigint FROM (
+             SELECT t.site_id, c.amount_due_gnf - c.amount_paid_gnf AS amount
+             FROM charges c
+             JOIN tenants t ON t.id = c.tenant_id
+             WHERE c.amount_paid_gnf < c.amount_due_gnf AND c.due_date <= $1
+             UNION ALL
+             SELECT t.site_id, pa.amount_gnf
+             FROM payments p
+             JOIN payment_allocations pa ON pa.payment_id = p.id
+             JOIN charges c ON c.id = pa.charge_id
+             JOIN tenants t ON t.id = c.tenant_id
+             WHERE p.occurred_at >= $2 AND c.due_date <= $1
+         ) x
+         WHERE $3::uuid[] IS NULL OR x.site_id = ANY($3)
+         GROUP BY x.site_id",
+    )
+    .bind(day)
+    .bind(start)
+    .bind(site_ids)
+    .fetch_all(conn)
+    .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SiteRow {
+    pub id: Uuid,
+    pub name: String,
+}
+
+/// Sites by name; `None`: every site.
+pub async fn sites(
+    conn: &mut PgConnection,
+    site_ids: Option<&[Uuid]>,
+) -> Result<Vec<SiteRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, name FROM sites WHERE $1::uuid[] IS NULL OR id = ANY($1) ORDER BY name, id",
+    )
+    .bind(site_ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// Which agents get a line.
+#[derive(Debug, Clone)]
+pub struct AgentFilter<'a> {
+    /// Only agents covering at least one of these sites; `None`: any.
+    pub covering: Option<&'a [Uuid]>,
+    /// Only agents supervised by this user.
+    pub supervisor_id: Option<Uuid>,
+    /// Only these agents; `None`: any.
+    pub agent_ids: Option<&'a [Uuid]>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AgentRow {
+    pub id: Uuid,
+    pub full_name: String,
+    pub disabled: bool,
+    pub site_ids: Vec<Uuid>,
+}
+
+/// Users of role agent matching `filter`, with the sites they cover.
+pub async fn agents(
+    conn: &mut PgConnection,
+    filter: &AgentFilter<'_>,
+) -> Result<Vec<AgentRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.id, u.full_name, u.disabled,
+                ARRAY(SELECT us.site_id FROM user_sites us WHERE us.user_id = u.id
+                      ORDER BY us.site_id) AS site_ids
+         FROM users u
+         WHERE u.role_id = 'agent'
+           AND ($1::uuid[] IS NULL
+                OR EXISTS (SELECT 1 FROM user_sites us
+                           WHERE us.user_id = u.id AND us.site_id = ANY($1)))
+           AND ($2::uuid IS NULL OR u.supervisor_id = $2)
+           AND ($3::uuid[] IS NULL OR u.id = ANY($3))
+         ORDER BY u.full_name, u.id",
+    )
+    .bind(filter.covering)
+    .bind(filter.supervisor_id)
+    .bind(filter.agent_ids)
+    .fetch_all(conn)
+    .await
+}

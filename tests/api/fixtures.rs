@@ -1,0 +1,300 @@
+//! Small, explicit data sets for collections tests (the demo seed is there for bigger ones).
+
+use chrono::{Datelike, NaiveDate};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Kaloum, Conakry: the home of test tenants unless a test says otherwise.
+pub const KALOUM: (f64, f64) = (9.5092, -13.7122);
+
+pub async fn create_tenant(
+    pool: &PgPool,
+    site_id: Uuid,
+    full_name: &str,
+    monthly_rent_gnf: i64,
+    home: Option<(f64, f64)>,
+) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO tenants (site_id, unit, full_name, phone, home_latitude, home_longitude,
+                              monthly_rent_gnf)
+         VALUES ($1, 'U-' || substr(md5(random()::text), 1, 6), $2, NULL, $3, $4, $5)
+         RETURNING id",
+    )
+    .bind(site_id)
+    .bind(full_name)
+    .bind(home.map(|h| h.0))
+    .bind(home.map(|h| h.1))
+    .bind(monthly_rent_gnf)
+    .fetch_one(pool)
+    .await
+    .expect("create tenant")
+}
+
+/// One unpaid charge per month from `first` (first day of a month) for `months` months, each
+/// due on the 5th, of `amount` GNF. Returns the charge ids, oldest first.
+pub async fn create_charges(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    first: NaiveDate,
+    months: u32,
+    amount: i64,
+) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for m in 0..months {
+        let period = first
+            .with_day(1)
+            .and_then(|d| d.checked_add_months(chrono::Months::new(m)))
+            .expect("valid month");
+        let due = period.with_day(5).expect("5th");
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO charges (tenant_id, period, amount_due_gnf, due_date)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(tenant_id)
+        .bind(period)
+        .bind(amount)
+        .bind(due)
+        .fetch_one(pool)
+        .await
+        .expect("create charge");
+        ids.push(id);
+    }
+    ids
+}
+
+/// A charge with an explicit period (first of a month) and due date; returns its id.
+pub async fn create_charge(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    period: NaiveDate,
+    due_date: NaiveDate,
+    amount: i64,
+) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO charges (tenant_id, period, amount_due_gnf, due_date)
+         VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(tenant_id)
+    .bind(period)
+    .bind(amount)
+    .bind(due_date)
+    .fetch_one(pool)
+    .await
+    .expect("create charge")
+}
+
+/// A ledger entry written straight in the tables, as the payment RPCs would leave it.
+pub struct LedgerEntry<'a> {
+    pub tenant_id: Uuid,
+    pub agent_id: Uuid,
+    /// > 0, also for a reversal.
+    pub amount: i64,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    /// The payment a reversal cancels; `None` for a payment.
+    pub reverses: Option<Uuid>,
+    /// (charge, amount): negative amounts for a reversal.
+    pub allocations: &'a [(i64, i64)],
+}
+
+/// Inserts a payment or reversal (received one minute after it occurred), its allocations,
+/// and the charges' new `amount_paid_gnf` / `paid_in_full_at`. Returns its id.
+pub async fn insert_ledger_entry(pool: &PgPool, entry: &LedgerEntry<'_>) -> Uuid {
+    let mut tx = pool.begin().await.expect("begin");
+    let id: Uuid = sqlx::query_scalar(
+        "INSERT INTO payments (tenant_id, site_id, kind, amount_gnf, method, receipt_number,
+                               occurred_at, received_at, agent_id, reverses_payment_id, reason,
+                               request_id)
+         SELECT t.id, t.site_id, CASE WHEN $5::uuid IS NULL THEN 'payment' ELSE 'reversal' END,
+                $2, 'cash', 'TST-2026-' || lpad(floor(random() * 1e9)::bigint::text, 9, '0'),
+                $3, $3 + interval '1 minute', $4, $5,
+                CASE WHEN $5::uuid IS NULL THEN NULL ELSE 'erreur de saisie' END,
+                gen_random_uuid()
+         FROM tenants t WHERE t.id = $1
+         RETURNING id",
+    )
+    .bind(entry.tenant_id)
+    .bind(entry.amount)
+    .bind(entry.occurred_at)
+    .bind(entry.agent_id)
+    .bind(entry.reverses)
+    .fetch_one(&mut *tx)
+    .await
+    .expect("insert ledger entry");
+    for &(charge_id, amount) in entry.allocations {
+        sqlx::query(
+            "INSERT INTO payment_allocations (payment_id, charge_id, amount_gnf) VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(charge_id)
+        .bind(amount)
+        .execute(&mut *tx)
+        .await
+        .expect("insert allocation");
+        sqlx::query(
+            "UPDATE charges SET amount_paid_gnf = amount_paid_gnf + $2,
+                    paid_in_full_at = CASE WHEN amount_paid_gnf + $2 = amount_due_gnf
+                                           THEN coalesce(paid_in_full_at, $3) END
+             WHERE id = $1",
+        )
+        .bind(charge_id)
+        .bind(amount)
+        .bind(entry.occurred_at)
+        .execute(&mut *tx)
+        .await
+        .expect("update charge");
+    }
+    tx.commit().await.expect("commit");
+    id
+}
+
+/// A call or visit written straight in the table (received one minute after it occurred).
+/// A visit gets a fix at Kaloum, `far` sets the far-away flag.
+pub async fn insert_interaction(
+    pool: &PgPool,
+    kind: &str,
+    tenant_id: Uuid,
+    agent_id: Uuid,
+    outcome: &str,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+    far: bool,
+) -> Uuid {
+    let visit = kind == "visit";
+    sqlx::query_scalar(
+        "INSERT INTO interactions (kind, tenant_id, agent_id, outcome, notes, occurred_at,
+                                   received_at, latitude, longitude, accuracy_m,
+                                   distance_to_tenant_m, is_far_from_tenant, request_id)
+         VALUES ($1, $2, $3, $4, 'notes ' || $4, $5, $5 + interval '1 minute', $6, $7, $8, $9,
+                 $10, gen_random_uuid())
+         RETURNING id",
+    )
+    .bind(kind)
+    .bind(tenant_id)
+    .bind(agent_id)
+    .bind(outcome)
+    .bind(occurred_at)
+    .bind(visit.then_some(KALOUM.0))
+    .bind(visit.then_some(KALOUM.1))
+    .bind(visit.then_some(10.0_f64))
+    .bind(visit.then_some(if far { 850.0_f64 } else { 20.0 }))
+    .bind(far)
+    .fetch_one(pool)
+    .await
+    .expect("insert interaction")
+}
+
+/// A pending promise made in `interaction_id`, stored one minute after `made_at`.
+pub async fn insert_promise(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    agent_id: Uuid,
+    interaction_id: Option<Uuid>,
+    amount: i64,
+    promised_date: NaiveDate,
+    made_at: chrono::DateTime<chrono::Utc>,
+) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO promises (tenant_id, agent_id, interaction_id, amount_gnf, promised_date,
+                               created_at)
+         VALUES ($1, $2, $3, $4, $5, $6 + interval '1 minute') RETURNING id",
+    )
+    .bind(tenant_id)
+    .bind(agent_id)
+    .bind(interaction_id)
+    .bind(amount)
+    .bind(promised_date)
+    .bind(made_at)
+    .fetch_one(pool)
+    .await
+    .expect("insert promise")
+}
+
+/// The source of a score event.
+pub enum ScoreOf {
+    Interaction(Uuid),
+    Payment(Uuid),
+    Promise(Uuid),
+}
+
+/// A score event of `kind` (visit, promise, payment, refusal, payment_reversal) on the
+/// Africa/Conakry day of `occurred_at`, with the points the rules give it.
+pub async fn insert_score_event(
+    pool: &PgPool,
+    agent_id: Uuid,
+    kind: &str,
+    source: ScoreOf,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+) {
+    let points = match kind {
+        "visit" => 1,
+        "promise" => 2,
+        "payment" => 3,
+        "refusal" => -1,
+        "payment_reversal" => -3,
+        other => panic!("unknown score event kind {other}"),
+    };
+    let (interaction, payment, promise) = match source {
+        ScoreOf::Interaction(id) => (Some(id), None, None),
+        ScoreOf::Payment(id) => (None, Some(id), None),
+        ScoreOf::Promise(id) => (None, None, Some(id)),
+    };
+    sqlx::query(
+        "INSERT INTO score_events (agent_id, day, kind, points, interaction_id, payment_id,
+                                   promise_id, occurred_at)
+         VALUES ($1, ($2 AT TIME ZONE 'Africa/Conakry')::date, $3, $4, $5, $6, $7, $2)",
+    )
+    .bind(agent_id)
+    .bind(occurred_at)
+    .bind(kind)
+    .bind(points)
+    .bind(interaction)
+    .bind(payment)
+    .bind(promise)
+    .execute(pool)
+    .await
+    .expect("insert score event");
+}
+
+/// A cash payment written straight into the ledger (no allocation, no score): enough for what
+/// reads the ledger only, such as promise coverage. Returns the payment id.
+pub async fn insert_cash_payment(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    agent_id: Uuid,
+    amount: i64,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO payments (tenant_id, site_id, amount_gnf, method, receipt_number,
+                               occurred_at, received_at, agent_id, request_id)
+         SELECT t.id, t.site_id, $2, 'cash',
+                next_receipt_number(t.site_id, extract(year FROM $4::timestamptz)::int),
+                $4, $4, $3, gen_random_uuid()
+         FROM tenants t WHERE t.id = $1
+         RETURNING id",
+    )
+    .bind(tenant_id)
+    .bind(amount)
+    .bind(agent_id)
+    .bind(occurred_at)
+    .fetch_one(pool)
+    .await
+    .expect("insert payment")
+}
+
+/// The reversal entry of a payment written by [`insert_cash_payment`].
+pub async fn insert_reversal(pool: &PgPool, payment_id: Uuid, agent_id: Uuid) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO payments (tenant_id, site_id, kind, amount_gnf, method, receipt_number,
+                               occurred_at, agent_id, reverses_payment_id, reason, request_id)
+         SELECT p.tenant_id, p.site_id, 'reversal', p.amount_gnf, p.method,
+                next_receipt_number(p.site_id, extract(year FROM now())::int),
+                now(), $2, p.id, 'Erreur de saisie', gen_random_uuid()
+         FROM payments p WHERE p.id = $1
+         RETURNING id",
+    )
+    .bind(payment_id)
+    .bind(agent_id)
+    .fetch_one(pool)
+    .await
+    .expect("insert reversal")
+}
