@@ -231,23 +231,8 @@ impl Idempotency {
     {
         let fingerprint = fingerprint(request);
 
-        // Fast path, without a transaction or a lock: a replay of a finished call (the common
-        // retry after a lost response) or a call still running is answered at once.
-        let seen: Option<StoredKey> = sqlx::query_as(SELECT_KEY)
-            .bind(key.actor_id)
-            .bind(key.method)
-            .bind(key.request_id)
-            .bind(self.stale_after)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(IdempotencyError::from)?;
-        match seen.map(|row| row.judge(&fingerprint)) {
-            Some(Verdict::Replay(body)) => return replay(&key, &body).map_err(E::from),
-            Some(Verdict::Mismatch) => return Err(refuse(&key, IdempotencyError::Mismatch)),
-            Some(Verdict::InProgress) => return Err(refuse(&key, IdempotencyError::InProgress)),
-            Some(Verdict::Claimable) | None => {}
-        }
-
+        // No read before the transaction: replays are rare, and the claim below tells a replay,
+        // a reuse of the id and a call still running apart in the same round trips.
         let mut tx = self.pool.begin().await.map_err(IdempotencyError::from)?;
         match self.claim(&mut tx, &key, &fingerprint).await {
             Ok(Claim::Owned) => {}
@@ -299,10 +284,27 @@ impl Idempotency {
         key: &IdempotencyKey,
         fingerprint: &[u8],
     ) -> Result<Claim, IdempotencyError> {
-        let (locked,): (bool,) = sqlx::query_as(
-            "SELECT pg_try_advisory_xact_lock($1)
-             FROM set_config('idle_in_transaction_session_timeout', $2, true)",
+        // The advisory lock and the insert of the key in one statement: the row is inserted
+        // only when the lock was taken. Under the lock only the purge can touch the row, so
+        // the loop runs once in practice.
+        let (locked, inserted): (bool, bool) = sqlx::query_as(
+            "WITH lock AS (
+                 SELECT pg_try_advisory_xact_lock($6) AS locked
+                 FROM set_config('idle_in_transaction_session_timeout', $7, true)),
+             claimed AS (
+                 INSERT INTO idempotency_keys
+                   (actor_id, method, request_id, fingerprint, state, created_at, expires_at)
+                 SELECT $1, $2, $3, $4, 'in_flight', now(), now() + $5::interval
+                 FROM lock WHERE locked
+                 ON CONFLICT (actor_id, method, request_id) DO NOTHING
+                 RETURNING 1)
+             SELECT locked, EXISTS (SELECT 1 FROM claimed) FROM lock",
         )
+        .bind(key.actor_id)
+        .bind(key.method)
+        .bind(key.request_id)
+        .bind(fingerprint)
+        .bind(self.ttl)
         .bind(key.lock_id())
         .bind(format!("{}ms", self.stale_after.as_millis()))
         .fetch_one(&mut *conn)
@@ -311,22 +313,25 @@ impl Idempotency {
             return Err(IdempotencyError::InProgress);
         }
 
-        // Under the lock only the purge can touch the row, so this loops once in practice.
-        for _ in 0..CLAIM_ATTEMPTS {
-            let inserted = sqlx::query(
-                "INSERT INTO idempotency_keys
-                   (actor_id, method, request_id, fingerprint, state, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, 'in_flight', now(), now() + $5::interval)
-                 ON CONFLICT (actor_id, method, request_id) DO NOTHING",
-            )
-            .bind(key.actor_id)
-            .bind(key.method)
-            .bind(key.request_id)
-            .bind(fingerprint)
-            .bind(self.ttl)
-            .execute(&mut *conn)
-            .await?;
-            if inserted.rows_affected() == 1 {
+        for attempt in 0..CLAIM_ATTEMPTS {
+            if attempt > 0 {
+                let again = sqlx::query(
+                    "INSERT INTO idempotency_keys
+                       (actor_id, method, request_id, fingerprint, state, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, 'in_flight', now(), now() + $5::interval)
+                     ON CONFLICT (actor_id, method, request_id) DO NOTHING",
+                )
+                .bind(key.actor_id)
+                .bind(key.method)
+                .bind(key.request_id)
+                .bind(fingerprint)
+                .bind(self.ttl)
+                .execute(&mut *conn)
+                .await?;
+                if again.rows_affected() == 1 {
+                    return Ok(Claim::Owned);
+                }
+            } else if inserted {
                 return Ok(Claim::Owned);
             }
 

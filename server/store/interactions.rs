@@ -16,6 +16,9 @@ pub struct TenantForAction {
     pub active: bool,
     pub home_latitude: Option<f64>,
     pub home_longitude: Option<f64>,
+    pub full_name: String,
+    pub unit: String,
+    pub site_name: String,
 }
 
 pub async fn lock_tenant(
@@ -23,8 +26,10 @@ pub async fn lock_tenant(
     tenant_id: Uuid,
 ) -> Result<Option<TenantForAction>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, site_id, active, home_latitude, home_longitude
-         FROM tenants WHERE id = $1 FOR NO KEY UPDATE",
+        "SELECT t.id, t.site_id, t.active, t.home_latitude, t.home_longitude, t.full_name, t.unit,
+                s.name AS site_name
+         FROM tenants t JOIN sites s ON s.id = t.site_id
+         WHERE t.id = $1 FOR NO KEY UPDATE OF t",
     )
     .bind(tenant_id)
     .fetch_optional(conn)
@@ -89,20 +94,32 @@ pub struct NewInteraction<'a> {
     pub is_mock_location: bool,
 }
 
+/// What the database made of an inserted interaction: its id, its times as stored
+/// (microseconds) and its agent's name.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Inserted {
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub fix_time: Option<DateTime<Utc>>,
+    pub agent_name: String,
+}
+
 /// Inserts the interaction; `None` when one with the same request_id exists already (the
 /// request_id is stored for good: a retry long after its idempotency key expired finds it).
 pub async fn insert(
     conn: &mut PgConnection,
     new: &NewInteraction<'_>,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+) -> Result<Option<Inserted>, sqlx::Error> {
+    sqlx::query_as(
         "INSERT INTO interactions
            (kind, tenant_id, agent_id, outcome, notes, occurred_at, received_at, mission_id,
             request_id, call_phone, call_duration_secs, latitude, longitude, accuracy_m, fix_time,
             distance_to_tenant_m, is_far_from_tenant, is_mock_location)
          VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
          ON CONFLICT ON CONSTRAINT interactions_request_id_key DO NOTHING
-         RETURNING id",
+         RETURNING id, occurred_at, received_at, fix_time,
+                   (SELECT full_name FROM users WHERE id = agent_id) AS agent_name",
     )
     .bind(new.kind)
     .bind(new.tenant_id)
@@ -214,52 +231,46 @@ pub struct InteractionScore {
 }
 
 /// Writes the events (each source scores at most once per kind) and adds what was written,
-/// and the counters, to the agent's `agent_daily_scores` row of the day, in the caller's
-/// transaction. Answers the points written.
+/// and the counters, to the agent's `agent_daily_scores` row of the day, in one statement of
+/// the caller's transaction. Answers the points written.
 pub async fn score(conn: &mut PgConnection, score: &InteractionScore) -> Result<i64, sqlx::Error> {
-    let mut points: i64 = 0;
-    for &(kind, event_points) in &score.events {
-        let (interaction_id, promise_id) = if kind == "promise" {
-            (None, score.promise_id)
-        } else {
-            (Some(score.interaction_id), None)
-        };
-        let written: Option<i32> = sqlx::query_scalar(
-            "INSERT INTO score_events (agent_id, day, kind, points, interaction_id, promise_id,
+    let kinds: Vec<&str> = score.events.iter().map(|&(kind, _)| kind).collect();
+    let points: Vec<i32> = score.events.iter().map(|&(_, points)| points).collect();
+    sqlx::query_scalar(
+        "WITH events AS (
+             INSERT INTO score_events (agent_id, day, kind, points, interaction_id, promise_id,
                                        occurred_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             SELECT $1, $2, e.kind, e.points,
+                    CASE WHEN e.kind = 'promise' THEN NULL ELSE $3::uuid END,
+                    CASE WHEN e.kind = 'promise' THEN $4::uuid END,
+                    $5
+             FROM unnest($6::text[], $7::int[]) WITH ORDINALITY AS e(kind, points, n)
+             ORDER BY e.n
              ON CONFLICT DO NOTHING
-             RETURNING points",
-        )
-        .bind(score.agent_id)
-        .bind(score.day)
-        .bind(kind)
-        .bind(event_points)
-        .bind(interaction_id)
-        .bind(promise_id)
-        .bind(score.occurred_at)
-        .fetch_optional(&mut *conn)
-        .await?;
-        points += i64::from(written.unwrap_or(0));
-    }
-    sqlx::query(
-        "INSERT INTO agent_daily_scores AS s (agent_id, day, score, calls, visits, promises, refusals)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (agent_id, day) DO UPDATE
-         SET score = s.score + EXCLUDED.score,
-             calls = s.calls + EXCLUDED.calls,
-             visits = s.visits + EXCLUDED.visits,
-             promises = s.promises + EXCLUDED.promises,
-             refusals = s.refusals + EXCLUDED.refusals",
+             RETURNING points),
+         daily AS (
+             INSERT INTO agent_daily_scores AS s
+               (agent_id, day, score, calls, visits, promises, refusals)
+             SELECT $1, $2, coalesce(sum(points), 0)::int, $8, $9, $10, $11 FROM events
+             ON CONFLICT (agent_id, day) DO UPDATE
+             SET score = s.score + EXCLUDED.score,
+                 calls = s.calls + EXCLUDED.calls,
+                 visits = s.visits + EXCLUDED.visits,
+                 promises = s.promises + EXCLUDED.promises,
+                 refusals = s.refusals + EXCLUDED.refusals)
+         SELECT coalesce(sum(points), 0)::bigint FROM events",
     )
     .bind(score.agent_id)
     .bind(score.day)
-    .bind(i32::try_from(points).unwrap_or(0))
+    .bind(score.interaction_id)
+    .bind(score.promise_id)
+    .bind(score.occurred_at)
+    .bind(kinds)
+    .bind(points)
     .bind(score.calls)
     .bind(score.visits)
     .bind(score.promises)
     .bind(score.refusals)
-    .execute(conn)
-    .await?;
-    Ok(points)
+    .fetch_one(conn)
+    .await
 }

@@ -26,6 +26,34 @@ pub struct LockedTenant {
     pub credit_gnf: i64,
 }
 
+/// The locked tenant with the names a payment's answer shows next to it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LockedTenantNamed {
+    pub tenant_id: Uuid,
+    pub site_id: Uuid,
+    pub credit_gnf: i64,
+    pub tenant_name: String,
+    pub site_name: String,
+    pub unit_label: String,
+}
+
+/// [`lock_tenant`], answering the tenant's and its site's names as well.
+pub async fn lock_tenant_named(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+) -> Result<Option<LockedTenantNamed>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT t.id AS tenant_id, t.site_id, t.credit_gnf, t.full_name AS tenant_name,
+                s.name AS site_name, t.unit AS unit_label
+         FROM tenants t JOIN sites s ON s.id = t.site_id
+         WHERE t.id = $1
+         FOR NO KEY UPDATE OF t",
+    )
+    .bind(tenant_id)
+    .fetch_optional(conn)
+    .await
+}
+
 /// Locks the tenant row: two payments (or a payment and a reversal, or a call recording a
 /// promise) of one tenant then run one after the other. `FOR NO KEY UPDATE` is the lock an
 /// UPDATE of its non-key columns (credit_gnf) takes: it serialises every writer of the tenant
@@ -93,17 +121,6 @@ pub async fn collector<'e>(
     .bind(user_id)
     .fetch_optional(executor)
     .await
-}
-
-/// The role of a user (to know whether a payment scores: only agents score).
-pub async fn role_of(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT role_id FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(conn)
-        .await
 }
 
 /// A call or visit a payment names: whose tenant it is, and which kind it is.
@@ -239,19 +256,40 @@ pub async fn insert_entry(
     conn: &mut PgConnection,
     entry: &NewEntry<'_>,
 ) -> Result<Uuid, sqlx::Error> {
+    Ok(insert_entry_named(conn, entry).await?.id)
+}
+
+/// What the database made of an inserted entry: its id, its times as stored (microseconds)
+/// and the names of its agent and of who recorded it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InsertedEntry {
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub agent_name: String,
+    pub recorded_by_name: Option<String>,
+}
+
+/// [`insert_entry`], answering what the entry's view needs besides what was written.
+pub async fn insert_entry_named(
+    conn: &mut PgConnection,
+    entry: &NewEntry<'_>,
+) -> Result<InsertedEntry, sqlx::Error> {
     let kind = if entry.reverses_payment_id.is_some() {
         "reversal"
     } else {
         "payment"
     };
-    sqlx::query_scalar(
+    sqlx::query_as(
         "INSERT INTO payments
            (tenant_id, site_id, kind, amount_gnf, method, operator_reference, payer_phone,
             receipt_number, occurred_at, received_at, agent_id, recorded_by, interaction_id,
             promise_id, mission_id, notes, reverses_payment_id, reason, credit_gnf, request_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
                  $18, $19, $20)
-         RETURNING id",
+         RETURNING id, occurred_at, received_at,
+                   (SELECT full_name FROM users WHERE id = agent_id) AS agent_name,
+                   (SELECT full_name FROM users WHERE id = recorded_by) AS recorded_by_name",
     )
     .bind(entry.tenant_id)
     .bind(entry.site_id)
@@ -277,32 +315,44 @@ pub async fn insert_entry(
     .await
 }
 
+/// What [`allocate`] answers: the charge's month and the outstanding amount right after the
+/// allocation, counted as the reads count it (what the charge's allocations have paid).
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct Allocated {
+    pub period: NaiveDate,
+    pub outstanding_after_gnf: i64,
+}
+
 /// Writes one allocation row (negative for a reversal) and moves the charge's paid amount by
-/// the same amount; `paid_in_full_at` is set to `paid_at` when the charge becomes fully paid
-/// and cleared when it reopens. Answers the outstanding amount after the change.
+/// the same amount, in one statement; `paid_in_full_at` is set to `paid_at` when the charge
+/// becomes fully paid and cleared when it reopens. The allocations already written for the
+/// charge are all older than this one (the tenant lock), so the outstanding amount after it is
+/// the charge's amount less them and this one.
 pub async fn allocate(
     conn: &mut PgConnection,
     payment_id: Uuid,
     charge_id: i64,
     amount_gnf: i64,
     paid_at: DateTime<Utc>,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO payment_allocations (payment_id, charge_id, amount_gnf) VALUES ($1, $2, $3)",
+) -> Result<Allocated, sqlx::Error> {
+    sqlx::query_as(
+        "WITH allocation AS (
+             INSERT INTO payment_allocations (payment_id, charge_id, amount_gnf)
+             VALUES ($1, $2, $3)),
+         charge AS (
+             UPDATE charges
+             SET amount_paid_gnf = amount_paid_gnf + $3,
+                 paid_in_full_at = CASE WHEN amount_paid_gnf + $3 = amount_due_gnf
+                                        THEN coalesce(paid_in_full_at, $4) END
+             WHERE id = $2
+             RETURNING period, amount_due_gnf)
+         SELECT period,
+                (amount_due_gnf - $3
+                 - (SELECT coalesce(sum(b.amount_gnf), 0) FROM payment_allocations b
+                    WHERE b.charge_id = $2))::bigint AS outstanding_after_gnf
+         FROM charge",
     )
     .bind(payment_id)
-    .bind(charge_id)
-    .bind(amount_gnf)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query_scalar(
-        "UPDATE charges
-         SET amount_paid_gnf = amount_paid_gnf + $2,
-             paid_in_full_at = CASE WHEN amount_paid_gnf + $2 = amount_due_gnf
-                                    THEN coalesce(paid_in_full_at, $3) END
-         WHERE id = $1
-         RETURNING amount_due_gnf - amount_paid_gnf",
-    )
     .bind(charge_id)
     .bind(amount_gnf)
     .bind(paid_at)
@@ -342,13 +392,22 @@ pub struct ScoreEvent {
     pub payments_gnf: i64,
 }
 
-/// Writes the event (at most once per kind and payment) and adds it to `agent_daily_scores`
-/// in the same transaction. Answers whether it was written.
+/// Writes the event (at most once per kind and payment) and adds it to `agent_daily_scores`,
+/// in one statement of the caller's transaction. Answers whether it was written.
 pub async fn score(conn: &mut PgConnection, event: &ScoreEvent) -> Result<bool, sqlx::Error> {
-    let written = sqlx::query(
-        "INSERT INTO score_events (agent_id, day, kind, points, payment_id, occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (kind, payment_id) WHERE payment_id IS NOT NULL DO NOTHING",
+    let written: Option<i32> = sqlx::query_scalar(
+        "WITH event AS (
+             INSERT INTO score_events (agent_id, day, kind, points, payment_id, occurred_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (kind, payment_id) WHERE payment_id IS NOT NULL DO NOTHING
+             RETURNING agent_id, day, points)
+         INSERT INTO agent_daily_scores AS s (agent_id, day, score, payments_count, payments_gnf)
+         SELECT agent_id, day, points, $7, $8 FROM event
+         ON CONFLICT (agent_id, day) DO UPDATE
+         SET score = s.score + EXCLUDED.score,
+             payments_count = s.payments_count + EXCLUDED.payments_count,
+             payments_gnf = s.payments_gnf + EXCLUDED.payments_gnf
+         RETURNING 1",
     )
     .bind(event.agent_id)
     .bind(event.day)
@@ -356,28 +415,11 @@ pub async fn score(conn: &mut PgConnection, event: &ScoreEvent) -> Result<bool, 
     .bind(event.points)
     .bind(event.payment_id)
     .bind(event.occurred_at)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if written {
-        sqlx::query(
-            "INSERT INTO agent_daily_scores AS s (agent_id, day, score, payments_count, payments_gnf)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (agent_id, day) DO UPDATE
-             SET score = s.score + EXCLUDED.score,
-                 payments_count = s.payments_count + EXCLUDED.payments_count,
-                 payments_gnf = s.payments_gnf + EXCLUDED.payments_gnf",
-        )
-        .bind(event.agent_id)
-        .bind(event.day)
-        .bind(event.points)
-        .bind(event.payments_count)
-        .bind(event.payments_gnf)
-        .execute(conn)
-        .await?;
-    }
-    Ok(written)
+    .bind(event.payments_count)
+    .bind(event.payments_gnf)
+    .fetch_optional(conn)
+    .await?;
+    Ok(written.is_some())
 }
 
 /// The points an entry earned (or took back) its agent: the sum of its score events.

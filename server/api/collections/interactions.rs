@@ -460,7 +460,7 @@ fn interaction_to_proto(row: &InteractionRow) -> pb::Interaction {
 /// A promise as shown, with its status derived on `today`. A status final by the payments but
 /// not stored yet reads with the time it took effect when that is known (the end of the
 /// promised date for partially kept and broken).
-fn promise_to_proto(view: &PromiseView) -> pb::PaymentPromise {
+pub(super) fn promise_to_proto(view: &PromiseView) -> pb::PaymentPromise {
     let status = view
         .status
         .parse::<PromiseStatus>()
@@ -561,33 +561,27 @@ async fn record(
     let tenant = store::lock_tenant(conn, action.tenant_id)
         .await?
         .ok_or(ApiError::NotFound("tenant"))?;
-    if let Some(existing) = store::by_request_id(&mut *conn, action.request_id).await? {
-        replay_of(&existing, kind, action.tenant_id, agent_id)?;
-        return recorded(conn, &existing).await;
+    if !caller.scope().covers_site(tenant.site_id) {
+        return Err(ApiError::permission_denied(
+            "this tenant is outside your sites",
+        ));
     }
-    if !tenant.active {
-        return Err(ApiError::FailedPrecondition {
-            reason: "ERROR_REASON_TENANT_INACTIVE",
-            message: "the tenant has moved out".into(),
-        });
-    }
-    let agent = store::agent(&mut *conn, agent_id).await?;
-    let agent_scores = match agent {
-        Some(agent) if agent.id == caller.user_id => agent.role_id == Role::Agent.as_str(),
-        Some(agent) if agent.role_id == Role::Agent.as_str() => true,
-        _ => return Err(ApiError::NotFound("agent")),
-    };
-    if let Some(mission_id) = action.mission_id {
-        let mission = store::mission(conn, mission_id)
-            .await?
-            .ok_or(ApiError::NotFound("mission"))?;
-        if mission.agent_id != agent_id || mission.tenant_id != action.tenant_id {
-            return Err(ApiError::FailedPrecondition {
-                reason: "ERROR_REASON_UNSPECIFIED",
-                message: "the mission is not this agent's mission for this tenant".into(),
-            });
+    // The stored interaction of the request_id is looked for only when a check refuses the
+    // action (a late retry may be refused by what changed since) or the insert finds the
+    // request_id taken.
+    let agent_scores = match check(conn, caller, action, &tenant, agent_id).await {
+        Ok(agent_scores) => agent_scores,
+        Err(error @ (ApiError::Internal(_) | ApiError::Unavailable)) => return Err(error),
+        Err(error) => {
+            return match store::by_request_id(&mut *conn, action.request_id).await? {
+                Some(existing) => {
+                    replay_of(&existing, kind, action.tenant_id, agent_id)?;
+                    recorded(conn, &existing).await
+                }
+                None => Err(error),
+            };
         }
-    }
+    };
 
     let mut new = NewInteraction {
         kind: kind.as_str(),
@@ -639,7 +633,7 @@ async fn record(
             far_away = Some(presence.far_away);
         }
     }
-    let Some(interaction_id) = store::insert(conn, &new).await? else {
+    let Some(inserted) = store::insert(conn, &new).await? else {
         // Stored meanwhile under the same request_id by a call that held another key.
         let existing = store::by_request_id(&mut *conn, action.request_id)
             .await?
@@ -649,15 +643,17 @@ async fn record(
         replay_of(&existing, kind, action.tenant_id, agent_id)?;
         return recorded(conn, &existing).await;
     };
+    let interaction_id = inserted.id;
 
     let promise_id = match &action.promise {
         Some(promise) => Some(make_promise(conn, action, agent_id, interaction_id, promise).await?),
         None => None,
     };
 
+    let mut score_points = 0;
     if agent_scores {
         let events = events_for_interaction(kind, action.outcome, promise_id.is_some());
-        store::score(
+        score_points = store::score(
             conn,
             &store::InteractionScore {
                 agent_id,
@@ -699,10 +695,73 @@ async fn record(
     event.client_ip = caller.client_ip;
     audit::append(&mut *conn, &event).await?;
 
-    let row = store::get(&mut *conn, interaction_id)
-        .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("interaction vanished")))?;
+    // The answer from what this transaction wrote, as a read of it would show it.
+    let row = InteractionRow {
+        id: interaction_id,
+        kind: kind.as_str().to_owned(),
+        tenant_id: tenant.id,
+        tenant_name: tenant.full_name,
+        site_id: tenant.site_id,
+        site_name: tenant.site_name,
+        unit_label: tenant.unit,
+        agent_id,
+        agent_name: inserted.agent_name,
+        outcome: action.outcome.as_str().to_owned(),
+        notes: action.notes.clone(),
+        occurred_at: inserted.occurred_at,
+        received_at: inserted.received_at,
+        mission_id: action.mission_id,
+        promise_id,
+        score_points,
+        call_phone: new.call_phone.map(str::to_owned),
+        call_duration_secs: new.call_duration_secs,
+        latitude: new.latitude,
+        longitude: new.longitude,
+        accuracy_m: new.accuracy_m,
+        fix_time: inserted.fix_time,
+        distance_to_tenant_m: new.distance_to_tenant_m,
+        is_far_from_tenant: new.is_far_from_tenant,
+        is_mock_location: new.is_mock_location,
+        request_id: action.request_id,
+    };
     recorded(conn, &row).await
+}
+
+/// The checks of an action on its locked tenant; answers whether the agent scores.
+async fn check(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    action: &Action,
+    tenant: &store::TenantForAction,
+    agent_id: Uuid,
+) -> Result<bool, ApiError> {
+    if !tenant.active {
+        return Err(ApiError::FailedPrecondition {
+            reason: "ERROR_REASON_TENANT_INACTIVE",
+            message: "the tenant has moved out".into(),
+        });
+    }
+    // The caller's role is read fresh on every call; another agent is looked up.
+    let agent_scores = if agent_id == caller.user_id {
+        caller.role == Role::Agent
+    } else {
+        match store::agent(&mut *conn, agent_id).await? {
+            Some(agent) if agent.role_id == Role::Agent.as_str() => true,
+            _ => return Err(ApiError::NotFound("agent")),
+        }
+    };
+    if let Some(mission_id) = action.mission_id {
+        let mission = store::mission(conn, mission_id)
+            .await?
+            .ok_or(ApiError::NotFound("mission"))?;
+        if mission.agent_id != agent_id || mission.tenant_id != action.tenant_id {
+            return Err(ApiError::FailedPrecondition {
+                reason: "ERROR_REASON_UNSPECIFIED",
+                message: "the mission is not this agent's mission for this tenant".into(),
+            });
+        }
+    }
+    Ok(agent_scores)
 }
 
 /// Stores the promise of a call or visit; the tenant's pending promise gives way to it.
@@ -766,7 +825,6 @@ async fn record_interaction<Req: prost::Message>(
     let action = finish_validation(state, violations, action, bounds_error).await?;
     let details = details.ok_or_else(|| ApiError::internal(anyhow::anyhow!("details unparsed")))?;
     agent_of(caller, action.agent_id)?;
-    tenant_in_scope(&state.pool, caller, action.tenant_id).await?;
 
     let key = IdempotencyKey::new(caller.user_id, method, action.request_id);
     let response = state

@@ -40,6 +40,7 @@ use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use super::interactions::promise_to_proto;
 use super::tenant_in_scope;
 use crate::api::convert::{self, timestamp};
 use crate::api::error::{ApiError, Violations};
@@ -58,7 +59,7 @@ use crate::proto::v1 as pb;
 use crate::startup::AppState;
 use crate::store::audit::{self, AuditEvent, Outcome};
 use crate::store::payments::{self as store, PaymentFilter, PaymentRow, PromiseState};
-use crate::store::promises::{self, PromiseView};
+use crate::store::promises;
 
 const RECORD_METHOD: &str = "/akig.v1.CollectionsService/RecordPayment";
 const REVERSE_METHOD: &str = "/akig.v1.CollectionsService/ReversePayment";
@@ -319,25 +320,6 @@ async fn record(
         }
         _ => caller.user_id,
     };
-    let tenant = tenant_in_scope(&state.pool, caller, input.tenant_id).await?;
-    if agent_id != caller.user_id {
-        let collector = store::collector(&state.pool, agent_id)
-            .await?
-            .ok_or(ApiError::NotFound("agent"))?;
-        if collector.role_id != Role::Agent.as_str() {
-            return Err(ApiError::invalid("agent_id", "must be an agent"));
-        }
-        if collector.disabled {
-            return Err(ApiError::invalid("agent_id", "is a disabled account"));
-        }
-        if !collector.site_ids.contains(&tenant.site_id) {
-            return Err(ApiError::invalid(
-                "agent_id",
-                "this agent does not cover the tenant's site",
-            ));
-        }
-    }
-
     let key = IdempotencyKey::new(caller.user_id, RECORD_METHOD, request_id);
     let work = RecordWork {
         caller,
@@ -346,14 +328,18 @@ async fn record(
         agent_id,
         now,
     };
-    // A second run only after a concurrent call of another user took the request_id: it then
-    // finds the stored payment and answers with it.
+    // A second run only after the insert found the request_id taken (a concurrent call of
+    // another user, or a retry after the key expired): it looks for the stored payment first
+    // and answers with it.
     let mut attempts = 0;
     loop {
         attempts += 1;
+        let lookup_first = attempts > 1;
         let outcome = state
             .idempotency
-            .run(key, message, async |conn| work.run(conn).await)
+            .run(key, message, async |conn| {
+                work.run(conn, lookup_first).await
+            })
             .await;
         match outcome {
             Ok(response) => return Ok(response),
@@ -389,26 +375,94 @@ impl RecordWork<'_> {
             && stored.agent_id == self.agent_id
     }
 
-    async fn run(&self, conn: &mut PgConnection) -> Result<pb::RecordPaymentResponse, LedgerError> {
-        let input = self.input;
-        let tenant = store::lock_tenant(conn, input.tenant_id)
+    /// The answer to a request whose request_id is stored already: the stored payment if it is
+    /// this request's, FAILED_PRECONDITION otherwise; None when nothing is stored.
+    async fn stored(
+        &self,
+        conn: &mut PgConnection,
+    ) -> Result<Option<pb::RecordPaymentResponse>, ApiError> {
+        let Some(stored) = store::by_request_id(conn, self.request_id).await? else {
+            return Ok(None);
+        };
+        if !self.is_same(&stored) {
+            return Err(request_id_reused());
+        }
+        let payment = load_payment(conn, stored.id).await?;
+        let promise_id = payment.promise_id;
+        Ok(Some(
+            record_response(conn, payment, promise_id, self.now).await?,
+        ))
+    }
+
+    /// The checks of the collecting agent when it is not the caller (who may record for
+    /// them: checked before the transaction).
+    async fn check_collector(
+        &self,
+        conn: &mut PgConnection,
+        site_id: Uuid,
+    ) -> Result<(), ApiError> {
+        if self.agent_id == self.caller.user_id {
+            return Ok(());
+        }
+        let collector = store::collector(&mut *conn, self.agent_id)
+            .await?
+            .ok_or(ApiError::NotFound("agent"))?;
+        if collector.role_id != Role::Agent.as_str() {
+            return Err(ApiError::invalid("agent_id", "must be an agent"));
+        }
+        if collector.disabled {
+            return Err(ApiError::invalid("agent_id", "is a disabled account"));
+        }
+        if !collector.site_ids.contains(&site_id) {
+            return Err(ApiError::invalid(
+                "agent_id",
+                "this agent does not cover the tenant's site",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records the payment. The scope check rides on the tenant lock; the stored entry of the
+    /// request_id is looked up first only on a second run (`lookup_first`), else only when a
+    /// check refuses the payment (a late retry may be refused by its own entry: its operator
+    /// reference, its promise now kept) or the insert finds the request_id taken.
+    async fn run(
+        &self,
+        conn: &mut PgConnection,
+        lookup_first: bool,
+    ) -> Result<pb::RecordPaymentResponse, LedgerError> {
+        let tenant = store::lock_tenant_named(conn, self.input.tenant_id)
             .await?
             .ok_or(ApiError::NotFound("tenant"))?;
-
-        if let Some(stored) = store::by_request_id(conn, self.request_id).await? {
-            if !self.is_same(&stored) {
-                return Err(request_id_reused().into());
-            }
-            let payment = load_payment(conn, stored.id).await?;
-            let promise_id = payment.promise_id;
-            return Ok(record_response(conn, payment, promise_id, self.now).await?);
+        if !self.caller.scope().covers_site(tenant.site_id) {
+            return Err(ApiError::permission_denied("this tenant is outside your sites").into());
         }
+        self.check_collector(conn, tenant.site_id).await?;
+        if lookup_first && let Some(response) = self.stored(conn).await? {
+            return Ok(response);
+        }
+        match self.checked(conn).await {
+            Ok(checked) => self.write(conn, tenant, checked).await,
+            Err(LedgerError::Api(error @ (ApiError::Internal(_) | ApiError::Unavailable))) => {
+                Err(error.into())
+            }
+            Err(LedgerError::Api(error)) => match self.stored(conn).await? {
+                Some(response) => Ok(response),
+                None => Err(error.into()),
+            },
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The references the payment names, and its promise (locked).
+    async fn checked(&self, conn: &mut PgConnection) -> Result<Checked, LedgerError> {
+        let input = self.input;
 
         if let Some(visit_id) = input.visit_id {
             let visit = store::interaction(conn, visit_id)
                 .await?
                 .ok_or(ApiError::NotFound("visit"))?;
-            if visit.tenant_id != tenant.tenant_id {
+            if visit.tenant_id != input.tenant_id {
                 return Err(ApiError::invalid("visit_id", "is a visit of another tenant").into());
             }
             if visit.kind != "visit" {
@@ -419,7 +473,7 @@ impl RecordWork<'_> {
             let mission = store::mission_tenant(conn, mission_id)
                 .await?
                 .ok_or(ApiError::NotFound("mission"))?;
-            if mission != tenant.tenant_id {
+            if mission != input.tenant_id {
                 return Err(
                     ApiError::invalid("mission_id", "is a mission for another tenant").into(),
                 );
@@ -430,7 +484,7 @@ impl RecordWork<'_> {
                 let promise = store::promise_state(conn, promise_id)
                     .await?
                     .ok_or(ApiError::NotFound("promise"))?;
-                if promise.tenant_id != tenant.tenant_id {
+                if promise.tenant_id != input.tenant_id {
                     return Err(
                         ApiError::invalid("promise_id", "is a promise of another tenant").into(),
                     );
@@ -444,7 +498,7 @@ impl RecordWork<'_> {
                 }
                 Some(promise)
             }
-            None => store::pending_promise(conn, tenant.tenant_id).await?,
+            None => store::pending_promise(conn, input.tenant_id).await?,
         };
 
         let method = input.method.as_str();
@@ -461,10 +515,27 @@ impl RecordWork<'_> {
                 .into());
             }
         }
+        Ok(Checked { promise })
+    }
 
-        let open: Vec<OpenCharge> = store::open_charges(conn, tenant.tenant_id)
-            .await?
-            .into_iter()
+    /// Allocates, numbers and writes the payment, its score, promise and audit row, and
+    /// answers from what was written.
+    async fn write(
+        &self,
+        conn: &mut PgConnection,
+        tenant: store::LockedTenantNamed,
+        checked: Checked,
+    ) -> Result<pb::RecordPaymentResponse, LedgerError> {
+        let input = self.input;
+        let promise = checked.promise;
+        let method = input.method.as_str();
+        let reference = input
+            .operator_reference
+            .as_ref()
+            .map(OperatorReference::as_str);
+        let open_rows = store::open_charges(conn, tenant.tenant_id).await?;
+        let open: Vec<OpenCharge> = open_rows
+            .iter()
             .map(|c| OpenCharge {
                 charge_id: c.id,
                 period: c.period,
@@ -505,19 +576,21 @@ impl RecordWork<'_> {
             credit_gnf: allocation.to_credit.francs(),
             request_id: self.request_id,
         };
-        let payment_id = match store::insert_entry(conn, &entry).await {
-            Ok(id) => id,
+        let inserted = match store::insert_entry_named(conn, &entry).await {
+            Ok(inserted) => inserted,
             Err(error) if unique_violation(&error) == Some(store::REQUEST_ID_KEY) => {
                 tracing::info!(
                     request_id = %self.request_id,
-                    "request_id taken by a concurrent payment; running again"
+                    "request_id taken by another payment; running again"
                 );
                 return Err(LedgerError::RequestIdTaken);
             }
             Err(error) => return Err(error.into()),
         };
+        let payment_id = inserted.id;
+        let mut allocations = Vec::with_capacity(allocation.lines.len());
         for line in &allocation.lines {
-            store::allocate(
+            let allocated = store::allocate(
                 conn,
                 payment_id,
                 line.charge_id,
@@ -525,12 +598,23 @@ impl RecordWork<'_> {
                 occurred_at,
             )
             .await?;
+            allocations.push(store::AllocationRow {
+                payment_id,
+                charge_id: line.charge_id,
+                period: allocated.period,
+                amount_gnf: line.amount.francs(),
+                outstanding_after_gnf: allocated.outstanding_after_gnf,
+            });
         }
         store::add_credit(conn, tenant.tenant_id, allocation.to_credit.francs()).await?;
 
-        if store::role_of(conn, self.agent_id).await?.as_deref() == Some(Role::Agent.as_str()) {
+        // The collector is an agent when it is not the caller (checked above); the caller's
+        // role is read fresh on every call.
+        let scores = self.agent_id != self.caller.user_id || self.caller.role == Role::Agent;
+        let mut score_points = 0;
+        if scores {
             let points = ScoreEventKind::Payment.points();
-            store::score(
+            let written = store::score(
                 conn,
                 &store::ScoreEvent {
                     agent_id: self.agent_id,
@@ -544,6 +628,9 @@ impl RecordWork<'_> {
                 },
             )
             .await?;
+            if written {
+                score_points = points;
+            }
         }
 
         if let Some(promise) = &promise {
@@ -559,9 +646,71 @@ impl RecordWork<'_> {
             .detail("agent_id", self.agent_id.to_string());
         audit::append(&mut *conn, &event).await?;
 
-        let payment = load_payment(conn, payment_id).await?;
-        Ok(record_response(conn, payment, promise.map(|p| p.id), self.now).await?)
+        // The answer from what this transaction wrote, as a read of it would show it.
+        let today = conakry_day(self.now);
+        let mut outstanding_gnf = 0;
+        for charge in open_rows.iter().filter(|c| c.due_date <= today) {
+            let allocated: i64 = allocation
+                .lines
+                .iter()
+                .filter(|line| line.charge_id == charge.id)
+                .map(|line| line.amount.francs())
+                .sum();
+            outstanding_gnf += charge.amount_due_gnf - charge.amount_paid_gnf - allocated;
+        }
+        let balance = pb::TenantBalance {
+            tenant_id: tenant.tenant_id.to_string(),
+            outstanding_gnf,
+            credit_gnf: tenant.credit_gnf + allocation.to_credit.francs(),
+        };
+        allocations.sort_by_key(|a| (a.period, a.charge_id));
+        let row = PaymentRow {
+            id: payment_id,
+            kind: "payment".to_owned(),
+            receipt_number: receipt,
+            tenant_id: tenant.tenant_id,
+            tenant_name: tenant.tenant_name,
+            site_id: tenant.site_id,
+            site_name: tenant.site_name,
+            unit_label: tenant.unit_label,
+            amount_gnf: input.amount.francs(),
+            method: method.to_owned(),
+            operator_reference: reference.map(str::to_owned),
+            payer_phone: input.payer_phone.clone(),
+            agent_id: self.agent_id,
+            agent_name: inserted.agent_name,
+            recorded_by,
+            recorded_by_name: inserted.recorded_by_name,
+            occurred_at: inserted.occurred_at,
+            received_at: inserted.received_at,
+            interaction_id: input.visit_id,
+            promise_id: linked,
+            mission_id: input.mission_id,
+            notes: input.notes.clone(),
+            credit_gnf: allocation.to_credit.francs(),
+            reverses_payment_id: None,
+            reason: None,
+            reversal_id: None,
+            collector_id: self.agent_id,
+        };
+        let promise = match promise {
+            Some(promise) => promises::get(&mut *conn, promise.id, today)
+                .await?
+                .map(|view| promise_to_proto(&view)),
+            None => None,
+        };
+        Ok(pb::RecordPaymentResponse {
+            payment: Some(to_proto_payment(row, &allocations)),
+            balance: Some(balance),
+            promise,
+            score_points,
+        })
     }
+}
+
+/// What the checks of a payment found: the promise it counts towards (locked).
+struct Checked {
+    promise: Option<PromiseState>,
 }
 
 async fn load_payment(conn: &mut PgConnection, payment_id: Uuid) -> Result<PaymentRow, ApiError> {
@@ -581,7 +730,7 @@ async fn record_response(
     let promise = match promise_id {
         Some(id) => promises::get(&mut *conn, id, conakry_day(now))
             .await?
-            .map(to_proto_promise),
+            .map(|view| promise_to_proto(&view)),
         None => None,
     };
     let payment = with_allocations(conn, payment).await?;
@@ -1073,14 +1222,6 @@ async fn list(
 // ---------------------------------------------------------------------------------------------
 // Protobuf views
 
-fn date(day: NaiveDate) -> pb::Date {
-    pb::Date {
-        year: day.year(),
-        month: i32::try_from(day.month()).unwrap_or(0),
-        day: i32::try_from(day.day()).unwrap_or(0),
-    }
-}
-
 fn optional_id(id: Option<Uuid>) -> String {
     id.map(|id| id.to_string()).unwrap_or_default()
 }
@@ -1147,41 +1288,6 @@ fn to_proto_payment(row: PaymentRow, allocations: &[store::AllocationRow]) -> pb
         } else {
             String::new()
         },
-    }
-}
-
-/// A promise as a payment answers it: just derived and stored, so its stored status is
-/// the current one.
-fn to_proto_promise(view: PromiseView) -> pb::PaymentPromise {
-    let status = view
-        .status
-        .parse::<PromiseStatus>()
-        .map_or(pb::PromiseStatus::Unspecified, PromiseStatus::to_proto);
-    let resolved = view.stored_status != PromiseStatus::Pending.as_str();
-    pb::PaymentPromise {
-        promise_id: view.id.to_string(),
-        tenant: Some(pb::TenantRef {
-            tenant_id: view.tenant_id.to_string(),
-            full_name: view.tenant_name,
-            site_id: view.site_id.to_string(),
-            site_name: view.site_name,
-            unit_label: view.unit_label,
-        }),
-        agent: Some(pb::UserRef {
-            user_id: view.agent_id.to_string(),
-            full_name: view.agent_name,
-        }),
-        amount_gnf: view.amount_gnf,
-        promised_date: Some(date(view.promised_date)),
-        status: status as i32,
-        paid_gnf: view.paid_gnf,
-        interaction_id: optional_id(view.interaction_id),
-        occurred_at: Some(timestamp(view.made_at)),
-        received_at: Some(timestamp(view.received_at)),
-        original_promised_date: Some(date(view.original_promised_date)),
-        reschedule_count: view.reschedule_count,
-        last_change_reason: view.last_change_reason.unwrap_or_default(),
-        resolve_time: view.status_changed_at.filter(|_| resolved).map(timestamp),
     }
 }
 
