@@ -215,8 +215,11 @@ impl Idempotency {
     /// again; the same holds when the returned future is dropped (client gone, deadline).
     /// `work` may open savepoints with `sqlx::Connection::begin` on the connection.
     ///
-    /// Validate the request and check permissions before calling `run`: a refused request then
-    /// takes neither a key nor a transaction (and these checks apply to replays too).
+    /// Validate the request before calling `run`: an invalid request then takes neither a key
+    /// nor a transaction. Checks that need the locked rows (a tenant's scope) may run inside
+    /// `work`: a refusal there rolls back and leaves no key. A replay is answered from the
+    /// stored response before `work`, so such checks do not run again for it; that is safe
+    /// because keys belong to one caller, who only ever gets back their own first answer.
     pub async fn run<Req, Resp, E, F>(
         &self,
         key: IdempotencyKey,
