@@ -67,6 +67,36 @@ pub fn decode_page_token(token: &str) -> Result<Option<String>, ApiError> {
         .ok_or_else(|| ApiError::invalid("page_token", "not a token this server issued"))
 }
 
+/// A phone number in E.164 form (`+224621234567`); the spaces, dots and dashes people type
+/// are dropped.
+pub fn phone(field: &str, value: &str) -> Result<String, ApiError> {
+    let compact: String = value
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.'))
+        .collect();
+    let digits = compact.strip_prefix('+').unwrap_or("");
+    let valid = (8..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    if valid {
+        Ok(compact)
+    } else {
+        Err(ApiError::invalid(
+            field,
+            "must be an E.164 number such as +224621234567",
+        ))
+    }
+}
+
+/// An optional phone number: empty means not given.
+pub fn optional_phone(field: &str, value: &str) -> Result<Option<String>, ApiError> {
+    if value.trim().is_empty() {
+        Ok(None)
+    } else {
+        phone(field, value).map(Some)
+    }
+}
+
 /// Trims and bounds a free-text field; `None` when empty.
 pub fn optional_text(
     field: &str,
@@ -89,6 +119,16 @@ pub fn optional_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phones_are_e164() {
+        assert_eq!(phone("p", "+224 621 23 45 67").unwrap(), "+224621234567");
+        assert_eq!(phone("p", "+224-621.23.45.67").unwrap(), "+224621234567");
+        assert!(phone("p", "621234567").is_err());
+        assert!(phone("p", "+0224621234567").is_err());
+        assert!(phone("p", "+22462123456789012").is_err());
+        assert_eq!(optional_phone("p", " ").unwrap(), None);
+    }
 
     #[test]
     fn page_size_defaults_and_caps() {

@@ -83,26 +83,6 @@ fn to_date(day: NaiveDate) -> pb::Date {
     }
 }
 
-/// A phone number in E.164 form; spaces, dashes and dots typed by people are dropped.
-fn parse_phone(field: &str, value: &str) -> Result<String, ApiError> {
-    let compact: String = value
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.'))
-        .collect();
-    let digits = compact.strip_prefix('+').unwrap_or("");
-    let valid = (8..=15).contains(&digits.len())
-        && digits.chars().all(|c| c.is_ascii_digit())
-        && !digits.starts_with('0');
-    if valid {
-        Ok(compact)
-    } else {
-        Err(ApiError::invalid(
-            field,
-            "must be an E.164 number such as +224621234567",
-        ))
-    }
-}
-
 fn time_bounds(state: &AppState) -> TimeBounds {
     let config = &state.collections;
     TimeBounds {
@@ -315,7 +295,7 @@ fn parse_call(call: Option<&pb::CallDetails>, violations: &mut Violations) -> Op
         Some(None)
     } else {
         violations
-            .absorb(parse_phone("call.phone", &call.phone))
+            .absorb(convert::phone("call.phone", &call.phone))
             .map(Some)
     };
     let duration_secs = match &call.duration {

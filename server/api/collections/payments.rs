@@ -114,26 +114,6 @@ fn parse_occurred_at(
     violations.check("occurred_at", OccurredAt::parse(device, now, bounds))
 }
 
-/// A phone number in E.164 form; spaces, dots and dashes typed by people are dropped.
-fn parse_payer_phone(value: &str) -> Result<Option<String>, String> {
-    let compact: String = value
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.'))
-        .collect();
-    if compact.is_empty() {
-        return Ok(None);
-    }
-    let digits = compact.strip_prefix('+').unwrap_or("");
-    if (8..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
-    {
-        Ok(Some(compact))
-    } else {
-        Err("must be an E.164 number such as +224621234567".to_owned())
-    }
-}
-
 fn parse_notes(violations: &mut Violations, value: &str) -> String {
     violations
         .absorb(convert::optional_text("notes", value, NOTES_MAX))
@@ -156,7 +136,7 @@ fn parse_record(
             OperatorReference::parse(method, &request.operator_reference),
         )
     });
-    let payer_phone = v.check("payer_phone", parse_payer_phone(&request.payer_phone));
+    let payer_phone = v.absorb(convert::optional_phone("payer_phone", &request.payer_phone));
     let occurred_at = parse_occurred_at(&mut v, request.occurred_at.as_ref(), now, bounds);
     let agent_id = v.absorb(convert::optional_uuid("agent_id", &request.agent_id));
     let visit_id = v.absorb(convert::optional_uuid("visit_id", &request.visit_id));
@@ -1359,17 +1339,6 @@ mod tests {
             fields(parse_record(&unset, now, bounds).expect_err("invalid")),
             ["amount_gnf", "method", "occurred_at"]
         );
-    }
-
-    #[test]
-    fn payer_phones_are_e164() {
-        assert_eq!(
-            parse_payer_phone("+224 621 23 45 67"),
-            Ok(Some("+224621234567".to_owned()))
-        );
-        assert_eq!(parse_payer_phone(""), Ok(None));
-        assert!(parse_payer_phone("621234567").is_err());
-        assert!(parse_payer_phone("+0621234567").is_err());
     }
 
     #[test]
