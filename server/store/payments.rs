@@ -631,6 +631,17 @@ pub async fn get<'e>(
         .await
 }
 
+/// The entries of `payment_ids` (payments and reversals), in no particular order.
+pub async fn entries_by_ids<'e>(
+    executor: impl PgExecutor<'e>,
+    payment_ids: &[Uuid],
+) -> Result<Vec<PaymentRow>, sqlx::Error> {
+    sqlx::query_as(&format!("{PAYMENT_SELECT} WHERE p.id = ANY($1)"))
+        .bind(payment_ids)
+        .fetch_all(executor)
+        .await
+}
+
 /// One allocation row of an entry, with the charge's month and what remained on it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AllocationRow {

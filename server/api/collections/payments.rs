@@ -680,7 +680,7 @@ impl RecordWork<'_> {
             None => None,
         };
         Ok(pb::RecordPaymentResponse {
-            payment: Some(to_proto_payment(row, &allocations)),
+            payment: Some(payment_to_proto(row, &allocations)),
             balance: Some(balance),
             promise,
             score_points,
@@ -740,7 +740,7 @@ async fn with_allocations(
     payment: PaymentRow,
 ) -> Result<pb::Payment, ApiError> {
     let allocations = store::allocations(&mut *conn, &[payment.id]).await?;
-    Ok(to_proto_payment(payment, &allocations))
+    Ok(payment_to_proto(payment, &allocations))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1024,7 +1024,7 @@ pub(super) async fn get_payment(
         .await
         .map_err(ApiError::from)?;
     Ok(Response::new(pb::GetPaymentResponse {
-        payment: Some(to_proto_payment(payment, &allocations)),
+        payment: Some(payment_to_proto(payment, &allocations)),
     }))
 }
 
@@ -1188,7 +1188,7 @@ async fn list(
                 .filter(|a| a.payment_id == row.id)
                 .cloned()
                 .collect();
-            to_proto_payment(row, &own)
+            payment_to_proto(row, &own)
         })
         .collect();
     Ok(pb::ListPaymentsResponse {
@@ -1206,7 +1206,12 @@ fn optional_id(id: Option<Uuid>) -> String {
     id.map(|id| id.to_string()).unwrap_or_default()
 }
 
-fn to_proto_payment(row: PaymentRow, allocations: &[store::AllocationRow]) -> pb::Payment {
+/// The API's view of a ledger entry, with its allocations (those of `allocations` that are
+/// the entry's); the one every answer that shows a payment or a reversal uses.
+pub(super) fn payment_to_proto(
+    row: PaymentRow,
+    allocations: &[store::AllocationRow],
+) -> pb::Payment {
     let reversal = row.kind == "reversal";
     let sign = if reversal { -1 } else { 1 };
     let method = row
@@ -1261,7 +1266,11 @@ fn to_proto_payment(row: PaymentRow, allocations: &[store::AllocationRow]) -> pb
             .collect(),
         credit_gnf: sign * row.credit_gnf,
         reversed: !reversal && row.reversal_id.is_some(),
-        reversal_payment_id: optional_id(row.reversal_id),
+        reversal_payment_id: if reversal {
+            String::new()
+        } else {
+            optional_id(row.reversal_id)
+        },
         reversed_payment_id: optional_id(row.reverses_payment_id),
         reversal_reason: if reversal {
             row.reason.unwrap_or_default()

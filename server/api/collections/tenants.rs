@@ -31,17 +31,19 @@ use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use super::payments::payment_to_proto;
 use super::tenant_in_scope;
 use crate::api::convert::{self, timestamp};
 use crate::api::error::{ApiError, Violations};
 use crate::auth::caller::{Caller, Scope};
 use crate::domain::aging::days_overdue_for_display;
 use crate::domain::{
-    AgingBuckets, Bucket, InteractionKind, InteractionOutcome, PaymentMethod, PromiseStatus,
-    conakry_day, conakry_day_start,
+    AgingBuckets, Bucket, InteractionKind, InteractionOutcome, PromiseStatus, conakry_day,
+    conakry_day_start,
 };
 use crate::proto::v1 as pb;
 use crate::startup::AppState;
+use crate::store::payments;
 use crate::store::stats;
 use crate::store::tenants::{self as store, HistoryKey, history_kind};
 
@@ -859,23 +861,15 @@ async fn history_entries(
     let (ledger, mut allocations) = if entry_ids.is_empty() {
         (HashMap::new(), HashMap::new())
     } else {
-        let ledger: HashMap<String, store::LedgerEntryRow> =
-            store::ledger_entries_by_ids(conn, &entry_ids)
+        let ledger: HashMap<String, payments::PaymentRow> =
+            payments::entries_by_ids(&mut *conn, &entry_ids)
                 .await?
                 .into_iter()
                 .map(|row| (row.id.to_string(), row))
                 .collect();
-        let mut allocations: HashMap<Uuid, Vec<pb::PaymentAllocation>> = HashMap::new();
-        for row in store::entry_allocations(conn, &entry_ids).await? {
-            allocations
-                .entry(row.payment_id)
-                .or_default()
-                .push(pb::PaymentAllocation {
-                    charge_id: row.charge_id.to_string(),
-                    month: Some(month_proto(row.period)),
-                    amount_gnf: row.amount_gnf,
-                    charge_outstanding_after_gnf: row.outstanding_after_gnf,
-                });
+        let mut allocations: HashMap<Uuid, Vec<payments::AllocationRow>> = HashMap::new();
+        for row in payments::allocations(&mut *conn, &entry_ids).await? {
+            allocations.entry(row.payment_id).or_default().push(row);
         }
         (ledger, allocations)
     };
@@ -929,16 +923,17 @@ async fn history_entries(
                 )
             }
             history_kind::PAYMENT | history_kind::REVERSAL => {
-                let Some(row) = ledger.get(&key.id) else {
+                let Some(row) = ledger.get(&key.id).cloned() else {
                     continue;
                 };
-                let payment = ledger_proto(
-                    row,
-                    &tenant_pb,
-                    allocations.remove(&row.id).unwrap_or_default(),
-                );
                 let actor = Some(user_ref(row.agent_id, &row.agent_name));
-                if row.kind == history_kind::REVERSAL {
+                let reversal = row.kind == history_kind::REVERSAL;
+                let own = allocations.remove(&row.id).unwrap_or_default();
+                let mut payment = payment_to_proto(row, &own);
+                // Like the timeline's other entries, the tenant and its current site (the
+                // row names the site the entry was recorded at).
+                payment.tenant = Some(tenant_pb.clone());
+                if reversal {
                     (actor, pb::history_entry::Entry::Reversal(payment))
                 } else {
                     (actor, pb::history_entry::Entry::Payment(payment))
@@ -1111,56 +1106,6 @@ fn charge_proto(
             row.paid_in_full_at.map(|at| date_proto(conakry_day(at)))
         } else {
             None
-        },
-    }
-}
-
-fn ledger_proto(
-    row: &store::LedgerEntryRow,
-    tenant: &pb::TenantRef,
-    allocations: Vec<pb::PaymentAllocation>,
-) -> pb::Payment {
-    let reversal = row.kind == history_kind::REVERSAL;
-    let sign = if reversal { -1 } else { 1 };
-    pb::Payment {
-        payment_id: row.id.to_string(),
-        kind: if reversal {
-            pb::PaymentKind::Reversal
-        } else {
-            pb::PaymentKind::Payment
-        }
-        .into(),
-        receipt_number: row.receipt_number.clone(),
-        tenant: Some(tenant.clone()),
-        amount_gnf: sign * row.amount_gnf,
-        method: PaymentMethod::from_str(&row.method)
-            .map_or(pb::PaymentMethod::Unspecified, |m| m.to_proto())
-            .into(),
-        operator_reference: row.operator_reference.clone().unwrap_or_default(),
-        payer_phone: row.payer_phone.clone().unwrap_or_default(),
-        agent: Some(user_ref(row.agent_id, &row.agent_name)),
-        recorded_by: row
-            .recorded_by
-            .map(|id| user_ref(id, row.recorded_by_name.as_deref().unwrap_or_default())),
-        occurred_at: Some(timestamp(row.occurred_at)),
-        received_at: Some(timestamp(row.received_at)),
-        visit_id: opt_id(row.interaction_id),
-        promise_id: opt_id(row.promise_id),
-        mission_id: opt_id(row.mission_id),
-        notes: row.notes.clone(),
-        allocations,
-        credit_gnf: sign * row.credit_gnf,
-        reversed: !reversal && row.reversal_id.is_some(),
-        reversal_payment_id: if reversal {
-            String::new()
-        } else {
-            opt_id(row.reversal_id)
-        },
-        reversed_payment_id: opt_id(row.reverses_payment_id),
-        reversal_reason: if reversal {
-            row.reason.clone().unwrap_or_default()
-        } else {
-            String::new()
         },
     }
 }
