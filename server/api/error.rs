@@ -180,9 +180,36 @@ impl From<crate::idempotency::IdempotencyError> for ApiError {
     }
 }
 
+/// The ErrorReason (common.proto) a domain error is reported with, for errors that apps explain
+/// in their own words. The mapping lives here, at the edge: the domain knows no wire names.
+pub trait WireReason {
+    fn wire_reason(&self) -> Option<&'static str>;
+}
+
+impl WireReason for crate::domain::clock::OccurredAtError {
+    fn wire_reason(&self) -> Option<&'static str> {
+        use crate::domain::clock::OccurredAtError;
+        Some(match self {
+            OccurredAtError::InFuture => "ERROR_REASON_OCCURRED_AT_IN_FUTURE",
+            OccurredAtError::TooOld { .. } => "ERROR_REASON_OCCURRED_AT_TOO_OLD",
+        })
+    }
+}
+
+impl WireReason for crate::domain::promise::PromisedDateError {
+    fn wire_reason(&self) -> Option<&'static str> {
+        self.is_in_past()
+            .then_some("ERROR_REASON_PROMISE_DATE_IN_PAST")
+    }
+}
+
 /// Collects field violations so a handler reports every bad field at once.
 #[derive(Debug, Default)]
-pub struct Violations(Vec<FieldViolation>);
+pub struct Violations {
+    violations: Vec<FieldViolation>,
+    /// The first ErrorReason met, sent as ErrorInfo with the field violations.
+    reason: Option<&'static str>,
+}
 
 impl Violations {
     pub fn new() -> Self {
@@ -190,7 +217,20 @@ impl Violations {
     }
 
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation::new(field, description));
+        self.violations
+            .push(FieldViolation::new(field, description));
+    }
+
+    /// Like [`Violations::check`], and keeps the error's ErrorReason.
+    pub fn check_reasoned<T, E: std::fmt::Display + WireReason>(
+        &mut self,
+        field: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        if let Err(e) = &result {
+            self.reason = self.reason.or(e.wire_reason());
+        }
+        self.check(field, result)
     }
 
     /// Records the error of `result` under `field` and returns its value, if any.
@@ -212,11 +252,13 @@ impl Violations {
     pub fn absorb<T>(&mut self, result: Result<T, ApiError>) -> Option<T> {
         match result {
             Ok(value) => Some(value),
-            Err(
-                ApiError::InvalidArgument(violations)
-                | ApiError::InvalidArgumentBecause { violations, .. },
-            ) => {
-                self.0.extend(violations);
+            Err(ApiError::InvalidArgument(violations)) => {
+                self.violations.extend(violations);
+                None
+            }
+            Err(ApiError::InvalidArgumentBecause { violations, reason }) => {
+                self.violations.extend(violations);
+                self.reason = self.reason.or(Some(reason));
                 None
             }
             Err(other) => {
@@ -227,10 +269,13 @@ impl Violations {
     }
 
     pub fn into_result(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::InvalidArgument(self.0))
+        match (self.violations.is_empty(), self.reason) {
+            (true, _) => Ok(()),
+            (false, None) => Err(ApiError::InvalidArgument(self.violations)),
+            (false, Some(reason)) => Err(ApiError::InvalidArgumentBecause {
+                violations: self.violations,
+                reason,
+            }),
         }
     }
 }

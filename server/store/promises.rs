@@ -493,3 +493,51 @@ pub async fn totals<'e>(
     .fetch_one(executor)
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+    use sqlx::PgPool;
+
+    use crate::domain::Gnf;
+    use crate::domain::promise::PromiseProgress;
+
+    /// Lists filter by the status SQL derives (`promise_derived_status`); the job and the
+    /// handlers use the Rust rule. Both must agree on every case.
+    #[sqlx::test(migrations = "./migrations")]
+    async fn sql_and_rust_derive_the_same_status(pool: PgPool) {
+        let promised = NaiveDate::from_ymd_opt(2026, 3, 15).expect("date");
+        let mut cases = 0;
+        for amount in [1, 50_000, 300_000] {
+            for paid in [0, 1, 49_999, 50_000, 50_001, 299_999, 300_000, 900_000] {
+                for offset in [-30, -1, 0, 1, 2, 90] {
+                    let today = promised + chrono::Duration::days(offset);
+                    let rust = PromiseProgress {
+                        amount: Gnf::new(amount),
+                        promised_date: promised,
+                        paid_by_promised_date: Gnf::new(paid),
+                        cancelled: false,
+                    }
+                    .status_on(today);
+                    let sql: String = sqlx::query_scalar(
+                        "SELECT promise_derived_status('pending', $1, $2, $3, $4)",
+                    )
+                    .bind(amount)
+                    .bind(promised)
+                    .bind(paid)
+                    .bind(today)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("sql status");
+                    assert_eq!(
+                        sql,
+                        rust.as_str(),
+                        "amount {amount}, paid {paid}, today {today}"
+                    );
+                    cases += 1;
+                }
+            }
+        }
+        assert_eq!(cases, 3 * 8 * 6);
+    }
+}

@@ -419,6 +419,10 @@ async fn a_promise_in_the_past_is_refused_and_nothing_is_written(pool: PgPool) {
         .expect_err("past promise");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&status), ["promise.promised_date"]);
+    assert_eq!(
+        status.get_details_error_info().map(|i| i.reason),
+        Some("ERROR_REASON_PROMISE_DATE_IN_PAST".to_owned())
+    );
 
     // Too far ahead, zero and absurd amounts.
     let status = w

@@ -662,11 +662,19 @@ async fn bad_payments_get_the_right_code_and_write_nothing(pool: PgPool) {
     let status = w.record(future, &w.agent_token).await.expect_err("future");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&status), ["occurred_at"]);
+    assert_eq!(
+        status.get_details_error_info().map(|i| i.reason),
+        Some("ERROR_REASON_OCCURRED_AT_IN_FUTURE".to_owned())
+    );
 
     let mut old = cash(w.tenant, 100_000);
     old.occurred_at = Some(ts(Utc::now() - chrono::Duration::days(31)));
     let status = w.record(old, &w.agent_token).await.expect_err("too old");
     assert_eq!(bad_fields(&status), ["occurred_at"]);
+    assert_eq!(
+        status.get_details_error_info().map(|i| i.reason),
+        Some("ERROR_REASON_OCCURRED_AT_TOO_OLD".to_owned())
+    );
 
     let mut no_id = cash(w.tenant, 100_000);
     no_id.request_id = String::new();

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use super::tenant_in_scope;
 use crate::api::convert::{self, timestamp};
-use crate::api::error::{ApiError, Violations};
+use crate::api::error::{ApiError, Violations, WireReason};
 use crate::auth::caller::{Caller, Scope};
 use crate::auth::rbac::Role;
 use crate::domain::scoring::ScoreEventKind;
@@ -179,7 +179,7 @@ fn parse_action(
         };
         // The window is counted from the day of the call or visit.
         let date = date.zip(occurred_at).and_then(|(date, at)| {
-            violations.check(
+            violations.check_reasoned(
                 "promise.promised_date",
                 PromisedDate::parse(
                     date,
@@ -225,15 +225,24 @@ async fn finish_validation(
     bounds_error: Option<OccurredAtError>,
 ) -> Result<Action, ApiError> {
     let bounds_violation = bounds_error.map(|e| FieldViolation::new("occurred_at", e.to_string()));
+    let bounds_reason = bounds_error.as_ref().and_then(WireReason::wire_reason);
+    let with_bounds = |mut list: Vec<FieldViolation>, reason: Option<&'static str>| {
+        list.extend(bounds_violation.clone());
+        match reason.or(bounds_reason) {
+            Some(reason) => ApiError::InvalidArgumentBecause {
+                violations: list,
+                reason,
+            },
+            None => ApiError::InvalidArgument(list),
+        }
+    };
     match (violations.into_result(), action) {
-        (Err(ApiError::InvalidArgument(mut list)), _) => {
-            list.extend(bounds_violation);
-            Err(ApiError::InvalidArgument(list))
+        (Err(ApiError::InvalidArgument(list)), _) => Err(with_bounds(list, None)),
+        (Err(ApiError::InvalidArgumentBecause { violations, reason }), _) => {
+            Err(with_bounds(violations, Some(reason)))
         }
         (Err(other), _) => Err(other),
-        (Ok(()), None) => Err(ApiError::InvalidArgument(
-            bounds_violation.into_iter().collect(),
-        )),
+        (Ok(()), None) => Err(with_bounds(Vec::new(), None)),
         (Ok(()), Some(action)) => match bounds_error {
             None => Ok(action),
             Some(OccurredAtError::TooOld { .. })
@@ -1070,7 +1079,7 @@ fn parse_update(
     let occurred_at = violations
         .absorb(device_time("occurred_at", message.occurred_at.as_ref()))
         .and_then(|at| {
-            violations.check(
+            violations.check_reasoned(
                 "occurred_at",
                 OccurredAt::parse(at, Utc::now(), time_bounds(state)).map(OccurredAt::get),
             )
@@ -1130,7 +1139,7 @@ fn parse_update(
             };
             date.zip(occurred_at).and_then(|(date, at)| {
                 violations
-                    .check(
+                    .check_reasoned(
                         "promise.promised_date",
                         PromisedDate::parse(
                             date,

@@ -111,7 +111,7 @@ fn parse_occurred_at(
         return None;
     };
     let device = violations.absorb(convert::from_timestamp("occurred_at", value))?;
-    violations.check("occurred_at", OccurredAt::parse(device, now, bounds))
+    violations.check_reasoned("occurred_at", OccurredAt::parse(device, now, bounds))
 }
 
 fn parse_notes(violations: &mut Violations, value: &str) -> String {
