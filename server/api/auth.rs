@@ -267,7 +267,7 @@ impl AuthApi {
                 refresh_expires_at,
             )),
             user: Some(to_proto_user(profile)),
-            permissions: permission_names(permissions),
+            permissions: permission_names(permissions.iter().copied()),
         })
     }
 

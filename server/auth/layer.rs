@@ -30,24 +30,35 @@ use crate::store::{sessions, users};
 
 /// Seed palette: permissions are cached 5 minutes, and invalidated when a role changes.
 const ROLE_PERMISSIONS_TTL: Duration = Duration::from_secs(300);
+/// Each process also keeps them a few seconds, which spares a Redis round trip on every call;
+/// another replica sees a change within this delay (the changing one at once).
+const LOCAL_TTL: Duration = Duration::from_secs(5);
 
 /// The permission set of each role, from the database through the shared cache.
 #[derive(Clone)]
 pub struct RolePermissions {
     pool: PgPool,
     cache: Cache,
+    local: moka::sync::Cache<Role, Arc<HashSet<Permission>>>,
 }
 
 impl RolePermissions {
     pub fn new(pool: PgPool, cache: Cache) -> Self {
-        Self { pool, cache }
+        let local = moka::sync::Cache::builder()
+            .max_capacity(16)
+            .time_to_live(LOCAL_TTL)
+            .build();
+        Self { pool, cache, local }
     }
 
     fn key(role: Role) -> String {
         format!("rbac:role:{}", role.as_str())
     }
 
-    pub async fn get(&self, role: Role) -> Result<HashSet<Permission>, sqlx::Error> {
+    pub async fn get(&self, role: Role) -> Result<Arc<HashSet<Permission>>, sqlx::Error> {
+        if let Some(permissions) = self.local.get(&role) {
+            return Ok(permissions);
+        }
         let key = Self::key(role);
         let names = match self.cache.get(&key).await {
             Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -62,13 +73,18 @@ impl RolePermissions {
             }
         };
         // A name unknown to this binary (granted by a newer one) is ignored.
-        Ok(names
-            .lines()
-            .filter_map(|name| Permission::from_str(name).ok())
-            .collect())
+        let permissions: Arc<HashSet<Permission>> = Arc::new(
+            names
+                .lines()
+                .filter_map(|name| Permission::from_str(name).ok())
+                .collect(),
+        );
+        self.local.insert(role, permissions.clone());
+        Ok(permissions)
     }
 
     pub async fn invalidate(&self, role: Role) {
+        self.local.invalidate(&role);
         self.cache.delete(&Self::key(role)).await;
     }
 }
@@ -231,7 +247,7 @@ impl Shared {
             user_id: claims.sub,
             role,
             session_id: claims.sid,
-            permissions: Arc::new(permissions),
+            permissions,
             site_ids: standing.site_ids.into(),
             client_ip,
             token_expires_at: claims.exp,
