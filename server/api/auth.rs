@@ -546,7 +546,10 @@ impl AuthService for AuthApi {
                 })
             })
             .await;
-        if let Err(ApiError::InvalidArgument(_)) = &response {
+        if response
+            .as_ref()
+            .is_err_and(|e| e.field_violations().is_some())
+        {
             // Written outside the rolled-back transaction of the attempt.
             let event = audit_by(&caller, request_id, "auth.password.change", Outcome::Denied);
             audit::append(&state.pool, &event)

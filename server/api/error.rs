@@ -83,6 +83,16 @@ impl ApiError {
         Self::PermissionDenied(message.into())
     }
 
+    /// The field violations of an INVALID_ARGUMENT error, with or without a reason.
+    pub fn field_violations(&self) -> Option<&[FieldViolation]> {
+        match self {
+            Self::InvalidArgument(violations) | Self::InvalidArgumentBecause { violations, .. } => {
+                Some(violations)
+            }
+            _ => None,
+        }
+    }
+
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
         Self::Internal(error.into())
     }

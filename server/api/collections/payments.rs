@@ -1302,11 +1302,9 @@ mod tests {
     }
 
     fn fields(error: ApiError) -> Vec<String> {
-        match error {
-            ApiError::InvalidArgument(violations) => {
-                violations.into_iter().map(|v| v.field).collect()
-            }
-            other => panic!("not a field error: {other:?}"),
+        match error.field_violations() {
+            Some(violations) => violations.iter().map(|v| v.field.clone()).collect(),
+            None => panic!("not a field error: {error:?}"),
         }
     }
 
