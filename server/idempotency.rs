@@ -38,8 +38,10 @@ use std::time::Duration;
 
 use prost::Message;
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, QueryBuilder};
 use uuid::Uuid;
+
+use crate::store::audit::{self, AuditEvent};
 
 /// How long a key is remembered by default: a phone retries within days, not months.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -232,6 +234,28 @@ impl Idempotency {
         E: From<IdempotencyError>,
         F: AsyncFnOnce(&mut PgConnection) -> Result<Resp, E>,
     {
+        self.run_audited(key, request, async move |conn: &mut PgConnection| {
+            Ok((work(conn).await?, None))
+        })
+        .await
+    }
+
+    /// [`run`](Self::run) for work that ends with an audit row: `work` answers its response and
+    /// the audit event of what it did, and the row is written by the statement that completes
+    /// the key (a data-modifying CTE of its UPDATE), one round trip fewer than an insert of its
+    /// own. The row commits with the work and the key, or not at all; a replay writes none.
+    pub async fn run_audited<Req, Resp, E, F>(
+        &self,
+        key: IdempotencyKey,
+        request: &Req,
+        work: F,
+    ) -> Result<Resp, E>
+    where
+        Req: Message,
+        Resp: Message + Default,
+        E: From<IdempotencyError>,
+        F: AsyncFnOnce(&mut PgConnection) -> Result<(Resp, Option<AuditEvent>), E>,
+    {
         let fingerprint = fingerprint(request);
 
         // No read before the transaction: replays are rare, and the claim below tells a replay,
@@ -249,8 +273,8 @@ impl Idempotency {
             }
         }
 
-        let response = match work(&mut tx).await {
-            Ok(response) => response,
+        let (response, event) = match work(&mut tx).await {
+            Ok(done) => done,
             Err(error) => {
                 rollback(tx).await;
                 count(&key, "failed");
@@ -258,18 +282,27 @@ impl Idempotency {
             }
         };
 
-        let completed = sqlx::query(
-            "UPDATE idempotency_keys
-             SET state = 'completed', response_code = 0, response_body = $4
-             WHERE actor_id = $1 AND method = $2 AND request_id = $3 AND state = 'in_flight'",
-        )
-        .bind(key.actor_id)
-        .bind(key.method)
-        .bind(key.request_id)
-        .bind(response.encode_to_vec())
-        .execute(&mut *tx)
-        .await
-        .map_err(IdempotencyError::from)?;
+        let mut completion = QueryBuilder::new("");
+        if let Some(event) = &event {
+            completion.push("WITH audit AS (");
+            audit::push_insert(&mut completion, event);
+            completion.push(") ");
+        }
+        completion
+            .push("UPDATE idempotency_keys SET state = 'completed', response_code = 0, response_body = ")
+            .push_bind(response.encode_to_vec())
+            .push(" WHERE actor_id = ")
+            .push_bind(key.actor_id)
+            .push(" AND method = ")
+            .push_bind(key.method)
+            .push(" AND request_id = ")
+            .push_bind(key.request_id)
+            .push(" AND state = 'in_flight'");
+        let completed = completion
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(IdempotencyError::from)?;
         // The row was inserted or locked by this transaction: nobody else can have changed it.
         if completed.rows_affected() != 1 {
             return Err(IdempotencyError::Database(sqlx::Error::RowNotFound).into());

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, PgPool, QueryBuilder};
+use sqlx::{PgExecutor, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,27 +72,38 @@ impl AuditEvent {
     }
 }
 
+/// Pushes `INSERT INTO audit_log (..) VALUES (..)` for `event`, with its binds, onto `query`:
+/// the one text of the audit insert, run alone by [`append`] or as a data-modifying CTE of
+/// another statement (the idempotency key's completion writes the audit row of the call it
+/// completes, see `Idempotency::run_audited`).
+pub fn push_insert<'a>(query: &mut QueryBuilder<'a, Postgres>, event: &'a AuditEvent) {
+    query.push(
+        "INSERT INTO audit_log
+           (actor_id, actor_role, action, target_type, target_id, request_id, client_ip,
+            outcome, details)
+         VALUES (",
+    );
+    let mut values = query.separated(", ");
+    values.push_bind(event.actor_id);
+    values.push_bind(event.actor_role.as_deref());
+    values.push_bind(event.action.as_str());
+    values.push_bind(event.target_type);
+    values.push_bind(event.target_id.as_deref());
+    values.push_bind(event.request_id);
+    values.push_bind(event.client_ip.map(|ip| ip.to_string()));
+    values.push_unseparated("::inet");
+    values.push_bind(event.outcome.as_str());
+    values.push_bind(&event.details);
+    values.push_unseparated(")");
+}
+
 pub async fn append<'e>(
     executor: impl PgExecutor<'e>,
     event: &AuditEvent,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO audit_log
-           (actor_id, actor_role, action, target_type, target_id, request_id, client_ip,
-            outcome, details)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::inet, $8, $9)",
-    )
-    .bind(event.actor_id)
-    .bind(&event.actor_role)
-    .bind(&event.action)
-    .bind(event.target_type)
-    .bind(&event.target_id)
-    .bind(event.request_id)
-    .bind(event.client_ip.map(|ip| ip.to_string()))
-    .bind(event.outcome.as_str())
-    .bind(&event.details)
-    .execute(executor)
-    .await?;
+    let mut query = QueryBuilder::new("");
+    push_insert(&mut query, event);
+    query.build().execute(executor).await?;
     Ok(())
 }
 

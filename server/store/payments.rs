@@ -5,7 +5,8 @@
 //! Every write runs inside the caller's transaction, after [`lock_tenant`]: the tenant row
 //! lock serialises the payments and reversals of one tenant, so charges, credit and
 //! allocations are read and written by one transaction at a time. Locks are taken in this
-//! order: tenant, promise, operator reference, charges, receipt counter of the site.
+//! order: tenant, the pending promise and the open charges (one statement), a promise the payment
+//! names, operator reference, receipt counter of the site (taken by the insert).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
@@ -81,21 +82,111 @@ pub struct OpenChargeRow {
     pub amount_paid_gnf: i64,
 }
 
-/// The tenant's open charges, oldest period first, locked.
-pub async fn open_charges(
+/// What a payment reads under its tenant lock: the tenant's pending promise (when asked for)
+/// and its open charges, as one row: the promise's columns (NULL when there is none) and the
+/// charges as arrays, oldest period first.
+#[derive(Debug, sqlx::FromRow)]
+struct OpenStateRow {
+    promise_id: Option<Uuid>,
+    promise_tenant_id: Option<Uuid>,
+    promise_status: Option<String>,
+    promise_amount_gnf: Option<i64>,
+    promise_promised_date: Option<NaiveDate>,
+    promise_covered_gnf: Option<i64>,
+    promise_made_at: Option<DateTime<Utc>>,
+    charge_ids: Vec<i64>,
+    charge_periods: Vec<NaiveDate>,
+    charge_due_dates: Vec<NaiveDate>,
+    charge_due_gnf: Vec<i64>,
+    charge_paid_gnf: Vec<i64>,
+}
+
+/// The tenant's pending promise (at most one; the newest if the data says otherwise; only
+/// when `with_pending`) and its open charges, oldest period first, all locked, in one
+/// statement. Runs after [`lock_tenant_named`], in a statement of its own: under READ
+/// COMMITTED it then reads with a snapshot taken after the tenant lock was granted, so it
+/// sees the promise a call or visit that held the lock before it has just made.
+pub async fn pending_promise_and_open_charges(
     conn: &mut PgConnection,
     tenant_id: Uuid,
-) -> Result<Vec<OpenChargeRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, period, due_date, amount_due_gnf, amount_paid_gnf
-         FROM charges
-         WHERE tenant_id = $1 AND amount_paid_gnf < amount_due_gnf
-         ORDER BY period, id
-         FOR UPDATE",
-    )
+    with_pending: bool,
+) -> Result<(Option<PromiseState>, Vec<OpenChargeRow>), sqlx::Error> {
+    let row: OpenStateRow = sqlx::query_as(&format!(
+        "SELECT pp.id AS promise_id, pp.tenant_id AS promise_tenant_id,
+                pp.status AS promise_status, pp.amount_gnf AS promise_amount_gnf,
+                pp.promised_date AS promise_promised_date, pp.covered_gnf AS promise_covered_gnf,
+                pp.made_at AS promise_made_at,
+                oc.charge_ids, oc.charge_periods, oc.charge_due_dates, oc.charge_due_gnf,
+                oc.charge_paid_gnf
+         FROM (SELECT 1) AS one
+         LEFT JOIN LATERAL (
+             {PROMISE_STATE} WHERE $2 AND p.tenant_id = $1 AND p.status = 'pending'
+             ORDER BY p.created_at DESC, p.id DESC LIMIT 1 FOR UPDATE OF p) pp ON true
+         CROSS JOIN LATERAL (
+             SELECT coalesce(array_agg(c.id ORDER BY c.period, c.id), '{{}}') AS charge_ids,
+                    coalesce(array_agg(c.period ORDER BY c.period, c.id), '{{}}')
+                        AS charge_periods,
+                    coalesce(array_agg(c.due_date ORDER BY c.period, c.id), '{{}}')
+                        AS charge_due_dates,
+                    coalesce(array_agg(c.amount_due_gnf ORDER BY c.period, c.id), '{{}}')
+                        AS charge_due_gnf,
+                    coalesce(array_agg(c.amount_paid_gnf ORDER BY c.period, c.id), '{{}}')
+                        AS charge_paid_gnf
+             FROM (SELECT id, period, due_date, amount_due_gnf, amount_paid_gnf
+                   FROM charges
+                   WHERE tenant_id = $1 AND amount_paid_gnf < amount_due_gnf
+                   ORDER BY period, id
+                   FOR UPDATE) c) oc"
+    ))
     .bind(tenant_id)
-    .fetch_all(conn)
-    .await
+    .bind(with_pending)
+    .fetch_one(conn)
+    .await?;
+    let promise = match (
+        row.promise_id,
+        row.promise_tenant_id,
+        row.promise_status,
+        row.promise_amount_gnf,
+        row.promise_promised_date,
+        row.promise_covered_gnf,
+        row.promise_made_at,
+    ) {
+        (
+            Some(id),
+            Some(tenant_id),
+            Some(status),
+            Some(amount_gnf),
+            Some(promised_date),
+            Some(covered_gnf),
+            Some(made_at),
+        ) => Some(PromiseState {
+            id,
+            tenant_id,
+            status,
+            amount_gnf,
+            promised_date,
+            covered_gnf,
+            made_at,
+        }),
+        _ => None,
+    };
+    let charges = row
+        .charge_ids
+        .iter()
+        .zip(&row.charge_periods)
+        .zip(&row.charge_due_dates)
+        .zip(row.charge_due_gnf.iter().zip(&row.charge_paid_gnf))
+        .map(
+            |(((&id, &period), &due_date), (&amount_due_gnf, &amount_paid_gnf))| OpenChargeRow {
+                id,
+                period,
+                due_date,
+                amount_due_gnf,
+                amount_paid_gnf,
+            },
+        )
+        .collect();
+    Ok((promise, charges))
 }
 
 /// The user who collects a payment recorded for someone else.
@@ -214,20 +305,6 @@ pub async fn by_request_id(
     .await
 }
 
-/// Takes the next receipt number of the site for `year` (`KAL-2026-000123`). The counter row
-/// is incremented in the caller's transaction: a rollback gives the number back.
-pub async fn next_receipt_number(
-    conn: &mut PgConnection,
-    site_id: Uuid,
-    year: i32,
-) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar("SELECT next_receipt_number($1, $2)")
-        .bind(site_id)
-        .bind(year)
-        .fetch_one(conn)
-        .await
-}
-
 /// A ledger row to insert: a payment, or a reversal (`reverses_payment_id` and `reason` set).
 #[derive(Debug, Clone)]
 pub struct NewEntry<'a> {
@@ -238,7 +315,9 @@ pub struct NewEntry<'a> {
     pub method: &'a str,
     pub operator_reference: Option<&'a str>,
     pub payer_phone: Option<&'a str>,
-    pub receipt_number: &'a str,
+    /// The receipt number is the next of the site's counter for this year
+    /// (`next_receipt_number`), taken by the insert itself.
+    pub receipt_year: i32,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub agent_id: Uuid,
@@ -249,14 +328,17 @@ pub struct NewEntry<'a> {
     pub notes: &'a str,
     pub reason: Option<&'a str>,
     pub credit_gnf: i64,
+    /// Added to the tenant's credit by the same statement (a payment: the credit it leaves; a
+    /// reversal: minus what is taken back).
+    pub tenant_credit_delta: i64,
     pub request_id: Uuid,
 }
 
 pub async fn insert_entry(
     conn: &mut PgConnection,
     entry: &NewEntry<'_>,
-) -> Result<Uuid, sqlx::Error> {
-    Ok(insert_entry_named(conn, entry).await?.id)
+) -> Result<InsertedEntry, sqlx::Error> {
+    insert_entry_named(conn, entry).await
 }
 
 /// What the database made of an inserted entry: its id, its times as stored (microseconds)
@@ -264,6 +346,7 @@ pub async fn insert_entry(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InsertedEntry {
     pub id: Uuid,
+    pub receipt_number: String,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub agent_name: String,
@@ -281,13 +364,15 @@ pub async fn insert_entry_named(
         "payment"
     };
     sqlx::query_as(
-        "INSERT INTO payments
+        "WITH credit AS (
+             UPDATE tenants SET credit_gnf = credit_gnf + $21 WHERE id = $1 AND $21 <> 0)
+         INSERT INTO payments
            (tenant_id, site_id, kind, amount_gnf, method, operator_reference, payer_phone,
             receipt_number, occurred_at, received_at, agent_id, recorded_by, interaction_id,
             promise_id, mission_id, notes, reverses_payment_id, reason, credit_gnf, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                 $18, $19, $20)
-         RETURNING id, occurred_at, received_at,
+         VALUES ($1, $2, $3, $4, $5, $6, $7, next_receipt_number($2, $8), $9, $10, $11, $12,
+                 $13, $14, $15, $16, $17, $18, $19, $20)
+         RETURNING id, receipt_number, occurred_at, received_at,
                    (SELECT full_name FROM users WHERE id = agent_id) AS agent_name,
                    (SELECT full_name FROM users WHERE id = recorded_by) AS recorded_by_name",
     )
@@ -298,7 +383,7 @@ pub async fn insert_entry_named(
     .bind(entry.method)
     .bind(entry.operator_reference)
     .bind(entry.payer_phone)
-    .bind(entry.receipt_number)
+    .bind(entry.receipt_year)
     .bind(entry.occurred_at)
     .bind(entry.received_at)
     .bind(entry.agent_id)
@@ -311,6 +396,7 @@ pub async fn insert_entry_named(
     .bind(entry.reason)
     .bind(entry.credit_gnf)
     .bind(entry.request_id)
+    .bind(entry.tenant_credit_delta)
     .fetch_one(conn)
     .await
 }
@@ -358,22 +444,6 @@ pub async fn allocate(
     .bind(paid_at)
     .fetch_one(conn)
     .await
-}
-
-/// Moves the tenant's credit by `delta` (the `tenants_credit_nonnegative` check guards it).
-pub async fn add_credit(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-    delta: i64,
-) -> Result<(), sqlx::Error> {
-    if delta != 0 {
-        sqlx::query("UPDATE tenants SET credit_gnf = credit_gnf + $2 WHERE id = $1")
-            .bind(tenant_id)
-            .bind(delta)
-            .execute(conn)
-            .await?;
-    }
-    Ok(())
 }
 
 /// A score event of a payment or a reversal, and the agent's daily figures moved with it.
@@ -493,20 +563,6 @@ pub async fn promise_state(
         .bind(promise_id)
         .fetch_optional(conn)
         .await
-}
-
-/// The tenant's pending promise (at most one; the newest if the data says otherwise), locked.
-pub async fn pending_promise(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-) -> Result<Option<PromiseState>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "{PROMISE_STATE} WHERE p.tenant_id = $1 AND p.status = 'pending'
-         ORDER BY p.created_at DESC, p.id DESC LIMIT 1 FOR UPDATE OF p"
-    ))
-    .bind(tenant_id)
-    .fetch_optional(conn)
-    .await
 }
 
 /// What the tenant's payments made on or before the promise's date (Africa/Conakry days)

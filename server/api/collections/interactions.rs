@@ -43,7 +43,7 @@ use crate::idempotency::IdempotencyKey;
 use crate::jobs::promises::{derived_status, settled_at};
 use crate::proto::v1 as pb;
 use crate::startup::AppState;
-use crate::store::audit::{self, AuditEvent, Outcome};
+use crate::store::audit::{AuditEvent, Outcome};
 use crate::store::interactions::{self as store, InteractionRow, NewInteraction};
 use crate::store::promises::{self as promise_store, PromiseView};
 
@@ -495,11 +495,13 @@ fn today() -> NaiveDate {
 // ---------------------------------------------------------------------------------------------
 // RecordCall, RecordVisit
 
-/// The stored interaction (new or found by its request_id) and its promise.
+/// The stored interaction (new or found by its request_id) and its promise; the audit event
+/// of a new one (written when the idempotency key is completed).
 struct Recorded {
     interaction: pb::Interaction,
     promise: Option<pb::PaymentPromise>,
     score_points: i64,
+    audit: Option<AuditEvent>,
 }
 
 async fn recorded(conn: &mut PgConnection, row: &InteractionRow) -> Result<Recorded, ApiError> {
@@ -513,6 +515,7 @@ async fn recorded(conn: &mut PgConnection, row: &InteractionRow) -> Result<Recor
         interaction: interaction_to_proto(row),
         promise,
         score_points: row.score_points,
+        audit: None,
     })
 }
 
@@ -536,8 +539,8 @@ fn replay_of(
     }
 }
 
-/// Writes a call or visit, its promise, its score events and the audit row, in the
-/// transaction of the idempotent call.
+/// Writes a call or visit, its promise and its score events, in the transaction of the
+/// idempotent call, and answers them with the audit event of the action.
 async fn record(
     conn: &mut PgConnection,
     state: &AppState,
@@ -682,7 +685,6 @@ async fn record(
     event.actor_id = Some(caller.user_id);
     event.actor_role = Some(caller.role.as_str().to_owned());
     event.client_ip = caller.client_ip;
-    audit::append(&mut *conn, &event).await?;
 
     // The answer from what this transaction wrote, as a read of it would show it.
     let row = InteractionRow {
@@ -713,7 +715,11 @@ async fn record(
         is_mock_location: new.is_mock_location,
         request_id: action.request_id,
     };
-    recorded(conn, &row).await
+    let recorded = recorded(conn, &row).await?;
+    Ok(Recorded {
+        audit: Some(event),
+        ..recorded
+    })
 }
 
 /// The checks of an action on its locked tenant; answers whether the agent scores.
@@ -818,19 +824,21 @@ async fn record_interaction<Req: prost::Message>(
     let key = IdempotencyKey::new(caller.user_id, method, action.request_id);
     let response = state
         .idempotency
-        .run(key, message, async |conn: &mut PgConnection| {
+        .run_audited(key, message, async |conn: &mut PgConnection| {
             let recorded = record(conn, state, caller, &action, &details).await?;
-            Ok::<_, ApiError>(pb::RecordVisitResponse {
+            let response = pb::RecordVisitResponse {
                 visit: Some(recorded.interaction),
                 promise: recorded.promise,
                 score_points: recorded.score_points,
-            })
+            };
+            Ok::<_, ApiError>((response, recorded.audit))
         })
         .await?;
     Ok(Recorded {
         interaction: response.visit.unwrap_or_default(),
         promise: response.promise,
         score_points: response.score_points,
+        audit: None,
     })
 }
 
@@ -1199,7 +1207,7 @@ pub(super) async fn update_promise(
     let key = IdempotencyKey::new(caller.user_id, UPDATE_PROMISE, update.request_id);
     let response = state
         .idempotency
-        .run(key, message, async |conn: &mut PgConnection| {
+        .run_audited(key, message, async |conn: &mut PgConnection| {
             apply_update(conn, caller, &update).await
         })
         .await?;
@@ -1210,7 +1218,7 @@ async fn apply_update(
     conn: &mut PgConnection,
     caller: &Caller,
     update: &PromiseUpdate,
-) -> Result<pb::UpdatePromiseResponse, ApiError> {
+) -> Result<(pb::UpdatePromiseResponse, Option<AuditEvent>), ApiError> {
     let today = today();
     let (promise, stored_status) = promise_store::lock(conn, update.promise_id)
         .await?
@@ -1268,12 +1276,12 @@ async fn apply_update(
     event.actor_id = Some(caller.user_id);
     event.actor_role = Some(caller.role.as_str().to_owned());
     event.client_ip = caller.client_ip;
-    audit::append(&mut *conn, &event).await?;
 
     let view = promise_store::get(&mut *conn, promise.id, today)
         .await?
         .ok_or(ApiError::NotFound("promise"))?;
-    Ok(pb::UpdatePromiseResponse {
+    let response = pb::UpdatePromiseResponse {
         promise: Some(promise_to_proto(&view)),
-    })
+    };
+    Ok((response, Some(event)))
 }

@@ -57,7 +57,7 @@ use crate::domain::scoring::ScoreEventKind;
 use crate::idempotency::{IdempotencyError, IdempotencyKey};
 use crate::proto::v1 as pb;
 use crate::startup::AppState;
-use crate::store::audit::{self, AuditEvent, Outcome};
+use crate::store::audit::{AuditEvent, Outcome};
 use crate::store::payments::{self as store, PaymentFilter, PaymentRow, PromiseState};
 use crate::store::promises;
 
@@ -317,7 +317,7 @@ async fn record(
         let lookup_first = attempts > 1;
         let outcome = state
             .idempotency
-            .run(key, message, async |conn| {
+            .run_audited(key, message, async |conn| {
                 work.run(conn, lookup_first).await
             })
             .await;
@@ -410,7 +410,7 @@ impl RecordWork<'_> {
         &self,
         conn: &mut PgConnection,
         lookup_first: bool,
-    ) -> Result<pb::RecordPaymentResponse, LedgerError> {
+    ) -> Result<(pb::RecordPaymentResponse, Option<AuditEvent>), LedgerError> {
         let tenant = store::lock_tenant_named(conn, self.input.tenant_id)
             .await?
             .ok_or(ApiError::NotFound("tenant"))?;
@@ -419,23 +419,34 @@ impl RecordWork<'_> {
         }
         self.check_collector(conn, tenant.site_id).await?;
         if lookup_first && let Some(response) = self.stored(conn).await? {
-            return Ok(response);
+            return Ok((response, None));
         }
-        match self.checked(conn).await {
-            Ok(checked) => self.write(conn, tenant, checked).await,
+        let (pending, open_rows) = store::pending_promise_and_open_charges(
+            conn,
+            tenant.tenant_id,
+            self.input.promise_id.is_none(),
+        )
+        .await?;
+        match self.checked(conn, pending).await {
+            Ok(checked) => self.write(conn, tenant, checked, open_rows).await,
             Err(LedgerError::Api(error @ (ApiError::Internal(_) | ApiError::Unavailable))) => {
                 Err(error.into())
             }
             Err(LedgerError::Api(error)) => match self.stored(conn).await? {
-                Some(response) => Ok(response),
+                Some(response) => Ok((response, None)),
                 None => Err(error.into()),
             },
             Err(other) => Err(other),
         }
     }
 
-    /// The references the payment names, and its promise (locked).
-    async fn checked(&self, conn: &mut PgConnection) -> Result<Checked, LedgerError> {
+    /// The references the payment names, and its promise (locked): the one it names, else the
+    /// tenant's pending one (`pending`, read with the open charges).
+    async fn checked(
+        &self,
+        conn: &mut PgConnection,
+        pending: Option<PromiseState>,
+    ) -> Result<Checked, LedgerError> {
         let input = self.input;
 
         if let Some(visit_id) = input.visit_id {
@@ -478,7 +489,7 @@ impl RecordWork<'_> {
                 }
                 Some(promise)
             }
-            None => store::pending_promise(conn, input.tenant_id).await?,
+            None => pending,
         };
 
         let method = input.method.as_str();
@@ -498,14 +509,15 @@ impl RecordWork<'_> {
         Ok(Checked { promise })
     }
 
-    /// Allocates, numbers and writes the payment, its score, promise and audit row, and
-    /// answers from what was written.
+    /// Allocates, numbers and writes the payment, its score and promise, and answers from what
+    /// was written, with the audit event (written when the idempotency key is completed).
     async fn write(
         &self,
         conn: &mut PgConnection,
         tenant: store::LockedTenantNamed,
         checked: Checked,
-    ) -> Result<pb::RecordPaymentResponse, LedgerError> {
+        open_rows: Vec<store::OpenChargeRow>,
+    ) -> Result<(pb::RecordPaymentResponse, Option<AuditEvent>), LedgerError> {
         let input = self.input;
         let promise = checked.promise;
         let method = input.method.as_str();
@@ -513,7 +525,6 @@ impl RecordWork<'_> {
             .operator_reference
             .as_ref()
             .map(OperatorReference::as_str);
-        let open_rows = store::open_charges(conn, tenant.tenant_id).await?;
         let open: Vec<OpenCharge> = open_rows
             .iter()
             .map(|c| OpenCharge {
@@ -532,8 +543,6 @@ impl RecordWork<'_> {
             .as_ref()
             .filter(|p| input.promise_id.is_some() || occurred_at >= p.made_at)
             .map(|p| p.id);
-        let receipt =
-            store::next_receipt_number(conn, tenant.site_id, receipt_year(self.now)).await?;
         let recorded_by = (self.agent_id != self.caller.user_id).then_some(self.caller.user_id);
         let entry = store::NewEntry {
             tenant_id: tenant.tenant_id,
@@ -543,7 +552,7 @@ impl RecordWork<'_> {
             method,
             operator_reference: reference,
             payer_phone: input.payer_phone.as_deref(),
-            receipt_number: &receipt,
+            receipt_year: receipt_year(self.now),
             occurred_at,
             received_at: self.now,
             agent_id: self.agent_id,
@@ -554,6 +563,7 @@ impl RecordWork<'_> {
             notes: &input.notes,
             reason: None,
             credit_gnf: allocation.to_credit.francs(),
+            tenant_credit_delta: allocation.to_credit.francs(),
             request_id: self.request_id,
         };
         let inserted = match store::insert_entry_named(conn, &entry).await {
@@ -568,6 +578,7 @@ impl RecordWork<'_> {
             Err(error) => return Err(error.into()),
         };
         let payment_id = inserted.id;
+        let receipt = inserted.receipt_number;
         let mut allocations = Vec::with_capacity(allocation.lines.len());
         for line in &allocation.lines {
             let allocated = store::allocate(
@@ -586,7 +597,6 @@ impl RecordWork<'_> {
                 outstanding_after_gnf: allocated.outstanding_after_gnf,
             });
         }
-        store::add_credit(conn, tenant.tenant_id, allocation.to_credit.francs()).await?;
 
         // The collector is an agent when it is not the caller (checked above); the caller's
         // role is read fresh on every call.
@@ -624,7 +634,6 @@ impl RecordWork<'_> {
             .detail("amount_gnf", input.amount.francs())
             .detail("method", method)
             .detail("agent_id", self.agent_id.to_string());
-        audit::append(&mut *conn, &event).await?;
 
         // The answer from what this transaction wrote, as a read of it would show it.
         let today = conakry_day(self.now);
@@ -679,12 +688,13 @@ impl RecordWork<'_> {
                 .map(|view| promise_to_proto(&view)),
             None => None,
         };
-        Ok(pb::RecordPaymentResponse {
+        let response = pb::RecordPaymentResponse {
             payment: Some(payment_to_proto(row, &allocations)),
             balance: Some(balance),
             promise,
             score_points,
-        })
+        };
+        Ok((response, Some(event)))
     }
 }
 
@@ -821,7 +831,7 @@ async fn reverse(
         attempts += 1;
         let outcome = state
             .idempotency
-            .run(key, message, async |conn| work.run(conn).await)
+            .run_audited(key, message, async |conn| work.run(conn).await)
             .await;
         match outcome {
             Ok(response) => return Ok(response),
@@ -844,7 +854,7 @@ impl ReverseWork<'_> {
     async fn run(
         &self,
         conn: &mut PgConnection,
-    ) -> Result<pb::ReversePaymentResponse, LedgerError> {
+    ) -> Result<(pb::ReversePaymentResponse, Option<AuditEvent>), LedgerError> {
         let input = self.input;
         let tenant = store::lock_tenant(conn, self.tenant_id)
             .await?
@@ -854,7 +864,8 @@ impl ReverseWork<'_> {
             if stored.kind != "reversal" || stored.reverses_payment_id != Some(input.payment_id) {
                 return Err(request_id_reused().into());
             }
-            return Ok(reverse_response(conn, stored.id, input.payment_id, self.now).await?);
+            let response = reverse_response(conn, stored.id, input.payment_id, self.now).await?;
+            return Ok((response, None));
         }
 
         let original = load_payment(conn, input.payment_id).await?;
@@ -896,8 +907,6 @@ impl ReverseWork<'_> {
         })?;
 
         let occurred_at = input.occurred_at.get();
-        let receipt =
-            store::next_receipt_number(conn, original.site_id, receipt_year(self.now)).await?;
         let entry = store::NewEntry {
             tenant_id: original.tenant_id,
             site_id: original.site_id,
@@ -906,7 +915,7 @@ impl ReverseWork<'_> {
             method: &original.method,
             operator_reference: original.operator_reference.as_deref(),
             payer_phone: None,
-            receipt_number: &receipt,
+            receipt_year: receipt_year(self.now),
             occurred_at,
             received_at: self.now,
             agent_id: self.caller.user_id,
@@ -917,10 +926,11 @@ impl ReverseWork<'_> {
             notes: "",
             reason: Some(&input.reason),
             credit_gnf: original.credit_gnf,
+            tenant_credit_delta: reversal.credit_delta.francs(),
             request_id: self.request_id,
         };
-        let reversal_id = match store::insert_entry(conn, &entry).await {
-            Ok(id) => id,
+        let (reversal_id, receipt) = match store::insert_entry(conn, &entry).await {
+            Ok(inserted) => (inserted.id, inserted.receipt_number),
             Err(error) => {
                 return Err(match unique_violation(&error) {
                     Some(store::REQUEST_ID_KEY) => LedgerError::RequestIdTaken,
@@ -939,7 +949,6 @@ impl ReverseWork<'_> {
             )
             .await?;
         }
-        store::add_credit(conn, tenant.tenant_id, reversal.credit_delta.francs()).await?;
 
         // The points go back only if the payment earned some.
         if store::points_of(conn, original.id).await? > 0 {
@@ -973,9 +982,9 @@ impl ReverseWork<'_> {
             .detail("receipt_number", receipt.clone())
             .detail("amount_gnf", original.amount_gnf)
             .detail("reason", input.reason.clone());
-        audit::append(&mut *conn, &event).await?;
 
-        Ok(reverse_response(conn, reversal_id, original.id, self.now).await?)
+        let response = reverse_response(conn, reversal_id, original.id, self.now).await?;
+        Ok((response, Some(event)))
     }
 }
 
