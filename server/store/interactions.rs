@@ -103,23 +103,73 @@ pub struct Inserted {
     pub received_at: DateTime<Utc>,
     pub fix_time: Option<DateTime<Utc>>,
     pub agent_name: String,
+    /// The points of the score written with it (0 without one).
+    pub score_points: i64,
 }
 
-/// Inserts the interaction; `None` when one with the same request_id exists already (the
-/// request_id is stored for good: a retry long after its idempotency key expired finds it).
+/// The score of an interaction written by its INSERT (one with no promise: its events come
+/// from the interaction alone), for its agent (`NewInteraction::agent_id`).
+#[derive(Debug, Clone)]
+pub struct InsertScore {
+    /// Africa/Conakry day of `occurred_at`.
+    pub day: NaiveDate,
+    /// (kind, points) of each event.
+    pub events: Vec<(&'static str, i32)>,
+    pub calls: i32,
+    pub visits: i32,
+    pub refusals: i32,
+}
+
+/// Inserts the interaction, and with `score` its score events and daily figures in the same
+/// statement (as [`score`] writes them); `None` when one with the same request_id exists
+/// already (the request_id is stored for good: a retry long after its idempotency key expired
+/// finds it), and then no score is written.
 pub async fn insert(
     conn: &mut PgConnection,
     new: &NewInteraction<'_>,
+    score: Option<&InsertScore>,
 ) -> Result<Option<Inserted>, sqlx::Error> {
+    let kinds: Vec<&str> = score
+        .map(|s| s.events.iter().map(|&(kind, _)| kind).collect())
+        .unwrap_or_default();
+    let points: Vec<i32> = score
+        .map(|s| s.events.iter().map(|&(_, points)| points).collect())
+        .unwrap_or_default();
     sqlx::query_as(
-        "INSERT INTO interactions
-           (kind, tenant_id, agent_id, outcome, notes, occurred_at, received_at, mission_id,
-            request_id, call_phone, call_duration_secs, latitude, longitude, accuracy_m, fix_time,
-            distance_to_tenant_m, is_far_from_tenant, is_mock_location)
-         VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-         ON CONFLICT ON CONSTRAINT interactions_request_id_key DO NOTHING
-         RETURNING id, occurred_at, received_at, fix_time,
-                   (SELECT full_name FROM users WHERE id = agent_id) AS agent_name",
+        "WITH inserted AS (
+             INSERT INTO interactions
+               (kind, tenant_id, agent_id, outcome, notes, occurred_at, received_at, mission_id,
+                request_id, call_phone, call_duration_secs, latitude, longitude, accuracy_m,
+                fix_time, distance_to_tenant_m, is_far_from_tenant, is_mock_location)
+             VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                     $16, $17)
+             ON CONFLICT ON CONSTRAINT interactions_request_id_key DO NOTHING
+             RETURNING id, occurred_at, received_at, fix_time, agent_id),
+         events AS (
+             INSERT INTO score_events (agent_id, day, kind, points, interaction_id, occurred_at)
+             SELECT $3, $18, e.kind, e.points, i.id, $6
+             FROM inserted i,
+                  unnest($19::text[], $20::int[]) WITH ORDINALITY AS e(kind, points, n)
+             WHERE $24
+             ORDER BY e.n
+             ON CONFLICT DO NOTHING
+             RETURNING points),
+         daily AS (
+             INSERT INTO agent_daily_scores AS s
+               (agent_id, day, score, calls, visits, promises, refusals)
+             SELECT $3, $18, (SELECT coalesce(sum(points), 0)::int FROM events), $21, $22, 0,
+                    $23
+             FROM inserted WHERE $24
+             ON CONFLICT (agent_id, day) DO UPDATE
+             SET score = s.score + EXCLUDED.score,
+                 calls = s.calls + EXCLUDED.calls,
+                 visits = s.visits + EXCLUDED.visits,
+                 promises = s.promises + EXCLUDED.promises,
+                 refusals = s.refusals + EXCLUDED.refusals)
+         SELECT i.id, i.occurred_at, i.received_at, i.fix_time,
+                (SELECT full_name FROM users WHERE id = i.agent_id) AS agent_name,
+                (SELECT coalesce(sum(points), 0)::bigint FROM events) AS score_points
+         FROM inserted i",
     )
     .bind(new.kind)
     .bind(new.tenant_id)
@@ -138,6 +188,13 @@ pub async fn insert(
     .bind(new.distance_to_tenant_m)
     .bind(new.is_far_from_tenant)
     .bind(new.is_mock_location)
+    .bind(score.map(|s| s.day))
+    .bind(kinds)
+    .bind(points)
+    .bind(score.map_or(0, |s| s.calls))
+    .bind(score.map_or(0, |s| s.visits))
+    .bind(score.map_or(0, |s| s.refusals))
+    .bind(score.is_some())
     .fetch_optional(conn)
     .await
 }

@@ -625,7 +625,21 @@ async fn record(
             far_away = Some(presence.far_away);
         }
     }
-    let Some(inserted) = store::insert(conn, &new).await? else {
+    // Without a promise the score needs only the interaction: its INSERT writes it.
+    let events_of = |promise: bool| -> Vec<(&'static str, i32)> {
+        events_for_interaction(kind, action.outcome, promise)
+            .iter()
+            .map(|e: &ScoreEventKind| (e.as_str(), i32::try_from(e.points()).unwrap_or(0)))
+            .collect()
+    };
+    let insert_score = (agent_scores && action.promise.is_none()).then(|| store::InsertScore {
+        day: conakry_day(action.occurred_at),
+        events: events_of(false),
+        calls: i32::from(kind == InteractionKind::Call),
+        visits: i32::from(kind == InteractionKind::Visit),
+        refusals: i32::from(action.outcome == InteractionOutcome::Refused),
+    });
+    let Some(inserted) = store::insert(conn, &new, insert_score.as_ref()).await? else {
         // Stored meanwhile under the same request_id by a call that held another key.
         let existing = store::by_request_id(&mut *conn, action.request_id)
             .await?
@@ -642,9 +656,8 @@ async fn record(
         None => None,
     };
 
-    let mut score_points = 0;
-    if agent_scores {
-        let events = events_for_interaction(kind, action.outcome, promise_id.is_some());
+    let mut score_points = inserted.score_points;
+    if agent_scores && insert_score.is_none() {
         score_points = store::score(
             conn,
             &store::InteractionScore {
@@ -653,10 +666,7 @@ async fn record(
                 occurred_at: action.occurred_at,
                 interaction_id,
                 promise_id,
-                events: events
-                    .iter()
-                    .map(|e: &ScoreEventKind| (e.as_str(), i32::try_from(e.points()).unwrap_or(0)))
-                    .collect(),
+                events: events_of(promise_id.is_some()),
                 calls: i32::from(kind == InteractionKind::Call),
                 visits: i32::from(kind == InteractionKind::Visit),
                 promises: i32::from(promise_id.is_some()),
