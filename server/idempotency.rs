@@ -758,11 +758,15 @@ mod tests {
             silent.await.unwrap().is_err(),
             "PostgreSQL ended the silent call"
         );
-        assert_eq!(
-            audit_rows(&pool).await,
-            1,
-            "only the retry's write committed"
-        );
+        // Counted on a fresh connection: the pool may still hold the one PostgreSQL closed.
+        let mut fresh = <PgConnection as sqlx::Connection>::connect_with(&pool.connect_options())
+            .await
+            .unwrap();
+        let committed: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+            .fetch_one(&mut fresh)
+            .await
+            .unwrap();
+        assert_eq!(committed, 1, "only the retry's write committed");
     }
 
     #[sqlx::test(migrations = "./migrations")]
