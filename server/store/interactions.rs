@@ -268,6 +268,17 @@ pub async fn by_request_id<'e>(
         .await
 }
 
+/// The calls and visits of `interaction_ids`, in no particular order.
+pub async fn by_ids<'e>(
+    executor: impl PgExecutor<'e>,
+    interaction_ids: &[Uuid],
+) -> Result<Vec<InteractionRow>, sqlx::Error> {
+    sqlx::query_as(&format!("{INTERACTION_SELECT} WHERE i.id = ANY($1)"))
+        .bind(interaction_ids)
+        .fetch_all(executor)
+        .await
+}
+
 /// The score events of one call or visit and the daily counters it moves.
 #[derive(Debug, Clone)]
 pub struct InteractionScore {

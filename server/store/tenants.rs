@@ -635,60 +635,6 @@ pub async fn charges_by_ids(
     .await
 }
 
-/// A call or a visit.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct InteractionRow {
-    pub id: Uuid,
-    pub kind: String,
-    pub tenant_id: Uuid,
-    pub agent_id: Uuid,
-    pub agent_name: String,
-    pub outcome: String,
-    pub notes: String,
-    pub occurred_at: DateTime<Utc>,
-    pub received_at: DateTime<Utc>,
-    pub mission_id: Option<Uuid>,
-    /// The promise made during it, if any.
-    pub promise_id: Option<Uuid>,
-    /// Points of the score events of the interaction and of the promise made in it.
-    pub score_points: i64,
-    pub latitude: Option<f64>,
-    pub longitude: Option<f64>,
-    pub accuracy_m: Option<f64>,
-    pub distance_to_tenant_m: Option<f64>,
-    pub is_far_from_tenant: bool,
-    pub is_mock_location: bool,
-    pub fix_time: Option<DateTime<Utc>>,
-    pub call_phone: Option<String>,
-    pub call_duration_secs: Option<i32>,
-}
-
-pub async fn interactions_by_ids(
-    conn: &mut PgConnection,
-    interaction_ids: &[Uuid],
-) -> Result<Vec<InteractionRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT i.id, i.kind, i.tenant_id, i.agent_id, u.full_name AS agent_name, i.outcome,
-                i.notes, i.occurred_at, i.received_at, i.mission_id,
-                (SELECT pr.id FROM promises pr WHERE pr.interaction_id = i.id
-                 ORDER BY pr.created_at DESC, pr.id DESC LIMIT 1) AS promise_id,
-                (coalesce((SELECT sum(se.points) FROM score_events se
-                           WHERE se.interaction_id = i.id), 0)
-                 + coalesce((SELECT sum(se.points) FROM score_events se
-                             JOIN promises pr ON pr.id = se.promise_id
-                             WHERE pr.interaction_id = i.id), 0))::bigint AS score_points,
-                i.latitude, i.longitude, i.accuracy_m, i.distance_to_tenant_m,
-                i.is_far_from_tenant, i.is_mock_location, i.fix_time, i.call_phone,
-                i.call_duration_secs
-         FROM interactions i
-         JOIN users u ON u.id = i.agent_id
-         WHERE i.id = ANY($1)",
-    )
-    .bind(interaction_ids)
-    .fetch_all(conn)
-    .await
-}
-
 /// A change of a promise after it was made.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PromiseEventRow {

@@ -396,7 +396,9 @@ fn location_check(row: &InteractionRow) -> LocationCheck {
     }
 }
 
-fn interaction_to_proto(row: &InteractionRow) -> pb::Interaction {
+/// The API's view of a call or visit; the one every answer that shows an interaction uses
+/// (RecordCall, RecordVisit and the tenant timeline).
+pub(super) fn interaction_to_proto(row: &InteractionRow) -> pb::Interaction {
     let details = if row.kind == InteractionKind::Visit.as_str() {
         pb::interaction::Details::Visit(pb::VisitDetails {
             location: row
@@ -410,7 +412,9 @@ fn interaction_to_proto(row: &InteractionRow) -> pb::Interaction {
             is_mock_location: row.is_mock_location,
             fix_time: row.fix_time.map(timestamp),
             distance_to_home_m: row.distance_to_tenant_m,
-            far_away: row.is_far_from_tenant,
+            // A mocked fix counts as far away (`domain::presence`); the API stores it so, rows
+            // written otherwise (the seeded data sets) may carry the mock flag alone.
+            far_away: row.is_far_from_tenant || row.is_mock_location,
             location_check: location_check(row).to_proto().into(),
         })
     } else {

@@ -31,6 +31,7 @@ use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use super::interactions::interaction_to_proto;
 use super::payments::payment_to_proto;
 use super::tenant_in_scope;
 use crate::api::convert::{self, timestamp};
@@ -43,6 +44,7 @@ use crate::domain::{
 };
 use crate::proto::v1 as pb;
 use crate::startup::AppState;
+use crate::store::interactions::{self as interaction_store, InteractionRow};
 use crate::store::payments;
 use crate::store::stats;
 use crate::store::tenants::{self as store, HistoryKey, history_kind};
@@ -873,10 +875,10 @@ async fn history_entries(
         }
         (ledger, allocations)
     };
-    let interactions: HashMap<String, store::InteractionRow> = if interaction_ids.is_empty() {
+    let interactions: HashMap<String, InteractionRow> = if interaction_ids.is_empty() {
         HashMap::new()
     } else {
-        store::interactions_by_ids(conn, &interaction_ids)
+        interaction_store::by_ids(&mut *conn, &interaction_ids)
             .await?
             .into_iter()
             .map(|row| (row.id.to_string(), row))
@@ -944,7 +946,8 @@ async fn history_entries(
                     continue;
                 };
                 let actor = Some(user_ref(row.agent_id, &row.agent_name));
-                let interaction = interaction_proto(row, &tenant_pb);
+                // The row names the tenant with its current site, as read by this snapshot.
+                let interaction = interaction_to_proto(row);
                 if row.kind == history_kind::VISIT {
                     (actor, pb::history_entry::Entry::Visit(interaction))
                 } else {
@@ -1107,58 +1110,6 @@ fn charge_proto(
         } else {
             None
         },
-    }
-}
-
-fn interaction_proto(row: &store::InteractionRow, tenant: &pb::TenantRef) -> pb::Interaction {
-    let details = if row.kind == history_kind::VISIT {
-        let check = if row.is_mock_location {
-            pb::LocationCheck::MockLocation
-        } else if row.latitude.is_none() {
-            pb::LocationCheck::NoFix
-        } else if row.distance_to_tenant_m.is_none() {
-            pb::LocationCheck::NoHomeLocation
-        } else if row.is_far_from_tenant {
-            pb::LocationCheck::FarAway
-        } else {
-            pb::LocationCheck::Near
-        };
-        pb::interaction::Details::Visit(pb::VisitDetails {
-            location: row
-                .latitude
-                .zip(row.longitude)
-                .map(|(latitude, longitude)| pb::LatLng {
-                    latitude,
-                    longitude,
-                }),
-            accuracy_m: row.accuracy_m.unwrap_or(0.0),
-            is_mock_location: row.is_mock_location,
-            fix_time: row.fix_time.map(timestamp),
-            distance_to_home_m: row.distance_to_tenant_m,
-            far_away: row.is_far_from_tenant || row.is_mock_location,
-            location_check: check.into(),
-        })
-    } else {
-        pb::interaction::Details::Call(pb::CallDetails {
-            phone: row.call_phone.clone().unwrap_or_default(),
-            duration: row.call_duration_secs.map(|secs| prost_types::Duration {
-                seconds: i64::from(secs),
-                nanos: 0,
-            }),
-        })
-    };
-    pb::Interaction {
-        interaction_id: row.id.to_string(),
-        tenant: Some(tenant.clone()),
-        agent: Some(user_ref(row.agent_id, &row.agent_name)),
-        outcome: outcome_proto(&row.outcome).into(),
-        notes: row.notes.clone(),
-        occurred_at: Some(timestamp(row.occurred_at)),
-        received_at: Some(timestamp(row.received_at)),
-        mission_id: opt_id(row.mission_id),
-        promise_id: opt_id(row.promise_id),
-        score_points: row.score_points,
-        details: Some(details),
     }
 }
 
