@@ -314,10 +314,17 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let ip = client_ip(&request, &self.limits.trusted_proxies);
-        if let Some(ip) = ip {
-            request.extensions_mut().insert(ClientIp(ip));
-        }
+        // The authentication layer in front has usually resolved it already.
+        let ip = match request.extensions().get::<ClientIp>() {
+            Some(resolved) => Some(resolved.0),
+            None => {
+                let ip = client_ip(&request, &self.limits.trusted_proxies);
+                if let Some(ip) = ip {
+                    request.extensions_mut().insert(ClientIp(ip));
+                }
+                ip
+            }
+        };
         if !is_exempt(request.uri().path()) {
             let user = request.extensions().get::<RateLimitKey>().map(|key| key.0);
             if let Some(response) = self.limits.refusal(user, ip) {
