@@ -48,6 +48,7 @@ type Target = (Uuid, Option<(f64, f64)>);
 struct Agent {
     token: String,
     tenants: Vec<Target>,
+    channel: Channel,
 }
 
 #[tokio::main]
@@ -75,9 +76,11 @@ async fn main() -> anyhow::Result<()> {
         "no agents with tenants: run `akig seed --demo`"
     );
 
-    let channel = Channel::from_shared(args.target.clone())?.connect().await?;
+    let endpoint = Channel::from_shared(args.target.clone())?;
     let mut agents = Vec::new();
     for (username, tenants) in by_agent {
+        // Each agent's phone has a connection of its own.
+        let channel = endpoint.connect().await?;
         let login = AuthServiceClient::new(channel.clone())
             .login(pb::LoginRequest {
                 identifier: Some(pb::login_request::Identifier::Username(username.clone())),
@@ -88,7 +91,11 @@ async fn main() -> anyhow::Result<()> {
             .map_err(|s| anyhow::anyhow!("login of {username}: {s}"))?
             .into_inner();
         let token = login.tokens.map(|t| t.access_token).unwrap_or_default();
-        agents.push(Arc::new(Agent { token, tenants }));
+        agents.push(Arc::new(Agent {
+            token,
+            tenants,
+            channel,
+        }));
     }
 
     let warm_up = Duration::from_secs(2);
@@ -97,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..args.concurrency {
         let agent = agents[worker % agents.len()].clone();
-        let channel = channel.clone();
+        let channel = agent.channel.clone();
         let rpc = args.rpc;
         workers.spawn(async move {
             let mut client = CollectionsServiceClient::new(channel);
