@@ -12,6 +12,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tower_http::classify::{GrpcCode, GrpcErrorsAsFailures, SharedClassifier};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::map_response_body::MapResponseBodyLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -189,14 +190,16 @@ impl Application {
         let layers = tower::ServiceBuilder::new()
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
             .layer(
-                TraceLayer::new_for_grpc().make_span_with(|request: &http::Request<_>| {
-                    let request_id = request
-                        .headers()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
-                    tracing::info_span!("rpc", path = %request.uri().path(), request_id)
-                }),
+                TraceLayer::new(SharedClassifier::new(server_failures_only())).make_span_with(
+                    |request: &http::Request<_>| {
+                        let request_id = request
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("");
+                        tracing::info_span!("rpc", path = %request.uri().path(), request_id)
+                    },
+                ),
             )
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(cors_layer(&config.cors))
@@ -279,6 +282,30 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
     )
 }
 
+/// The trace layer logs a call as failed (at ERROR) only for codes that say the server or
+/// what it depends on failed. A client's bad input, missing rights or exhausted quota are
+/// answers, not incidents: they are counted by code in the metrics, not paged on.
+fn server_failures_only() -> GrpcErrorsAsFailures {
+    [
+        GrpcCode::Cancelled,
+        GrpcCode::InvalidArgument,
+        GrpcCode::NotFound,
+        GrpcCode::AlreadyExists,
+        GrpcCode::PermissionDenied,
+        GrpcCode::ResourceExhausted,
+        GrpcCode::FailedPrecondition,
+        GrpcCode::Aborted,
+        GrpcCode::OutOfRange,
+        GrpcCode::Unimplemented,
+        GrpcCode::Unauthenticated,
+    ]
+    .into_iter()
+    .fold(
+        GrpcErrorsAsFailures::new(),
+        GrpcErrorsAsFailures::with_success,
+    )
+}
+
 fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
     let allow_origin = match origins {
         CorsOrigins::Any => AllowOrigin::any(),
@@ -326,6 +353,50 @@ async fn watch_database(pool: PgPool, health: HealthReporter, shutdown: Cancella
                 tracing::error!("database unreachable: NOT_SERVING");
                 set_health(&health, ServingStatus::NotServing).await;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tower_http::classify::{ClassifiedResponse, ClassifyResponse};
+
+    use super::*;
+
+    fn is_failure(code: tonic::Code) -> bool {
+        let response = http::Response::builder()
+            .header("grpc-status", (code as i32).to_string())
+            .body(())
+            .expect("response");
+        match server_failures_only().classify_response(&response) {
+            ClassifiedResponse::Ready(result) => result.is_err(),
+            ClassifiedResponse::RequiresEos(_) => panic!("a trailers-only status is final"),
+        }
+    }
+
+    #[test]
+    fn only_server_side_codes_are_logged_as_failures() {
+        use tonic::Code;
+        for code in [
+            Code::Unknown,
+            Code::DeadlineExceeded,
+            Code::Internal,
+            Code::Unavailable,
+            Code::DataLoss,
+        ] {
+            assert!(is_failure(code), "{code:?}");
+        }
+        for code in [
+            Code::Ok,
+            Code::InvalidArgument,
+            Code::NotFound,
+            Code::PermissionDenied,
+            Code::ResourceExhausted,
+            Code::FailedPrecondition,
+            Code::Aborted,
+            Code::Unauthenticated,
+        ] {
+            assert!(!is_failure(code), "{code:?}");
         }
     }
 }
