@@ -51,24 +51,29 @@ for rpc in visit payment; do
   results+=("${line}")
 done
 
+# pgbench prepares its statements (-M prepared) as the server does (sqlx caches them).
+pgbench_rate() {
+  pgbench -n -M prepared "$@" -c "${concurrency}" -j 2 -T "${seconds}" "${bench_url}" 2>/dev/null |
+    sed -nE 's/^tps = ([0-9.]+).*/\1/p' | head -1
+}
+
 echo "==> pgbench: one single-row INSERT per transaction (${concurrency} clients, ${seconds} s)"
 psql "${bench_url}" -qc "CREATE TABLE IF NOT EXISTS bench_inserts (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tenant_id uuid NOT NULL,
     agent_id uuid NOT NULL, amount_gnf bigint NOT NULL, occurred_at timestamptz NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now(), notes text NOT NULL)"
-script="$(mktemp)"
-cat > "${script}" <<'SQL'
-\set amount random(1, 20) * 25000
-BEGIN;
-INSERT INTO bench_inserts (tenant_id, agent_id, amount_gnf, occurred_at, notes)
-VALUES (gen_random_uuid(), gen_random_uuid(), :amount, now(), 'bench');
-COMMIT;
-SQL
-pg_line="$(pgbench -n -f "${script}" -c "${concurrency}" -j 2 -T "${seconds}" "${bench_url}" 2>/dev/null |
-  grep -E '^tps' | head -1)"
-rm -f "${script}"
-echo "    ${pg_line}"
-pg_tps="$(sed -E 's/^tps = ([0-9.]+).*/\1/' <<<"${pg_line}")"
+pg_tps="$(pgbench_rate -f ops/bench/insert.sql)"
+echo "    tps = ${pg_tps}"
+
+echo "==> pgbench: the statements of one RecordVisit, without the server (${concurrency} clients, ${seconds} s)"
+psql "${bench_url}" -qc "CREATE TABLE bench_pairs AS
+    SELECT row_number() OVER (ORDER BY u.username, t.id) AS n, u.id AS agent_id, t.id AS tenant_id
+    FROM users u JOIN user_sites us ON us.user_id = u.id
+    JOIN tenants t ON t.site_id = us.site_id AND t.active
+    WHERE u.role_id = 'agent' AND NOT u.disabled" -c "ALTER TABLE bench_pairs ADD PRIMARY KEY (n)"
+pairs="$(psql "${bench_url}" -Atc "SELECT count(*) FROM bench_pairs")"
+sql_tps="$(pgbench_rate -f ops/bench/visit-statements.sql -D "pairs=${pairs}")"
+echo "    tps = ${sql_tps}"
 
 echo "==> Ratios (server RPC rate / pgbench insert rate)"
 for line in "${results[@]}"; do
@@ -77,3 +82,8 @@ for line in "${results[@]}"; do
   awk -v r="${rate}" -v p="${pg_tps}" -v n="${rpc}" \
     'BEGIN { printf "    %-8s %8.1f/s vs pgbench %8.1f tps = %5.1f %%\n", n, r, p, 100 * r / p }'
 done
+awk -v s="${sql_tps}" -v p="${pg_tps}" \
+  'BEGIN { printf "    visit statements alone %8.1f tps vs pgbench %8.1f tps = %5.1f %%\n", s, p, 100 * s / p }'
+visit_rate="$(sed -E 's/.*rate_per_s=([0-9.]+).*/\1/' <<<"${results[0]}")"
+awk -v r="${visit_rate}" -v s="${sql_tps}" \
+  'BEGIN { printf "    server visit / its statements alone = %5.1f %%\n", 100 * r / s }'
