@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Collections write-path benchmark: RecordVisit and RecordPayment through the real server on
 # the demo data, side by side with pgbench running a single-row insert transaction on the same
-# PostgreSQL. Prints each rate, p50/p99, and the ratio server / pgbench.
+# PostgreSQL. Prints each rate, p50/p99, and the ratio server / pgbench. Then pgbench replays the
+# visit's own statements without the server (ops/bench/visit-statements.sql): the ceiling the
+# database work sets, and the server's rate against it.
 #
 #   ops/bench.sh [SECONDS] [CONCURRENCY]      (defaults: 20 s, 32 callers)
 #
