@@ -24,8 +24,13 @@ pub enum ApiError {
     },
     #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("{0}")]
-    AlreadyExists(String),
+    /// What the request would create exists already; `reason` is an ErrorReason name when
+    /// apps have one to explain it.
+    #[error("{message}")]
+    AlreadyExists {
+        reason: Option<&'static str>,
+        message: String,
+    },
     /// The caller's credentials are missing, invalid or revoked. The message is generic on
     /// purpose: which check failed is logged, never told to the client.
     #[error("authentication required")]
@@ -118,7 +123,14 @@ impl From<ApiError> for Status {
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
             ApiError::NotFound(_) => Status::not_found(message),
-            ApiError::AlreadyExists(_) => Status::already_exists(message),
+            ApiError::AlreadyExists { reason, .. } => match reason {
+                Some(reason) => Status::with_error_details(
+                    Code::AlreadyExists,
+                    message,
+                    ErrorDetails::with_error_info(reason, ERROR_DOMAIN, []),
+                ),
+                None => Status::already_exists(message),
+            },
             ApiError::Unauthenticated => Status::unauthenticated(message),
             ApiError::PermissionDenied(_) => Status::permission_denied(message),
             ApiError::FailedPrecondition { reason, .. } => Status::with_error_details(
@@ -158,11 +170,21 @@ impl From<sqlx::Error> for ApiError {
                 Self::Unavailable
             }
             sqlx::Error::Database(db) if db.is_unique_violation() => {
-                Self::AlreadyExists(match db.constraint() {
-                    Some("users_username_key") => "username already taken".to_owned(),
-                    Some("users_phone_key") => "phone number already used".to_owned(),
-                    _ => "already exists".to_owned(),
-                })
+                let (reason, message) = match db.constraint() {
+                    Some("users_username_key") => (
+                        Some("ERROR_REASON_USER_ALREADY_EXISTS"),
+                        "username already taken",
+                    ),
+                    Some("users_phone_key") => (
+                        Some("ERROR_REASON_USER_ALREADY_EXISTS"),
+                        "phone number already used",
+                    ),
+                    _ => (None, "already exists"),
+                };
+                Self::AlreadyExists {
+                    reason,
+                    message: message.to_owned(),
+                }
             }
             sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
                 Self::NotFound("referenced object")

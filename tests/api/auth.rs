@@ -540,6 +540,21 @@ async fn create_user_is_idempotent_and_audited(pool: PgPool) {
         "{fields:?}"
     );
 
+    // The same username under a new request id: taken.
+    let mut taken = create("fatoumata.sylla");
+    taken.request_id = uuid::Uuid::new_v4().to_string();
+    let status = app
+        .auth_client()
+        .await
+        .create_user(authed(taken, &admin))
+        .await
+        .expect_err("username taken");
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert_eq!(
+        status.get_details_error_info().expect("reason").reason,
+        "ERROR_REASON_USER_ALREADY_EXISTS"
+    );
+
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(&pool)
         .await

@@ -897,6 +897,10 @@ async fn an_operator_reference_pays_once(pool: PgPool) {
         .await
         .expect_err("dup");
     assert_eq!(duplicate.code(), Code::AlreadyExists);
+    assert_eq!(
+        reason_of(&duplicate),
+        "ERROR_REASON_OPERATOR_REFERENCE_DUPLICATE"
+    );
     assert_eq!(w.count("SELECT count(*) FROM payments").await, 1);
 
     // Reversed (recorded on the wrong tenant, say), the reference can be used again.

@@ -500,9 +500,12 @@ impl RecordWork<'_> {
         if let Some(reference) = reference {
             store::lock_operator_reference(conn, method, reference).await?;
             if store::operator_reference_used(conn, method, reference).await? {
-                return Err(ApiError::AlreadyExists(format!(
-                    "a payment with this {method} operator reference is already recorded"
-                ))
+                return Err(ApiError::AlreadyExists {
+                    reason: Some("ERROR_REASON_OPERATOR_REFERENCE_DUPLICATE"),
+                    message: format!(
+                        "a payment with this {method} operator reference is already recorded"
+                    ),
+                }
                 .into());
             }
         }
