@@ -329,15 +329,13 @@ async fn write_ledger(
                     .ts(i.occurred_at)
                     .ts(i.received_at);
                 match i.location {
-                    Some((lat, lon, accuracy, distance)) => r
-                        .float(lat)
-                        .float(lon)
-                        .float(accuracy)
-                        .float(distance)
-                        .bool(distance > model::FAR_FROM_TENANT_M),
-                    None => r.null().null().null().null().bool(false),
+                    Some((lat, lon, accuracy, distance)) => {
+                        r.float(lat).float(lon).float(accuracy).float(distance)
+                    }
+                    None => r.null().null().null().null(),
                 };
-                r.bool(i.is_mock_location)
+                r.bool(i.is_far_from_tenant)
+                    .bool(i.is_mock_location)
                     .opt_uuid(i.mission_id)
                     .uuid(i.request_id)
                     .ts(i.received_at);

@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use uuid::Uuid;
 
 use super::names::{self, Operator};
+use crate::domain::presence::{Accuracy, LatLng, MaxDistance, check_visit};
 
 /// Months of charges, ending with the current month.
 pub const MONTHS: u32 = 18;
@@ -18,8 +19,6 @@ pub const MONTHS: u32 = 18;
 pub const DUE_DAY: u32 = 5;
 /// Rents and partial payments are whole multiples of this (GNF).
 pub const ROUNDING_GNF: i64 = 50_000;
-/// A visit recorded farther than this from the tenant's home is flagged.
-pub const FAR_FROM_TENANT_M: f64 = 200.0;
 /// Days before `today` with calls, visits, promises and missions (demo only).
 pub const ACTIVITY_DAYS: i64 = 42;
 /// Points of the seed's scoring rules.
@@ -96,6 +95,17 @@ pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     let dl = (lon2 - lon1).to_radians();
     let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
     2.0 * R * a.sqrt().asin()
+}
+
+/// The verdict the server gives a visit (`domain::presence`, default distance limit), so that
+/// seeded visits are judged as recorded ones are.
+fn far_from_tenant(location: Option<(f64, f64, f64, f64)>, is_mock: bool, tenant: &Tenant) -> bool {
+    let fix = location.and_then(|(lat, lon, ..)| LatLng::parse(lat, lon).ok());
+    let accuracy = location
+        .and_then(|(_, _, accuracy, _)| Accuracy::parse(accuracy).ok())
+        .unwrap_or_default();
+    let home = LatLng::parse(tenant.latitude, tenant.longitude).ok();
+    check_visit(fix, accuracy, is_mock, home, MaxDistance::default()).far_away
 }
 
 /// The point `distance_m` away from (lat, lon) in direction `bearing` (radians), rounded to
@@ -1110,6 +1120,8 @@ pub struct Interaction {
     pub received_at: DateTime<Utc>,
     /// Visit location: latitude, longitude, accuracy, distance to the tenant.
     pub location: Option<(f64, f64, f64, f64)>,
+    /// The server's proof-of-presence verdict (a mocked fix counts as far away).
+    pub is_far_from_tenant: bool,
     pub is_mock_location: bool,
     pub mission_id: Option<Uuid>,
     pub request_id: Uuid,
@@ -1498,17 +1510,20 @@ fn record_interaction(
     .min(cutoff - Duration::seconds(1))
     .max(when);
     let id = uuid_from(rng);
+    let notes = names::interaction_note(rng, outcome);
+    let is_mock_location = visit && rng.random_bool(0.01);
     activity.interactions.push(Interaction {
         id,
         visit,
         tenant: t,
         agent,
         outcome,
-        notes: names::interaction_note(rng, outcome),
+        notes,
         occurred_at: when,
         received_at,
         location,
-        is_mock_location: visit && rng.random_bool(0.01),
+        is_far_from_tenant: far_from_tenant(location, is_mock_location, tenant),
+        is_mock_location,
         mission_id,
         request_id: uuid_from(rng),
     });

@@ -64,7 +64,7 @@ pub async fn activity(
              SELECT i.agent_id AS actor_id, t.site_id,
                     (i.kind = 'call')::int AS calls,
                     (i.kind = 'visit')::int AS visits,
-                    (i.kind = 'visit' AND (i.is_far_from_tenant OR i.is_mock_location))::int AS far,
+                    (i.kind = 'visit' AND i.is_far_from_tenant)::int AS far,
                     (i.outcome = 'refused')::int AS refusals,
                     0 AS promises, 0::bigint AS promised, 0 AS payments, 0::bigint AS collected,
                     0 AS reversals, 0::bigint AS points

@@ -118,3 +118,50 @@ async fn demo_seed_money_is_consistent(pool: PgPool) {
     );
     assert!(fully_paid > 500, "{fully_paid} tenants fully paid");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn demo_visits_are_judged_as_the_server_judges_recorded_ones(pool: PgPool) {
+    use akig::domain::presence::{Accuracy, LatLng, MaxDistance, check_visit};
+
+    akig::seed::seed_demo(&pool, TODAY).await.expect("seed");
+    type Row = (
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+        bool,
+        bool,
+        Option<f64>,
+        Option<f64>,
+    );
+    let visits: Vec<Row> = sqlx::query_as(
+        "SELECT i.latitude, i.longitude, i.accuracy_m, i.is_mock_location, i.is_far_from_tenant,
+                t.home_latitude, t.home_longitude
+         FROM interactions i JOIN tenants t ON t.id = i.tenant_id
+         WHERE i.kind = 'visit'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("visits");
+    let position = |lat: Option<f64>, lng: Option<f64>| {
+        lat.zip(lng)
+            .map(|(lat, lng)| LatLng::parse(lat, lng).expect("valid position"))
+    };
+    let (mut far, mut mocked) = (0, 0);
+    for (lat, lng, accuracy, is_mock, stored_far, home_lat, home_lng) in visits {
+        let accuracy = Accuracy::parse(accuracy.unwrap_or(0.0)).expect("valid accuracy");
+        let verdict = check_visit(
+            position(lat, lng),
+            accuracy,
+            is_mock,
+            position(home_lat, home_lng),
+            MaxDistance::default(),
+        );
+        assert_eq!(
+            stored_far, verdict.far_away,
+            "{lat:?} {lng:?} mock={is_mock}"
+        );
+        far += usize::from(stored_far);
+        mocked += usize::from(is_mock);
+    }
+    assert!(mocked > 0 && far > mocked, "{far} far, {mocked} mocked");
+}
