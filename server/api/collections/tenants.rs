@@ -10,8 +10,8 @@
 //!   the current one (the ledger does not date credit movements).
 //! - Search and daily figures leave out what is outside the caller's scope, silently: a
 //!   `site_ids` filter naming other sites just finds nothing there.
-//! - A tenant has no assigned agent in the schema: `assigned_agent_id` stays empty, and an
-//!   agent's `due_gnf` is over the tenants of the sites the agent covers.
+//! - A tenant has no assigned agent: an agent's `due_gnf` is over the tenants of the sites the
+//!   agent covers.
 //! - Daily figures: a row (call, visit, promise, payment, reversal, score event) counts when
 //!   its tenant's site is listed and, when agents are named (always, for an agent: only
 //!   themself), when one of them did it. A reversal counts against the agent who collected
@@ -564,7 +564,6 @@ fn card_proto(
             }),
         monthly_rent_gnf: row.monthly_rent_gnf,
         active: row.active,
-        assigned_agent_id: String::new(),
         outstanding_gnf: row.outstanding_gnf,
         credit_gnf: row.credit_gnf,
         days_overdue,
