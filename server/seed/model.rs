@@ -1136,6 +1136,8 @@ pub struct Promise {
     pub amount: i64,
     pub promised_date: NaiveDate,
     pub status: &'static str,
+    /// When the call or visit it was made in took place: payments from then on count.
+    pub made_at: DateTime<Utc>,
     pub covered: i64,
     pub status_changed_at: Option<DateTime<Utc>>,
     pub cancel_reason: Option<&'static str>,
@@ -1248,7 +1250,6 @@ fn overdue_at(
 pub fn simulate_activity(world: &World, ledger: &mut Ledger) -> Activity {
     let spec = &world.spec;
     let mut rng = stream(spec.seed, STREAM_ACTIVITY, 0);
-    let cutoff = spec.cutoff();
     let first_day = spec.today - Duration::days(ACTIVITY_DAYS);
 
     let mut tenant_charges: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -1259,6 +1260,14 @@ pub fn simulate_activity(world: &World, ledger: &mut Ledger) -> Activity {
     for (i, p) in ledger.payments.iter().enumerate() {
         if !p.reversal {
             tenant_payments.entry(p.tenant).or_default().push(i);
+        }
+    }
+    // Payments that count towards a promise: neither reversals nor reversed.
+    let reversed: HashSet<Uuid> = ledger.payments.iter().filter_map(|p| p.reverses).collect();
+    let mut promise_payments: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, p) in ledger.payments.iter().enumerate() {
+        if !p.reversal && !reversed.contains(&p.id) {
+            promise_payments.entry(p.tenant).or_default().push(i);
         }
     }
     let no_ids: Vec<usize> = Vec::new();
@@ -1350,6 +1359,7 @@ pub fn simulate_activity(world: &World, ledger: &mut Ledger) -> Activity {
                     &mut activity,
                     &mut rng,
                     &mut promised_until,
+                    &promise_payments,
                     Contact {
                         visit: true,
                         agent,
@@ -1359,7 +1369,6 @@ pub fn simulate_activity(world: &World, ledger: &mut Ledger) -> Activity {
                         payment,
                         mission_id: Some(mission_id),
                     },
-                    cutoff,
                 );
                 let days_overdue = oldest.map(|d| (day - d).num_days()).unwrap_or(0);
                 let outstanding = outstanding.max(0);
@@ -1412,6 +1421,7 @@ pub fn simulate_activity(world: &World, ledger: &mut Ledger) -> Activity {
                         &mut activity,
                         &mut rng,
                         &mut promised_until,
+                        &promise_payments,
                         Contact {
                             visit: false,
                             agent,
@@ -1421,7 +1431,6 @@ pub fn simulate_activity(world: &World, ledger: &mut Ledger) -> Activity {
                             payment: None,
                             mission_id: None,
                         },
-                        cutoff,
                     );
                 }
             }
@@ -1434,7 +1443,7 @@ pub fn simulate_activity(world: &World, ledger: &mut Ledger) -> Activity {
         settle_promise(
             promise,
             ledger,
-            tenant_payments.get(&promise.tenant).unwrap_or(&no_ids),
+            promise_payments.get(&promise.tenant).unwrap_or(&no_ids),
             spec.today,
             &mut rng,
         );
@@ -1463,9 +1472,10 @@ fn record_interaction(
     activity: &mut Activity,
     rng: &mut ChaCha8Rng,
     promised_until: &mut HashMap<usize, NaiveDate>,
+    promise_payments: &HashMap<usize, Vec<usize>>,
     contact: Contact,
-    cutoff: DateTime<Utc>,
 ) -> Uuid {
+    let cutoff = world.spec.cutoff();
     let Contact {
         visit,
         agent,
@@ -1531,9 +1541,40 @@ fn record_interaction(
         ledger.payments[p].interaction_id = Some(id);
     }
     if outcome == "promise_made" {
-        let promised_date = day + Duration::days(rng.random_range(2..=14));
+        // Most promises name the day and about the amount of a payment the tenant really makes
+        // within three weeks, so the demo has kept and partially kept promises besides broken
+        // ones; the others are a guess from the rent.
+        let next_payment = promise_payments
+            .get(&t)
+            .into_iter()
+            .flatten()
+            .map(|&p| &ledger.payments[p])
+            .filter(|p| {
+                p.occurred_at > received_at && p.occurred_at < received_at + Duration::days(21)
+            })
+            .min_by_key(|p| p.occurred_at)
+            .map(|p| (p.occurred_at.date_naive(), p.amount));
+        let (promised_date, amount) = match next_payment {
+            Some((paid_on, paid)) if rng.random_bool(0.8) => {
+                let date = paid_on + Duration::days(rng.random_range(0..=3));
+                // One in five promises more than is then paid.
+                let steps = paid / ROUNDING_GNF;
+                let promised_steps = if rng.random_bool(0.8) {
+                    rng.random_range((steps / 2).max(1)..=steps.max(1))
+                } else {
+                    steps + rng.random_range(1..=steps.max(1))
+                };
+                (
+                    date.max(day + Duration::days(1)),
+                    promised_steps * ROUNDING_GNF,
+                )
+            }
+            _ => (
+                day + Duration::days(rng.random_range(2..=14)),
+                round_gnf(tenant.rent as f64 * rng.random_range(0.5..1.5)),
+            ),
+        };
         promised_until.insert(t, promised_date);
-        let amount = round_gnf(tenant.rent as f64 * rng.random_range(0.5..1.5));
         activity.promises.push(Promise {
             id: uuid_from(rng),
             tenant: t,
@@ -1542,6 +1583,7 @@ fn record_interaction(
             amount,
             promised_date,
             status: "pending",
+            made_at: when,
             covered: 0,
             status_changed_at: None,
             cancel_reason: None,
@@ -1580,7 +1622,7 @@ fn settle_promise(
     for &p in payments {
         let payment = &ledger.payments[p];
         let day = payment.occurred_at.date_naive();
-        if payment.occurred_at < promise.created_at || day > promise.promised_date {
+        if payment.occurred_at < promise.made_at || day > promise.promised_date {
             continue;
         }
         promise.covered = (promise.covered + payment.amount).min(promise.amount);

@@ -165,3 +165,36 @@ async fn demo_visits_are_judged_as_the_server_judges_recorded_ones(pool: PgPool)
     }
     assert!(mocked > 0 && far > mocked, "{far} far, {mocked} mocked");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn demo_promises_are_settled_by_the_money_rule(pool: PgPool) {
+    akig::seed::seed_demo(&pool, TODAY).await.expect("seed");
+    // Each stored status is what the ledger says (`promise_derived_status` as of the seed's
+    // day, from pending); cancelled ones were cancelled by hand.
+    let by_status: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT pr.status,
+                promise_derived_status('pending', pr.amount_gnf, pr.promised_date,
+                                       pp.paid_by_date_gnf, $1),
+                count(*)
+         FROM promises pr CROSS JOIN LATERAL promise_payments(pr.id) pp
+         WHERE pr.status <> 'cancelled'
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind(TODAY)
+    .fetch_all(&pool)
+    .await
+    .expect("statuses");
+    for (stored, derived, count) in &by_status {
+        assert_eq!(stored, derived, "{count} promises");
+    }
+    // Agents obtain kept promises as well as broken ones.
+    let count = |status: &str| {
+        by_status
+            .iter()
+            .filter(|(stored, ..)| stored == status)
+            .map(|(.., n)| n)
+            .sum::<i64>()
+    };
+    assert!(count("kept") * 3 > count("broken"), "{by_status:?}");
+    assert!(count("partially_kept") > 0 && count("pending") > 0, "{by_status:?}");
+}
