@@ -196,5 +196,8 @@ async fn demo_promises_are_settled_by_the_money_rule(pool: PgPool) {
             .sum::<i64>()
     };
     assert!(count("kept") * 3 > count("broken"), "{by_status:?}");
-    assert!(count("partially_kept") > 0 && count("pending") > 0, "{by_status:?}");
+    assert!(
+        count("partially_kept") > 0 && count("pending") > 0,
+        "{by_status:?}"
+    );
 }
