@@ -39,6 +39,7 @@ use std::time::Duration;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool, QueryBuilder};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::store::audit::{self, AuditEvent};
@@ -55,6 +56,13 @@ pub const IDEMPOTENT_CALLS: &str = "akig_idempotent_calls_total";
 
 /// How many times a key removed under our feet (by the purge) is claimed again.
 const CLAIM_ATTEMPTS: usize = 3;
+
+/// How often each replica deletes expired keys (the table would otherwise grow by a row per
+/// mutating call, forever).
+pub const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Keys deleted per statement by the purge: short locks, whatever the backlog.
+const PURGE_BATCH: i64 = 1_000;
 
 /// Separates our advisory-lock ids from any other use of a hash as a lock id.
 const LOCK_DOMAIN: &[u8] = b"akig.idempotency\0";
@@ -410,6 +418,31 @@ impl Idempotency {
             };
         }
         Err(IdempotencyError::InProgress)
+    }
+
+    /// Runs [`purge_expired`](Self::purge_expired) at once, then every `every`, until
+    /// `shutdown`. Every replica runs it: `SKIP LOCKED` makes concurrent purges share the rows
+    /// instead of waiting on each other. A failed run is logged and retried at the next tick.
+    pub async fn run_purge(self, shutdown: CancellationToken, every: Duration) {
+        let mut interval = tokio::time::interval(every.max(Duration::from_millis(10)));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                result = self.purge_expired(PURGE_BATCH) => match result {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "expired idempotency keys purged"),
+                    Err(error) => tracing::warn!(
+                        error = %error,
+                        "idempotency key purge failed; retried at the next run"
+                    ),
+                },
+            }
+        }
     }
 
     /// Deletes expired keys, `batch` rows per statement (short locks, skipping rows a call
@@ -936,6 +969,38 @@ mod tests {
                 .unwrap();
         assert_eq!(expired, 0);
         assert_eq!(idem.purge_expired(100).await.unwrap(), 0);
+    }
+
+    #[sqlx::test(migrations = "./migrations")]
+    async fn the_purge_job_deletes_expired_keys_until_shut_down(pool: PgPool) {
+        let idem = idempotency(&pool);
+        let add_key = async |rest: &str| {
+            let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());
+            insert_key(&pool, key, b"x", rest).await;
+        };
+        let expired = "'completed', now() - interval '31 days', now() - interval '1 day', 0, ''";
+        add_key(expired).await;
+        add_key("'completed', now(), now() + interval '30 days', 0, ''").await;
+
+        let shutdown = CancellationToken::new();
+        let job = tokio::spawn(
+            idem.clone()
+                .run_purge(shutdown.clone(), Duration::from_millis(20)),
+        );
+        // A key found expired after the first run goes at a later one.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        add_key(expired).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while key_rows(&pool).await > 1 {
+            assert!(tokio::time::Instant::now() < deadline, "expired keys left");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), job)
+            .await
+            .expect("the job stops when shut down")
+            .expect("the job does not panic");
+        assert_eq!(key_rows(&pool).await, 1, "the live key stays");
     }
 
     #[test]

@@ -161,6 +161,12 @@ impl Application {
         background.spawn(state.cache.clone().run_link(shutdown.clone()));
         background.spawn(state.rate_limits.clone().run_purge(shutdown.clone()));
         background.spawn(state.login_throttle.clone().run_purge(shutdown.clone()));
+        background.spawn(
+            state
+                .idempotency
+                .clone()
+                .run_purge(shutdown.clone(), crate::idempotency::PURGE_EVERY),
+        );
         background.spawn(crate::jobs::promises::run_promise_job(
             state.pool.clone(),
             shutdown.clone(),
