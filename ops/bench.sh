@@ -5,7 +5,11 @@
 # visit's own statements without the server (ops/bench/visit-statements.sql): the ceiling the
 # database work sets, and the server's rate against it.
 #
-#   ops/bench.sh [SECONDS] [CONCURRENCY]      (defaults: 20 s, 32 callers)
+#   ops/bench.sh [SECONDS] [CONCURRENCY] [ROUNDS]    (defaults: 20 s, 32 callers, 1 round)
+#
+# With several rounds the four measurements run in turn each round, each ratio is taken within
+# its round (neighbouring runs share the host's mood), and the median of each is printed last:
+# use 3 or more rounds to compare two versions on a shared machine.
 #
 # Uses DATABASE_URL's server (default postgres://postgres@127.0.0.1:5432) with a database of its
 # own, akig_bench, re-created each run. Run `ops/setup.sh test` once first on a fresh machine
@@ -14,6 +18,7 @@ set -euo pipefail
 
 seconds="${1:-20}"
 concurrency="${2:-32}"
+rounds="${3:-1}"
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${repo_root}"
 
@@ -44,48 +49,50 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 
-results=()
-for rpc in visit payment; do
-  echo "==> akig-bench ${rpc} (${concurrency} callers, ${seconds} s)"
-  line="$(target/release/akig-bench --target "http://127.0.0.1:${port}" --rpc "${rpc}" \
-    --concurrency "${concurrency}" --seconds "${seconds}")"
-  echo "    ${line}"
-  results+=("${line}")
-done
-
 # pgbench prepares its statements (-M prepared) as the server does (sqlx caches them).
 pgbench_rate() {
   pgbench -n -M prepared "$@" -c "${concurrency}" -j 2 -T "${seconds}" "${bench_url}" 2>/dev/null |
     sed -nE 's/^tps = ([0-9.]+).*/\1/p' | head -1
 }
 
-echo "==> pgbench: one single-row INSERT per transaction (${concurrency} clients, ${seconds} s)"
-psql "${bench_url}" -qc "CREATE TABLE IF NOT EXISTS bench_inserts (
+psql "${bench_url}" -qc "CREATE TABLE bench_inserts (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tenant_id uuid NOT NULL,
     agent_id uuid NOT NULL, amount_gnf bigint NOT NULL, occurred_at timestamptz NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now(), notes text NOT NULL)"
-pg_tps="$(pgbench_rate -f ops/bench/insert.sql)"
-echo "    tps = ${pg_tps}"
-
-echo "==> pgbench: the statements of one RecordVisit, without the server (${concurrency} clients, ${seconds} s)"
 psql "${bench_url}" -qc "CREATE TABLE bench_pairs AS
     SELECT row_number() OVER (ORDER BY u.username, t.id) AS n, u.id AS agent_id, t.id AS tenant_id
     FROM users u JOIN user_sites us ON us.user_id = u.id
     JOIN tenants t ON t.site_id = us.site_id AND t.active
     WHERE u.role_id = 'agent' AND NOT u.disabled" -c "ALTER TABLE bench_pairs ADD PRIMARY KEY (n)"
 pairs="$(psql "${bench_url}" -Atc "SELECT count(*) FROM bench_pairs")"
-sql_tps="$(pgbench_rate -f ops/bench/visit-statements.sql -D "pairs=${pairs}")"
-echo "    tps = ${sql_tps}"
 
-echo "==> Ratios (server RPC rate / pgbench insert rate)"
-for line in "${results[@]}"; do
-  rpc="$(sed -E 's/.*rpc=([A-Za-z]+).*/\1/' <<<"${line}")"
-  rate="$(sed -E 's/.*rate_per_s=([0-9.]+).*/\1/' <<<"${line}")"
-  awk -v r="${rate}" -v p="${pg_tps}" -v n="${rpc}" \
-    'BEGIN { printf "    %-8s %8.1f/s vs pgbench %8.1f tps = %5.1f %%\n", n, r, p, 100 * r / p }'
+ratios="$(mktemp)"
+trap 'kill "${server_pid}" 2>/dev/null || true; wait "${server_pid}" 2>/dev/null || true; rm -f "${ratios}"' EXIT
+for round in $(seq 1 "${rounds}"); do
+  echo "==> Round ${round} of ${rounds} (${concurrency} callers or clients, ${seconds} s each)"
+  declare -A rate=()
+  for rpc in visit payment; do
+    line="$(target/release/akig-bench --target "http://127.0.0.1:${port}" --rpc "${rpc}" \
+      --concurrency "${concurrency}" --seconds "${seconds}")"
+    echo "    akig-bench ${line}"
+    rate[${rpc}]="$(sed -E 's/.*rate_per_s=([0-9.]+).*/\1/' <<<"${line}")"
+  done
+  rate[insert]="$(pgbench_rate -f ops/bench/insert.sql)"
+  echo "    pgbench, one single-row INSERT per transaction: tps=${rate[insert]}"
+  rate[statements]="$(pgbench_rate -f ops/bench/visit-statements.sql -D "pairs=${pairs}")"
+  echo "    pgbench, the statements of one RecordVisit without the server: tps=${rate[statements]}"
+  awk -v v="${rate[visit]}" -v p="${rate[payment]}" -v i="${rate[insert]}" \
+    -v s="${rate[statements]}" 'BEGIN {
+      printf "visit/insert %.4f\npayment/insert %.4f\nstatements/insert %.4f\nvisit/statements %.4f\n",
+        v / i, p / i, s / i, v / s }' >>"${ratios}"
 done
-awk -v s="${sql_tps}" -v p="${pg_tps}" \
-  'BEGIN { printf "    visit statements alone %8.1f tps vs pgbench %8.1f tps = %5.1f %%\n", s, p, 100 * s / p }'
-visit_rate="$(sed -E 's/.*rate_per_s=([0-9.]+).*/\1/' <<<"${results[0]}")"
-awk -v r="${visit_rate}" -v s="${sql_tps}" \
-  'BEGIN { printf "    server visit / its statements alone = %5.1f %%\n", 100 * r / s }'
+
+echo "==> Ratios, median of ${rounds} round(s)"
+for name in visit/insert payment/insert statements/insert visit/statements; do
+  grep "^${name} " "${ratios}" | awk '{ print $2 }' | sort -g |
+    awk -v n="${name}" '{ r[NR] = $1 } END {
+      m = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+      printf "    %-18s %5.1f %%   (rounds: %d, min %.1f %%, max %.1f %%)\n", n, 100 * m, NR, 100 * r[1], 100 * r[NR] }'
+done
+echo "    (insert: pgbench's single-row INSERT; statements: the visit's statements replayed by"
+echo "     pgbench without the server; visit, payment: RecordVisit, RecordPayment via the server)"
