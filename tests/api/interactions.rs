@@ -828,6 +828,10 @@ async fn the_mission_must_be_the_agents_for_this_tenant(pool: PgPool) {
         .await
         .expect_err("another agent's mission");
     assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(
+        status.get_details_error_info().expect("info").reason,
+        "ERROR_REASON_MISSION_MISMATCH"
+    );
     let status = w
         .visit(RecordVisitRequest {
             mission_id: own.to_string(),

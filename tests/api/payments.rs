@@ -595,6 +595,7 @@ async fn a_reversal_takes_back_the_credit_unless_it_was_spent(pool: PgPool) {
         .await
         .expect_err("credit used");
     assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason_of(&refused), "ERROR_REASON_PAYMENT_CREDIT_USED");
     assert!(
         refused.message().contains("already been used"),
         "{refused:?}"

@@ -5,7 +5,7 @@
 //!   user: only an admin may record for someone else (back-office entry); anyone else gets
 //!   PERMISSION_DENIED. The named user must exist and have the agent role (NOT_FOUND `agent`).
 //! - `mission_id`: an unknown mission is NOT_FOUND; a mission of another agent or of another
-//!   tenant is FAILED_PRECONDITION (ErrorInfo reason ERROR_REASON_UNSPECIFIED).
+//!   tenant is FAILED_PRECONDITION (ErrorInfo reason ERROR_REASON_MISSION_MISMATCH).
 //! - A new promise supersedes the tenant's pending one (cancelled, reason "superseded"). When
 //!   that pending promise is already final by the payments (its date passed, or it is covered),
 //!   it is settled with that status instead. A promise made *before* the tenant's latest one
@@ -765,7 +765,7 @@ async fn check(
             .ok_or(ApiError::NotFound("mission"))?;
         if mission.agent_id != agent_id || mission.tenant_id != action.tenant_id {
             return Err(ApiError::FailedPrecondition {
-                reason: "ERROR_REASON_UNSPECIFIED",
+                reason: "ERROR_REASON_MISSION_MISMATCH",
                 message: "the mission is not this agent's mission for this tenant".into(),
             });
         }

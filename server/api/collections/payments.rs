@@ -899,7 +899,7 @@ impl ReverseWork<'_> {
         )
         .map_err(|error| match error {
             ReversalError::CreditAlreadyUsed { missing } => ApiError::FailedPrecondition {
-                reason: "ERROR_REASON_UNSPECIFIED",
+                reason: "ERROR_REASON_PAYMENT_CREDIT_USED",
                 message: format!(
                     "the credit this payment left ({}) has already been used by later \
                      charges ({missing} missing); it cannot be reversed",
