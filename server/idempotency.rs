@@ -422,27 +422,12 @@ impl Idempotency {
 
     /// Runs [`purge_expired`](Self::purge_expired) at once, then every `every`, until
     /// `shutdown`. Every replica runs it: `SKIP LOCKED` makes concurrent purges share the rows
-    /// instead of waiting on each other. A failed run is logged and retried at the next tick.
+    /// instead of waiting on each other.
     pub async fn run_purge(self, shutdown: CancellationToken, every: Duration) {
-        let mut interval = tokio::time::interval(every.max(Duration::from_millis(10)));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = interval.tick() => {}
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                result = self.purge_expired(PURGE_BATCH) => match result {
-                    Ok(0) => {}
-                    Ok(deleted) => tracing::info!(deleted, "expired idempotency keys purged"),
-                    Err(error) => tracing::warn!(
-                        error = %error,
-                        "idempotency key purge failed; retried at the next run"
-                    ),
-                },
-            }
-        }
+        crate::jobs::run_every(shutdown, every, "purge of expired idempotency keys", || {
+            self.purge_expired(PURGE_BATCH)
+        })
+        .await;
     }
 
     /// Deletes expired keys, `batch` rows per statement (short locks, skipping rows a call

@@ -30,10 +30,13 @@ use crate::proto::v1::{
     missions_service_server::MissionsServiceServer,
 };
 use crate::ratelimit::{LoginThrottle, RateLimits};
+use crate::store::sessions;
 use crate::{db, proto, telemetry};
 
 /// How often PostgreSQL is probed to drive the health status.
 const DB_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// Ended sessions are deleted this long after their last access token can have expired.
+const SESSION_PURGE_MARGIN: Duration = Duration::from_secs(24 * 3600);
 const DB_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Shared handles every service gets. Cheap to clone.
@@ -167,6 +170,17 @@ impl Application {
                 .clone()
                 .run_purge(shutdown.clone(), crate::idempotency::PURGE_EVERY),
         );
+        let pool = state.pool.clone();
+        let grace = state.auth.access_token_ttl + SESSION_PURGE_MARGIN;
+        background.spawn(crate::jobs::run_every(
+            shutdown.clone(),
+            crate::idempotency::PURGE_EVERY,
+            "purge of ended sessions",
+            move || {
+                let pool = pool.clone();
+                async move { sessions::purge_ended_families(&pool, grace, 1_000).await }
+            },
+        ));
         background.spawn(crate::jobs::promises::run_promise_job(
             state.pool.clone(),
             shutdown.clone(),

@@ -1,4 +1,43 @@
-//! Background jobs that keep derived data in step with the ledger. Each runs in every replica
-//! and takes a PostgreSQL advisory lock, so the work is done once however many replicas run.
+//! Background jobs: those that keep derived data in step with the ledger run in every replica
+//! and take a PostgreSQL advisory lock, so the work is done once however many replicas run;
+//! purges of rows past their retention run in every replica too, sharing the rows with
+//! `SKIP LOCKED`.
 
 pub mod promises;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// Runs `work` at once, then every `every`, until `shutdown`. `work` answers how many rows it
+/// handled, logged under `what` when not zero; a failed run is logged and retried at the next
+/// tick.
+pub async fn run_every<F, Fut>(
+    shutdown: CancellationToken,
+    every: Duration,
+    what: &'static str,
+    mut work: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64, sqlx::Error>>,
+{
+    let mut interval = tokio::time::interval(every.max(Duration::from_millis(10)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            result = work() => match result {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(job = what, rows, "done"),
+                Err(error) => {
+                    tracing::warn!(job = what, error = %error, "failed; retried at the next run");
+                }
+            },
+        }
+    }
+}

@@ -188,3 +188,34 @@ pub async fn family_of(
     .fetch_optional(pool)
     .await
 }
+
+/// Deletes the tokens of sessions whose family ended more than `grace` ago (pass at least the
+/// access token lifetime: an access token of the session may live that long after its end),
+/// `batch` rows per statement, until none is left; returns how many were deleted. Past that,
+/// the rows answer nothing: no token of the family is valid any more, revoked or not.
+pub async fn purge_ended_families(
+    pool: &PgPool,
+    grace: std::time::Duration,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let deleted = sqlx::query(
+            "DELETE FROM refresh_tokens
+             WHERE id IN (
+                 SELECT id FROM refresh_tokens
+                 WHERE family_expires_at < now() - $1::interval
+                 LIMIT $2
+                 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(grace)
+        .bind(batch.max(1))
+        .execute(pool)
+        .await?
+        .rows_affected();
+        total += deleted;
+        if deleted < batch.max(1).unsigned_abs() {
+            return Ok(total);
+        }
+    }
+}

@@ -626,3 +626,53 @@ async fn a_role_change_is_audited_and_ends_older_tokens(pool: PgPool) {
     assert_eq!(audit_count(&pool, "auth.login", "ok").await, 3);
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn ended_sessions_are_purged_after_their_grace(pool: PgPool) {
+    let user = create_user(&pool, "binta.keita", "agent", &[], None).await;
+    // A family of two rotated tokens per session, ended `ended_hours_ago` (negative: live).
+    let session = async |ended_hours_ago: i64| {
+        let family = uuid::Uuid::new_v4();
+        let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        sqlx::query(
+            "INSERT INTO refresh_tokens
+               (id, family_id, user_id, token_hash, parent_id, issued_at, expires_at,
+                family_expires_at, consumed_at, replaced_by)
+             SELECT t.id, $1, $2, sha256(t.id::text::bytea), t.parent, end_at - interval '30 days',
+                    end_at - interval '1 day', end_at, t.consumed, t.replaced_by
+             FROM (SELECT now() - make_interval(hours => $5::int) AS end_at) e,
+                  (VALUES ($3::uuid, NULL::uuid, now() - interval '40 days', $4::uuid),
+                          ($4::uuid, $3::uuid, NULL, NULL)) AS t(id, parent, consumed, replaced_by)",
+        )
+        .bind(family)
+        .bind(user)
+        .bind(first)
+        .bind(second)
+        .bind(i32::try_from(ended_hours_ago).expect("hours"))
+        .execute(&pool)
+        .await
+        .expect("tokens");
+        family
+    };
+    let long_ended = session(72).await;
+    let just_ended = session(2).await;
+    let live = session(-48).await;
+
+    let deleted =
+        akig::store::sessions::purge_ended_families(&pool, Duration::from_secs(86_400), 1)
+            .await
+            .expect("purge");
+    assert_eq!(
+        deleted, 2,
+        "both tokens of the session ended three days ago"
+    );
+    let left: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT DISTINCT family_id FROM refresh_tokens ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .expect("families");
+    let mut expected = vec![just_ended, live];
+    expected.sort();
+    assert_eq!(left, expected);
+    assert!(!left.contains(&long_ended));
+}
