@@ -57,10 +57,6 @@ pub const IDEMPOTENT_CALLS: &str = "akig_idempotent_calls_total";
 /// How many times a key removed under our feet (by the purge) is claimed again.
 const CLAIM_ATTEMPTS: usize = 3;
 
-/// How often each replica deletes expired keys (the table would otherwise grow by a row per
-/// mutating call, forever).
-pub const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
-
 /// Keys deleted per statement by the purge: short locks, whatever the backlog.
 const PURGE_BATCH: i64 = 1_000;
 

@@ -168,13 +168,13 @@ impl Application {
             state
                 .idempotency
                 .clone()
-                .run_purge(shutdown.clone(), crate::idempotency::PURGE_EVERY),
+                .run_purge(shutdown.clone(), crate::jobs::PURGE_EVERY),
         );
         let pool = state.pool.clone();
         let grace = state.auth.access_token_ttl + SESSION_PURGE_MARGIN;
         background.spawn(crate::jobs::run_every(
             shutdown.clone(),
-            crate::idempotency::PURGE_EVERY,
+            crate::jobs::PURGE_EVERY,
             "purge of ended sessions",
             move || {
                 let pool = pool.clone();

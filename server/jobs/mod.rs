@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+/// How often each replica deletes rows past their retention (expired idempotency keys, ended
+/// sessions): tables that would otherwise grow with every call or login, forever.
+pub const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
+
 /// Runs `work` at once, then every `every`, until `shutdown`. `work` answers how many rows it
 /// handled, logged under `what` when not zero; a failed run is logged and retried at the next
 /// tick.
