@@ -334,15 +334,21 @@ pub struct NewEntry<'a> {
     pub request_id: Uuid,
 }
 
-pub async fn insert_entry(
-    conn: &mut PgConnection,
-    entry: &NewEntry<'_>,
-) -> Result<InsertedEntry, sqlx::Error> {
-    insert_entry_named(conn, entry).await
+/// The score event a payment earns its collecting agent, written by the payment's INSERT (as
+/// [`score`] writes one): at most once per kind and payment, added to the agent's daily figures.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryScore {
+    pub agent_id: Uuid,
+    /// Africa/Conakry day of the entry's `occurred_at`.
+    pub day: NaiveDate,
+    pub kind: &'static str,
+    pub points: i32,
+    pub payments_count: i32,
+    pub payments_gnf: i64,
 }
 
-/// What the database made of an inserted entry: its id, its times as stored (microseconds)
-/// and the names of its agent and of who recorded it.
+/// What the database made of an inserted entry: its id, its times as stored (microseconds),
+/// the names of its agent and of who recorded it, and the points its score event gave.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InsertedEntry {
     pub id: Uuid,
@@ -351,12 +357,16 @@ pub struct InsertedEntry {
     pub received_at: DateTime<Utc>,
     pub agent_name: String,
     pub recorded_by_name: Option<String>,
+    /// 0 without a score.
+    pub score_points: i64,
 }
 
-/// [`insert_entry`], answering what the entry's view needs besides what was written.
-pub async fn insert_entry_named(
+/// Inserts the entry, numbered and with the tenant's credit moved, and with `score` its score
+/// event and daily figures, in one statement.
+pub async fn insert_entry(
     conn: &mut PgConnection,
     entry: &NewEntry<'_>,
+    score: Option<&EntryScore>,
 ) -> Result<InsertedEntry, sqlx::Error> {
     let kind = if entry.reverses_payment_id.is_some() {
         "reversal"
@@ -365,16 +375,34 @@ pub async fn insert_entry_named(
     };
     sqlx::query_as(
         "WITH credit AS (
-             UPDATE tenants SET credit_gnf = credit_gnf + $21 WHERE id = $1 AND $21 <> 0)
-         INSERT INTO payments
-           (tenant_id, site_id, kind, amount_gnf, method, operator_reference, payer_phone,
-            receipt_number, occurred_at, received_at, agent_id, recorded_by, interaction_id,
-            promise_id, mission_id, notes, reverses_payment_id, reason, credit_gnf, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, next_receipt_number($2, $8), $9, $10, $11, $12,
-                 $13, $14, $15, $16, $17, $18, $19, $20)
-         RETURNING id, receipt_number, occurred_at, received_at,
-                   (SELECT full_name FROM users WHERE id = agent_id) AS agent_name,
-                   (SELECT full_name FROM users WHERE id = recorded_by) AS recorded_by_name",
+             UPDATE tenants SET credit_gnf = credit_gnf + $21 WHERE id = $1 AND $21 <> 0),
+         inserted AS (
+             INSERT INTO payments
+               (tenant_id, site_id, kind, amount_gnf, method, operator_reference, payer_phone,
+                receipt_number, occurred_at, received_at, agent_id, recorded_by,
+                interaction_id, promise_id, mission_id, notes, reverses_payment_id, reason,
+                credit_gnf, request_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, next_receipt_number($2, $8), $9, $10, $11,
+                     $12, $13, $14, $15, $16, $17, $18, $19, $20)
+             RETURNING id, receipt_number, occurred_at, received_at, agent_id, recorded_by),
+         event AS (
+             INSERT INTO score_events (agent_id, day, kind, points, payment_id, occurred_at)
+             SELECT $22, $23, $24, $25, i.id, i.occurred_at FROM inserted i WHERE $22 IS NOT NULL
+             ON CONFLICT (kind, payment_id) WHERE payment_id IS NOT NULL DO NOTHING
+             RETURNING agent_id, day, points),
+         daily AS (
+             INSERT INTO agent_daily_scores AS s
+               (agent_id, day, score, payments_count, payments_gnf)
+             SELECT agent_id, day, points, $26, $27 FROM event
+             ON CONFLICT (agent_id, day) DO UPDATE
+             SET score = s.score + EXCLUDED.score,
+                 payments_count = s.payments_count + EXCLUDED.payments_count,
+                 payments_gnf = s.payments_gnf + EXCLUDED.payments_gnf)
+         SELECT i.id, i.receipt_number, i.occurred_at, i.received_at,
+                (SELECT full_name FROM users WHERE id = i.agent_id) AS agent_name,
+                (SELECT full_name FROM users WHERE id = i.recorded_by) AS recorded_by_name,
+                (SELECT coalesce(sum(points), 0)::bigint FROM event) AS score_points
+         FROM inserted i",
     )
     .bind(entry.tenant_id)
     .bind(entry.site_id)
@@ -397,6 +425,12 @@ pub async fn insert_entry_named(
     .bind(entry.credit_gnf)
     .bind(entry.request_id)
     .bind(entry.tenant_credit_delta)
+    .bind(score.map(|s| s.agent_id))
+    .bind(score.map(|s| s.day))
+    .bind(score.map(|s| s.kind))
+    .bind(score.map(|s| s.points))
+    .bind(score.map_or(0, |s| s.payments_count))
+    .bind(score.map_or(0, |s| s.payments_gnf))
     .fetch_one(conn)
     .await
 }

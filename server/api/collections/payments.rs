@@ -569,7 +569,18 @@ impl RecordWork<'_> {
             tenant_credit_delta: allocation.to_credit.francs(),
             request_id: self.request_id,
         };
-        let inserted = match store::insert_entry_named(conn, &entry).await {
+        // The collector is an agent when it is not the caller (checked above); the caller's
+        // role is read fresh on every call.
+        let scores = self.agent_id != self.caller.user_id || self.caller.role == Role::Agent;
+        let score = scores.then(|| store::EntryScore {
+            agent_id: self.agent_id,
+            day: input.occurred_at.day(),
+            kind: ScoreEventKind::Payment.as_str(),
+            points: i32::try_from(ScoreEventKind::Payment.points()).unwrap_or(i32::MAX),
+            payments_count: 1,
+            payments_gnf: input.amount.francs(),
+        });
+        let inserted = match store::insert_entry(conn, &entry, score.as_ref()).await {
             Ok(inserted) => inserted,
             Err(error) if unique_violation(&error) == Some(store::REQUEST_ID_KEY) => {
                 tracing::info!(
@@ -599,31 +610,6 @@ impl RecordWork<'_> {
                 amount_gnf: line.amount.francs(),
                 outstanding_after_gnf: allocated.outstanding_after_gnf,
             });
-        }
-
-        // The collector is an agent when it is not the caller (checked above); the caller's
-        // role is read fresh on every call.
-        let scores = self.agent_id != self.caller.user_id || self.caller.role == Role::Agent;
-        let mut score_points = 0;
-        if scores {
-            let points = ScoreEventKind::Payment.points();
-            let written = store::score(
-                conn,
-                &store::ScoreEvent {
-                    agent_id: self.agent_id,
-                    day: input.occurred_at.day(),
-                    kind: ScoreEventKind::Payment.as_str(),
-                    points: i32::try_from(points).unwrap_or(i32::MAX),
-                    payment_id,
-                    occurred_at,
-                    payments_count: 1,
-                    payments_gnf: input.amount.francs(),
-                },
-            )
-            .await?;
-            if written {
-                score_points = points;
-            }
         }
 
         if let Some(promise) = &promise {
@@ -695,7 +681,7 @@ impl RecordWork<'_> {
             payment: Some(payment_to_proto(row, &allocations)),
             balance: Some(balance),
             promise,
-            score_points,
+            score_points: inserted.score_points,
         };
         Ok((response, Some(event)))
     }
@@ -932,7 +918,7 @@ impl ReverseWork<'_> {
             tenant_credit_delta: reversal.credit_delta.francs(),
             request_id: self.request_id,
         };
-        let (reversal_id, receipt) = match store::insert_entry(conn, &entry).await {
+        let (reversal_id, receipt) = match store::insert_entry(conn, &entry, None).await {
             Ok(inserted) => (inserted.id, inserted.receipt_number),
             Err(error) => {
                 return Err(match unique_violation(&error) {
