@@ -827,11 +827,7 @@ async fn the_mission_must_be_the_agents_for_this_tenant(pool: PgPool) {
         })
         .await
         .expect_err("another agent's mission");
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(
-        status.get_details_error_info().expect("info").reason,
-        "ERROR_REASON_MISSION_MISMATCH"
-    );
+    assert_mission_mismatch(&status);
     let status = w
         .visit(RecordVisitRequest {
             mission_id: own.to_string(),
@@ -839,7 +835,7 @@ async fn the_mission_must_be_the_agents_for_this_tenant(pool: PgPool) {
         })
         .await
         .expect_err("the mission of another tenant");
-    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_mission_mismatch(&status);
     let status = w
         .visit(RecordVisitRequest {
             mission_id: Uuid::new_v4().to_string(),
@@ -890,4 +886,13 @@ async fn a_call_answers_its_details_and_audits(pool: PgPool) {
         .count("SELECT count(*) FROM audit_log WHERE action = 'collections.calls.record' AND outcome = 'ok'")
         .await;
     assert_eq!(audited, 1);
+}
+
+fn assert_mission_mismatch(status: &tonic::Status) {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(bad_fields(status), ["mission_id"]);
+    assert_eq!(
+        status.get_details_error_info().expect("info").reason,
+        "ERROR_REASON_MISSION_MISMATCH"
+    );
 }

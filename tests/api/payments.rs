@@ -1230,6 +1230,9 @@ async fn the_visit_and_mission_named_must_be_the_tenants(pool: PgPool) {
         let status = w.record(request, &w.agent_token).await.expect_err(field);
         assert_eq!(status.code(), Code::InvalidArgument, "{field}");
         assert_eq!(bad_fields(&status), [field]);
+        if field == "mission_id" {
+            assert_eq!(reason_of(&status), "ERROR_REASON_MISSION_MISMATCH");
+        }
     }
     let mut unknown_mission = cash(w.tenant, 100_000);
     unknown_mission.mission_id = Uuid::new_v4().to_string();

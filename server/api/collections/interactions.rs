@@ -5,7 +5,8 @@
 //!   user: only an admin may record for someone else (back-office entry); anyone else gets
 //!   PERMISSION_DENIED. The named user must exist and have the agent role (NOT_FOUND `agent`).
 //! - `mission_id`: an unknown mission is NOT_FOUND; a mission of another agent or of another
-//!   tenant is FAILED_PRECONDITION (ErrorInfo reason ERROR_REASON_MISSION_MISMATCH).
+//!   tenant is INVALID_ARGUMENT on `mission_id` (ErrorInfo reason
+//!   ERROR_REASON_MISSION_MISMATCH), as for payments.
 //! - A new promise supersedes the tenant's pending one (cancelled, reason "superseded"). When
 //!   that pending promise is already final by the payments (its date passed, or it is covered),
 //!   it is settled with that status instead. A promise made *before* the tenant's latest one
@@ -764,10 +765,11 @@ async fn check(
             .await?
             .ok_or(ApiError::NotFound("mission"))?;
         if mission.agent_id != agent_id || mission.tenant_id != action.tenant_id {
-            return Err(ApiError::FailedPrecondition {
-                reason: "ERROR_REASON_MISSION_MISMATCH",
-                message: "the mission is not this agent's mission for this tenant".into(),
-            });
+            return Err(ApiError::invalid_because(
+                "mission_id",
+                "is not this agent's mission for this tenant",
+                "ERROR_REASON_MISSION_MISMATCH",
+            ));
         }
     }
     Ok(agent_scores)

@@ -465,9 +465,12 @@ impl RecordWork<'_> {
                 .await?
                 .ok_or(ApiError::NotFound("mission"))?;
             if mission != input.tenant_id {
-                return Err(
-                    ApiError::invalid("mission_id", "is a mission for another tenant").into(),
-                );
+                return Err(ApiError::invalid_because(
+                    "mission_id",
+                    "is a mission for another tenant",
+                    "ERROR_REASON_MISSION_MISMATCH",
+                )
+                .into());
             }
         }
         let promise = match input.promise_id {
