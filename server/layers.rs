@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::Status;
 use tonic::body::Body;
+use tonic_types::StatusExt;
 use tower::{Layer, Service};
 
 use crate::telemetry;
@@ -342,6 +343,9 @@ impl HttpBody for ObservedBody {
     }
 }
 
+/// How long a call refused by [`AdmissionLayer`] is told to wait before retrying.
+pub const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// Caps the calls handled at once across all connections. Over the cap a call is refused at
 /// once with RESOURCE_EXHAUSTED rather than queued: a phone on 3G is better served by a fast
 /// answer it can retry with backoff than by a request that waits behind a backlog. A stream
@@ -392,8 +396,10 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             return Box::pin(async {
-                Ok(status_response(Status::resource_exhausted(
+                Ok(status_response(Status::with_error_details(
+                    tonic::Code::ResourceExhausted,
                     "server busy, retry with backoff",
+                    tonic_types::ErrorDetails::with_retry_info(Some(BUSY_RETRY_AFTER)),
                 )))
             });
         };
@@ -517,5 +523,23 @@ mod tests {
         assert_eq!(grpc_code(&headers), None);
         headers.insert("grpc-status", HeaderValue::from_static("5"));
         assert_eq!(grpc_code(&headers), Some(5));
+    }
+
+    #[tokio::test]
+    async fn a_call_over_the_cap_is_refused_with_when_to_retry() {
+        use tower::ServiceExt;
+
+        let inner = tower::service_fn(|_: Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+        });
+        let admission = AdmissionLayer::new(0).layer(inner);
+        let response = admission
+            .oneshot(Request::new(Body::empty()))
+            .await
+            .expect("response");
+        let status = Status::from_header_map(response.headers()).expect("a gRPC status");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        let retry = status.get_details_retry_info().expect("retry info");
+        assert_eq!(retry.retry_delay, Some(BUSY_RETRY_AFTER));
     }
 }

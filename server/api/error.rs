@@ -10,6 +10,9 @@ use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 /// Domain of our ErrorInfo details.
 pub const ERROR_DOMAIN: &str = "akig";
 
+/// The RetryInfo of UNAVAILABLE.
+pub const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// One or more request fields are invalid; each violation names its field path.
@@ -151,7 +154,12 @@ impl From<ApiError> for Status {
                 message,
                 ErrorDetails::with_retry_info(Some(retry_after)),
             ),
-            ApiError::Unavailable => Status::unavailable(message),
+            // The database is briefly out of reach: the health probe looks every 2 s.
+            ApiError::Unavailable => Status::with_error_details(
+                Code::Unavailable,
+                message,
+                ErrorDetails::with_retry_info(Some(UNAVAILABLE_RETRY_AFTER)),
+            ),
             ApiError::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");
                 Status::internal(message)
@@ -399,5 +407,13 @@ mod tests {
         assert_eq!(status.code(), Code::ResourceExhausted);
         let retry = status.get_details_retry_info().expect("retry info");
         assert_eq!(retry.retry_delay, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn unavailable_says_when_to_retry() {
+        let status = Status::from(ApiError::Unavailable);
+        assert_eq!(status.code(), Code::Unavailable);
+        let retry = status.get_details_retry_info().expect("retry info");
+        assert_eq!(retry.retry_delay, Some(UNAVAILABLE_RETRY_AFTER));
     }
 }
