@@ -22,10 +22,9 @@ use governor::{Quota, RateLimiter};
 use http::{HeaderMap, Request, Response};
 use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
-use tonic::Code;
 use tonic::body::Body;
 use tonic::transport::server::TcpConnectInfo;
-use tonic_types::{ErrorDetails, StatusExt};
+
 use tower::{Layer, Service};
 use uuid::Uuid;
 
@@ -94,10 +93,31 @@ impl Default for RateLimitConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientIp(pub IpAddr);
 
-/// Put in the request extensions by the authentication layer (which runs before this one) for
-/// an authenticated call: the per-user limit then applies too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RateLimitKey(pub Uuid);
+/// Put in the request extensions by the authentication layer (which runs before this one)
+/// once it has applied the per-user and per-address limits to an authenticated call: right
+/// after the token's signature, before any database work, so that a client over its limit
+/// costs no query. This layer then lets the call through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitChecked;
+
+/// A call over a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limited {
+    /// Whose budget is spent: "this user" or "this address".
+    pub whose: &'static str,
+    /// How long until the next call is allowed (never zero: a client would retry at once).
+    pub wait: Duration,
+}
+
+impl Limited {
+    pub fn message(&self) -> String {
+        format!(
+            "too many calls from {}; retry in {} ms",
+            self.whose,
+            self.wait.as_millis()
+        )
+    }
+}
 
 /// The limiters of one server process. Cheap to clone: gives the layer, the stream limiter and
 /// the purge task, which all share the same state.
@@ -140,6 +160,11 @@ impl RateLimits {
 
     pub fn trusted_proxies(&self) -> &[IpNet] {
         &self.inner.trusted_proxies
+    }
+
+    /// Spends one call of `user`'s budget (when known) and of `ip`'s, or says which is spent.
+    pub fn check(&self, user: Option<Uuid>, ip: Option<IpAddr>) -> Result<(), Limited> {
+        self.inner.check(user, ip)
     }
 
     /// Drops the keys whose state is back to fresh, so that memory follows the active clients.
@@ -238,46 +263,42 @@ fn is_exempt(path: &str) -> bool {
 }
 
 impl Limiters {
-    /// The answer refusing the call when it is over a limit. Checks the user first: a user
-    /// over their own limit then spends nothing of their address's budget, which other agents
-    /// behind the same carrier NAT share.
-    fn refusal(&self, user: Option<Uuid>, ip: Option<IpAddr>) -> Option<Response<Body>> {
+    /// Checks the user first: a user over their own limit then spends nothing of their
+    /// address's budget, which other agents behind the same carrier NAT share.
+    fn check(&self, user: Option<Uuid>, ip: Option<IpAddr>) -> Result<(), Limited> {
         if let Some(user) = user
             && let Err(not_until) = self.per_user.check_key(&user)
         {
             let wait = not_until.wait_time_from(self.per_user.clock().now());
-            return Some(refused("user", "this user", wait));
+            return Err(limited("user", "this user", wait));
         }
         // No address (no TCP peer, as in-process): nothing to key on.
         if let Some(ip) = ip
             && let Err(not_until) = self.per_ip.check_key(&address_key(ip))
         {
             let wait = not_until.wait_time_from(self.per_ip.clock().now());
-            return Some(refused("ip", "this address", wait));
+            return Err(limited("ip", "this address", wait));
         }
-        None
+        Ok(())
     }
 }
 
-fn refused(limit: &'static str, what: &str, wait: Duration) -> Response<Body> {
-    // Never a zero delay: a client would retry at once.
-    let wait = wait.max(Duration::from_millis(1));
+fn limited(limit: &'static str, whose: &'static str, wait: Duration) -> Limited {
     metrics::counter!(RATE_LIMITED, "limit" => limit).increment(1);
     tracing::debug!(limit, ?wait, "rate limited");
-    let message = format!(
-        "too many calls from {what}; retry in {} ms",
-        wait.as_millis()
-    );
-    tonic::Status::with_error_details(
-        Code::ResourceExhausted,
-        message,
-        ErrorDetails::with_retry_info(Some(wait)),
-    )
-    .into_http()
+    Limited {
+        whose,
+        wait: wait.max(Duration::from_millis(1)),
+    }
 }
 
-/// Resolves the client address (into [`ClientIp`]) and applies the per-user and per-address
-/// call limits. A stream counts as one call; its messages are limited by [`StreamLimiter`].
+fn refused(limited: Limited) -> Response<Body> {
+    tonic::Status::from(crate::api::error::ApiError::from(limited)).into_http()
+}
+
+/// Resolves the client address (into [`ClientIp`]) and applies the per-address call limit to
+/// calls the authentication layer has not limited already (public ones: Login, Refresh). A
+/// stream counts as one call; its messages are limited by [`StreamLimiter`].
 #[derive(Clone)]
 pub struct RateLimitLayer {
     limits: Arc<Limiters>,
@@ -325,11 +346,12 @@ where
                 ip
             }
         };
-        if !is_exempt(request.uri().path()) {
-            let user = request.extensions().get::<RateLimitKey>().map(|key| key.0);
-            if let Some(response) = self.limits.refusal(user, ip) {
-                return Box::pin(async { Ok(response) });
-            }
+        let checked = request.extensions().get::<RateLimitChecked>().is_some();
+        if !checked
+            && !is_exempt(request.uri().path())
+            && let Err(limited) = self.limits.check(None, ip)
+        {
+            return Box::pin(async move { Ok(refused(limited)) });
         }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -555,6 +577,8 @@ fn account_key(account: &str) -> String {
 mod tests {
     use super::*;
     use std::convert::Infallible;
+    use tonic::Code;
+    use tonic_types::StatusExt;
     use tower::ServiceExt;
 
     const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
@@ -570,7 +594,7 @@ mod tests {
         }
     }
 
-    fn request(path: &str, peer: &str, user: Option<Uuid>) -> Request<Body> {
+    fn request(path: &str, peer: &str) -> Request<Body> {
         let mut request = Request::builder()
             .uri(format!("http://akig{path}"))
             .body(Body::empty())
@@ -579,9 +603,6 @@ mod tests {
             local_addr: None,
             remote_addr: Some(SocketAddr::new(peer.parse().unwrap(), 40000)),
         });
-        if let Some(user) = user {
-            request.extensions_mut().insert(RateLimitKey(user));
-        }
         request
     }
 
@@ -620,10 +641,10 @@ mod tests {
         // refill one between these calls.
         let limits = RateLimits::new(&config(limit(4, 2), limit(4, 2)));
         for _ in 0..2 {
-            let response = call(&limits, request(WHO_AM_I, "198.51.100.1", None)).await;
+            let response = call(&limits, request(WHO_AM_I, "198.51.100.1")).await;
             assert_eq!(code(&response), Code::Ok);
         }
-        let response = call(&limits, request(WHO_AM_I, "198.51.100.1", None)).await;
+        let response = call(&limits, request(WHO_AM_I, "198.51.100.1")).await;
         let status = tonic::Status::from_header_map(response.headers()).expect("a status");
         assert_eq!(status.code(), Code::ResourceExhausted);
         assert!(status.message().contains("address"), "{}", status.message());
@@ -638,23 +659,23 @@ mod tests {
 
         // A hair more: the limiter's clock and tokio's timer are different clocks.
         tokio::time::sleep(wait + Duration::from_millis(5)).await;
-        let response = call(&limits, request(WHO_AM_I, "198.51.100.1", None)).await;
+        let response = call(&limits, request(WHO_AM_I, "198.51.100.1")).await;
         assert_eq!(code(&response), Code::Ok);
     }
 
     #[tokio::test]
     async fn addresses_are_limited_independently() {
         let limits = RateLimits::new(&config(limit(1, 1), limit(1, 1)));
-        let first = request(WHO_AM_I, "198.51.100.1", None);
+        let first = request(WHO_AM_I, "198.51.100.1");
         assert_eq!(code(&call(&limits, first).await), Code::Ok);
-        let again = request(WHO_AM_I, "198.51.100.1", None);
+        let again = request(WHO_AM_I, "198.51.100.1");
         assert_eq!(code(&call(&limits, again).await), Code::ResourceExhausted);
-        let other = request(WHO_AM_I, "198.51.100.2", None);
+        let other = request(WHO_AM_I, "198.51.100.2");
         assert_eq!(code(&call(&limits, other).await), Code::Ok);
         // One IPv6 client holds a /64: its addresses share one budget.
-        let v6 = request(WHO_AM_I, "2001:db8:1:2::1", None);
+        let v6 = request(WHO_AM_I, "2001:db8:1:2::1");
         assert_eq!(code(&call(&limits, v6).await), Code::Ok);
-        let same_64 = request(WHO_AM_I, "2001:db8:1:2::ffff", None);
+        let same_64 = request(WHO_AM_I, "2001:db8:1:2::ffff");
         assert_eq!(code(&call(&limits, same_64).await), Code::ResourceExhausted);
     }
 
@@ -662,22 +683,22 @@ mod tests {
     async fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let limits = RateLimits::new(&config(limit(1, 1), limit(1, 1)));
         // From an untrusted peer the header is ignored.
-        let spoofed = forwarded(request(WHO_AM_I, "203.0.113.5", None), "192.0.2.1");
+        let spoofed = forwarded(request(WHO_AM_I, "203.0.113.5"), "192.0.2.1");
         let response = call(&limits, spoofed).await;
         assert_eq!(seen_ip(&response), "203.0.113.5");
 
         // Through trusted proxies: the rightmost hop that is not a proxy; left of it, the
         // client's own claims.
         let proxied = forwarded(
-            request(WHO_AM_I, "10.0.0.1", None),
+            request(WHO_AM_I, "10.0.0.1"),
             "192.0.2.1, 198.51.100.7, 10.0.0.2",
         );
         let response = call(&limits, proxied).await;
         assert_eq!(seen_ip(&response), "198.51.100.7");
         // ...and the limit applies to that client, not to the proxy.
-        let same = forwarded(request(WHO_AM_I, "10.0.0.1", None), "198.51.100.7");
+        let same = forwarded(request(WHO_AM_I, "10.0.0.1"), "198.51.100.7");
         assert_eq!(code(&call(&limits, same).await), Code::ResourceExhausted);
-        let other = forwarded(request(WHO_AM_I, "10.0.0.1", None), "198.51.100.8");
+        let other = forwarded(request(WHO_AM_I, "10.0.0.1"), "198.51.100.8");
         assert_eq!(code(&call(&limits, other).await), Code::Ok);
     }
 
@@ -686,57 +707,83 @@ mod tests {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
         // An IPv4 peer seen on a dual-stack socket.
-        let mapped = request(WHO_AM_I, "::ffff:198.51.100.3", None);
+        let mapped = request(WHO_AM_I, "::ffff:198.51.100.3");
         assert_eq!(client_ip(&mapped, &trusted), ip("198.51.100.3"));
         // Several headers form one list; a port is allowed.
-        let mut two = forwarded(request(WHO_AM_I, "10.0.0.1", None), "192.0.2.9");
+        let mut two = forwarded(request(WHO_AM_I, "10.0.0.1"), "192.0.2.9");
         two = forwarded(two, "198.51.100.4:5555, 10.0.0.3");
         assert_eq!(client_ip(&two, &trusted), ip("198.51.100.4"));
         // A malformed hop stops the walk at the last trusted hop.
-        let garbled = forwarded(
-            request(WHO_AM_I, "10.0.0.1", None),
-            "192.0.2.9, junk, 10.0.0.3",
-        );
+        let garbled = forwarded(request(WHO_AM_I, "10.0.0.1"), "192.0.2.9, junk, 10.0.0.3");
         assert_eq!(client_ip(&garbled, &trusted), ip("10.0.0.3"));
         // Only proxies: the leftmost one, which a trusted proxy wrote.
-        let internal = forwarded(request(WHO_AM_I, "10.0.0.1", None), "10.0.0.7, 10.0.0.3");
+        let internal = forwarded(request(WHO_AM_I, "10.0.0.1"), "10.0.0.7, 10.0.0.3");
         assert_eq!(client_ip(&internal, &trusted), ip("10.0.0.7"));
         // A proxy that sent no header, and a call without a TCP peer.
-        let bare = request(WHO_AM_I, "10.0.0.1", None);
+        let bare = request(WHO_AM_I, "10.0.0.1");
         assert_eq!(client_ip(&bare, &trusted), ip("10.0.0.1"));
         assert_eq!(client_ip(&Request::new(()), &trusted), None);
     }
 
-    #[tokio::test]
-    async fn per_user_limit_applies_across_addresses() {
+    #[test]
+    fn per_user_limit_applies_across_addresses_and_comes_first() {
         let limits = RateLimits::new(&config(limit(1, 2), limit(100, 100)));
         let user = Uuid::new_v4();
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
         for peer in ["198.51.100.1", "198.51.100.2"] {
-            let response = call(&limits, request(WHO_AM_I, peer, Some(user))).await;
-            assert_eq!(code(&response), Code::Ok);
+            assert_eq!(limits.check(Some(user), ip(peer)), Ok(()));
         }
-        let response = call(&limits, request(WHO_AM_I, "198.51.100.3", Some(user))).await;
-        let status = tonic::Status::from_header_map(response.headers()).unwrap();
-        assert_eq!(status.code(), Code::ResourceExhausted);
-        assert!(status.message().contains("user"), "{}", status.message());
+        let limited = limits
+            .check(Some(user), ip("198.51.100.3"))
+            .expect_err("over the user's limit");
+        assert_eq!(limited.whose, "this user");
+        assert!(limited.wait > Duration::ZERO, "{limited:?}");
         // Another user on the same address is not affected, nor is an anonymous call.
-        let other = request(WHO_AM_I, "198.51.100.3", Some(Uuid::new_v4()));
-        assert_eq!(code(&call(&limits, other).await), Code::Ok);
-        let anonymous = request(WHO_AM_I, "198.51.100.3", None);
-        assert_eq!(code(&call(&limits, anonymous).await), Code::Ok);
+        assert_eq!(
+            limits.check(Some(Uuid::new_v4()), ip("198.51.100.3")),
+            Ok(())
+        );
+        assert_eq!(limits.check(None, ip("198.51.100.3")), Ok(()));
+
+        // The user is checked first: refused calls spend nothing of the address's budget.
+        let tight = RateLimits::new(&config(limit(1, 1), limit(1, 2)));
+        let user = Uuid::new_v4();
+        assert_eq!(tight.check(Some(user), ip("198.51.100.9")), Ok(()));
+        for _ in 0..3 {
+            assert!(tight.check(Some(user), ip("198.51.100.9")).is_err());
+        }
+        assert_eq!(
+            tight.check(Some(Uuid::new_v4()), ip("198.51.100.9")),
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_call_the_authentication_layer_limited_passes_untouched() {
+        let limits = RateLimits::new(&config(limit(1, 1), limit(1, 1)));
+        for _ in 0..3 {
+            let mut checked = request(WHO_AM_I, "198.51.100.1");
+            checked.extensions_mut().insert(RateLimitChecked);
+            let response = call(&limits, checked).await;
+            assert_eq!(code(&response), Code::Ok);
+            assert_eq!(seen_ip(&response), "198.51.100.1");
+        }
+        // Nothing of the address's budget was spent by them.
+        let response = call(&limits, request(WHO_AM_I, "198.51.100.1")).await;
+        assert_eq!(code(&response), Code::Ok);
     }
 
     #[tokio::test]
     async fn health_and_reflection_are_exempt() {
         let limits = RateLimits::new(&config(limit(1, 1), limit(1, 1)));
         for _ in 0..5 {
-            let health = request(HEALTH_CHECK, "198.51.100.1", None);
+            let health = request(HEALTH_CHECK, "198.51.100.1");
             assert_eq!(code(&call(&limits, health).await), Code::Ok);
-            let reflection = request(REFLECTION, "198.51.100.1", None);
+            let reflection = request(REFLECTION, "198.51.100.1");
             assert_eq!(code(&call(&limits, reflection).await), Code::Ok);
         }
         // They spent nothing of the address's budget, and still get the client address.
-        let response = call(&limits, request(WHO_AM_I, "198.51.100.1", None)).await;
+        let response = call(&limits, request(WHO_AM_I, "198.51.100.1")).await;
         assert_eq!(code(&response), Code::Ok);
         assert_eq!(seen_ip(&response), "198.51.100.1");
     }
@@ -841,7 +888,8 @@ mod tests {
         // 5/s, burst 1: a key is back to fresh 2 × 200 ms after its call.
         let limits = RateLimits::new(&config(limit(5, 1), limit(5, 1)));
         for peer in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
-            call(&limits, request(WHO_AM_I, peer, Some(Uuid::new_v4()))).await;
+            let ip = Some(peer.parse().unwrap());
+            assert_eq!(limits.check(Some(Uuid::new_v4()), ip), Ok(()));
         }
         assert_eq!(limits.inner.per_ip.len(), 3);
         assert_eq!(limits.inner.per_user.len(), 3);

@@ -149,7 +149,7 @@ impl Application {
             state.pool.clone(),
             state.roles.clone(),
             catalog.clone(),
-            config.rate_limits.trusted_proxies.clone(),
+            state.rate_limits.clone(),
         );
 
         let (health, health_service) = tonic_health::server::health_reporter();

@@ -220,6 +220,15 @@ impl From<crate::idempotency::IdempotencyError> for ApiError {
     }
 }
 
+impl From<crate::ratelimit::Limited> for ApiError {
+    fn from(limited: crate::ratelimit::Limited) -> Self {
+        Self::ResourceExhausted {
+            message: limited.message(),
+            retry_after: limited.wait,
+        }
+    }
+}
+
 /// The ErrorReason (common.proto) a domain error is reported with, for errors that apps explain
 /// in their own words. The mapping lives here, at the edge: the domain knows no wire names.
 pub trait WireReason {

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use ipnet::IpNet;
 use sqlx::PgPool;
 use tonic::Status;
 use tonic::body::Body;
@@ -24,7 +23,7 @@ use crate::auth::rbac::{self, Access, Permission, Role};
 use crate::auth::tokens::TokenKeys;
 use crate::cache::Cache;
 use crate::layers::MethodCatalog;
-use crate::ratelimit::{self, ClientIp, RateLimitKey};
+use crate::ratelimit::{self, ClientIp, RateLimitChecked, RateLimits};
 use crate::store::audit::{self, AuditEvent, Outcome};
 use crate::store::{sessions, users};
 
@@ -99,7 +98,7 @@ struct Shared {
     pool: PgPool,
     roles: RolePermissions,
     catalog: MethodCatalog,
-    trusted_proxies: Vec<IpNet>,
+    limits: RateLimits,
 }
 
 impl AuthLayer {
@@ -108,7 +107,7 @@ impl AuthLayer {
         pool: PgPool,
         roles: RolePermissions,
         catalog: MethodCatalog,
-        trusted_proxies: Vec<IpNet>,
+        limits: RateLimits,
     ) -> Self {
         Self {
             inner: Arc::new(Shared {
@@ -116,7 +115,7 @@ impl AuthLayer {
                 pool,
                 roles,
                 catalog,
-                trusted_proxies,
+                limits,
             }),
         }
     }
@@ -159,7 +158,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         Box::pin(async move {
-            let client_ip = ratelimit::client_ip(&request, &shared.trusted_proxies);
+            let client_ip = ratelimit::client_ip(&request, shared.limits.trusted_proxies());
             if let Some(ip) = client_ip {
                 request.extensions_mut().insert(ClientIp(ip));
             }
@@ -186,9 +185,7 @@ where
                 .await
             {
                 Ok(caller) => {
-                    request
-                        .extensions_mut()
-                        .insert(RateLimitKey(caller.user_id));
+                    request.extensions_mut().insert(RateLimitChecked);
                     request.extensions_mut().insert(caller);
                     inner.call(request).await
                 }
@@ -212,6 +209,8 @@ impl Shared {
             tracing::info!(%reason, "access token refused");
             ApiError::Unauthenticated
         })?;
+        // Before any database work: a client over its limit costs no query.
+        self.limits.check(Some(claims.sub), client_ip)?;
         let standing = sessions::user_standing(&self.pool, claims.sub, claims.sid)
             .await?
             .ok_or(ApiError::Unauthenticated)?;

@@ -44,3 +44,42 @@ async fn per_user_limit_is_reached_then_recovers(pool: PgPool) {
         .expect("recovered after the delay");
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_user_limit_is_checked_before_the_database(pool: PgPool) {
+    let user = create_user(&pool, "agent.presse", "agent", &[], None).await;
+    let mut config = test_config((*pool.connect_options()).clone(), RedisMode::Real);
+    config.rate_limits.per_user = limit(1, 1);
+    let app = spawn_app_with(config, pool.clone()).await;
+    let token = app.token("agent.presse").await;
+    let mut client = app.auth_client().await;
+    client
+        .who_am_i(authed(WhoAmIRequest {}, &token))
+        .await
+        .expect("first call");
+
+    // Disabled now: the database would say UNAUTHENTICATED, but a call over the limit is
+    // refused before the user's standing is read.
+    sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
+        .bind(user)
+        .execute(&pool)
+        .await
+        .expect("disable");
+    let refused = client
+        .who_am_i(authed(WhoAmIRequest {}, &token))
+        .await
+        .expect_err("over the limit");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    let delay = refused
+        .get_details_retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("retry delay");
+
+    tokio::time::sleep(delay + Duration::from_millis(50)).await;
+    let status = client
+        .who_am_i(authed(WhoAmIRequest {}, &token))
+        .await
+        .expect_err("disabled");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
