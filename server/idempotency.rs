@@ -420,9 +420,13 @@ impl Idempotency {
     /// `shutdown`. Every replica runs it: `SKIP LOCKED` makes concurrent purges share the rows
     /// instead of waiting on each other.
     pub async fn run_purge(self, shutdown: CancellationToken, every: Duration) {
-        crate::jobs::run_every(shutdown, every, "purge of expired idempotency keys", || {
-            self.purge_expired(PURGE_BATCH)
-        })
+        let schedule = crate::jobs::Schedule::every(every);
+        crate::jobs::run_every(
+            shutdown,
+            schedule,
+            "purge of expired idempotency keys",
+            || self.purge_expired(PURGE_BATCH),
+        )
         .await;
     }
 

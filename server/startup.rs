@@ -174,7 +174,7 @@ impl Application {
         let grace = state.auth.access_token_ttl + SESSION_PURGE_MARGIN;
         background.spawn(crate::jobs::run_every(
             shutdown.clone(),
-            crate::jobs::PURGE_EVERY,
+            crate::jobs::Schedule::every(crate::jobs::PURGE_EVERY),
             "purge of ended sessions",
             move || {
                 let pool = pool.clone();

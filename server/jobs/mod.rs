@@ -14,19 +14,37 @@ use tokio_util::sync::CancellationToken;
 /// sessions): tables that would otherwise grow with every call or login, forever.
 pub const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
 
-/// Runs `work` at once, then every `every`, until `shutdown`. `work` answers how many rows it
-/// handled, logged under `what` when not zero; a failed run is logged and retried at the next
-/// tick.
+/// When a job first runs, then how often.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub first_after: Duration,
+    pub every: Duration,
+}
+
+impl Schedule {
+    /// At once, then every `every`.
+    pub fn every(every: Duration) -> Self {
+        Self {
+            first_after: Duration::ZERO,
+            every,
+        }
+    }
+}
+
+/// Runs `work` on `schedule` until `shutdown`. `work` answers how many rows it handled, logged
+/// under `what` when not zero; a failed run is logged and retried at the next tick.
 pub async fn run_every<F, Fut>(
     shutdown: CancellationToken,
-    every: Duration,
+    schedule: Schedule,
     what: &'static str,
     mut work: F,
 ) where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<u64, sqlx::Error>>,
 {
-    let mut interval = tokio::time::interval(every.max(Duration::from_millis(10)));
+    let every = schedule.every.max(Duration::from_millis(10));
+    let first = tokio::time::Instant::now() + schedule.first_after;
+    let mut interval = tokio::time::interval_at(first, every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -90,29 +90,16 @@ pub async fn settle_due_promises(pool: &PgPool, today: NaiveDate) -> Result<u64,
 }
 
 /// Runs [`settle_due_promises`] every `every` (first run [`FIRST_RUN_AFTER`] after start, or
-/// `every` if shorter) until `shutdown`. A failed run is logged and retried at the next tick.
+/// `every` if shorter) until `shutdown`.
 pub async fn run_promise_job(pool: PgPool, shutdown: CancellationToken, every: Duration) {
-    let every = every.max(Duration::from_secs(1));
-    let first = tokio::time::Instant::now() + FIRST_RUN_AFTER.min(every);
-    let mut interval = tokio::time::interval_at(first, every);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-        }
-        let today = conakry_day(Utc::now());
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            result = settle_due_promises(&pool, today) => match result {
-                Ok(0) => tracing::debug!(%today, "no promise to settle"),
-                Ok(settled) => tracing::info!(%today, settled, "promises settled"),
-                Err(error) => {
-                    tracing::warn!(error = %error, "promise settlement failed; retried at the next run");
-                }
-            },
-        }
-    }
+    let schedule = super::Schedule {
+        first_after: FIRST_RUN_AFTER.min(every),
+        every,
+    };
+    super::run_every(shutdown, schedule, "promise settlement", || {
+        settle_due_promises(&pool, conakry_day(Utc::now()))
+    })
+    .await;
 }
 
 #[cfg(test)]
