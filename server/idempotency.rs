@@ -421,12 +421,9 @@ impl Idempotency {
     /// instead of waiting on each other.
     pub async fn run_purge(self, shutdown: CancellationToken, every: Duration) {
         let schedule = crate::jobs::Schedule::every(every);
-        crate::jobs::run_every(
-            shutdown,
-            schedule,
-            "purge of expired idempotency keys",
-            || self.purge_expired(PURGE_BATCH),
-        )
+        crate::jobs::run_every(shutdown, schedule, "idempotency_purge", || {
+            self.purge_expired(PURGE_BATCH)
+        })
         .await;
     }
 

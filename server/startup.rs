@@ -175,7 +175,7 @@ impl Application {
         background.spawn(crate::jobs::run_every(
             shutdown.clone(),
             crate::jobs::Schedule::every(crate::jobs::PURGE_EVERY),
-            "purge of ended sessions",
+            "session_purge",
             move || {
                 let pool = pool.clone();
                 async move { sessions::purge_ended_families(&pool, grace, 1_000).await }

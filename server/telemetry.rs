@@ -86,6 +86,15 @@ fn describe_metrics() {
         CACHE_REQUESTS,
         "Cache look-ups, by kind and result (hit/miss)."
     );
+    describe_gauge!(
+        crate::jobs::JOB_LAST_SUCCESS,
+        Unit::Seconds,
+        "When each background job last completed (Unix time), by job."
+    );
+    describe_counter!(
+        crate::jobs::JOB_FAILURES,
+        "Failed background job runs, by job."
+    );
 }
 
 /// Serves `GET /metrics` until `shutdown` fires.

@@ -10,6 +10,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+/// Gauge: when each job last ran to completion (Unix seconds), by `job`. An alert on its age
+/// catches a job that keeps failing or has stopped.
+pub const JOB_LAST_SUCCESS: &str = "akig_job_last_success_timestamp_seconds";
+
+/// Counter: job runs that failed, by `job`.
+pub const JOB_FAILURES: &str = "akig_job_failures_total";
+
 /// How often each replica deletes rows past their retention (expired idempotency keys, ended
 /// sessions): tables that would otherwise grow with every call or login, forever.
 pub const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
@@ -32,7 +39,8 @@ impl Schedule {
 }
 
 /// Runs `work` on `schedule` until `shutdown`. `work` answers how many rows it handled, logged
-/// under `what` when not zero; a failed run is logged and retried at the next tick.
+/// under `what` (the job's metric label) when not zero; a failed run is logged, counted and
+/// retried at the next tick.
 pub async fn run_every<F, Fut>(
     shutdown: CancellationToken,
     schedule: Schedule,
@@ -54,9 +62,17 @@ pub async fn run_every<F, Fut>(
         tokio::select! {
             () = shutdown.cancelled() => return,
             result = work() => match result {
-                Ok(0) => {}
-                Ok(rows) => tracing::info!(job = what, rows, "done"),
+                Ok(rows) => {
+                    if rows > 0 {
+                        tracing::info!(job = what, rows, "done");
+                    }
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |since| since.as_secs_f64());
+                    metrics::gauge!(JOB_LAST_SUCCESS, "job" => what).set(now);
+                }
                 Err(error) => {
+                    metrics::counter!(JOB_FAILURES, "job" => what).increment(1);
                     tracing::warn!(job = what, error = %error, "failed; retried at the next run");
                 }
             },

@@ -96,7 +96,7 @@ pub async fn run_promise_job(pool: PgPool, shutdown: CancellationToken, every: D
         first_after: FIRST_RUN_AFTER.min(every),
         every,
     };
-    super::run_every(shutdown, schedule, "promise settlement", || {
+    super::run_every(shutdown, schedule, "promise_settlement", || {
         settle_due_promises(&pool, conakry_day(Utc::now()))
     })
     .await;

@@ -85,5 +85,25 @@ async fn metrics_endpoint_counts_rpcs_by_method_and_code(pool: PgPool) {
         "no handled counter for Health/Check in:\n{body}"
     );
     assert!(body.contains("grpc_server_handling_seconds_bucket"));
+
+    // The purges run at start-up; each completed run stamps its job.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = crate::grpc_web::http1_get(metrics_addr, "/metrics").await;
+        let stamped = |job: &str| {
+            body.lines().any(|line| {
+                line.starts_with("akig_job_last_success_timestamp_seconds")
+                    && line.contains(&format!("job=\"{job}\""))
+            })
+        };
+        if stamped("idempotency_purge") && stamped("session_purge") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no job stamps in:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     app.stop(Duration::from_secs(10)).await.expect("clean stop");
 }
