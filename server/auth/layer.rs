@@ -1,8 +1,8 @@
 //! Authentication and authorisation of every call, as a tower layer: the method's permission
 //! from the one table in `rbac` (deny by default), the bearer token verified, the user's and
 //! the address's call limits spent, the user's standing read fresh from the database, the
-//! role's permissions from the cache. On success the
-//! [`Caller`] goes into the request extensions for the handlers.
+//! role's permissions from the cache. On success the [`Caller`] goes into the request
+//! extensions for the handlers.
 
 use std::collections::HashSet;
 use std::str::FromStr;
