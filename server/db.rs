@@ -34,3 +34,24 @@ pub async fn ping(pool: &PgPool, timeout: std::time::Duration) -> bool {
         Ok(Ok(_))
     )
 }
+
+/// Runs `delete_batch` (one statement deleting at most `batch` rows, answering how many it
+/// deleted) until a run deletes fewer, so that each statement holds its locks briefly however
+/// large the backlog; answers the total. A `batch` of 0 or less deletes nothing.
+pub async fn delete_in_batches<F, Fut>(batch: i64, mut delete_batch: F) -> Result<u64, sqlx::Error>
+where
+    F: FnMut(i64) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+{
+    if batch <= 0 {
+        return Ok(0);
+    }
+    let mut total = 0;
+    loop {
+        let deleted = delete_batch(batch).await?;
+        total += deleted;
+        if deleted < batch.unsigned_abs() {
+            return Ok(total);
+        }
+    }
+}

@@ -430,12 +430,8 @@ impl Idempotency {
     /// Deletes expired keys, `batch` rows per statement (short locks, skipping rows a call
     /// holds), until none is left; returns how many were deleted.
     pub async fn purge_expired(&self, batch: i64) -> Result<u64, sqlx::Error> {
-        if batch <= 0 {
-            return Ok(0);
-        }
-        let mut total = 0;
-        loop {
-            let deleted = sqlx::query(
+        crate::db::delete_in_batches(batch, async |limit| {
+            let done = sqlx::query(
                 "DELETE FROM idempotency_keys
                  WHERE (actor_id, method, request_id) IN (
                      SELECT actor_id, method, request_id FROM idempotency_keys
@@ -444,15 +440,12 @@ impl Idempotency {
                      LIMIT $1
                      FOR UPDATE SKIP LOCKED)",
             )
-            .bind(batch)
+            .bind(limit)
             .execute(&self.pool)
-            .await?
-            .rows_affected();
-            total += deleted;
-            if deleted < batch.unsigned_abs() {
-                return Ok(total);
-            }
-        }
+            .await?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 }
 

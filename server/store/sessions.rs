@@ -198,9 +198,8 @@ pub async fn purge_ended_families(
     grace: std::time::Duration,
     batch: i64,
 ) -> Result<u64, sqlx::Error> {
-    let mut total = 0;
-    loop {
-        let deleted = sqlx::query(
+    crate::db::delete_in_batches(batch, async |limit| {
+        let done = sqlx::query(
             "DELETE FROM refresh_tokens
              WHERE id IN (
                  SELECT id FROM refresh_tokens
@@ -209,13 +208,10 @@ pub async fn purge_ended_families(
                  FOR UPDATE SKIP LOCKED)",
         )
         .bind(grace)
-        .bind(batch.max(1))
+        .bind(limit)
         .execute(pool)
-        .await?
-        .rows_affected();
-        total += deleted;
-        if deleted < batch.max(1).unsigned_abs() {
-            return Ok(total);
-        }
-    }
+        .await?;
+        Ok(done.rows_affected())
+    })
+    .await
 }
