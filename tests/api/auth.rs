@@ -11,16 +11,14 @@ use sqlx::PgPool;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::{
-    PASSWORD, TEST_KID, TEST_SECRET, TestApp, authed, create_site, create_user, spawn_app,
+use crate::support::{
+    PASSWORD, TEST_KID, TEST_SECRET, TestApp, TestDb, authed, create_site, create_user, message,
+    spawn_app,
 };
 
 async fn who_am_i(app: &TestApp, token: &str) -> Result<User, tonic::Status> {
-    app.auth_client()
-        .await
-        .who_am_i(authed(WhoAmIRequest {}, token))
-        .await
-        .map(|r| r.into_inner().user.expect("user"))
+    let response = message(app.auth_as(token).await.who_am_i(WhoAmIRequest {})).await;
+    response.map(|r| r.user.expect("user"))
 }
 
 fn forge(header: &Header, claims: &serde_json::Value, secret: &[u8]) -> String {
@@ -36,10 +34,11 @@ async fn audit_count(pool: &PgPool, action: &str, outcome: &str) -> i64 {
         .expect("count")
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn login_then_who_am_i(pool: PgPool) {
-    let user_id = create_user(&pool, "awa.camara", "agent", &[], None).await;
-    let app = spawn_app(pool.clone()).await;
+#[tokio::test]
+async fn login_then_who_am_i() {
+    let db = TestDb::new().await;
+    let user_id = create_user(&db.pool, "awa.camara", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
     let login = app.login("Awa.Camara").await;
     assert_eq!(
         login.user.as_ref().expect("user").user_id,
@@ -56,7 +55,7 @@ async fn login_then_who_am_i(pool: PgPool) {
         .expect("who am i");
     assert_eq!(me.username, "awa.camara");
     assert!(me.last_login_time.is_some());
-    assert_eq!(audit_count(&pool, "auth.login", "ok").await, 1);
+    assert_eq!(audit_count(&db.pool, "auth.login", "ok").await, 1);
 
     // No call without a token, and the token text never reaches the audit log.
     let status = app
@@ -72,17 +71,18 @@ async fn login_then_who_am_i(pool: PgPool) {
     )
     .bind(&tokens.access_token[tokens.access_token.len() - 20..])
     .bind(&tokens.refresh_token[tokens.refresh_token.len() - 20..])
-    .fetch_one(&pool)
+    .fetch_one(&db.pool)
     .await
     .expect("count");
     assert_eq!(leaked, 0);
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn failed_logins_are_audited_then_throttled(pool: PgPool) {
-    create_user(&pool, "mamadou.bah", "agent", &[], None).await;
-    let app = spawn_app(pool.clone()).await;
+#[tokio::test]
+async fn failed_logins_are_audited_then_throttled() {
+    let db = TestDb::new().await;
+    create_user(&db.pool, "mamadou.bah", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
     let unknown = app
         .try_login("personne", PASSWORD)
         .await
@@ -109,14 +109,15 @@ async fn failed_logins_are_audited_then_throttled(pool: PgPool) {
         .await
         .expect_err("throttled");
     assert_eq!(status.code(), Code::ResourceExhausted);
-    assert!(audit_count(&pool, "auth.login", "failed").await >= 6);
+    assert!(audit_count(&db.pool, "auth.login", "failed").await >= 6);
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn hostile_tokens_are_unauthenticated(pool: PgPool) {
-    let user_id = create_user(&pool, "kadiatou.sow", "agent", &[], None).await;
-    let app = spawn_app(pool.clone()).await;
+#[tokio::test]
+async fn hostile_tokens_are_unauthenticated() {
+    let db = TestDb::new().await;
+    let user_id = create_user(&db.pool, "kadiatou.sow", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
     let login = app.login("kadiatou.sow").await;
     let tokens = login.tokens.expect("tokens");
     let session = tokens.session_id.clone();
@@ -235,10 +236,11 @@ async fn refresh(
         .map(|r| r.into_inner().tokens.expect("tokens"))
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn refresh_rotates_and_reuse_revokes_the_family(pool: PgPool) {
-    create_user(&pool, "ibrahima.diallo", "agent", &[], None).await;
-    let app = spawn_app(pool.clone()).await;
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_family() {
+    let db = TestDb::new().await;
+    create_user(&db.pool, "ibrahima.diallo", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
     let first = app.login("ibrahima.diallo").await.tokens.expect("tokens");
     let second = refresh(&app, &first.refresh_token).await.expect("rotation");
     assert_ne!(second.refresh_token, first.refresh_token);
@@ -269,16 +271,17 @@ async fn refresh_rotates_and_reuse_revokes_the_family(pool: PgPool) {
         .expect_err("session revoked");
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(
-        audit_count(&pool, "auth.refresh.reuse_detected", "denied").await,
+        audit_count(&db.pool, "auth.refresh.reuse_detected", "denied").await,
         1
     );
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn concurrent_refreshes_rotate_once(pool: PgPool) {
-    create_user(&pool, "hawa.keita", "agent", &[], None).await;
-    let app = spawn_app(pool.clone()).await;
+#[tokio::test]
+async fn concurrent_refreshes_rotate_once() {
+    let db = TestDb::new().await;
+    create_user(&db.pool, "hawa.keita", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
     let first = app.login("hawa.keita").await.tokens.expect("tokens");
     let mut calls = tokio::task::JoinSet::new();
     for _ in 0..10 {
@@ -303,17 +306,18 @@ async fn concurrent_refreshes_rotate_once(pool: PgPool) {
     }
     assert_eq!(successors.len(), 1, "all callers got the same successor");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM refresh_tokens")
-        .fetch_one(&pool)
+        .fetch_one(&db.pool)
         .await
         .expect("count");
     assert_eq!(rows, 2, "one login token and one successor");
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn logout_ends_the_session(pool: PgPool) {
-    create_user(&pool, "oumar.barry", "agent", &[], None).await;
-    let app = spawn_app(pool.clone()).await;
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let db = TestDb::new().await;
+    create_user(&db.pool, "oumar.barry", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
     let kept = app.login("oumar.barry").await.tokens.expect("tokens");
     let closed = app.login("oumar.barry").await.tokens.expect("tokens");
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -340,7 +344,7 @@ async fn logout_ends_the_session(pool: PgPool) {
     who_am_i(&app, &kept.access_token)
         .await
         .expect("the other session lives");
-    assert_eq!(audit_count(&pool, "auth.logout", "ok").await, 1);
+    assert_eq!(audit_count(&db.pool, "auth.logout", "ok").await, 1);
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
 
@@ -350,12 +354,13 @@ fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
     })
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn disabling_a_user_and_changing_a_password_cut_tokens_at_once(pool: PgPool) {
-    create_user(&pool, "admin.test", "admin", &[], None).await;
-    let agent_id = create_user(&pool, "sekou.toure", "agent", &[], None).await;
-    create_user(&pool, "aminata.conde", "agent", &[], None).await;
-    let app = spawn_app(pool.clone()).await;
+#[tokio::test]
+async fn disabling_a_user_and_changing_a_password_cut_tokens_at_once() {
+    let db = TestDb::new().await;
+    create_user(&db.pool, "admin.test", "admin", &[], None).await;
+    let agent_id = create_user(&db.pool, "sekou.toure", "agent", &[], None).await;
+    create_user(&db.pool, "aminata.conde", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
     let admin = app.token("admin.test").await;
     let agent = app.token("sekou.toure").await;
     who_am_i(&app, &agent).await.expect("works before");
@@ -413,16 +418,17 @@ async fn disabling_a_user_and_changing_a_password_cut_tokens_at_once(pool: PgPoo
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn users_outside_the_scope_are_refused(pool: PgPool) {
-    let kaloum = create_site(&pool, "KAL").await;
-    let matoto = create_site(&pool, "MAT").await;
-    create_user(&pool, "direction", "director", &[], None).await;
-    create_user(&pool, "gestion.kaloum", "site_manager", &[kaloum], None).await;
-    let supervisor = create_user(&pool, "superviseur.a", "supervisor", &[], None).await;
-    let agent_a = create_user(&pool, "agent.a", "agent", &[kaloum], Some(supervisor)).await;
-    let agent_b = create_user(&pool, "agent.b", "agent", &[matoto], None).await;
-    let app = spawn_app(pool.clone()).await;
+#[tokio::test]
+async fn users_outside_the_scope_are_refused() {
+    let db = TestDb::new().await;
+    let kaloum = create_site(&db.pool, "KAL").await;
+    let matoto = create_site(&db.pool, "MAT").await;
+    create_user(&db.pool, "direction", "director", &[], None).await;
+    create_user(&db.pool, "gestion.kaloum", "site_manager", &[kaloum], None).await;
+    let supervisor = create_user(&db.pool, "superviseur.a", "supervisor", &[], None).await;
+    let agent_a = create_user(&db.pool, "agent.a", "agent", &[kaloum], Some(supervisor)).await;
+    let agent_b = create_user(&db.pool, "agent.b", "agent", &[matoto], None).await;
+    let app = spawn_app(&db).await;
 
     let get = |token: String, user_id: uuid::Uuid| {
         let app = &app;
@@ -474,10 +480,11 @@ async fn users_outside_the_scope_are_refused(pool: PgPool) {
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn create_user_is_idempotent_and_audited(pool: PgPool) {
-    create_user(&pool, "admin.test", "admin", &[], None).await;
-    let app = spawn_app(pool.clone()).await;
+#[tokio::test]
+async fn create_user_is_idempotent_and_audited() {
+    let db = TestDb::new().await;
+    create_user(&db.pool, "admin.test", "admin", &[], None).await;
+    let app = spawn_app(&db).await;
     let admin = app.token("admin.test").await;
     let request_id = uuid::Uuid::new_v4().to_string();
     let create = |username: &str| CreateUserRequest {
@@ -556,11 +563,11 @@ async fn create_user_is_idempotent_and_audited(pool: PgPool) {
     );
 
     let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-        .fetch_one(&pool)
+        .fetch_one(&db.pool)
         .await
         .expect("count");
     assert_eq!(users, 2, "the admin and one created user");
-    assert_eq!(audit_count(&pool, "users.create", "ok").await, 1);
+    assert_eq!(audit_count(&db.pool, "users.create", "ok").await, 1);
     let entries = app
         .auth_client()
         .await
@@ -580,11 +587,12 @@ async fn create_user_is_idempotent_and_audited(pool: PgPool) {
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_role_change_is_audited_and_ends_older_tokens(pool: PgPool) {
-    create_user(&pool, "admin.test", "admin", &[], None).await;
-    let agent_id = create_user(&pool, "moussa.kaba", "agent", &[], None).await;
-    let app = spawn_app(pool.clone()).await;
+#[tokio::test]
+async fn a_role_change_is_audited_and_ends_older_tokens() {
+    let db = TestDb::new().await;
+    create_user(&db.pool, "admin.test", "admin", &[], None).await;
+    let agent_id = create_user(&db.pool, "moussa.kaba", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
     let admin = app.token("admin.test").await;
     let before = app.token("moussa.kaba").await;
     let updated = app
@@ -619,17 +627,18 @@ async fn a_role_change_is_audited_and_ends_older_tokens(pool: PgPool) {
          WHERE action = 'auth.role_change' AND target_id = $1",
     )
     .bind(agent_id.to_string())
-    .fetch_one(&pool)
+    .fetch_one(&db.pool)
     .await
     .expect("role change audited");
     assert_eq!((from.as_str(), to.as_str()), ("agent", "supervisor"));
-    assert_eq!(audit_count(&pool, "auth.login", "ok").await, 3);
+    assert_eq!(audit_count(&db.pool, "auth.login", "ok").await, 3);
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn ended_sessions_are_purged_after_their_grace(pool: PgPool) {
-    let user = create_user(&pool, "binta.keita", "agent", &[], None).await;
+#[tokio::test]
+async fn ended_sessions_are_purged_after_their_grace() {
+    let db = TestDb::new().await;
+    let user = create_user(&db.pool, "binta.keita", "agent", &[], None).await;
     // A family of two rotated tokens per session, ended `ended_hours_ago` (negative: live).
     let session = async |ended_hours_ago: i64| {
         let family = uuid::Uuid::new_v4();
@@ -649,7 +658,7 @@ async fn ended_sessions_are_purged_after_their_grace(pool: PgPool) {
         .bind(first)
         .bind(second)
         .bind(i32::try_from(ended_hours_ago).expect("hours"))
-        .execute(&pool)
+        .execute(&db.pool)
         .await
         .expect("tokens");
         family
@@ -659,7 +668,7 @@ async fn ended_sessions_are_purged_after_their_grace(pool: PgPool) {
     let live = session(-48).await;
 
     let deleted =
-        akig::store::sessions::purge_ended_families(&pool, Duration::from_secs(86_400), 1)
+        akig::store::sessions::purge_ended_families(&db.pool, Duration::from_secs(86_400), 1)
             .await
             .expect("purge");
     assert_eq!(
@@ -668,7 +677,7 @@ async fn ended_sessions_are_purged_after_their_grace(pool: PgPool) {
     );
     let left: Vec<uuid::Uuid> =
         sqlx::query_scalar("SELECT DISTINCT family_id FROM refresh_tokens ORDER BY 1")
-            .fetch_all(&pool)
+            .fetch_all(&db.pool)
             .await
             .expect("families");
     let mut expected = vec![just_ended, live];

@@ -5,7 +5,7 @@ use akig::config::RedisConfig;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{Relay, redis_url};
+use crate::support::{Relay, redis_url};
 
 async fn linked_cache(url: String, prefix: &str, shutdown: &CancellationToken) -> Cache {
     let cache = Cache::with_redis(&RedisConfig {

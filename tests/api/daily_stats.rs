@@ -5,26 +5,16 @@ use akig::proto::v1::collections_service_client::CollectionsServiceClient;
 use akig::proto::v1::{
     ActivityFigures, DailyStatsFigures, Date, GetDailyStatsRequest, GetDailyStatsResponse,
 };
-use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, Utc};
-use sqlx::PgPool;
+use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
 use tonic::Code;
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
-use crate::fixtures::{
-    LedgerEntry, ScoreOf, create_charge, create_tenant, insert_interaction, insert_ledger_entry,
-    insert_promise, insert_score_event,
+use crate::support::{
+    LedgerEntry, ScoreOf, TestApp, TestDb, authed, create_charge, create_site, create_tenant,
+    create_user, date, insert_interaction, insert_ledger_entry, insert_promise, insert_score_event,
+    message, revoke, set_demo_passwords, spawn_app,
 };
-use crate::helpers::{TestApp, authed, create_site, create_user, spawn_app};
-use crate::tenants::set_demo_passwords;
-
-fn date(day: NaiveDate) -> Date {
-    Date {
-        year: day.year(),
-        month: day.month() as i32,
-        day: day.day() as i32,
-    }
-}
 
 fn at(day: NaiveDate, hour: u32, minute: u32, second: u32) -> DateTime<Utc> {
     day.and_hms_opt(hour, minute, second)
@@ -112,10 +102,7 @@ impl World {
         username: &str,
     ) -> Result<GetDailyStatsResponse, tonic::Status> {
         let token = self.app.token(username).await;
-        CollectionsServiceClient::new(self.app.channel().await)
-            .get_daily_stats(authed(request, &token))
-            .await
-            .map(tonic::Response::into_inner)
+        message(self.app.collections(&token).await.get_daily_stats(request)).await
     }
 
     fn on_day(&self) -> GetDailyStatsRequest {
@@ -129,36 +116,37 @@ impl World {
 /// Sites KAL and MAT. Agents: "agent.un" (KAL) and "agent.deux" (KAL, MAT) supervised by
 /// "sup" (KAL, MAT), "agent.trois" (MAT), "agent.parti" (KAL, disabled); "gest.kal" manages
 /// KAL; "dir", "compta". The day D is yesterday; rows just outside D must not count.
-async fn world(pool: PgPool) -> World {
-    let kal = create_site(&pool, "KAL").await;
-    let mat = create_site(&pool, "MAT").await;
-    let sup = create_user(&pool, "sup", "supervisor", &[kal, mat], None).await;
-    let a1 = create_user(&pool, "agent.un", "agent", &[kal], Some(sup)).await;
-    let a2 = create_user(&pool, "agent.deux", "agent", &[kal, mat], Some(sup)).await;
-    let a3 = create_user(&pool, "agent.trois", "agent", &[mat], None).await;
-    let gone = create_user(&pool, "agent.parti", "agent", &[kal], None).await;
+async fn world(db: &TestDb) -> World {
+    let pool = &db.pool;
+    let kal = create_site(pool, "KAL").await;
+    let mat = create_site(pool, "MAT").await;
+    let sup = create_user(pool, "sup", "supervisor", &[kal, mat], None).await;
+    let a1 = create_user(pool, "agent.un", "agent", &[kal], Some(sup)).await;
+    let a2 = create_user(pool, "agent.deux", "agent", &[kal, mat], Some(sup)).await;
+    let a3 = create_user(pool, "agent.trois", "agent", &[mat], None).await;
+    let gone = create_user(pool, "agent.parti", "agent", &[kal], None).await;
     sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
         .bind(gone)
-        .execute(&pool)
+        .execute(pool)
         .await
         .expect("disable");
-    create_user(&pool, "gest.kal", "site_manager", &[kal], None).await;
-    create_user(&pool, "dir", "director", &[], None).await;
-    let accountant = create_user(&pool, "compta", "accountant", &[], None).await;
+    create_user(pool, "gest.kal", "site_manager", &[kal], None).await;
+    create_user(pool, "dir", "director", &[], None).await;
+    let accountant = create_user(pool, "compta", "accountant", &[], None).await;
 
     let day = Utc::now().date_naive() - Days::new(1);
     let d = |n: i64| day + TimeDelta::days(n);
-    let t1 = create_tenant(&pool, kal, "Mamadou Diallo", 1_000_000, None).await;
-    let t2 = create_tenant(&pool, kal, "Aïssatou Keïta", 700_000, None).await;
-    let t3 = create_tenant(&pool, mat, "Ibrahima Sow", 400_000, None).await;
+    let t1 = create_tenant(pool, kal, "Mamadou Diallo", 1_000_000, None).await;
+    let t2 = create_tenant(pool, kal, "Aïssatou Keïta", 700_000, None).await;
+    let t3 = create_tenant(pool, mat, "Ibrahima Sow", 400_000, None).await;
     // T1: paid before D; due D-20 (half paid during D); due D; due D+1 (not counted).
-    let c1 = create_charge(&pool, t1, month(1), d(-50), 1_000_000).await;
-    let c2 = create_charge(&pool, t1, month(2), d(-20), 1_000_000).await;
-    create_charge(&pool, t1, month(3), day, 1_000_000).await;
-    create_charge(&pool, t1, month(4), d(1), 1_000_000).await;
+    let c1 = create_charge(pool, t1, month(1), d(-50), 1_000_000).await;
+    let c2 = create_charge(pool, t1, month(2), d(-20), 1_000_000).await;
+    create_charge(pool, t1, month(3), day, 1_000_000).await;
+    create_charge(pool, t1, month(4), d(1), 1_000_000).await;
     // T2: unpaid. T3: 100,000 paid on D-1, reversed during D; 200,000 paid during D.
-    create_charge(&pool, t2, month(1), d(-40), 700_000).await;
-    let c6 = create_charge(&pool, t3, month(1), d(-10), 400_000).await;
+    create_charge(pool, t2, month(1), d(-40), 700_000).await;
+    let c6 = create_charge(pool, t3, month(1), d(-10), 400_000).await;
 
     let entry = |tenant: Uuid,
                  agent: Uuid,
@@ -197,11 +185,11 @@ async fn world(pool: PgPool) -> World {
     let p3 = entry(t3, a2, 200_000, at(day, 14, 0, 0), None, &[6]).await;
     let r2 = entry(t3, accountant, 100_000, at(day, 16, 0, 0), Some(p2), &[6]).await;
 
-    insert_interaction(&pool, "call", t1, a1, "no_answer", at(day, 9, 0, 0), false).await;
+    insert_interaction(pool, "call", t1, a1, "no_answer", at(day, 9, 0, 0), false).await;
     let refused =
-        insert_interaction(&pool, "visit", t1, a1, "refused", at(day, 10, 0, 0), true).await;
+        insert_interaction(pool, "visit", t1, a1, "refused", at(day, 10, 0, 0), true).await;
     let promised = insert_interaction(
-        &pool,
+        pool,
         "call",
         t2,
         a1,
@@ -211,7 +199,7 @@ async fn world(pool: PgPool) -> World {
     )
     .await;
     let promise = insert_promise(
-        &pool,
+        pool,
         t2,
         a1,
         Some(promised),
@@ -221,10 +209,10 @@ async fn world(pool: PgPool) -> World {
     )
     .await;
     let a2_visit =
-        insert_interaction(&pool, "visit", t3, a2, "absent", at(day, 9, 30, 0), false).await;
-    insert_interaction(&pool, "call", t1, a1, "no_answer", at(d(1), 0, 0, 0), false).await;
+        insert_interaction(pool, "visit", t3, a2, "absent", at(day, 9, 30, 0), false).await;
+    insert_interaction(pool, "call", t1, a1, "no_answer", at(d(1), 0, 0, 0), false).await;
     let before = insert_interaction(
-        &pool,
+        pool,
         "visit",
         t1,
         a1,
@@ -271,10 +259,10 @@ async fn world(pool: PgPool) -> World {
             at(day, 16, 0, 0),
         ),
     ] {
-        insert_score_event(&pool, agent, kind, source, occurred_at).await;
+        insert_score_event(pool, agent, kind, source, occurred_at).await;
     }
 
-    let app = spawn_app(pool).await;
+    let app = spawn_app(db).await;
     World {
         app,
         day,
@@ -294,9 +282,10 @@ const TOTAL: Activity = [2, 2, 1, 1, 1, 300_000, 2, 600_000, 1, 6];
 const DUE_KAL: i64 = 2_700_000;
 const DUE_MAT: i64 = 300_000;
 
-#[sqlx::test(migrations = "./migrations")]
-async fn director_sees_every_agent_and_site_with_hand_computed_figures(pool: PgPool) {
-    let w = world(pool).await;
+#[tokio::test]
+async fn director_sees_every_agent_and_site_with_hand_computed_figures() {
+    let db = TestDb::new().await;
+    let w = world(&db).await;
     let response = w.stats(w.on_day(), "dir").await.expect("stats");
     assert_eq!(response.date, Some(date(w.day)));
     assert!(response.compute_time.is_some());
@@ -388,9 +377,10 @@ async fn director_sees_every_agent_and_site_with_hand_computed_figures(pool: PgP
     assert_eq!(total(&idle), (ZERO, 3_000_000, 0.0));
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn each_role_sees_its_own_part(pool: PgPool) {
-    let w = world(pool).await;
+#[tokio::test]
+async fn each_role_sees_its_own_part() {
+    let db = TestDb::new().await;
+    let w = world(&db).await;
 
     // An agent: their own line only, their sites, their own activity.
     let agent = w.stats(w.on_day(), "agent.un").await.expect("agent");
@@ -444,16 +434,11 @@ async fn each_role_sees_its_own_part(pool: PgPool) {
     assert_eq!(total(&supervisor), (TOTAL, 3_000_000, 0.2));
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn bad_days_and_missing_permission_are_refused(pool: PgPool) {
-    sqlx::query(
-        "DELETE FROM role_permissions WHERE role_id = 'accountant'
-           AND permission_id = 'collections.stats.read'",
-    )
-    .execute(&pool)
-    .await
-    .expect("revoke");
-    let w = world(pool).await;
+#[tokio::test]
+async fn bad_days_and_missing_permission_are_refused() {
+    let db = TestDb::new().await;
+    revoke(&db.pool, "accountant", "collections.stats.read").await;
+    let w = world(&db).await;
     let tomorrow = w.day + Days::new(2);
     let future = w
         .stats(
@@ -512,22 +497,25 @@ async fn bad_days_and_missing_permission_are_refused(pool: PgPool) {
     assert_eq!(total(&today).0[0], 1);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn demo_day_matches_the_daily_scores(pool: PgPool) {
+#[tokio::test]
+async fn demo_day_matches_the_daily_scores() {
+    let db = TestDb::new().await;
     let demo_day = NaiveDate::from_ymd_opt(2026, 11, 16).expect("date");
-    akig::seed::seed_demo(&pool, demo_day).await.expect("seed");
-    set_demo_passwords(&pool, &["directeur", "agent"]).await;
+    akig::seed::seed_demo(&db.pool, demo_day)
+        .await
+        .expect("seed");
+    set_demo_passwords(&db.pool, &["directeur", "agent"]).await;
     // A working day of the seeded activity with the most of it.
     let day: NaiveDate = sqlx::query_scalar(
         "SELECT day FROM agent_daily_scores WHERE day < $1
          GROUP BY day ORDER BY sum(calls + visits) DESC, day LIMIT 1",
     )
     .bind(demo_day)
-    .fetch_one(&pool)
+    .fetch_one(&db.pool)
     .await
     .expect("busy day");
     let start = at(day, 0, 0, 0);
-    let app = spawn_app(pool.clone()).await;
+    let app = spawn_app(&db).await;
     let mut client = CollectionsServiceClient::new(app.channel().await);
     let request = GetDailyStatsRequest {
         date: Some(date(day)),
@@ -562,7 +550,7 @@ async fn demo_day_matches_the_daily_scores(pool: PgPool) {
     )
     .bind(day)
     .bind(start)
-    .fetch_all(&pool)
+    .fetch_all(&db.pool)
     .await
     .expect("daily scores");
     assert!(rows.len() > 5, "{} agents active", rows.len());
@@ -590,7 +578,7 @@ async fn demo_day_matches_the_daily_scores(pool: PgPool) {
     }
     let agents: i64 =
         sqlx::query_scalar("SELECT count(*) FROM users WHERE role_id = 'agent' AND NOT disabled")
-            .fetch_one(&pool)
+            .fetch_one(&db.pool)
             .await
             .expect("agents");
     assert_eq!(director.agents.len() as i64, agents);
@@ -605,7 +593,7 @@ async fn demo_day_matches_the_daily_scores(pool: PgPool) {
     )
     .bind(day)
     .bind(start)
-    .fetch_one(&pool)
+    .fetch_one(&db.pool)
     .await
     .expect("due");
     let total = director.total.as_ref().expect("total");

@@ -5,10 +5,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use sqlx::PgPool;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::helpers::spawn_app;
+use crate::support::{TestDb, spawn_app};
 
 fn http1_client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
@@ -42,9 +41,10 @@ fn grpc_web_frames(mut body: &[u8]) -> Vec<(u8, Vec<u8>)> {
     frames
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn grpc_web_call_over_http1_succeeds(pool: PgPool) {
-    let app = spawn_app(pool).await;
+#[tokio::test]
+async fn grpc_web_call_over_http1_succeeds() {
+    let db = TestDb::new().await;
+    let app = spawn_app(&db).await;
     app.wait_for_health(ServingStatus::Serving).await;
 
     // HealthCheckRequest { service: "" } encodes to zero bytes: one uncompressed empty frame.
@@ -87,9 +87,10 @@ async fn grpc_web_call_over_http1_succeeds(pool: PgPool) {
     app.stop(Duration::from_secs(10)).await.expect("clean stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn browser_preflight_is_allowed(pool: PgPool) {
-    let app = spawn_app(pool).await;
+#[tokio::test]
+async fn browser_preflight_is_allowed() {
+    let db = TestDb::new().await;
+    let app = spawn_app(&db).await;
     let request = http::Request::builder()
         .method(http::Method::OPTIONS)
         .uri(format!(

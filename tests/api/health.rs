@@ -1,15 +1,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::helpers::{RedisMode, Relay, spawn_app, spawn_app_with, test_config};
+use crate::support::{RedisMode, Relay, TestDb, spawn_app, spawn_app_with, test_config};
 
-#[sqlx::test(migrations = "./migrations")]
-async fn health_goes_serving_for_the_server_and_each_service(pool: PgPool) {
-    let app = spawn_app(pool).await;
+#[tokio::test]
+async fn health_goes_serving_for_the_server_and_each_service() {
+    let db = TestDb::new().await;
+    let app = spawn_app(&db).await;
     app.wait_for_health(ServingStatus::Serving).await;
     for service in akig::api::SERVICE_NAMES {
         assert_eq!(
@@ -21,9 +21,10 @@ async fn health_goes_serving_for_the_server_and_each_service(pool: PgPool) {
     app.stop(Duration::from_secs(10)).await.expect("clean stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn health_follows_database_reachability(pool: PgPool) {
-    let options = (*pool.connect_options()).clone();
+#[tokio::test]
+async fn health_follows_database_reachability() {
+    let db = TestDb::new().await;
+    let options = db.connect_options();
     let upstream: SocketAddr = format!("{}:{}", options.get_host(), options.get_port())
         .parse()
         .unwrap_or_else(|_| "127.0.0.1:5432".parse().expect("literal"));
@@ -42,26 +43,27 @@ async fn health_follows_database_reachability(pool: PgPool) {
     let _relay = Relay::start(addr, upstream).await;
     app.wait_for_health(ServingStatus::Serving).await;
     app.stop(Duration::from_secs(10)).await.expect("clean stop");
-    drop(pool);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn server_starts_and_serves_with_redis_unreachable(pool: PgPool) {
-    let config = test_config((*pool.connect_options()).clone(), RedisMode::Unreachable);
-    let app = spawn_app_with(config, pool).await;
+#[tokio::test]
+async fn server_starts_and_serves_with_redis_unreachable() {
+    let db = TestDb::new().await;
+    let config = test_config(db.connect_options(), RedisMode::Unreachable);
+    let app = spawn_app_with(config, db.pool.clone()).await;
     app.wait_for_health(ServingStatus::Serving).await;
     app.stop(Duration::from_secs(10)).await.expect("clean stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn unlanded_rpcs_answer_unimplemented(pool: PgPool) {
+#[tokio::test]
+async fn unlanded_rpcs_answer_unimplemented() {
+    let db = TestDb::new().await;
     use akig::proto::v1::dashboard_service_client::DashboardServiceClient;
-    crate::helpers::create_user(&pool, "direction", "director", &[], None).await;
-    let app = spawn_app(pool).await;
+    crate::support::create_user(&db.pool, "direction", "director", &[], None).await;
+    let app = spawn_app(&db).await;
     let token = app.token("direction").await;
     let mut client = DashboardServiceClient::new(app.channel().await);
     let status = client
-        .get_summary(crate::helpers::authed(
+        .get_summary(crate::support::authed(
             akig::proto::v1::GetSummaryRequest::default(),
             &token,
         ))
@@ -71,9 +73,10 @@ async fn unlanded_rpcs_answer_unimplemented(pool: PgPool) {
     app.stop(Duration::from_secs(10)).await.expect("clean stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn metrics_endpoint_counts_rpcs_by_method_and_code(pool: PgPool) {
-    let app = spawn_app(pool).await;
+#[tokio::test]
+async fn metrics_endpoint_counts_rpcs_by_method_and_code() {
+    let db = TestDb::new().await;
+    let app = spawn_app(&db).await;
     app.wait_for_health(ServingStatus::Serving).await;
     let metrics_addr = app.metrics_addr.expect("metrics enabled");
     let body = crate::grpc_web::http1_get(metrics_addr, "/metrics").await;

@@ -1,39 +1,23 @@
 //! RecordCall and RecordVisit through a real gRPC client: proof of presence, validation, scope,
 //! promises, scoring and retries.
 
-use akig::proto::v1::collections_service_client::CollectionsServiceClient;
 use akig::proto::v1::{
-    CallDetails, Date, InteractionOutcome, LatLng, LocationCheck, NewPromise, PromiseStatus,
+    CallDetails, InteractionOutcome, LatLng, LocationCheck, NewPromise, PromiseStatus,
     RecordCallRequest, RecordCallResponse, RecordVisitRequest, RecordVisitResponse, VisitDetails,
     interaction,
 };
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{Duration, NaiveDate, Utc};
 use sqlx::PgPool;
 use tonic::Code;
-use tonic::transport::Channel;
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
-use crate::fixtures::{KALOUM, create_tenant};
-use crate::helpers::{TestApp, authed, create_site, create_user, spawn_app};
+use crate::support::{
+    KALOUM, TestApp, TestDb, bad_fields, count, create_site, create_tenant, create_user, date,
+    insert_mission, message, spawn_app, today, ts,
+};
 
 const RENT: i64 = 1_000_000;
-
-pub fn ts(at: DateTime<Utc>) -> prost_types::Timestamp {
-    akig::api::convert::timestamp(at)
-}
-
-pub fn date(day: NaiveDate) -> Date {
-    Date {
-        year: day.year(),
-        month: day.month() as i32,
-        day: day.day() as i32,
-    }
-}
-
-pub fn today() -> NaiveDate {
-    Utc::now().date_naive()
-}
 
 /// One site (KAL) with an agent and a tenant living in Kaloum; another site (MAT) with its own
 /// agent and tenant; an admin.
@@ -46,35 +30,36 @@ struct World {
     tenant: Uuid,
     other_agent: Uuid,
     other_tenant: Uuid,
+    /// Dropped last: the database outlives the server.
+    _db: TestDb,
 }
 
 impl World {
-    async fn new(pool: PgPool) -> Self {
-        let site = create_site(&pool, "KAL").await;
-        let other_site = create_site(&pool, "MAT").await;
-        let agent = create_user(&pool, "agent.kal", "agent", &[site], None).await;
-        let other_agent = create_user(&pool, "agent.mat", "agent", &[other_site], None).await;
-        create_user(&pool, "admin", "admin", &[], None).await;
-        create_user(&pool, "superviseur", "supervisor", &[site], None).await;
-        let tenant = create_tenant(&pool, site, "Fatoumata Camara", RENT, Some(KALOUM)).await;
+    async fn new() -> Self {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        let site = create_site(pool, "KAL").await;
+        let other_site = create_site(pool, "MAT").await;
+        let agent = create_user(pool, "agent.kal", "agent", &[site], None).await;
+        let other_agent = create_user(pool, "agent.mat", "agent", &[other_site], None).await;
+        create_user(pool, "admin", "admin", &[], None).await;
+        create_user(pool, "superviseur", "supervisor", &[site], None).await;
+        let tenant = create_tenant(pool, site, "Fatoumata Camara", RENT, Some(KALOUM)).await;
         let other_tenant =
-            create_tenant(&pool, other_site, "Mamadou Diallo", RENT, Some(KALOUM)).await;
-        let app = spawn_app(pool.clone()).await;
+            create_tenant(pool, other_site, "Mamadou Diallo", RENT, Some(KALOUM)).await;
+        let app = spawn_app(&db).await;
         let token = app.token("agent.kal").await;
         Self {
             app,
-            pool,
+            pool: db.pool.clone(),
             site,
             agent,
             token,
             tenant,
             other_agent,
             other_tenant,
+            _db: db,
         }
-    }
-
-    async fn client(&self) -> CollectionsServiceClient<Channel> {
-        CollectionsServiceClient::new(self.app.channel().await)
     }
 
     async fn visit(
@@ -89,11 +74,7 @@ impl World {
         token: &str,
         request: RecordVisitRequest,
     ) -> Result<RecordVisitResponse, tonic::Status> {
-        self.client()
-            .await
-            .record_visit(authed(request, token))
-            .await
-            .map(tonic::Response::into_inner)
+        message(self.app.collections(token).await.record_visit(request)).await
     }
 
     async fn call(&self, request: RecordCallRequest) -> Result<RecordCallResponse, tonic::Status> {
@@ -105,18 +86,11 @@ impl World {
         token: &str,
         request: RecordCallRequest,
     ) -> Result<RecordCallResponse, tonic::Status> {
-        self.client()
-            .await
-            .record_call(authed(request, token))
-            .await
-            .map(tonic::Response::into_inner)
+        message(self.app.collections(token).await.record_call(request)).await
     }
 
     async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
+        count(&self.pool, sql).await
     }
 }
 
@@ -181,16 +155,6 @@ fn visit_details(response: &RecordVisitResponse) -> VisitDetails {
     }
 }
 
-fn bad_fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .expect("bad request details")
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect()
-}
-
 const KALOUM_LAT: f64 = KALOUM.0;
 const KALOUM_LNG: f64 = KALOUM.1;
 /// About 500 m of longitude at Kaloum's latitude.
@@ -198,9 +162,9 @@ const EAST_500M: f64 = 0.004559;
 /// About 150 m of latitude.
 const NORTH_150M: f64 = 0.001349;
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_visit_500_m_from_home_is_far_away_with_its_distance(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_visit_500_m_from_home_is_far_away_with_its_distance() {
+    let w = World::new().await;
     let response = w
         .visit(visit_at(w.tenant, KALOUM_LAT, KALOUM_LNG + EAST_500M))
         .await
@@ -222,9 +186,9 @@ async fn a_visit_500_m_from_home_is_far_away_with_its_distance(pool: PgPool) {
     assert!((stored - distance).abs() < 1e-6);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_mock_location_visit_is_far_away_even_at_the_door(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_mock_location_visit_is_far_away_even_at_the_door() {
+    let w = World::new().await;
     let mut request = visit_at(w.tenant, KALOUM_LAT, KALOUM_LNG);
     if let Some(visit) = request.visit.as_mut() {
         visit.is_mock_location = true;
@@ -237,9 +201,9 @@ async fn a_mock_location_visit_is_far_away_even_at_the_door(pool: PgPool) {
     assert!(details.is_mock_location);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_visit_within_150_m_is_near(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_visit_within_150_m_is_near() {
+    let w = World::new().await;
     let response = w
         .visit(visit_at(w.tenant, KALOUM_LAT + NORTH_150M, KALOUM_LNG))
         .await
@@ -252,9 +216,9 @@ async fn a_visit_within_150_m_is_near(pool: PgPool) {
     assert_eq!(details.accuracy_m, 10.0);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_visit_without_a_fix_or_home_is_flagged_not_refused(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_visit_without_a_fix_or_home_is_flagged_not_refused() {
+    let w = World::new().await;
     let mut no_fix = visit_at(w.tenant, 0.0, 0.0);
     no_fix.visit = None;
     let response = w.visit(no_fix).await.expect("visit without fix");
@@ -273,9 +237,9 @@ async fn a_visit_without_a_fix_or_home_is_flagged_not_refused(pool: PgPool) {
     assert_eq!(details.distance_to_home_m, None);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn bad_coordinates_are_refused_naming_the_field_and_write_nothing(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn bad_coordinates_are_refused_naming_the_field_and_write_nothing() {
+    let w = World::new().await;
     for (lat, lng, field) in [
         (f64::NAN, KALOUM_LNG, "visit.location.latitude"),
         (91.0, KALOUM_LNG, "visit.location.latitude"),
@@ -302,9 +266,9 @@ async fn bad_coordinates_are_refused_naming_the_field_and_write_nothing(pool: Pg
     assert_eq!(w.count("SELECT count(*) FROM idempotency_keys").await, 0);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn other_bad_fields_are_each_named(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn other_bad_fields_are_each_named() {
+    let w = World::new().await;
     let mut request = call_to(w.tenant, InteractionOutcome::Unspecified);
     request.notes = "x".repeat(2001);
     request.call = Some(CallDetails {
@@ -345,9 +309,9 @@ async fn other_bad_fields_are_each_named(pool: PgPool) {
     assert_eq!(w.count("SELECT count(*) FROM interactions").await, 0);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn unknown_tenant_is_not_found(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn unknown_tenant_is_not_found() {
+    let w = World::new().await;
     let status = w
         .visit(visit_at(Uuid::new_v4(), KALOUM_LAT, KALOUM_LNG))
         .await
@@ -361,9 +325,9 @@ async fn unknown_tenant_is_not_found(pool: PgPool) {
     assert_eq!(w.count("SELECT count(*) FROM interactions").await, 0);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_tenant_of_another_site_is_permission_denied(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_tenant_of_another_site_is_permission_denied() {
+    let w = World::new().await;
     let status = w
         .visit(visit_at(w.other_tenant, KALOUM_LAT, KALOUM_LNG))
         .await
@@ -377,9 +341,9 @@ async fn a_tenant_of_another_site_is_permission_denied(pool: PgPool) {
     assert_eq!(w.count("SELECT count(*) FROM interactions").await, 0);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_role_without_the_permission_is_refused(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_role_without_the_permission_is_refused() {
+    let w = World::new().await;
     let supervisor = w.app.token("superviseur").await;
     let status = w
         .call_as(&supervisor, call_to(w.tenant, InteractionOutcome::NoAnswer))
@@ -389,9 +353,9 @@ async fn a_role_without_the_permission_is_refused(pool: PgPool) {
     assert_eq!(w.count("SELECT count(*) FROM interactions").await, 0);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn an_inactive_tenant_is_a_failed_precondition(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn an_inactive_tenant_is_a_failed_precondition() {
+    let w = World::new().await;
     sqlx::query("UPDATE tenants SET active = false WHERE id = $1")
         .bind(w.tenant)
         .execute(&w.pool)
@@ -409,9 +373,9 @@ async fn an_inactive_tenant_is_a_failed_precondition(pool: PgPool) {
     assert_eq!(w.count("SELECT count(*) FROM interactions").await, 0);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_promise_in_the_past_is_refused_and_nothing_is_written(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_promise_in_the_past_is_refused_and_nothing_is_written() {
+    let w = World::new().await;
     let yesterday = today() - Duration::days(1);
     let status = w
         .call(promise_call(w.tenant, 500_000, yesterday))
@@ -455,9 +419,9 @@ async fn a_promise_in_the_past_is_refused_and_nothing_is_written(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn outcome_and_promise_must_match(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn outcome_and_promise_must_match() {
+    let w = World::new().await;
     let status = w
         .call(call_to(w.tenant, InteractionOutcome::PromiseMade))
         .await
@@ -476,9 +440,9 @@ async fn outcome_and_promise_must_match(pool: PgPool) {
     assert_eq!(w.count("SELECT count(*) FROM promises").await, 0);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_replay_returns_the_same_interaction_and_writes_once(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_replay_returns_the_same_interaction_and_writes_once() {
+    let w = World::new().await;
     let request = RecordVisitRequest {
         outcome: InteractionOutcome::PromiseMade as i32,
         promise: Some(NewPromise {
@@ -531,9 +495,9 @@ async fn a_replay_returns_the_same_interaction_and_writes_once(pool: PgPool) {
     assert_eq!(daily, 1);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_retry_older_than_the_offline_window_finds_its_stored_call(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_retry_older_than_the_offline_window_finds_its_stored_call() {
+    let w = World::new().await;
     let request_id = Uuid::new_v4();
     let long_ago = Utc::now() - Duration::days(45);
     // Stored 45 days ago (its idempotency key is long gone).
@@ -570,9 +534,9 @@ async fn a_retry_older_than_the_offline_window_finds_its_stored_call(pool: PgPoo
     assert_eq!(bad_fields(&status), ["occurred_at"]);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn score_events_add_up_to_the_daily_scores(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn score_events_add_up_to_the_daily_scores() {
+    let w = World::new().await;
     // A visit that obtained a promise: +1 +2.
     let promised = w
         .visit(RecordVisitRequest {
@@ -646,9 +610,9 @@ async fn score_events_add_up_to_the_daily_scores(pool: PgPool) {
     assert_eq!(i64::from(score), recomputed);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn an_offline_action_scores_on_the_day_it_happened(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn an_offline_action_scores_on_the_day_it_happened() {
+    let w = World::new().await;
     let three_days_ago = Utc::now() - Duration::days(3);
     let request = RecordVisitRequest {
         occurred_at: Some(ts(three_days_ago)),
@@ -667,9 +631,9 @@ async fn an_offline_action_scores_on_the_day_it_happened(pool: PgPool) {
     assert_eq!(daily_day, day);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_second_promise_supersedes_the_first(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_second_promise_supersedes_the_first() {
+    let w = World::new().await;
     let first = w
         .call(promise_call(w.tenant, 300_000, today() + Duration::days(2)))
         .await
@@ -737,9 +701,9 @@ async fn a_second_promise_supersedes_the_first(pool: PgPool) {
     assert_eq!(pending, [second.promise_id]);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn only_an_admin_records_for_another_agent(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn only_an_admin_records_for_another_agent() {
+    let w = World::new().await;
     let for_other = RecordCallRequest {
         agent_id: w.other_agent.to_string(),
         ..call_to(w.tenant, InteractionOutcome::NoAnswer)
@@ -789,24 +753,10 @@ async fn only_an_admin_records_for_another_agent(pool: PgPool) {
     assert_eq!(status.code(), Code::NotFound);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn the_mission_must_be_the_agents_for_this_tenant(pool: PgPool) {
-    let w = World::new(pool).await;
-    let mission = |agent: Uuid, tenant: Uuid, site: Uuid| {
-        let pool = w.pool.clone();
-        async move {
-            sqlx::query_scalar::<_, Uuid>(
-                "INSERT INTO missions (mission_date, agent_id, tenant_id, site_id)
-                 VALUES (current_date, $1, $2, $3) RETURNING id",
-            )
-            .bind(agent)
-            .bind(tenant)
-            .bind(site)
-            .fetch_one(&pool)
-            .await
-            .expect("mission")
-        }
-    };
+#[tokio::test]
+async fn the_mission_must_be_the_agents_for_this_tenant() {
+    let w = World::new().await;
+    let mission = |agent, tenant, site| insert_mission(&w.pool, agent, tenant, site);
     let own = mission(w.agent, w.tenant, w.site).await;
     let other_tenant = create_tenant(&w.pool, w.site, "Kadiatou Sow", RENT, Some(KALOUM)).await;
     let of_other_agent = mission(w.other_agent, other_tenant, w.site).await;
@@ -847,9 +797,9 @@ async fn the_mission_must_be_the_agents_for_this_tenant(pool: PgPool) {
     assert_eq!(w.count("SELECT count(*) FROM interactions").await, 1);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_call_answers_its_details_and_audits(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_call_answers_its_details_and_audits() {
+    let w = World::new().await;
     let response = w
         .call(promise_call(w.tenant, 750_000, today() + Duration::days(4)))
         .await

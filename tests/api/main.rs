@@ -1,13 +1,13 @@
 //! Integration tests: the real server on a free port, a fresh PostgreSQL database per test
-//! (`#[sqlx::test]`), real Redis, and real tonic / HTTP clients.
+//! ([`support::TestDb`]), real Redis, and real tonic / HTTP clients. See [`support`].
+
+mod support;
 
 mod auth;
 mod cache;
 mod daily_stats;
-mod fixtures;
 mod grpc_web;
 mod health;
-mod helpers;
 mod interactions;
 mod migrations;
 mod payments;

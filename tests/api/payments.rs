@@ -16,14 +16,12 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
-use crate::fixtures::{KALOUM, create_charges, create_tenant};
-use crate::helpers::{TestApp, authed, create_site, create_user, spawn_app};
+use crate::support::{
+    KALOUM, TestApp, TestDb, authed, bad_fields, count, create_charges, create_site, create_tenant,
+    create_user, error_reason, insert_mission, message, spawn_app, ts,
+};
 
 const MONTH: i64 = 1_000_000;
-
-fn ts(at: chrono::DateTime<Utc>) -> prost_types::Timestamp {
-    akig::api::convert::timestamp(at)
-}
 
 fn minutes_ago(minutes: i64) -> prost_types::Timestamp {
     ts(Utc::now() - chrono::Duration::minutes(minutes))
@@ -64,28 +62,33 @@ struct World {
     accountant_token: String,
     admin_token: String,
     tenant: Uuid,
+    /// Dropped last: the database outlives the server.
+    _db: TestDb,
 }
 
 impl World {
-    async fn new(pool: PgPool) -> Self {
-        let site = create_site(&pool, "KAL").await;
-        let agent = create_user(&pool, "agent.kal", "agent", &[site], None).await;
-        create_user(&pool, "compta", "accountant", &[], None).await;
-        create_user(&pool, "admin", "admin", &[], None).await;
-        let tenant = create_tenant(&pool, site, "Fatoumata Camara", MONTH, Some(KALOUM)).await;
-        let app = spawn_app(pool.clone()).await;
+    async fn new() -> Self {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        let site = create_site(pool, "KAL").await;
+        let agent = create_user(pool, "agent.kal", "agent", &[site], None).await;
+        create_user(pool, "compta", "accountant", &[], None).await;
+        create_user(pool, "admin", "admin", &[], None).await;
+        let tenant = create_tenant(pool, site, "Fatoumata Camara", MONTH, Some(KALOUM)).await;
+        let app = spawn_app(&db).await;
         let agent_token = app.token("agent.kal").await;
         let accountant_token = app.token("compta").await;
         let admin_token = app.token("admin").await;
         Self {
             app,
-            pool,
+            pool: db.pool.clone(),
             site,
             agent,
             agent_token,
             accountant_token,
             admin_token,
             tenant,
+            _db: db,
         }
     }
 
@@ -98,11 +101,7 @@ impl World {
         request: RecordPaymentRequest,
         token: &str,
     ) -> Result<RecordPaymentResponse, tonic::Status> {
-        self.client()
-            .await
-            .record_payment(authed(request, token))
-            .await
-            .map(tonic::Response::into_inner)
+        message(self.app.collections(token).await.record_payment(request)).await
     }
 
     async fn pay(&self, request: RecordPaymentRequest) -> RecordPaymentResponse {
@@ -116,34 +115,20 @@ impl World {
         request: ReversePaymentRequest,
         token: &str,
     ) -> Result<ReversePaymentResponse, tonic::Status> {
-        self.client()
-            .await
-            .reverse_payment(authed(request, token))
-            .await
-            .map(tonic::Response::into_inner)
+        message(self.app.collections(token).await.reverse_payment(request)).await
     }
 
     async fn get(&self, payment_id: &str, token: &str) -> Result<Payment, tonic::Status> {
-        self.client()
-            .await
-            .get_payment(authed(
-                GetPaymentRequest {
-                    payment_id: payment_id.to_owned(),
-                },
-                token,
-            ))
-            .await
-            .map(|r| r.into_inner().payment.expect("payment"))
+        let payment_id = payment_id.to_owned();
+        let request = GetPaymentRequest { payment_id };
+        let response = message(self.app.collections(token).await.get_payment(request)).await;
+        response.map(|r| r.payment.expect("payment"))
     }
 
     async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(&self.pool)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        count(&self.pool, sql).await
     }
 
-    /// (amount_paid_gnf, fully paid) of each charge, in the order given.
     async fn charges(&self, ids: &[i64]) -> Vec<(i64, bool)> {
         let mut out = Vec::new();
         for id in ids {
@@ -208,26 +193,6 @@ fn assert_receipt(receipt: &str, number: u32) {
     assert!(parts[2].len() == 6 && parts[2].bytes().all(|b| b.is_ascii_digit()));
 }
 
-fn reason_of(status: &tonic::Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|info| info.reason)
-        .unwrap_or_default()
-}
-
-fn bad_fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|details| {
-            details
-                .field_violations
-                .into_iter()
-                .map(|v| v.field)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// (charge id, amount, outstanding after) of each allocation line.
 fn lines(payment: &Payment) -> Vec<(i64, i64, i64)> {
     payment
@@ -243,9 +208,9 @@ fn lines(payment: &Payment) -> Vec<(i64, i64, i64)> {
         .collect()
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_payment_pays_the_oldest_months_first(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_payment_pays_the_oldest_months_first() {
+    let w = World::new().await;
     let charges = create_charges(&w.pool, w.tenant, month(2026, 8), 3, MONTH).await;
 
     let response = w.pay(cash(w.tenant, 2_500_000)).await;
@@ -323,9 +288,9 @@ async fn a_payment_pays_the_oldest_months_first(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn an_overpayment_becomes_tenant_credit(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn an_overpayment_becomes_tenant_credit() {
+    let w = World::new().await;
     let charges = create_charges(&w.pool, w.tenant, month(2026, 10), 1, MONTH).await;
 
     let response = w.pay(cash(w.tenant, 1_300_000)).await;
@@ -352,9 +317,9 @@ async fn an_overpayment_becomes_tenant_credit(pool: PgPool) {
     assert_eq!(w.credit(w.tenant).await, 500_000);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_hundred_concurrent_replays_record_one_payment(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_hundred_concurrent_replays_record_one_payment() {
+    let w = World::new().await;
     create_charges(&w.pool, w.tenant, month(2026, 9), 2, MONTH).await;
     let request = cash(w.tenant, 1_500_000);
     let client = w.client().await;
@@ -371,7 +336,7 @@ async fn a_hundred_concurrent_replays_record_one_payment(pool: PgPool) {
         match outcome.expect("task") {
             Ok(response) => successes.push(response.into_inner()),
             Err(status) if status.code() == Code::Aborted => {
-                assert_eq!(reason_of(&status), "ERROR_REASON_REQUEST_IN_PROGRESS");
+                assert_eq!(error_reason(&status), "ERROR_REASON_REQUEST_IN_PROGRESS");
                 in_flight += 1;
             }
             Err(status) => panic!("unexpected answer: {status:?}"),
@@ -396,9 +361,9 @@ async fn a_hundred_concurrent_replays_record_one_payment(pool: PgPool) {
     assert_ledger_consistent(&w.pool).await;
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn concurrent_payments_at_one_site_get_gap_free_receipts(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn concurrent_payments_at_one_site_get_gap_free_receipts() {
+    let w = World::new().await;
     let mut tenants = Vec::new();
     for i in 0..20 {
         let tenant = create_tenant(&w.pool, w.site, &format!("Locataire {i}"), MONTH, None).await;
@@ -434,9 +399,9 @@ async fn concurrent_payments_at_one_site_get_gap_free_receipts(pool: PgPool) {
     assert_ledger_consistent(&w.pool).await;
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_reversal_reopens_exactly_the_charges_it_closed(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_reversal_reopens_exactly_the_charges_it_closed() {
+    let w = World::new().await;
     let charges = create_charges(&w.pool, w.tenant, month(2026, 8), 3, MONTH).await;
     let first = w
         .pay(cash(w.tenant, 400_000))
@@ -558,7 +523,10 @@ async fn a_reversal_reopens_exactly_the_charges_it_closed(pool: PgPool) {
         .await
         .expect_err("already reversed");
     assert_eq!(again.code(), Code::FailedPrecondition);
-    assert_eq!(reason_of(&again), "ERROR_REASON_PAYMENT_ALREADY_REVERSED");
+    assert_eq!(
+        error_reason(&again),
+        "ERROR_REASON_PAYMENT_ALREADY_REVERSED"
+    );
     // A reversal entry cannot be reversed either.
     let of_reversal = w
         .reverse(reversal(&entry.payment_id, "erreur"), &w.accountant_token)
@@ -570,9 +538,9 @@ async fn a_reversal_reopens_exactly_the_charges_it_closed(pool: PgPool) {
     assert_ledger_consistent(&w.pool).await;
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_reversal_takes_back_the_credit_unless_it_was_spent(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_reversal_takes_back_the_credit_unless_it_was_spent() {
+    let w = World::new().await;
     let charges = create_charges(&w.pool, w.tenant, month(2026, 10), 1, MONTH).await;
     let paid = w
         .pay(cash(w.tenant, 1_500_000))
@@ -595,7 +563,7 @@ async fn a_reversal_takes_back_the_credit_unless_it_was_spent(pool: PgPool) {
         .await
         .expect_err("credit used");
     assert_eq!(refused.code(), Code::FailedPrecondition);
-    assert_eq!(reason_of(&refused), "ERROR_REASON_PAYMENT_CREDIT_USED");
+    assert_eq!(error_reason(&refused), "ERROR_REASON_PAYMENT_CREDIT_USED");
     assert!(
         refused.message().contains("already been used"),
         "{refused:?}"
@@ -625,9 +593,9 @@ async fn a_reversal_takes_back_the_credit_unless_it_was_spent(pool: PgPool) {
     assert_ledger_consistent(&w.pool).await;
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn bad_payments_get_the_right_code_and_write_nothing(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn bad_payments_get_the_right_code_and_write_nothing() {
+    let w = World::new().await;
     create_charges(&w.pool, w.tenant, month(2026, 10), 1, MONTH).await;
 
     for (amount, field) in [
@@ -722,9 +690,9 @@ async fn bad_payments_get_the_right_code_and_write_nothing(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn scope_and_roles_of_payments(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn scope_and_roles_of_payments() {
+    let w = World::new().await;
     let other_site = create_site(&w.pool, "MAT").await;
     let stranger = create_tenant(&w.pool, other_site, "Mamadou Diallo", MONTH, None).await;
     create_user(&w.pool, "agent.mat", "agent", &[other_site], None).await;
@@ -819,9 +787,9 @@ async fn scope_and_roles_of_payments(pool: PgPool) {
     assert_eq!(unknown.code(), Code::NotFound);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn replays_answer_the_same_and_reuses_are_refused(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn replays_answer_the_same_and_reuses_are_refused() {
+    let w = World::new().await;
     create_charges(&w.pool, w.tenant, month(2026, 10), 1, MONTH).await;
     let request = cash(w.tenant, 400_000);
     let first = w.pay(request.clone()).await;
@@ -834,7 +802,7 @@ async fn replays_answer_the_same_and_reuses_are_refused(pool: PgPool) {
         .await
         .expect_err("reused");
     assert_eq!(reused.code(), Code::FailedPrecondition);
-    assert_eq!(reason_of(&reused), "ERROR_REASON_REQUEST_ID_REUSED");
+    assert_eq!(error_reason(&reused), "ERROR_REASON_REQUEST_ID_REUSED");
 
     // After the idempotency key is gone, the payment's own request_id still answers.
     sqlx::query("DELETE FROM idempotency_keys")
@@ -852,7 +820,7 @@ async fn replays_answer_the_same_and_reuses_are_refused(pool: PgPool) {
         .record(other_body, &w.agent_token)
         .await
         .expect_err("reused");
-    assert_eq!(reason_of(&reused), "ERROR_REASON_REQUEST_ID_REUSED");
+    assert_eq!(error_reason(&reused), "ERROR_REASON_REQUEST_ID_REUSED");
     assert_eq!(w.count("SELECT count(*) FROM payments").await, 1);
     assert_eq!(w.count("SELECT last_number FROM receipt_counters").await, 1);
     assert_eq!(w.count("SELECT count(*) FROM score_events").await, 1);
@@ -879,9 +847,9 @@ async fn replays_answer_the_same_and_reuses_are_refused(pool: PgPool) {
     assert_eq!(w.count("SELECT count(*) FROM payments").await, 2);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn an_operator_reference_pays_once(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn an_operator_reference_pays_once() {
+    let w = World::new().await;
     create_charges(&w.pool, w.tenant, month(2026, 10), 1, MONTH).await;
     let mut orange = cash(w.tenant, 300_000);
     orange.method = PaymentMethod::OrangeMoney as i32;
@@ -899,7 +867,7 @@ async fn an_operator_reference_pays_once(pool: PgPool) {
         .expect_err("dup");
     assert_eq!(duplicate.code(), Code::AlreadyExists);
     assert_eq!(
-        reason_of(&duplicate),
+        error_reason(&duplicate),
         "ERROR_REASON_OPERATOR_REFERENCE_DUPLICATE"
     );
     assert_eq!(w.count("SELECT count(*) FROM payments").await, 1);
@@ -915,9 +883,9 @@ async fn an_operator_reference_pays_once(pool: PgPool) {
     assert_eq!(w.count("SELECT count(*) FROM payments").await, 3);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_payment_keeps_the_pending_promise_and_its_reversal_reopens_it(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_payment_keeps_the_pending_promise_and_its_reversal_reopens_it() {
+    let w = World::new().await;
     create_charges(&w.pool, w.tenant, month(2026, 10), 1, MONTH).await;
     let promised = (Utc::now() + chrono::Duration::days(3)).date_naive();
     let promise: Uuid = sqlx::query_scalar(
@@ -972,7 +940,7 @@ async fn a_payment_keeps_the_pending_promise_and_its_reversal_reopens_it(pool: P
     late.promise_id = promise.to_string();
     let status = w.record(late, &w.agent_token).await.expect_err("kept");
     assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason_of(&status), "ERROR_REASON_PROMISE_NOT_PENDING");
+    assert_eq!(error_reason(&status), "ERROR_REASON_PROMISE_NOT_PENDING");
 
     // Reversing the payment that kept it: back to pending, with what is left.
     w.reverse(reversal(&rest.payment_id, "Erreur"), &w.admin_token)
@@ -988,9 +956,9 @@ async fn a_payment_keeps_the_pending_promise_and_its_reversal_reopens_it(pool: P
     assert_ledger_consistent(&w.pool).await;
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn list_payments_pages_newest_first_with_totals(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn list_payments_pages_newest_first_with_totals() {
+    let w = World::new().await;
     create_charges(&w.pool, w.tenant, month(2026, 6), 6, MONTH).await;
     let mut ids = Vec::new();
     for (i, minutes) in [50, 40, 30, 20, 10].into_iter().enumerate() {
@@ -1134,9 +1102,9 @@ async fn list_payments_pages_newest_first_with_totals(pool: PgPool) {
     w.app.stop(Duration::from_secs(10)).await.expect("stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn one_request_id_from_two_users_records_one_payment(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn one_request_id_from_two_users_records_one_payment() {
+    let w = World::new().await;
     create_charges(&w.pool, w.tenant, month(2026, 10), 1, MONTH).await;
     // The agent's phone and a back-office entry of the same action, at the same time.
     let by_agent = cash(w.tenant, 700_000);
@@ -1173,9 +1141,9 @@ async fn one_request_id_from_two_users_records_one_payment(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn the_visit_and_mission_named_must_be_the_tenants(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn the_visit_and_mission_named_must_be_the_tenants() {
+    let w = World::new().await;
     create_charges(&w.pool, w.tenant, month(2026, 10), 1, MONTH).await;
     let neighbour = create_tenant(&w.pool, w.site, "Aissatou Bah", MONTH, None).await;
     let interaction = |tenant: Uuid, kind: &'static str| {
@@ -1200,22 +1168,7 @@ async fn the_visit_and_mission_named_must_be_the_tenants(pool: PgPool) {
     let visit = interaction(w.tenant, "visit").await;
     let call = interaction(w.tenant, "call").await;
     let other_visit = interaction(neighbour, "visit").await;
-    let mission = |tenant: Uuid| {
-        let pool = w.pool.clone();
-        let (agent, site) = (w.agent, w.site);
-        async move {
-            sqlx::query_scalar::<_, Uuid>(
-                "INSERT INTO missions (mission_date, agent_id, tenant_id, site_id)
-                 VALUES (current_date, $1, $2, $3) RETURNING id",
-            )
-            .bind(agent)
-            .bind(tenant)
-            .bind(site)
-            .fetch_one(&pool)
-            .await
-            .expect("mission")
-        }
-    };
+    let mission = |tenant| insert_mission(&w.pool, w.agent, tenant, w.site);
     let own_mission = mission(w.tenant).await;
     let other_mission = mission(neighbour).await;
 
@@ -1231,7 +1184,7 @@ async fn the_visit_and_mission_named_must_be_the_tenants(pool: PgPool) {
         assert_eq!(status.code(), Code::InvalidArgument, "{field}");
         assert_eq!(bad_fields(&status), [field]);
         if field == "mission_id" {
-            assert_eq!(reason_of(&status), "ERROR_REASON_MISSION_MISMATCH");
+            assert_eq!(error_reason(&status), "ERROR_REASON_MISSION_MISMATCH");
         }
     }
     let mut unknown_mission = cash(w.tenant, 100_000);
@@ -1253,9 +1206,9 @@ async fn the_visit_and_mission_named_must_be_the_tenants(pool: PgPool) {
     assert_eq!(payment.notes, "Payé à la porte");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn one_request_id_for_two_different_payments_records_one(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn one_request_id_for_two_different_payments_records_one() {
+    let w = World::new().await;
     let neighbour = create_tenant(&w.pool, w.site, "Aissatou Bah", MONTH, None).await;
     create_charges(&w.pool, w.tenant, month(2026, 10), 1, MONTH).await;
     create_charges(&w.pool, neighbour, month(2026, 10), 1, MONTH).await;
@@ -1272,7 +1225,7 @@ async fn one_request_id_for_two_different_payments_records_one(pool: PgPool) {
         let refused: Vec<tonic::Status> = [a, b].into_iter().filter_map(Result::err).collect();
         assert_eq!(refused.len(), 1, "round {round}: {refused:?}");
         assert_eq!(refused[0].code(), Code::FailedPrecondition);
-        assert_eq!(reason_of(&refused[0]), "ERROR_REASON_REQUEST_ID_REUSED");
+        assert_eq!(error_reason(&refused[0]), "ERROR_REASON_REQUEST_ID_REUSED");
     }
     assert_eq!(w.count("SELECT count(*) FROM payments").await, 5);
     assert_eq!(w.count("SELECT last_number FROM receipt_counters").await, 5);

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use akig::jobs::promises::{SETTLE_LOCK_ID, settle_due_promises};
-use akig::proto::v1::collections_service_client::CollectionsServiceClient;
 use akig::proto::v1::{
     CallDetails, DateRange, InteractionOutcome, ListPromisesRequest, ListPromisesResponse,
     NewPromise, PaymentPromise, PromiseStatus, RecordCallRequest, UpdatePromiseRequest,
@@ -14,13 +13,12 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use prost_types::FieldMask;
 use sqlx::PgPool;
 use tonic::Code;
-use tonic::transport::Channel;
-use tonic_types::StatusExt;
 use uuid::Uuid;
 
-use crate::fixtures::{KALOUM, create_tenant, insert_cash_payment, insert_reversal};
-use crate::helpers::{TestApp, authed, create_site, create_user, spawn_app};
-use crate::interactions::{date, today, ts};
+use crate::support::{
+    KALOUM, TestApp, TestDb, bad_fields, count, create_site, create_tenant, create_user, date,
+    error_reason, insert_cash_payment, insert_reversal, message, spawn_app, today, ts,
+};
 
 const RENT: i64 = 1_000_000;
 
@@ -38,35 +36,36 @@ struct World {
     agent_token: String,
     mat_agent: Uuid,
     mat_token: String,
+    /// Dropped last: the database outlives the server.
+    _db: TestDb,
 }
 
 impl World {
-    async fn new(pool: PgPool) -> Self {
-        let kal = create_site(&pool, "KAL").await;
-        let mat = create_site(&pool, "MAT").await;
-        let agent = create_user(&pool, "agent.kal", "agent", &[kal], None).await;
-        let mat_agent = create_user(&pool, "agent.mat", "agent", &[mat], None).await;
-        create_user(&pool, "gestion.kal", "site_manager", &[kal], None).await;
-        create_user(&pool, "gestion.mat", "site_manager", &[mat], None).await;
-        create_user(&pool, "directeur", "director", &[], None).await;
-        create_user(&pool, "compta", "accountant", &[], None).await;
-        let app = spawn_app(pool.clone()).await;
+    async fn new() -> Self {
+        let db = TestDb::new().await;
+        let pool = &db.pool;
+        let kal = create_site(pool, "KAL").await;
+        let mat = create_site(pool, "MAT").await;
+        let agent = create_user(pool, "agent.kal", "agent", &[kal], None).await;
+        let mat_agent = create_user(pool, "agent.mat", "agent", &[mat], None).await;
+        create_user(pool, "gestion.kal", "site_manager", &[kal], None).await;
+        create_user(pool, "gestion.mat", "site_manager", &[mat], None).await;
+        create_user(pool, "directeur", "director", &[], None).await;
+        create_user(pool, "compta", "accountant", &[], None).await;
+        let app = spawn_app(&db).await;
         let agent_token = app.token("agent.kal").await;
         let mat_token = app.token("agent.mat").await;
         Self {
             app,
-            pool,
+            pool: db.pool.clone(),
             kal,
             mat,
             agent,
             agent_token,
             mat_agent,
             mat_token,
+            _db: db,
         }
-    }
-
-    async fn client(&self) -> CollectionsServiceClient<Channel> {
-        CollectionsServiceClient::new(self.app.channel().await)
     }
 
     async fn tenant(&self, site: Uuid, name: &str) -> Uuid {
@@ -94,12 +93,9 @@ impl World {
             }),
             ..Default::default()
         };
-        self.client()
-            .await
-            .record_call(authed(request, token))
+        message(self.app.collections(token).await.record_call(request))
             .await
             .expect("promise recorded")
-            .into_inner()
             .promise
             .expect("promise")
     }
@@ -109,11 +105,7 @@ impl World {
         token: &str,
         request: ListPromisesRequest,
     ) -> Result<ListPromisesResponse, tonic::Status> {
-        self.client()
-            .await
-            .list_promises(authed(request, token))
-            .await
-            .map(tonic::Response::into_inner)
+        message(self.app.collections(token).await.list_promises(request)).await
     }
 
     async fn update(
@@ -121,11 +113,7 @@ impl World {
         token: &str,
         request: UpdatePromiseRequest,
     ) -> Result<UpdatePromiseResponse, tonic::Status> {
-        self.client()
-            .await
-            .update_promise(authed(request, token))
-            .await
-            .map(tonic::Response::into_inner)
+        message(self.app.collections(token).await.update_promise(request)).await
     }
 
     async fn stored_status(&self, promise_id: &str) -> String {
@@ -137,10 +125,7 @@ impl World {
     }
 
     async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql)
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
+        count(&self.pool, sql).await
     }
 }
 
@@ -175,26 +160,12 @@ fn update(promise: &PaymentPromise, paths: &[&str], reason: &str) -> UpdatePromi
     }
 }
 
-fn bad_fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .expect("bad request details")
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect()
-}
-
-fn reason(status: &tonic::Status) -> String {
-    status.get_details_error_info().expect("error info").reason
-}
-
 // ---------------------------------------------------------------------------------------------
 // ListPromises
 
-#[sqlx::test(migrations = "./migrations")]
-async fn list_promises_filters_and_pages(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn list_promises_filters_and_pages() {
+    let w = World::new().await;
     let aminata = w.tenant(w.kal, "Aminata Bah").await;
     let binta = w.tenant(w.kal, "Binta Camara").await;
     let camara = w.tenant(w.kal, "Camara Sékou").await;
@@ -389,9 +360,9 @@ async fn list_promises_filters_and_pages(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn promise_lists_follow_the_callers_scope(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn promise_lists_follow_the_callers_scope() {
+    let w = World::new().await;
     let kal_tenant = w.tenant(w.kal, "Aminata Bah").await;
     let mat_tenant = w.tenant(w.mat, "Diallo Alpha").await;
     let in3 = today() + Duration::days(3);
@@ -436,9 +407,9 @@ async fn promise_lists_follow_the_callers_scope(pool: PgPool) {
 // ---------------------------------------------------------------------------------------------
 // UpdatePromise
 
-#[sqlx::test(migrations = "./migrations")]
-async fn reschedule_keeps_the_original_date_and_counts(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn reschedule_keeps_the_original_date_and_counts() {
+    let w = World::new().await;
     let tenant = w.tenant(w.kal, "Aminata Bah").await;
     let in3 = today() + Duration::days(3);
     let promise = w.promise(&w.agent_token, tenant, 100_000, 0, in3).await;
@@ -537,9 +508,9 @@ async fn reschedule_keeps_the_original_date_and_counts(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn cancel_needs_a_reason_and_a_final_promise_refuses_changes(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn cancel_needs_a_reason_and_a_final_promise_refuses_changes() {
+    let w = World::new().await;
     let tenant = w.tenant(w.kal, "Aminata Bah").await;
     let promise = w
         .promise(
@@ -598,14 +569,14 @@ async fn cancel_needs_a_reason_and_a_final_promise_refuses_changes(pool: PgPool)
             .await
             .expect_err("final promise");
         assert_eq!(status.code(), Code::FailedPrecondition);
-        assert_eq!(reason(&status), "ERROR_REASON_PROMISE_NOT_PENDING");
+        assert_eq!(error_reason(&status), "ERROR_REASON_PROMISE_NOT_PENDING");
     }
     assert_eq!(w.count("SELECT count(*) FROM promise_events").await, 1);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_due_promise_is_final_before_the_job_stores_it(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_due_promise_is_final_before_the_job_stores_it() {
+    let w = World::new().await;
     let tenant = w.tenant(w.kal, "Aminata Bah").await;
     let promise = w
         .promise(
@@ -628,13 +599,13 @@ async fn a_due_promise_is_final_before_the_job_stores_it(pool: PgPool) {
         .await
         .expect_err("broken by the payments");
     assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&status), "ERROR_REASON_PROMISE_NOT_PENDING");
+    assert_eq!(error_reason(&status), "ERROR_REASON_PROMISE_NOT_PENDING");
     assert_eq!(w.stored_status(&promise.promise_id).await, "pending");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn bad_updates_name_their_field_and_write_nothing(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn bad_updates_name_their_field_and_write_nothing() {
+    let w = World::new().await;
     let tenant = w.tenant(w.kal, "Aminata Bah").await;
     let promise = w
         .promise(
@@ -699,9 +670,9 @@ async fn bad_updates_name_their_field_and_write_nothing(pool: PgPool) {
     assert_eq!(w.stored_status(&promise.promise_id).await, "pending");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn update_promise_scope_and_permissions(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn update_promise_scope_and_permissions() {
+    let w = World::new().await;
     let tenant = w.tenant(w.kal, "Aminata Bah").await;
     let promise = w
         .promise(
@@ -745,9 +716,9 @@ async fn update_promise_scope_and_permissions(pool: PgPool) {
 // ---------------------------------------------------------------------------------------------
 // Settlement job
 
-#[sqlx::test(migrations = "./migrations")]
-async fn the_job_settles_due_promises_from_the_ledger_once(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn the_job_settles_due_promises_from_the_ledger_once() {
+    let w = World::new().await;
     let due = today() - Duration::days(5);
     let days_ago = |n: i64| Utc::now() - Duration::days(n);
     let mut promises = HashMap::new();
@@ -854,9 +825,9 @@ async fn the_job_settles_due_promises_from_the_ledger_once(pool: PgPool) {
     assert_eq!(w.count("SELECT count(*) FROM promise_events").await, 5);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_covered_promise_is_kept_before_its_date(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_covered_promise_is_kept_before_its_date() {
+    let w = World::new().await;
     let tenant = w.tenant(w.kal, "Aminata Bah").await;
     let promise = w
         .promise(
@@ -884,9 +855,9 @@ async fn a_covered_promise_is_kept_before_its_date(pool: PgPool) {
     assert_eq!(w.stored_status(&promise.promise_id).await, "kept");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_new_promise_settles_a_due_one_instead_of_cancelling_it(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn a_new_promise_settles_a_due_one_instead_of_cancelling_it() {
+    let w = World::new().await;
     let tenant = w.tenant(w.kal, "Aminata Bah").await;
     let old = w
         .promise(
@@ -935,9 +906,9 @@ async fn due_promises(w: &World, count: usize) {
     }
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn concurrent_job_runs_do_the_work_once(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn concurrent_job_runs_do_the_work_once() {
+    let w = World::new().await;
     due_promises(&w, 4).await;
     let runs: Vec<_> = (0..4)
         .map(|_| {
@@ -958,9 +929,9 @@ async fn concurrent_job_runs_do_the_work_once(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn the_job_yields_to_a_replica_holding_its_lock(pool: PgPool) {
-    let w = World::new(pool).await;
+#[tokio::test]
+async fn the_job_yields_to_a_replica_holding_its_lock() {
+    let w = World::new().await;
     due_promises(&w, 2).await;
     // Another replica is settling: it holds the lock.
     let mut other = w.pool.acquire().await.expect("connection");

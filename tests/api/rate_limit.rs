@@ -1,18 +1,18 @@
 use std::time::Duration;
 
 use akig::proto::v1::WhoAmIRequest;
-use sqlx::PgPool;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::{RedisMode, authed, create_user, limit, spawn_app_with, test_config};
+use crate::support::{RedisMode, TestDb, authed, create_user, limit, spawn_app_with, test_config};
 
-#[sqlx::test(migrations = "./migrations")]
-async fn per_user_limit_is_reached_then_recovers(pool: PgPool) {
-    create_user(&pool, "agent.rapide", "agent", &[], None).await;
-    let mut config = test_config((*pool.connect_options()).clone(), RedisMode::Real);
+#[tokio::test]
+async fn per_user_limit_is_reached_then_recovers() {
+    let db = TestDb::new().await;
+    create_user(&db.pool, "agent.rapide", "agent", &[], None).await;
+    let mut config = test_config(db.connect_options(), RedisMode::Real);
     config.rate_limits.per_user = limit(2, 3);
-    let app = spawn_app_with(config, pool).await;
+    let app = spawn_app_with(config, db.pool.clone()).await;
     let token = app.token("agent.rapide").await;
     let mut client = app.auth_client().await;
 
@@ -45,12 +45,13 @@ async fn per_user_limit_is_reached_then_recovers(pool: PgPool) {
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn the_user_limit_is_checked_before_the_database(pool: PgPool) {
-    let user = create_user(&pool, "agent.presse", "agent", &[], None).await;
-    let mut config = test_config((*pool.connect_options()).clone(), RedisMode::Real);
+#[tokio::test]
+async fn the_user_limit_is_checked_before_the_database() {
+    let db = TestDb::new().await;
+    let user = create_user(&db.pool, "agent.presse", "agent", &[], None).await;
+    let mut config = test_config(db.connect_options(), RedisMode::Real);
     config.rate_limits.per_user = limit(1, 1);
-    let app = spawn_app_with(config, pool.clone()).await;
+    let app = spawn_app_with(config, db.pool.clone()).await;
     let token = app.token("agent.presse").await;
     let mut client = app.auth_client().await;
     client
@@ -62,7 +63,7 @@ async fn the_user_limit_is_checked_before_the_database(pool: PgPool) {
     // refused before the user's standing is read.
     sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
         .bind(user)
-        .execute(&pool)
+        .execute(&db.pool)
         .await
         .expect("disable");
     let refused = client

@@ -3,11 +3,10 @@ use std::time::Duration;
 
 use akig::auth::rbac::{METHOD_PERMISSIONS, Role};
 use akig::proto::v1::{GetDailyRankingRequest, UpdateRolePermissionsRequest};
-use sqlx::PgPool;
 use tonic::Code;
 use tonic::codegen::http::uri::PathAndQuery;
 
-use crate::helpers::{authed, create_user, spawn_app};
+use crate::support::{TestDb, authed, create_user, spawn_app};
 
 /// Calls `path` with an empty message: enough for the authorisation layer to decide, and no
 /// mutating RPC accepts it (each needs a request_id), so nothing is written.
@@ -29,11 +28,12 @@ async fn call_empty(
     .map(|_| ())
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn each_role_gets_exactly_the_rpcs_its_permissions_allow(pool: PgPool) {
+#[tokio::test]
+async fn each_role_gets_exactly_the_rpcs_its_permissions_allow() {
+    let db = TestDb::new().await;
     let grants: Vec<(String, String)> =
         sqlx::query_as("SELECT role_id, permission_id FROM role_permissions")
-            .fetch_all(&pool)
+            .fetch_all(&db.pool)
             .await
             .expect("grants");
     let mut granted: HashMap<String, HashSet<String>> = HashMap::new();
@@ -42,7 +42,7 @@ async fn each_role_gets_exactly_the_rpcs_its_permissions_allow(pool: PgPool) {
     }
     for role in Role::ALL {
         create_user(
-            &pool,
+            &db.pool,
             &format!("role.{}", role.as_str()),
             role.as_str(),
             &[],
@@ -50,7 +50,7 @@ async fn each_role_gets_exactly_the_rpcs_its_permissions_allow(pool: PgPool) {
         )
         .await;
     }
-    let app = spawn_app(pool.clone()).await;
+    let app = spawn_app(&db).await;
     let channel = app.channel().await;
     let mut checked = 0;
     for role in Role::ALL {
@@ -72,18 +72,19 @@ async fn each_role_gets_exactly_the_rpcs_its_permissions_allow(pool: PgPool) {
     }
     assert_eq!(checked, 6 * METHOD_PERMISSIONS.len());
     let denied: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE outcome = 'denied'")
-        .fetch_one(&pool)
+        .fetch_one(&db.pool)
         .await
         .expect("count");
     assert!(denied > 0, "denied calls are audited");
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn a_permission_change_applies_on_the_next_call(pool: PgPool) {
-    create_user(&pool, "admin.test", "admin", &[], None).await;
-    create_user(&pool, "agent.test", "agent", &[], None).await;
-    let app = spawn_app(pool.clone()).await;
+#[tokio::test]
+async fn a_permission_change_applies_on_the_next_call() {
+    let db = TestDb::new().await;
+    create_user(&db.pool, "admin.test", "admin", &[], None).await;
+    create_user(&db.pool, "agent.test", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
     let admin = app.token("admin.test").await;
     let agent = app.token("agent.test").await;
     let mut missions =
@@ -99,7 +100,7 @@ async fn a_permission_change_applies_on_the_next_call(pool: PgPool) {
         "SELECT permission_id FROM role_permissions
          WHERE role_id = 'agent' AND permission_id <> 'rankings.read'",
     )
-    .fetch_all(&pool)
+    .fetch_all(&db.pool)
     .await
     .expect("grants");
     app.auth_client()

@@ -1,16 +1,16 @@
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-use crate::helpers::spawn_app;
+use crate::support::{TestDb, spawn_app};
 
-#[sqlx::test(migrations = "./migrations")]
-async fn reflection_lists_every_service_and_describes_them(pool: PgPool) {
-    let app = spawn_app(pool).await;
+#[tokio::test]
+async fn reflection_lists_every_service_and_describes_them() {
+    let db = TestDb::new().await;
+    let app = spawn_app(&db).await;
     let mut client = ServerReflectionClient::new(app.channel().await);
     let requests = vec![
         ServerReflectionRequest {

@@ -1,5 +1,7 @@
 use chrono::NaiveDate;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgConnection;
+
+use crate::support::TestDb;
 
 const TODAY: NaiveDate = NaiveDate::from_ymd_opt(2026, 11, 26).expect("valid date");
 
@@ -31,9 +33,10 @@ async fn fingerprint(conn: &mut PgConnection) -> Vec<(String, i64, String)> {
     digests
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn demo_seed_is_idempotent_and_deterministic(pool: PgPool) {
-    let report = akig::seed::seed_demo(&pool, TODAY).await.expect("seed");
+#[tokio::test]
+async fn demo_seed_is_idempotent_and_deterministic() {
+    let db = TestDb::new().await;
+    let report = akig::seed::seed_demo(&db.pool, TODAY).await.expect("seed");
     assert!((10..=15).contains(&report.sites), "{} sites", report.sites);
     assert!(
         (1_800..=2_200).contains(&report.tenants),
@@ -42,9 +45,9 @@ async fn demo_seed_is_idempotent_and_deterministic(pool: PgPool) {
     );
     assert!(report.users >= 20);
 
-    let mut conn = pool.acquire().await.expect("conn");
+    let mut conn = db.pool.acquire().await.expect("conn");
     let first = fingerprint(&mut conn).await;
-    akig::seed::seed_demo(&pool, TODAY)
+    akig::seed::seed_demo(&db.pool, TODAY)
         .await
         .expect("second seed");
     assert_eq!(
@@ -54,36 +57,24 @@ async fn demo_seed_is_idempotent_and_deterministic(pool: PgPool) {
     );
 
     // The same seed into another fresh database gives the same rows.
-    let other_db = format!("akig_seed_twin_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {other_db}"))
-        .execute(&pool)
+    let twin = TestDb::empty().await;
+    akig::db::MIGRATOR
+        .run(&twin.pool)
         .await
-        .expect("create twin db");
-    let twin_options = (*pool.connect_options()).clone().database(&other_db);
-    let twin = PgPool::connect_with(twin_options.clone())
-        .await
-        .expect("twin");
-    akig::db::MIGRATOR.run(&twin).await.expect("migrate twin");
-    akig::seed::seed_demo(&twin, TODAY)
+        .expect("migrate twin");
+    akig::seed::seed_demo(&twin.pool, TODAY)
         .await
         .expect("seed twin");
-    let mut twin_conn = twin.acquire().await.expect("conn");
+    let mut twin_conn = twin.pool.acquire().await.expect("conn");
     let twin_fingerprint = fingerprint(&mut twin_conn).await;
     drop(twin_conn);
-    twin.close().await;
-    let mut admin = PgConnection::connect_with(&pool.connect_options())
-        .await
-        .expect("conn");
-    sqlx::query(&format!("DROP DATABASE {other_db}"))
-        .execute(&mut admin)
-        .await
-        .expect("drop twin db");
     assert_eq!(first, twin_fingerprint, "two fresh databases differ");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn demo_seed_money_is_consistent(pool: PgPool) {
-    akig::seed::seed_demo(&pool, TODAY).await.expect("seed");
+#[tokio::test]
+async fn demo_seed_money_is_consistent() {
+    let db = TestDb::new().await;
+    akig::seed::seed_demo(&db.pool, TODAY).await.expect("seed");
     // charges.amount_paid equals the sum of its allocations, and never exceeds the amount due.
     let mismatched: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM charges c
@@ -91,7 +82,7 @@ async fn demo_seed_money_is_consistent(pool: PgPool) {
            ON a.charge_id = c.id
          WHERE c.amount_paid_gnf <> coalesce(a.s, 0) OR c.amount_paid_gnf > c.amount_due_gnf",
     )
-    .fetch_one(&pool)
+    .fetch_one(&db.pool)
     .await
     .expect("query");
     assert_eq!(mismatched, 0);
@@ -101,7 +92,7 @@ async fn demo_seed_money_is_consistent(pool: PgPool) {
          WHERE amount_paid_gnf < amount_due_gnf AND due_date < $1 - 90",
     )
     .bind(TODAY)
-    .fetch_one(&pool)
+    .fetch_one(&db.pool)
     .await
     .expect("query");
     let fully_paid: i64 = sqlx::query_scalar(
@@ -109,7 +100,7 @@ async fn demo_seed_money_is_consistent(pool: PgPool) {
            GROUP BY tenant_id HAVING bool_and(amount_paid_gnf = amount_due_gnf)) t",
     )
     .bind(TODAY)
-    .fetch_one(&pool)
+    .fetch_one(&db.pool)
     .await
     .expect("query");
     assert!(
@@ -119,11 +110,12 @@ async fn demo_seed_money_is_consistent(pool: PgPool) {
     assert!(fully_paid > 500, "{fully_paid} tenants fully paid");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn demo_visits_are_judged_as_the_server_judges_recorded_ones(pool: PgPool) {
+#[tokio::test]
+async fn demo_visits_are_judged_as_the_server_judges_recorded_ones() {
+    let db = TestDb::new().await;
     use akig::domain::presence::{Accuracy, LatLng, MaxDistance, check_visit};
 
-    akig::seed::seed_demo(&pool, TODAY).await.expect("seed");
+    akig::seed::seed_demo(&db.pool, TODAY).await.expect("seed");
     type Row = (
         Option<f64>,
         Option<f64>,
@@ -139,7 +131,7 @@ async fn demo_visits_are_judged_as_the_server_judges_recorded_ones(pool: PgPool)
          FROM interactions i JOIN tenants t ON t.id = i.tenant_id
          WHERE i.kind = 'visit'",
     )
-    .fetch_all(&pool)
+    .fetch_all(&db.pool)
     .await
     .expect("visits");
     let position = |lat: Option<f64>, lng: Option<f64>| {
@@ -166,9 +158,10 @@ async fn demo_visits_are_judged_as_the_server_judges_recorded_ones(pool: PgPool)
     assert!(mocked > 0 && far > mocked, "{far} far, {mocked} mocked");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn demo_promises_are_settled_by_the_money_rule(pool: PgPool) {
-    akig::seed::seed_demo(&pool, TODAY).await.expect("seed");
+#[tokio::test]
+async fn demo_promises_are_settled_by_the_money_rule() {
+    let db = TestDb::new().await;
+    akig::seed::seed_demo(&db.pool, TODAY).await.expect("seed");
     // Each stored status is what the ledger says (`promise_derived_status` as of the seed's
     // day, from pending); cancelled ones were cancelled by hand.
     let by_status: Vec<(String, String, i64)> = sqlx::query_as(
@@ -181,7 +174,7 @@ async fn demo_promises_are_settled_by_the_money_rule(pool: PgPool) {
          GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .bind(TODAY)
-    .fetch_all(&pool)
+    .fetch_all(&db.pool)
     .await
     .expect("statuses");
     for (stored, derived, count) in &by_status {

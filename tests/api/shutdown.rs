@@ -1,15 +1,15 @@
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::helpers::spawn_app;
+use crate::support::{TestDb, spawn_app};
 
-#[sqlx::test(migrations = "./migrations")]
-async fn shutdown_ends_open_streams_and_stops_within_the_grace_period(pool: PgPool) {
-    let app = spawn_app(pool).await;
+#[tokio::test]
+async fn shutdown_ends_open_streams_and_stops_within_the_grace_period() {
+    let db = TestDb::new().await;
+    let app = spawn_app(&db).await;
     app.wait_for_health(ServingStatus::Serving).await;
 
     // Health/Watch is a server stream that never ends on its own.

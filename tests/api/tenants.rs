@@ -13,21 +13,16 @@ use akig::proto::v1::{
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeDelta, Timelike, Utc};
 use sqlx::PgPool;
 use tonic::Code;
-use tonic::transport::Channel;
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
-use crate::fixtures::{
-    KALOUM, LedgerEntry, create_charge, create_charges, create_tenant, insert_interaction,
-    insert_ledger_entry, insert_promise,
+use crate::support::{
+    KALOUM, LedgerEntry, TestApp, TestDb, authed, bad_fields, create_charge, create_charges,
+    create_site, create_tenant, create_user, date, insert_interaction, insert_ledger_entry,
+    insert_promise, message, revoke, set_demo_passwords, spawn_app, today, ts,
 };
-use crate::helpers::{PASSWORD, TestApp, authed, create_site, create_user, spawn_app};
 
 const MONTH: i64 = 1_000_000;
-
-fn today() -> NaiveDate {
-    Utc::now().date_naive()
-}
 
 fn days_ago(days: u64) -> NaiveDate {
     today() - Days::new(days)
@@ -37,28 +32,9 @@ fn first_of_month(day: NaiveDate) -> NaiveDate {
     day.with_day(1).expect("first of month")
 }
 
-fn date(day: NaiveDate) -> Date {
-    Date {
-        year: day.year(),
-        month: day.month() as i32,
-        day: day.day() as i32,
-    }
-}
-
-fn ts(at: DateTime<Utc>) -> prost_types::Timestamp {
-    akig::api::convert::timestamp(at)
-}
-
 /// Now, to the second (fixtures compare instants exactly).
 fn now_s() -> DateTime<Utc> {
     Utc::now().with_nanosecond(0).expect("valid")
-}
-
-fn violation_fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
 }
 
 /// Two sites (KAL, MAT), an agent of each, a site manager of KAL, a director, an accountant.
@@ -72,23 +48,31 @@ struct World {
     accountant: Uuid,
     agent_token: String,
     director_token: String,
+    /// Dropped last: the database outlives the server.
+    _db: TestDb,
 }
 
 impl World {
-    async fn new(pool: PgPool) -> Self {
-        let kal = create_site(&pool, "KAL").await;
-        let mat = create_site(&pool, "MAT").await;
-        let agent = create_user(&pool, "agent.kal", "agent", &[kal], None).await;
-        create_user(&pool, "agent.mat", "agent", &[mat], None).await;
-        let manager = create_user(&pool, "gest.kal", "site_manager", &[kal], None).await;
-        let accountant = create_user(&pool, "compta", "accountant", &[], None).await;
-        create_user(&pool, "dir", "director", &[], None).await;
-        let app = spawn_app(pool.clone()).await;
+    async fn new() -> Self {
+        Self::on(TestDb::new().await).await
+    }
+
+    /// The world on `db`, which may hold data already.
+    async fn on(db: TestDb) -> Self {
+        let pool = &db.pool;
+        let kal = create_site(pool, "KAL").await;
+        let mat = create_site(pool, "MAT").await;
+        let agent = create_user(pool, "agent.kal", "agent", &[kal], None).await;
+        create_user(pool, "agent.mat", "agent", &[mat], None).await;
+        let manager = create_user(pool, "gest.kal", "site_manager", &[kal], None).await;
+        let accountant = create_user(pool, "compta", "accountant", &[], None).await;
+        create_user(pool, "dir", "director", &[], None).await;
+        let app = spawn_app(&db).await;
         let agent_token = app.token("agent.kal").await;
         let director_token = app.token("dir").await;
         Self {
             app,
-            pool,
+            pool: db.pool.clone(),
             kal,
             mat,
             agent,
@@ -96,24 +80,15 @@ impl World {
             accountant,
             agent_token,
             director_token,
+            _db: db,
         }
     }
 
-    async fn client(&self) -> CollectionsServiceClient<Channel> {
-        CollectionsServiceClient::new(self.app.channel().await)
-    }
-
     async fn get_tenant(&self, tenant_id: &str, token: &str) -> Result<Tenant, tonic::Status> {
-        self.client()
-            .await
-            .get_tenant(authed(
-                GetTenantRequest {
-                    tenant_id: tenant_id.to_owned(),
-                },
-                token,
-            ))
-            .await
-            .map(|r| r.into_inner().tenant.expect("tenant"))
+        let tenant_id = tenant_id.to_owned();
+        let request = GetTenantRequest { tenant_id };
+        let response = message(self.app.collections(token).await.get_tenant(request)).await;
+        response.map(|r| r.tenant.expect("tenant"))
     }
 
     async fn arrears(
@@ -121,11 +96,13 @@ impl World {
         request: GetTenantArrearsRequest,
         token: &str,
     ) -> Result<GetTenantArrearsResponse, tonic::Status> {
-        self.client()
-            .await
-            .get_tenant_arrears(authed(request, token))
-            .await
-            .map(tonic::Response::into_inner)
+        message(
+            self.app
+                .collections(token)
+                .await
+                .get_tenant_arrears(request),
+        )
+        .await
     }
 
     async fn history(
@@ -133,11 +110,13 @@ impl World {
         request: GetTenantHistoryRequest,
         token: &str,
     ) -> Result<GetTenantHistoryResponse, tonic::Status> {
-        self.client()
-            .await
-            .get_tenant_history(authed(request, token))
-            .await
-            .map(tonic::Response::into_inner)
+        message(
+            self.app
+                .collections(token)
+                .await
+                .get_tenant_history(request),
+        )
+        .await
     }
 
     async fn search(
@@ -145,11 +124,7 @@ impl World {
         request: SearchTenantsRequest,
         token: &str,
     ) -> Result<SearchTenantsResponse, tonic::Status> {
-        self.client()
-            .await
-            .search_tenants(authed(request, token))
-            .await
-            .map(tonic::Response::into_inner)
+        message(self.app.collections(token).await.search_tenants(request)).await
     }
 
     /// Names found by a search.
@@ -184,20 +159,26 @@ async fn set_phone_unit(pool: &PgPool, tenant: Uuid, phone: Option<&str>, unit: 
 // ---------------------------------------------------------------------------------------------
 // GetTenant.
 
-#[sqlx::test(migrations = "./migrations")]
-async fn get_tenant_shows_balance_last_interaction_and_pending_promise(pool: PgPool) {
-    let w = World::new(pool.clone()).await;
-    let tenant = create_tenant(&pool, w.kal, "Fatoumata Camara", MONTH, Some(KALOUM)).await;
-    set_phone_unit(&pool, tenant, Some("+224621234567"), "Bâtiment B, appt 12").await;
+#[tokio::test]
+async fn get_tenant_shows_balance_last_interaction_and_pending_promise() {
+    let w = World::new().await;
+    let tenant = create_tenant(&w.pool, w.kal, "Fatoumata Camara", MONTH, Some(KALOUM)).await;
+    set_phone_unit(
+        &w.pool,
+        tenant,
+        Some("+224621234567"),
+        "Bâtiment B, appt 12",
+    )
+    .await;
     // Periods are distinct months long before; only the due dates matter here.
     let period = |n: u32| NaiveDate::from_ymd_opt(2020, n, 1).expect("month");
-    let old = create_charge(&pool, tenant, period(1), days_ago(45), MONTH).await;
-    create_charge(&pool, tenant, period(2), days_ago(15), MONTH).await;
-    create_charge(&pool, tenant, period(3), today(), MONTH).await;
-    create_charge(&pool, tenant, period(4), today() + Days::new(10), MONTH).await;
+    let old = create_charge(&w.pool, tenant, period(1), days_ago(45), MONTH).await;
+    create_charge(&w.pool, tenant, period(2), days_ago(15), MONTH).await;
+    create_charge(&w.pool, tenant, period(3), today(), MONTH).await;
+    create_charge(&w.pool, tenant, period(4), today() + Days::new(10), MONTH).await;
     let now = now_s();
     insert_ledger_entry(
-        &pool,
+        &w.pool,
         &LedgerEntry {
             tenant_id: tenant,
             agent_id: w.agent,
@@ -209,7 +190,7 @@ async fn get_tenant_shows_balance_last_interaction_and_pending_promise(pool: PgP
     )
     .await;
     insert_interaction(
-        &pool,
+        &w.pool,
         "call",
         tenant,
         w.agent,
@@ -219,7 +200,7 @@ async fn get_tenant_shows_balance_last_interaction_and_pending_promise(pool: PgP
     )
     .await;
     let visit = insert_interaction(
-        &pool,
+        &w.pool,
         "visit",
         tenant,
         w.agent,
@@ -230,7 +211,7 @@ async fn get_tenant_shows_balance_last_interaction_and_pending_promise(pool: PgP
     .await;
     // Broken 20 days ago (nothing paid by its date), broken long ago, and pending.
     insert_promise(
-        &pool,
+        &w.pool,
         tenant,
         w.agent,
         None,
@@ -240,7 +221,7 @@ async fn get_tenant_shows_balance_last_interaction_and_pending_promise(pool: PgP
     )
     .await;
     let ancient = insert_promise(
-        &pool,
+        &w.pool,
         tenant,
         w.agent,
         None,
@@ -251,11 +232,11 @@ async fn get_tenant_shows_balance_last_interaction_and_pending_promise(pool: PgP
     .await;
     sqlx::query("UPDATE promises SET status = 'broken', status_changed_at = now() WHERE id = $1")
         .bind(ancient)
-        .execute(&pool)
+        .execute(&w.pool)
         .await
         .expect("break");
     let pending = insert_promise(
-        &pool,
+        &w.pool,
         tenant,
         w.agent,
         Some(visit),
@@ -303,7 +284,7 @@ async fn get_tenant_shows_balance_last_interaction_and_pending_promise(pool: PgP
     );
 
     // A tenant with nothing owed.
-    let clean = create_tenant(&pool, w.kal, "Ibrahima Sow", MONTH, None).await;
+    let clean = create_tenant(&w.pool, w.kal, "Ibrahima Sow", MONTH, None).await;
     let card = w
         .get_tenant(&clean.to_string(), &w.director_token)
         .await
@@ -316,18 +297,13 @@ async fn get_tenant_shows_balance_last_interaction_and_pending_promise(pool: PgP
     assert!(card.phones.is_empty() && card.home_location.is_none());
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn get_tenant_checks_ids_scope_and_permission(pool: PgPool) {
+#[tokio::test]
+async fn get_tenant_checks_ids_scope_and_permission() {
+    let db = TestDb::new().await;
     // The accountant loses the read permission (the grant table is data).
-    sqlx::query(
-        "DELETE FROM role_permissions WHERE role_id = 'accountant'
-           AND permission_id = 'collections.tenants.read'",
-    )
-    .execute(&pool)
-    .await
-    .expect("revoke");
-    let w = World::new(pool.clone()).await;
-    let mat_tenant = create_tenant(&pool, w.mat, "Ibrahima Diallo", MONTH, None).await;
+    revoke(&db.pool, "accountant", "collections.tenants.read").await;
+    let w = World::on(db).await;
+    let mat_tenant = create_tenant(&w.pool, w.mat, "Ibrahima Diallo", MONTH, None).await;
 
     let unknown = w
         .get_tenant(&Uuid::new_v4().to_string(), &w.agent_token)
@@ -344,7 +320,7 @@ async fn get_tenant_checks_ids_scope_and_permission(pool: PgPool) {
         .await
         .expect_err("bad id");
     assert_eq!(bad.code(), Code::InvalidArgument);
-    assert_eq!(violation_fields(&bad), ["tenant_id"]);
+    assert_eq!(bad_fields(&bad), ["tenant_id"]);
     let accountant = w.app.token("compta").await;
     let denied = w
         .get_tenant(&mat_tenant.to_string(), &accountant)
@@ -360,10 +336,10 @@ async fn get_tenant_checks_ids_scope_and_permission(pool: PgPool) {
 // ---------------------------------------------------------------------------------------------
 // GetTenantArrears.
 
-#[sqlx::test(migrations = "./migrations")]
-async fn arrears_aging_buckets_at_exact_boundaries(pool: PgPool) {
-    let w = World::new(pool.clone()).await;
-    let tenant = create_tenant(&pool, w.kal, "Mariama Bah", MONTH, None).await;
+#[tokio::test]
+async fn arrears_aging_buckets_at_exact_boundaries() {
+    let w = World::new().await;
+    let tenant = create_tenant(&w.pool, w.kal, "Mariama Bah", MONTH, None).await;
     // (days overdue, amount); periods are distinct months long before.
     let layout: [(u64, i64); 7] = [
         (91, 1_000),
@@ -377,7 +353,7 @@ async fn arrears_aging_buckets_at_exact_boundaries(pool: PgPool) {
     let base = NaiveDate::from_ymd_opt(2020, 1, 1).expect("date");
     for (i, (days, amount)) in layout.iter().enumerate() {
         create_charge(
-            &pool,
+            &w.pool,
             tenant,
             base + Months::new(i as u32),
             days_ago(*days),
@@ -386,7 +362,7 @@ async fn arrears_aging_buckets_at_exact_boundaries(pool: PgPool) {
         .await;
     }
     create_charge(
-        &pool,
+        &w.pool,
         tenant,
         base + Months::new(7),
         today() + Days::new(1),
@@ -474,24 +450,24 @@ async fn arrears_aging_buckets_at_exact_boundaries(pool: PgPool) {
     assert_eq!(yesterday.outstanding_gnf, 63_000);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn arrears_of_a_past_day_count_payments_made_by_then(pool: PgPool) {
-    let w = World::new(pool.clone()).await;
-    let tenant = create_tenant(&pool, w.kal, "Aïssatou Keïta", MONTH, None).await;
+#[tokio::test]
+async fn arrears_of_a_past_day_count_payments_made_by_then() {
+    let w = World::new().await;
+    let tenant = create_tenant(&w.pool, w.kal, "Aïssatou Keïta", MONTH, None).await;
     sqlx::query("UPDATE tenants SET credit_gnf = 250000 WHERE id = $1")
         .bind(tenant)
-        .execute(&pool)
+        .execute(&w.pool)
         .await
         .expect("credit");
     // 14 months: m[0] thirteen months ago .. m[13] this month, each due on the 5th.
     let first = first_of_month(today()) - Months::new(13);
-    let m = create_charges(&pool, tenant, first, 14, MONTH).await;
+    let m = create_charges(&w.pool, tenant, first, 14, MONTH).await;
     let now = now_s();
     let pay = |occurred_at: DateTime<Utc>,
                reverses: Option<Uuid>,
                allocations: &'static [(usize, i64)]| {
         let allocations: Vec<(i64, i64)> = allocations.iter().map(|&(i, a)| (m[i], a)).collect();
-        let pool = pool.clone();
+        let pool = w.pool.clone();
         let agent = w.agent;
         async move {
             insert_ledger_entry(
@@ -610,7 +586,7 @@ async fn arrears_of_a_past_day_count_payments_made_by_then(pool: PgPool) {
         .await
         .expect_err("bad date");
     assert_eq!(bad.code(), Code::InvalidArgument);
-    assert_eq!(violation_fields(&bad), ["as_of_date.month"]);
+    assert_eq!(bad_fields(&bad), ["as_of_date.month"]);
     let unknown = w
         .arrears(
             GetTenantArrearsRequest {
@@ -622,7 +598,7 @@ async fn arrears_of_a_past_day_count_payments_made_by_then(pool: PgPool) {
         .await
         .expect_err("unknown");
     assert_eq!(unknown.code(), Code::NotFound);
-    let mat_tenant = create_tenant(&pool, w.mat, "Sékou Touré", MONTH, None).await;
+    let mat_tenant = create_tenant(&w.pool, w.mat, "Sékou Touré", MONTH, None).await;
     let other = w
         .arrears(
             GetTenantArrearsRequest {
@@ -794,9 +770,9 @@ async fn all_pages(w: &World, request: GetTenantHistoryRequest, token: &str) -> 
     panic!("too many pages");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn history_is_one_ordered_timeline_with_who_did_what(pool: PgPool) {
-    let w = World::new(pool.clone()).await;
+#[tokio::test]
+async fn history_is_one_ordered_timeline_with_who_did_what() {
+    let w = World::new().await;
     let f = history_fixture(&w).await;
     let request = GetTenantHistoryRequest {
         tenant_id: f.tenant.to_string(),
@@ -953,9 +929,9 @@ async fn history_is_one_ordered_timeline_with_who_did_what(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn history_filters_kinds_and_time_and_checks_its_input(pool: PgPool) {
-    let w = World::new(pool.clone()).await;
+#[tokio::test]
+async fn history_filters_kinds_and_time_and_checks_its_input() {
+    let w = World::new().await;
     let f = history_fixture(&w).await;
     let base = GetTenantHistoryRequest {
         tenant_id: f.tenant.to_string(),
@@ -1046,7 +1022,7 @@ async fn history_filters_kinds_and_time_and_checks_its_input(pool: PgPool) {
         .await
         .expect_err("token of other filters");
     assert_eq!(misused.code(), Code::InvalidArgument);
-    assert_eq!(violation_fields(&misused), ["page_token"]);
+    assert_eq!(bad_fields(&misused), ["page_token"]);
     assert_eq!(
         misused.get_details_error_info().expect("reason").reason,
         "ERROR_REASON_PAGE_TOKEN_INVALID"
@@ -1069,7 +1045,7 @@ async fn history_filters_kinds_and_time_and_checks_its_input(pool: PgPool) {
         .expect_err("bad input");
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert_eq!(
-        violation_fields(&bad),
+        bad_fields(&bad),
         ["page_size", "time_range.end_time", "kinds[0]"]
     );
     let unknown = w
@@ -1135,9 +1111,9 @@ async fn search_fixture(w: &World) -> SearchFixture {
     }
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn search_ignores_accents_and_typos_and_finds_phones_and_units(pool: PgPool) {
-    let w = World::new(pool.clone()).await;
+#[tokio::test]
+async fn search_ignores_accents_and_typos_and_finds_phones_and_units() {
+    let w = World::new().await;
     let f = search_fixture(&w).await;
     let director = &w.director_token;
     let first_id = |response: SearchTenantsResponse| {
@@ -1244,9 +1220,9 @@ async fn search_ignores_accents_and_typos_and_finds_phones_and_units(pool: PgPoo
     assert_eq!(in_arrears, ["Mamadou Diallo"]);
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn search_stays_in_scope_pages_and_checks_its_input(pool: PgPool) {
-    let w = World::new(pool.clone()).await;
+#[tokio::test]
+async fn search_stays_in_scope_pages_and_checks_its_input() {
+    let w = World::new().await;
     let f = search_fixture(&w).await;
     // An agent never sees another site's tenants, even when asking for that site.
     let names = w.names(query("Diallo"), &w.agent_token).await;
@@ -1336,7 +1312,7 @@ async fn search_stays_in_scope_pages_and_checks_its_input(pool: PgPool) {
         )
         .await
         .expect_err("token of another query");
-    assert_eq!(violation_fields(&misused), ["page_token"]);
+    assert_eq!(bad_fields(&misused), ["page_token"]);
     assert_eq!(
         misused.get_details_error_info().expect("reason").reason,
         "ERROR_REASON_PAGE_TOKEN_INVALID"
@@ -1349,7 +1325,7 @@ async fn search_stays_in_scope_pages_and_checks_its_input(pool: PgPool) {
             .await
             .expect_err("bad query");
         assert_eq!(status.code(), Code::InvalidArgument, "{text:?}");
-        assert_eq!(violation_fields(&status), ["query"]);
+        assert_eq!(bad_fields(&status), ["query"]);
     }
     assert!(
         w.names(query(&"x".repeat(200)), &w.agent_token)
@@ -1366,7 +1342,7 @@ async fn search_stays_in_scope_pages_and_checks_its_input(pool: PgPool) {
         )
         .await
         .expect_err("bad site id");
-    assert_eq!(violation_fields(&bad_site), ["site_ids[0]"]);
+    assert_eq!(bad_fields(&bad_site), ["site_ids[0]"]);
     // Query characters that mean something to to_tsquery are only text.
     for text in ["Diallo & | ! ( ) : * ' \\", "'", ":*", "!!"] {
         w.search(query(text), &w.director_token)
@@ -1378,25 +1354,15 @@ async fn search_stays_in_scope_pages_and_checks_its_input(pool: PgPool) {
 // ---------------------------------------------------------------------------------------------
 // The demo data set.
 
-/// Gives demo users the test password (the seed leaves them without one).
-pub async fn set_demo_passwords(pool: &PgPool, usernames: &[&str]) {
-    let hash = akig::auth::password::hash(PASSWORD.to_owned())
-        .await
-        .expect("hash");
-    sqlx::query("UPDATE users SET password_hash = $1 WHERE username = ANY($2)")
-        .bind(hash)
-        .bind(usernames)
-        .execute(pool)
-        .await
-        .expect("set passwords");
-}
-
-#[sqlx::test(migrations = "./migrations")]
-async fn reads_on_the_demo_data_set(pool: PgPool) {
+#[tokio::test]
+async fn reads_on_the_demo_data_set() {
+    let db = TestDb::new().await;
     let demo_day = NaiveDate::from_ymd_opt(2026, 11, 16).expect("date");
-    akig::seed::seed_demo(&pool, demo_day).await.expect("seed");
-    set_demo_passwords(&pool, &["directeur", "agent"]).await;
-    let app = spawn_app(pool.clone()).await;
+    akig::seed::seed_demo(&db.pool, demo_day)
+        .await
+        .expect("seed");
+    set_demo_passwords(&db.pool, &["directeur", "agent"]).await;
+    let app = spawn_app(&db).await;
     let director = app.token("directeur").await;
     let agent = app.token("agent").await;
     let mut client = CollectionsServiceClient::new(app.channel().await);
@@ -1404,7 +1370,7 @@ async fn reads_on_the_demo_data_set(pool: PgPool) {
         "SELECT us.site_id FROM user_sites us JOIN users u ON u.id = us.user_id
          WHERE u.username = 'agent'",
     )
-    .fetch_all(&pool)
+    .fetch_all(&db.pool)
     .await
     .expect("agent sites");
     assert!(!agent_sites.is_empty());
@@ -1469,7 +1435,7 @@ async fn reads_on_the_demo_data_set(pool: PgPool) {
          GROUP BY c.tenant_id, t.site_id ORDER BY 2 DESC, 1 LIMIT 1",
     )
     .bind(today())
-    .fetch_one(&pool)
+    .fetch_one(&db.pool)
     .await
     .expect("largest arrears");
     let card = client
@@ -1517,7 +1483,7 @@ async fn reads_on_the_demo_data_set(pool: PgPool) {
                  WHERE p.tenant_id = $1)",
     )
     .bind(tenant)
-    .fetch_one(&pool)
+    .fetch_one(&db.pool)
     .await
     .expect("count");
     let mut entries: Vec<HistoryEntry> = Vec::new();
@@ -1569,7 +1535,7 @@ async fn reads_on_the_demo_data_set(pool: PgPool) {
         "SELECT id FROM tenants WHERE NOT (site_id = ANY($1)) ORDER BY id LIMIT 1",
     )
     .bind(&agent_sites)
-    .fetch_one(&pool)
+    .fetch_one(&db.pool)
     .await
     .expect("tenant elsewhere");
     let denied = client

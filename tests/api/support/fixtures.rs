@@ -1,8 +1,93 @@
-//! Small, explicit data sets for collections tests (the demo seed is there for bigger ones).
+//! Data written straight in the tables: users, sites, tenants, charges and a ledger, for the
+//! set-up of a test (the demo seed is there for bigger data sets).
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{Datelike, NaiveDate, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
+
+/// Today, UTC (the same day as Africa/Conakry).
+pub fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+/// One number read from the database, such as a `count(*)`.
+pub async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+pub const PASSWORD: &str = "mot-de-passe-solide";
+
+/// A user with `PASSWORD`, created straight in the database (the hash is computed once).
+pub async fn create_user(
+    pool: &PgPool,
+    username: &str,
+    role: &str,
+    site_ids: &[Uuid],
+    supervisor_id: Option<Uuid>,
+) -> Uuid {
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let hash = HASH
+        .get_or_init(|| async {
+            akig::auth::password::hash(PASSWORD.to_owned())
+                .await
+                .expect("hash")
+        })
+        .await;
+    let mut conn = pool.acquire().await.expect("conn");
+    akig::store::users::create(
+        &mut conn,
+        &akig::store::users::NewUser {
+            username: username.to_owned(),
+            full_name: format!("Test {username}"),
+            phone: None,
+            role_id: role.to_owned(),
+            supervisor_id,
+            site_ids: site_ids.to_vec(),
+            password_hash: Some(hash.clone()),
+        },
+    )
+    .await
+    .expect("create user")
+    .id
+}
+
+/// Gives demo users the test password (the seed leaves them without one).
+pub async fn set_demo_passwords(pool: &PgPool, usernames: &[&str]) {
+    let hash = akig::auth::password::hash(PASSWORD.to_owned())
+        .await
+        .expect("hash");
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE username = ANY($2)")
+        .bind(hash)
+        .bind(usernames)
+        .execute(pool)
+        .await
+        .expect("set passwords");
+}
+
+/// Takes `permission` away from `role` (the grant table is data).
+pub async fn revoke(pool: &PgPool, role: &str, permission: &str) {
+    sqlx::query("DELETE FROM role_permissions WHERE role_id = $1 AND permission_id = $2")
+        .bind(role)
+        .bind(permission)
+        .execute(pool)
+        .await
+        .expect("revoke");
+}
+
+/// A site, for scope tests.
+pub async fn create_site(pool: &PgPool, code: &str) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO sites (code, name, commune, address, latitude, longitude, kind)
+         VALUES ($1, $1, 'Kaloum', '', 9.51, -13.71, 'residential') RETURNING id",
+    )
+    .bind(code)
+    .fetch_one(pool)
+    .await
+    .expect("create site")
+}
 
 /// Kaloum, Conakry: the home of test tenants unless a test says otherwise.
 pub const KALOUM: (f64, f64) = (9.5092, -13.7122);
@@ -46,18 +131,7 @@ pub async fn create_charges(
             .and_then(|d| d.checked_add_months(chrono::Months::new(m)))
             .expect("valid month");
         let due = period.with_day(5).expect("5th");
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO charges (tenant_id, period, amount_due_gnf, due_date)
-             VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(tenant_id)
-        .bind(period)
-        .bind(amount)
-        .bind(due)
-        .fetch_one(pool)
-        .await
-        .expect("create charge");
-        ids.push(id);
+        ids.push(create_charge(pool, tenant_id, period, due, amount).await);
     }
     ids
 }
@@ -206,6 +280,20 @@ pub async fn insert_promise(
     .fetch_one(pool)
     .await
     .expect("insert promise")
+}
+
+/// Today's mission of `agent` for `tenant` of `site`; returns its id.
+pub async fn insert_mission(pool: &PgPool, agent_id: Uuid, tenant_id: Uuid, site_id: Uuid) -> Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO missions (mission_date, agent_id, tenant_id, site_id)
+         VALUES (current_date, $1, $2, $3) RETURNING id",
+    )
+    .bind(agent_id)
+    .bind(tenant_id)
+    .bind(site_id)
+    .fetch_one(pool)
+    .await
+    .expect("mission")
 }
 
 /// The source of a score event.

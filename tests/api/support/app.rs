@@ -1,3 +1,5 @@
+//! The server under test: its configuration, start, health and stop.
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -17,6 +19,8 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use super::db::TestDb;
+
 /// Which Redis the server under test gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedisMode {
@@ -32,6 +36,8 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
+/// The configuration of a test server on `connect_options`: free ports, limits no test
+/// reaches unless it lowers them, the test signing key.
 pub fn test_config(connect_options: PgConnectOptions, redis: RedisMode) -> ServeConfig {
     let redis = match redis {
         RedisMode::Real => Some(redis_url()),
@@ -99,6 +105,7 @@ pub fn test_keys() -> TokenKeys {
     .expect("valid test key")
 }
 
+/// A server running on the test's runtime.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
@@ -107,6 +114,7 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// A new connection to the server.
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr))
             .expect("valid uri")
@@ -152,12 +160,14 @@ impl TestApp {
     }
 }
 
+/// Server logs go to the test output only when `TEST_LOG` is set.
 fn init_test_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
         akig::telemetry::init_tracing(LogFormat::Pretty);
     }
 }
 
+/// The server with `config`, on `pool`.
 pub async fn spawn_app_with(config: ServeConfig, pool: PgPool) -> TestApp {
     init_test_logs();
     let app = Application::build_with_pool(config, pool)
@@ -175,13 +185,13 @@ pub async fn spawn_app_with(config: ServeConfig, pool: PgPool) -> TestApp {
     }
 }
 
-/// The server on the test's fresh database and the real Redis.
-pub async fn spawn_app(pool: PgPool) -> TestApp {
-    let config = test_config((*pool.connect_options()).clone(), RedisMode::Real);
-    spawn_app_with(config, pool).await
+/// The server on the test's database and the real Redis.
+pub async fn spawn_app(db: &TestDb) -> TestApp {
+    let config = test_config(db.connect_options(), RedisMode::Real);
+    spawn_app_with(config, db.pool.clone()).await
 }
 
-/// A TCP relay to PostgreSQL that the test can cut and restore, to play an outage.
+/// A TCP relay to PostgreSQL or Redis that the test can cut and restore, to play an outage.
 pub struct Relay {
     pub addr: SocketAddr,
     tasks: JoinSet<()>,
@@ -209,104 +219,5 @@ impl Relay {
     pub async fn cut(mut self) -> SocketAddr {
         self.tasks.shutdown().await;
         self.addr
-    }
-}
-
-pub const PASSWORD: &str = "mot-de-passe-solide";
-
-/// A user with `PASSWORD`, created straight in the database (the hash is computed once).
-pub async fn create_user(
-    pool: &PgPool,
-    username: &str,
-    role: &str,
-    site_ids: &[uuid::Uuid],
-    supervisor_id: Option<uuid::Uuid>,
-) -> uuid::Uuid {
-    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    let hash = HASH
-        .get_or_init(|| async {
-            akig::auth::password::hash(PASSWORD.to_owned())
-                .await
-                .expect("hash")
-        })
-        .await;
-    let mut conn = pool.acquire().await.expect("conn");
-    akig::store::users::create(
-        &mut conn,
-        &akig::store::users::NewUser {
-            username: username.to_owned(),
-            full_name: format!("Test {username}"),
-            phone: None,
-            role_id: role.to_owned(),
-            supervisor_id,
-            site_ids: site_ids.to_vec(),
-            password_hash: Some(hash.clone()),
-        },
-    )
-    .await
-    .expect("create user")
-    .id
-}
-
-/// A site, for scope tests.
-pub async fn create_site(pool: &PgPool, code: &str) -> uuid::Uuid {
-    sqlx::query_scalar(
-        "INSERT INTO sites (code, name, commune, address, latitude, longitude, kind)
-         VALUES ($1, $1, 'Kaloum', '', 9.51, -13.71, 'residential') RETURNING id",
-    )
-    .bind(code)
-    .fetch_one(pool)
-    .await
-    .expect("create site")
-}
-
-/// Adds `authorization: Bearer <token>` to a request.
-pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii token"),
-    );
-    request
-}
-
-impl TestApp {
-    pub async fn auth_client(
-        &self,
-    ) -> akig::proto::v1::auth_service_client::AuthServiceClient<Channel> {
-        akig::proto::v1::auth_service_client::AuthServiceClient::new(self.channel().await)
-    }
-
-    /// Logs in with `PASSWORD`; answers the whole response.
-    pub async fn login(&self, username: &str) -> akig::proto::v1::LoginResponse {
-        self.try_login(username, PASSWORD)
-            .await
-            .unwrap_or_else(|status| panic!("login of {username}: {status:?}"))
-    }
-
-    pub async fn try_login(
-        &self,
-        username: &str,
-        password: &str,
-    ) -> Result<akig::proto::v1::LoginResponse, tonic::Status> {
-        use akig::proto::v1::{LoginRequest, login_request::Identifier};
-        self.auth_client()
-            .await
-            .login(LoginRequest {
-                identifier: Some(Identifier::Username(username.to_owned())),
-                password: password.to_owned(),
-                device: None,
-            })
-            .await
-            .map(tonic::Response::into_inner)
-    }
-
-    /// The access token of a fresh login.
-    pub async fn token(&self, username: &str) -> String {
-        self.login(username)
-            .await
-            .tokens
-            .expect("tokens")
-            .access_token
     }
 }
