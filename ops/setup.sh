@@ -14,7 +14,8 @@
 # Environment:
 #   DATABASE_URL  when set, used as given; PostgreSQL is not provisioned.
 #                 For `test` its role must be allowed to CREATE DATABASE
-#                 (each test creates its own database).
+#                 (each test creates its own database, akig_test_*, and drops
+#                 it when it ends; PostgreSQL 13 or later).
 #   REDIS_URL     when set, used as given; Redis is not provisioned.
 #   AKIG_LISTEN, AKIG_METRICS_LISTEN, AKIG_LOG_FORMAT, RUST_LOG  passed to the server.
 set -euo pipefail
@@ -442,6 +443,10 @@ cmd_test() {
     can_create="$(pg_query "${TEST_DATABASE_URL}" 'select rolcreatedb or rolsuper from pg_roles where rolname = current_user')"
     [[ ${can_create} == t ]] ||
       die "the role in DATABASE_URL may not CREATE DATABASE, which the tests need (each test gets its own database)"
+    local version
+    version="$(pg_query "${TEST_DATABASE_URL}" 'show server_version_num')"
+    ((version >= 130000)) ||
+      die "the tests need PostgreSQL 13 or later (DROP DATABASE ... WITH (FORCE)); the server is ${version}"
   fi
 
   export DATABASE_URL="${TEST_DATABASE_URL}"
