@@ -65,7 +65,7 @@ impl TestDb {
 
     async fn create(run: &'static Run, template: Option<&str>) -> Self {
         let name = format!("{}_{}", run.id, run.next.fetch_add(1, Ordering::Relaxed));
-        run.live(&name, true);
+        run.created(&name);
         let sql = match template {
             Some(template) => format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#),
             None => format!(r#"CREATE DATABASE "{name}""#),
@@ -92,7 +92,7 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         if std::thread::panicking() && std::env::var_os("AKIG_TEST_KEEP_DB").is_some() {
             eprintln!("kept the database {} of a failed test", self.name);
-            self.run.live(&self.name, false);
+            self.run.dropped(&self.name);
             return;
         }
         // In the background: a DROP DATABASE waits for a checkpoint (about a second), which the
@@ -101,7 +101,7 @@ impl Drop for TestDb {
         let name = std::mem::take(&mut self.name);
         let dropping = std::thread::spawn(move || {
             match block_on_new_runtime(drop_database(&run.server, &name)) {
-                Ok(()) => run.live(&name, false),
+                Ok(()) => run.dropped(&name),
                 // Left for the clean-up at exit, or the next run's sweep.
                 Err(e) => eprintln!("could not drop the test database {name}: {e}"),
             }
@@ -153,19 +153,18 @@ impl Run {
             databases: Mutex::new(HashSet::new()),
             dropping: Mutex::new(Vec::new()),
         };
-        run.live(&run.template, true);
+        run.created(&run.template);
         drop_at_exit();
         create_template(&run.server, &run.template).await;
         run
     }
 
-    fn live(&self, name: &str, live: bool) {
-        let mut databases = lock(&self.databases);
-        if live {
-            databases.insert(name.to_owned());
-        } else {
-            databases.remove(name);
-        }
+    fn created(&self, name: &str) {
+        lock(&self.databases).insert(name.to_owned());
+    }
+
+    fn dropped(&self, name: &str) {
+        lock(&self.databases).remove(name);
     }
 }
 
