@@ -184,7 +184,9 @@ fn route_order(tour: &Tour, dummy: Option<usize>) -> Vec<usize> {
 ///
 /// `on_improve` is called with each better route found after the first local optimum (often,
 /// early on: callers throttle). The search polls `cancel` at every iteration and stops soon
-/// after it is raised, returning the best route so far.
+/// after it is raised, returning the best route so far; the time budget is checked every 16
+/// iterations. The candidate lists, the construction and the first local search run to their
+/// end before either is looked at (some tens of milliseconds at 2,000 points).
 ///
 /// Algorithms: greedy-edge construction (Bentley 1992), 2-opt (Croes 1958) and Or-opt (Or
 /// 1976) local search on nearest-neighbour candidate lists with don't-look bits (Bentley 1992;
