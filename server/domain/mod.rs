@@ -1,8 +1,8 @@
 //! The collections (recouvrement) domain in plain Rust: no I/O, no database, no gRPC — only
 //! types that cannot hold invalid values ("parse, don't validate") and the rules of money,
-//! aging, promises, receipts, presence and scoring. Every parse error's `Display` is a short
-//! message naming the problem, ready for a BadRequest field violation; the API layer adds the
-//! field path.
+//! aging, promises, receipts, presence, scoring and route optimisation. Every parse error's
+//! `Display` is a short message naming the problem, ready for a BadRequest field violation; the
+//! API layer adds the field path.
 
 pub mod aging;
 pub mod allocation;
@@ -12,6 +12,7 @@ pub mod outcome;
 pub mod presence;
 pub mod promise;
 pub mod receipt;
+pub mod route;
 pub mod scoring;
 
 pub use aging::{AgingBoundsError, AgingBuckets, AgingTotals, Bucket, days_overdue};
