@@ -29,6 +29,9 @@ struct Args {
     /// Iteration budget per instance.
     #[arg(long, default_value_t = u64::MAX)]
     iterations: u64,
+    /// End the search after this many rounds per node without a shorter route (0: never).
+    #[arg(long, default_value_t = 0)]
+    stall_per_node: u64,
     /// Seed of the search.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -85,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         budget: Budget {
             iterations: args.iterations,
             time: Some(Duration::from_millis(args.time_ms)),
+            stall: None,
         },
         seed: args.seed,
         kick_segment: args.kick.unwrap_or(defaults.kick_segment),
@@ -100,6 +104,9 @@ fn main() -> anyhow::Result<()> {
     for (name, points) in &instances {
         let matrix = route::euc_2d(points);
         let cancel = AtomicBool::new(false);
+        let mut options = options;
+        options.budget.stall =
+            (args.stall_per_node > 0).then(|| args.stall_per_node * points.len() as u64);
         let solved = route::solve(&matrix, Shape::Closed, &options, &cancel, |_| {})?;
         check(&matrix, &solved.order, solved.cost).with_context(|| name.clone())?;
         let optimum = optima.get(name).and_then(|v| v.as_i64());

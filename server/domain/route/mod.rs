@@ -12,9 +12,10 @@
 //!   active nodes as don't-look bits. Then iterated local search until the budget: a local
 //!   segment-swap double-bridge kick, local search from the kick's six ends only, and the
 //!   result kept when no longer (better or equal), else undone from a journal of reversals.
-//! - Budget: iterations and wall time, whichever ends first, and a cancellation flag read at
-//!   every iteration. With the same matrix, shape, seed and iteration budget (and no time
-//!   limit reached) the answer is the same everywhere: the only randomness is a seeded ChaCha8.
+//! - Budget: iterations, rounds without a shorter route (stall) and wall time, whichever ends
+//!   first, and a cancellation flag read at every iteration. With the same matrix, shape, seed
+//!   and iteration and stall budgets (and no time limit reached) the answer is the same
+//!   everywhere: the only randomness is a seeded ChaCha8.
 //! - A lower bound ([`lower_bound`], Held–Karp) is a separate call, so the caller decides whether
 //!   its `O(rounds · n²)` time is worth a gap estimate.
 
@@ -60,6 +61,10 @@ pub struct Budget {
     pub iterations: u64,
     /// Wall time, from the call. `None`: iterations only (what tests use, for determinism).
     pub time: Option<Duration>,
+    /// Perturbation rounds in a row without a shorter route after which the search ends (the
+    /// route is then most likely as good as this search gets it). `None`: no such end.
+    /// Deterministic, like `iterations`.
+    pub stall: Option<u64>,
 }
 
 /// Search parameters.
@@ -78,12 +83,14 @@ pub struct Options {
 }
 
 impl Default for Options {
-    /// One second or 10 million iterations, seed 1, 10 neighbours, kick segments up to 100.
+    /// One second or 10 million iterations (no stall limit), seed 1, 10 neighbours, kick
+    /// segments up to 100.
     fn default() -> Self {
         Self {
             budget: Budget {
                 iterations: 10_000_000,
                 time: Some(Duration::from_secs(1)),
+                stall: None,
             },
             seed: 1,
             neighbours: 10,
@@ -99,6 +106,8 @@ pub enum Stop {
     Iterations,
     /// The time budget was spent.
     Time,
+    /// [`Budget::stall`] rounds in a row found no shorter route.
+    Stalled,
     /// The caller's cancellation flag was raised.
     Cancelled,
 }
@@ -131,7 +140,7 @@ pub enum RouteError {
     BadEnd,
 }
 
-/// A better route found during the search, handed to the caller's observer.
+/// The first local optimum, or a better route found later, handed to the caller's observer.
 pub struct Progress<'a> {
     /// Length of the route, in matrix units (metres).
     pub cost: i64,
@@ -182,8 +191,9 @@ fn route_order(tour: &Tour, dummy: Option<usize>) -> Vec<usize> {
 
 /// Finds a short route through all the points of `matrix` from point 0, in the given `shape`.
 ///
-/// `on_improve` is called with each better route found after the first local optimum (often,
-/// early on: callers throttle). The search polls `cancel` at every iteration and stops soon
+/// `on_improve` is called with the first local optimum (at iteration 0, when there are more
+/// than three points to order), then with each better route found (often, early on: callers
+/// throttle). The search polls `cancel` at every iteration and stops soon
 /// after it is raised, returning the best route so far; the time budget is checked every 16
 /// iterations. The candidate lists, the construction and the first local search run to their
 /// end before either is looked at (some tens of milliseconds at 2,000 points).
@@ -232,11 +242,27 @@ pub fn solve<M: DistanceMatrix + ?Sized>(
         }
         cost -= search.local_search();
         search.tour.commit();
+        on_improve(&Progress {
+            cost: cost - offset,
+            iterations,
+            elapsed: started.elapsed(),
+            tour: &search.tour,
+            dummy: graph.dummy(),
+        });
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
         let deadline = options.budget.time.map(|t| started + t);
+        let mut last_better = 0;
         while iterations < options.budget.iterations {
             if cancel.load(Ordering::Relaxed) {
                 stop = Stop::Cancelled;
+                break;
+            }
+            if options
+                .budget
+                .stall
+                .is_some_and(|stall| iterations - last_better >= stall)
+            {
+                stop = Stop::Stalled;
                 break;
             }
             if iterations % 16 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
@@ -250,6 +276,7 @@ pub fn solve<M: DistanceMatrix + ?Sized>(
                 search.tour.commit();
                 if candidate < cost {
                     cost = candidate;
+                    last_better = iterations;
                     on_improve(&Progress {
                         cost: cost - offset,
                         iterations,

@@ -13,6 +13,7 @@ fn options(iterations: u64, seed: u64) -> Options {
         budget: Budget {
             iterations,
             time: None,
+            stall: None,
         },
         seed,
         ..Options::default()
@@ -326,6 +327,7 @@ fn a_time_budget_stops_the_search() {
         budget: Budget {
             iterations: u64::MAX,
             time: Some(std::time::Duration::ZERO),
+            stall: None,
         },
         ..Options::default()
     };
@@ -338,6 +340,57 @@ fn a_time_budget_stops_the_search() {
     )
     .unwrap();
     assert_eq!((route.stop, route.iterations), (Stop::Time, 0));
+}
+
+#[test]
+fn a_stall_limit_ends_the_search_after_rounds_without_progress() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let matrix = euc_2d(&random_points(&mut rng, 60, 10_000.0));
+    let mut options = options(u64::MAX, 3);
+    options.budget.stall = Some(500);
+    let mut last_better = 0;
+    let route = solve(
+        &matrix,
+        Shape::Closed,
+        &options,
+        &AtomicBool::new(false),
+        |p| last_better = p.iterations,
+    )
+    .unwrap();
+    assert_valid(&matrix, Shape::Closed, &route);
+    assert_eq!(route.stop, Stop::Stalled);
+    assert_eq!(route.iterations, last_better + 500);
+    // As deterministic as an iteration budget.
+    let again = solve(
+        &matrix,
+        Shape::Closed,
+        &options,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        (&again.order, again.iterations),
+        (&route.order, route.iterations)
+    );
+}
+
+#[test]
+fn the_first_local_optimum_is_reported_at_iteration_zero() {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let matrix = euc_2d(&random_points(&mut rng, 40, 10_000.0));
+    let mut first = None;
+    let route = solve(
+        &matrix,
+        Shape::Open,
+        &options(0, 1),
+        &AtomicBool::new(false),
+        |p| {
+            first.get_or_insert((p.iterations, p.cost, p.order()));
+        },
+    )
+    .unwrap();
+    assert_eq!(first, Some((0, route.cost, route.order)));
 }
 
 #[test]
