@@ -18,13 +18,19 @@
 //!   everywhere: the only randomness is a seeded ChaCha8.
 //! - A lower bound ([`lower_bound`], Held–Karp) is a separate call, so the caller decides whether
 //!   its `O(rounds · n²)` time is worth a gap estimate.
+//! - Around the solver, in plain types: the API's problem ([`problem`]: stops, speeds, budget
+//!   bounds), the trip it becomes once stops are located ([`trip`]: points, shape, and the plan
+//!   with legs and times of an order), and the live state of a route session ([`session`]).
 
 mod bound;
 mod construct;
 mod graph;
 pub mod matrix;
+pub mod problem;
 mod search;
+pub mod session;
 mod tour;
+pub mod trip;
 
 #[cfg(test)]
 mod tests;
