@@ -100,6 +100,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub collections: CollectionsArgs,
+
+    #[command(flatten)]
+    pub route: crate::geo::RouteArgs,
 }
 
 /// Business rules of collections.
@@ -231,6 +234,7 @@ pub struct ServeConfig {
     pub auth: AuthConfig,
     pub rate_limits: RateLimitConfig,
     pub collections: CollectionsConfig,
+    pub route: crate::geo::RouteConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -358,6 +362,7 @@ impl ServeArgs {
             auth: self.auth.parse()?,
             rate_limits: self.rate_limits.parse()?,
             collections: self.collections.parse()?,
+            route: self.route.parse()?,
         })
     }
 }

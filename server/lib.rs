@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod geo;
 pub mod idempotency;
 pub mod jobs;
 pub mod layers;

@@ -51,6 +51,7 @@ pub struct AppState {
     pub rate_limits: RateLimits,
     pub idempotency: Idempotency,
     pub collections: CollectionsConfig,
+    pub route: crate::geo::RouteConfig,
 }
 
 /// Every descriptor set the server serves: ours, plus health and reflection.
@@ -101,6 +102,7 @@ impl Application {
                 crate::idempotency::DEFAULT_STALE_AFTER,
             ),
             collections: config.collections.clone(),
+            route: config.route.clone(),
             login_throttle: LoginThrottle::default(),
             rate_limits: RateLimits::new(&config.rate_limits),
             auth: config.auth.clone(),

@@ -95,6 +95,14 @@ fn describe_metrics() {
         crate::jobs::JOB_FAILURES,
         "Failed background job runs, by job."
     );
+    describe_counter!(
+        crate::geo::search::ROUTE_SEARCHES,
+        "Route searches ended, by rpc and outcome (finished, cancelled, busy)."
+    );
+    describe_gauge!(
+        crate::geo::search::ROUTE_SEARCHES_RUNNING,
+        "Route searches running now."
+    );
 }
 
 /// Serves `GET /metrics` until `shutdown` fires.

@@ -291,18 +291,18 @@ impl RouteProblem {
             seed,
         })
     }
+}
 
-    /// The tenants named by the stops, each once, in order of first appearance.
-    pub fn tenant_ids(&self) -> Vec<Uuid> {
-        let mut seen = HashSet::new();
-        self.stops
-            .iter()
-            .filter_map(|stop| match stop.target {
-                StopTarget::Tenant(id) => seen.insert(id).then_some(id),
-                StopTarget::Point(_) => None,
-            })
-            .collect()
-    }
+/// The tenants named by `stops`, each once, in order of first appearance.
+pub fn tenant_ids(stops: &[RouteStop]) -> Vec<Uuid> {
+    let mut seen = HashSet::new();
+    stops
+        .iter()
+        .filter_map(|stop| match stop.target {
+            StopTarget::Tenant(id) => seen.insert(id).then_some(id),
+            StopTarget::Point(_) => None,
+        })
+        .collect()
 }
 
 /// Places each stop with `locate` (tenant id → home, or why not), keeping the problem's order:
@@ -434,6 +434,7 @@ mod tests {
             stop("t2", StopTarget::Tenant(homeless)),
             stop("t3", StopTarget::Tenant(Uuid::from_u128(3))),
         ];
+        assert_eq!(tenant_ids(&stops), [known, homeless, Uuid::from_u128(3)]);
         let home = LatLng::parse(9.5, -13.7).unwrap();
         let (located, unrouted) = place_stops(&stops, |id| match id {
             id if id == known => Ok(home),

@@ -79,6 +79,7 @@ pub fn test_config(connect_options: PgConnectOptions, redis: RedisMode) -> Serve
             trusted_proxies: Vec::new(),
         },
         collections: CollectionsConfig::default(),
+        route: akig::geo::RouteConfig::default(),
     }
 }
 
