@@ -6,13 +6,14 @@ pub mod auth;
 pub mod collections;
 pub mod convert;
 pub mod error;
+pub mod geo;
 
 pub use auth::AuthApi;
 pub use collections::CollectionsApi;
+pub use geo::GeoApi;
 
 use crate::proto::v1::{
-    dashboard_service_server::DashboardService, geo_service_server::GeoService,
-    missions_service_server::MissionsService,
+    dashboard_service_server::DashboardService, missions_service_server::MissionsService,
 };
 use crate::startup::AppState;
 
@@ -45,5 +46,4 @@ macro_rules! service {
 }
 
 service!(MissionsApi, MissionsService);
-service!(GeoApi, GeoService);
 service!(DashboardApi, DashboardService);

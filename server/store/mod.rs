@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod interactions;
+pub mod locations;
 pub mod payments;
 pub mod promises;
 pub mod sessions;

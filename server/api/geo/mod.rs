@@ -1,0 +1,65 @@
+//! GeoService (carte): route optimisation, unary ([`routes`]) and live ([`session`]). The
+//! arrears map and the position RPCs answer UNIMPLEMENTED (the generated default) until their
+//! feature lands.
+//!
+//! Decisions
+//! - Problems are parsed once ([`convert`]), tenant stops are placed at their tenant's home
+//!   within the caller's scope (a tenant outside it looks exactly like a missing one:
+//!   UNROUTED_REASON_TENANT_NOT_FOUND), and the search runs on the blocking pool under the
+//!   per-process cap of [`crate::geo::Searches`].
+//! - Searches are cancelled as soon as nobody waits for them: a unary call whose client left,
+//!   a session that ended or whose update replaced the search.
+
+pub mod convert;
+mod routes;
+mod session;
+
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::api::error::ApiError;
+use crate::geo::Searches;
+use crate::geo::search::{BUSY_RETRY_AFTER, Busy};
+use crate::proto::v1 as pb;
+use crate::proto::v1::geo_service_server::GeoService;
+use crate::startup::AppState;
+
+#[derive(Clone)]
+pub struct GeoApi {
+    state: AppState,
+    searches: Searches,
+}
+
+impl GeoApi {
+    /// The service, with its own cap of `state.route.max_searches` concurrent searches.
+    pub fn new(state: AppState) -> Self {
+        let searches = Searches::new(state.route.max_searches, state.route.stall_rounds_per_stop);
+        Self { state, searches }
+    }
+}
+
+impl From<Busy> for ApiError {
+    fn from(busy: Busy) -> Self {
+        Self::ResourceExhausted {
+            message: busy.to_string(),
+            retry_after: BUSY_RETRY_AFTER,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl GeoService for GeoApi {
+    async fn optimize_route(
+        &self,
+        request: Request<pb::OptimizeRouteRequest>,
+    ) -> Result<Response<pb::OptimizeRouteResponse>, Status> {
+        routes::optimize_route(self, request).await
+    }
+
+    async fn route_session(
+        &self,
+        request: Request<Streaming<pb::RouteSessionRequest>>,
+    ) -> Result<Response<BoxStream<pb::RouteSessionResponse>>, Status> {
+        session::route_session(self, request).await
+    }
+}
