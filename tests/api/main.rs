@@ -15,6 +15,7 @@ mod promises;
 mod rate_limit;
 mod rbac;
 mod reflection;
+mod routes;
 mod seed;
 mod shutdown;
 mod tenants;
