@@ -1,6 +1,11 @@
 //! Load generator for the collections write path: many concurrent agents recording visits or
 //! payments through the real gRPC API, with throughput and latency percentiles. Driven by
 //! `ops/bench.sh`, which also runs pgbench on the same PostgreSQL for the comparison.
+//!
+//! `--rpc optimize-route --stops N` measures OptimizeRoute end to end the same way (driven by
+//! `ops/bench/routes.sh`): each call orders N random tenants of the agent's sites (points near
+//! them when the sites have fewer with a home), a closed tour from one of them, on foot, with
+//! the default time budget and a fresh seed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,6 +14,7 @@ use std::time::{Duration, Instant};
 use akig::proto::v1 as pb;
 use akig::proto::v1::auth_service_client::AuthServiceClient;
 use akig::proto::v1::collections_service_client::CollectionsServiceClient;
+use akig::proto::v1::geo_service_client::GeoServiceClient;
 use clap::{Parser, ValueEnum};
 use rand::{Rng, SeedableRng};
 use tonic::transport::Channel;
@@ -18,10 +24,11 @@ use uuid::Uuid;
 enum Rpc {
     Visit,
     Payment,
+    OptimizeRoute,
 }
 
 #[derive(Debug, Parser)]
-#[command(about = "Measure RecordVisit / RecordPayment throughput and latency")]
+#[command(about = "Measure RecordVisit / RecordPayment / OptimizeRoute throughput and latency")]
 struct Args {
     /// Server address.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
@@ -37,6 +44,9 @@ struct Args {
     /// Measured time, in seconds (after a 2 s warm-up).
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// Stops per OptimizeRoute call.
+    #[arg(long, default_value_t = 12)]
+    stops: usize,
     /// Password of the demo agents.
     #[arg(long, default_value = "akig-demo-2026")]
     password: String,
@@ -106,7 +116,9 @@ async fn main() -> anyhow::Result<()> {
         let agent = agents[worker % agents.len()].clone();
         let channel = agent.channel.clone();
         let rpc = args.rpc;
+        let stops = args.stops;
         workers.spawn(async move {
+            let mut geo = GeoServiceClient::new(channel.clone());
             let mut client = CollectionsServiceClient::new(channel);
             let mut rng = rand::rngs::StdRng::seed_from_u64(worker as u64);
             let mut latencies = Vec::new();
@@ -125,6 +137,13 @@ async fn main() -> anyhow::Result<()> {
                         .map(drop),
                     Rpc::Payment => client
                         .record_payment(authed(payment(tenant, &mut rng), &agent.token))
+                        .await
+                        .map(drop),
+                    Rpc::OptimizeRoute => geo
+                        .optimize_route(authed(
+                            route(&agent.tenants, stops, &mut rng),
+                            &agent.token,
+                        ))
                         .await
                         .map(drop),
                 };
@@ -155,8 +174,12 @@ async fn main() -> anyhow::Result<()> {
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
     let rate = latencies.len() as f64 / measured.as_secs_f64();
+    let stops = match args.rpc {
+        Rpc::OptimizeRoute => format!(" stops={}", args.stops),
+        Rpc::Visit | Rpc::Payment => String::new(),
+    };
     println!(
-        "rpc={:?} concurrency={} seconds={} ok={} rate_per_s={:.1} p50_ms={:.2} p99_ms={:.2} errors={:?}",
+        "rpc={:?}{stops} concurrency={} seconds={} ok={} rate_per_s={:.1} p50_ms={:.2} p99_ms={:.2} errors={:?}",
         args.rpc,
         args.concurrency,
         args.seconds,
@@ -218,5 +241,54 @@ fn payment(tenant: Uuid, rng: &mut impl Rng) -> pb::RecordPaymentRequest {
         method: pb::PaymentMethod::Cash as i32,
         occurred_at: Some(now()),
         ..Default::default()
+    }
+}
+
+/// A closed walking tour from one of `tenants`' homes through `stops` of them (distinct, at
+/// random), padded with points within ~500 m of their homes when too few have one.
+fn route(tenants: &[Target], stops: usize, rng: &mut impl Rng) -> pb::OptimizeRouteRequest {
+    let homes: Vec<(Uuid, (f64, f64))> = tenants
+        .iter()
+        .filter_map(|&(tenant, home)| home.map(|home| (tenant, home)))
+        .collect();
+    let mut picked: Vec<usize> = (0..homes.len()).collect();
+    for i in (1..picked.len()).rev() {
+        picked.swap(i, rng.random_range(0..=i));
+    }
+    picked.truncate(stops);
+    let mut route_stops: Vec<pb::RouteStop> = picked
+        .iter()
+        .map(|&i| pb::RouteStop {
+            target: Some(pb::route_stop::Target::TenantId(homes[i].0.to_string())),
+            ..Default::default()
+        })
+        .collect();
+    let near = |rng: &mut dyn rand::RngCore| {
+        let (lat, lng) = if homes.is_empty() {
+            (9.5092, -13.7122)
+        } else {
+            homes[rng.random_range(0..homes.len())].1
+        };
+        pb::LatLng {
+            latitude: lat + rng.random_range(-0.005..0.005),
+            longitude: lng + rng.random_range(-0.005..0.005),
+        }
+    };
+    for k in route_stops.len()..stops {
+        route_stops.push(pb::RouteStop {
+            stop_id: format!("point-{k}"),
+            target: Some(pb::route_stop::Target::Location(near(rng))),
+            ..Default::default()
+        });
+    }
+    pb::OptimizeRouteRequest {
+        problem: Some(pb::RouteProblem {
+            start: Some(near(rng)),
+            stops: route_stops,
+            return_to_start: true,
+            travel_mode: pb::TravelMode::Walking as i32,
+            time_budget: None,
+            seed: rng.random(),
+        }),
     }
 }
