@@ -10,7 +10,7 @@
 # beyond it are answered RESOURCE_EXHAUSTED at once (counted in `errors`).
 #
 # Uses DATABASE_URL's server (default postgres://postgres@127.0.0.1:5432) with a database of its
-# own, akig_bench, re-created each run with the demo data.
+# own, akig_bench_routes, re-created each run with the demo data.
 set -euo pipefail
 
 seconds="${1:-20}"
@@ -21,14 +21,14 @@ cd "${repo_root}"
 
 server_url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 server_url="${server_url%/*}"
-bench_url="${server_url}/akig_bench"
-port="${AKIG_BENCH_PORT:-50081}"
+bench_url="${server_url}/akig_bench_routes"
+port="${AKIG_BENCH_PORT:-28083}"  # below the ephemeral range, where port-0 listeners land
 
 echo "==> Building (release)"
 cargo build --release --quiet --bin akig --bin akig-bench
 
-echo "==> Fresh database akig_bench with the demo data"
-psql "${server_url}/postgres" -qc "DROP DATABASE IF EXISTS akig_bench" -c "CREATE DATABASE akig_bench"
+echo "==> Fresh database akig_bench_routes with the demo data"
+psql "${server_url}/postgres" -qc "DROP DATABASE IF EXISTS akig_bench_routes" -c "CREATE DATABASE akig_bench_routes"
 export DATABASE_URL="${bench_url}"
 target/release/akig migrate >/dev/null
 target/release/akig seed --demo >/dev/null

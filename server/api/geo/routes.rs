@@ -32,6 +32,8 @@ pub(super) async fn optimize_route(
         config.unary_budget,
         config.default_travel_mode,
     )?;
+    // The slot first: a refusal then costs no query.
+    let permit = api.searches.try_acquire(RPC).map_err(ApiError::from)?;
     let (located, unrouted) = place(&api.state, caller, &problem.stops).await?;
     let trip = Trip {
         from: problem.start,
@@ -39,7 +41,6 @@ pub(super) async fn optimize_route(
         back_to: problem.return_to_start.then_some(problem.start),
         speed: config.speeds.of(problem.travel_mode),
     };
-    let permit = api.searches.try_acquire(RPC).map_err(ApiError::from)?;
     // Dropped with this future when the client goes away: the search is cancelled.
     let found = api
         .searches

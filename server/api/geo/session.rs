@@ -1,8 +1,8 @@
 //! RouteSession: a live route that follows the agent.
 //!
 //! Decisions
-//! - The handler reads the first message (it must be the problem), checks it and takes a
-//!   search slot before it answers, so a bad problem or a full server is the stream's status
+//! - The handler reads the first message (it must be the problem), checks it, takes a search
+//!   slot and places the stops before it answers, so a bad problem or a full server is the stream's status
 //!   (INVALID_ARGUMENT, RESOURCE_EXHAUSTED) and not a message. A spawned task then runs the
 //!   session and feeds the response stream through a channel (tonic's streaming examples);
 //!   when a send fails the client is gone and the task ends.
@@ -74,6 +74,8 @@ pub(super) async fn route_session(
         config.session_budget,
         config.default_travel_mode,
     )?;
+    // The slot first: a refusal then costs no query.
+    let permit = api.searches.try_acquire(RPC).map_err(ApiError::from)?;
     let (located, unrouted) = place(&api.state, &caller, &problem.stops).await?;
     let state = RouteSessionState::open(Opening {
         start: problem.start,
@@ -85,7 +87,6 @@ pub(super) async fn route_session(
         seed: problem.seed,
         update_id: first.update_id,
     });
-    let permit = api.searches.try_acquire(RPC).map_err(ApiError::from)?;
     let (out, responses) = mpsc::channel(8);
     let session = Session {
         api: api.clone(),
