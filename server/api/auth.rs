@@ -684,10 +684,10 @@ impl AuthService for AuthApi {
             caller.require(Permission::UsersDisable)?;
         }
         if changes.disabled == Some(true) && user_id == caller.user_id {
-            return Err(ApiError::FailedPrecondition {
-                reason: "ERROR_REASON_SELF_LOCKOUT",
-                message: "you cannot disable your own account".into(),
-            }
+            return Err(ApiError::failed_precondition(
+                pb::ErrorReason::SelfLockout,
+                "you cannot disable your own account",
+            )
             .into());
         }
         let response = self
@@ -852,10 +852,10 @@ impl AuthService for AuthApi {
         let request_id = key.request_id;
         let role = parse_role("role", request.role)?;
         if role == Role::Admin {
-            return Err(ApiError::FailedPrecondition {
-                reason: "ERROR_REASON_ADMIN_ROLE_FIXED",
-                message: "the admin role always holds every permission".into(),
-            }
+            return Err(ApiError::failed_precondition(
+                pb::ErrorReason::AdminRoleFixed,
+                "the admin role always holds every permission",
+            )
             .into());
         }
         let mut violations = Violations::new();
