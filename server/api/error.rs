@@ -151,7 +151,6 @@ fn unauthenticated_message(reason: pb::ErrorReason) -> &'static str {
         pb::ErrorReason::RefreshTokenReused => {
             "this refresh token was already used: the session is closed, log in again"
         }
-        pb::ErrorReason::CurrentPasswordWrong => "the current password is wrong",
         _ => "authentication required",
     }
 }
@@ -403,19 +402,9 @@ impl From<sqlx::Error> for ApiError {
             return Self::Unavailable;
         }
         match &error {
-            sqlx::Error::Database(db) if db.is_unique_violation() => match db.constraint() {
-                Some("users_username_key") => Self::already_exists(
-                    pb::ErrorReason::UserAlreadyExists,
-                    "username already taken",
-                ),
-                Some("users_phone_key") => Self::already_exists(
-                    pb::ErrorReason::UserAlreadyExists,
-                    "phone number already used",
-                ),
-                _ => Self::AlreadyExists {
-                    reason: None,
-                    message: "already exists".to_owned(),
-                },
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::AlreadyExists {
+                reason: None,
+                message: "already exists".to_owned(),
             },
             sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
                 Self::NotFound("referenced object")
