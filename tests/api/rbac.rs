@@ -121,3 +121,80 @@ async fn a_permission_change_applies_on_the_next_call(pool: PgPool) {
     assert_eq!(after.code(), Code::PermissionDenied);
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
+
+fn reason_of(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_default()
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn changes_of_the_admin_role_and_of_disabled_need_their_own_right(pool: PgPool) {
+    use akig::proto::v1::{UpdateUserRequest, User};
+
+    create_user(&pool, "admin.test", "admin", &[], None).await;
+    create_user(&pool, "direction", "director", &[], None).await;
+    let agent_id = create_user(&pool, "agent.test", "agent", &[], None).await;
+    let app = spawn_app(pool.clone()).await;
+    let admin = app.token("admin.test").await;
+    let update_roles =
+        |role: akig::proto::v1::Role, permissions: Vec<String>| UpdateRolePermissionsRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            role: role as i32,
+            permissions,
+        };
+
+    let status = app
+        .auth_client()
+        .await
+        .update_role_permissions(authed(
+            update_roles(akig::proto::v1::Role::Admin, Vec::new()),
+            &admin,
+        ))
+        .await
+        .expect_err("admin role fixed");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason_of(&status), "ERROR_REASON_ADMIN_ROLE_FIXED");
+
+    // The direction may update users, but not disable them.
+    let mut grants: Vec<String> =
+        sqlx::query_scalar("SELECT permission_id FROM role_permissions WHERE role_id = 'director'")
+            .fetch_all(&pool)
+            .await
+            .expect("grants");
+    grants.push("users.update".to_owned());
+    app.auth_client()
+        .await
+        .update_role_permissions(authed(
+            update_roles(akig::proto::v1::Role::Director, grants),
+            &admin,
+        ))
+        .await
+        .expect("grant users.update");
+    let director = app.token("direction").await;
+    let status = app
+        .auth_client()
+        .await
+        .update_user(authed(
+            UpdateUserRequest {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                user: Some(User {
+                    user_id: agent_id.to_string(),
+                    disabled: true,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["disabled".to_owned()],
+                }),
+            },
+            &director,
+        ))
+        .await
+        .expect_err("no users.disable");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(reason_of(&status), "ERROR_REASON_PERMISSION_MISSING");
+    assert!(status.message().contains("users.disable"));
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
