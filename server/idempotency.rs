@@ -630,6 +630,15 @@ mod tests {
         .await
     }
 
+    /// A pool of ten connections, for calls that overlap.
+    async fn ten_connections(options: PgPoolOptions, connect: PgConnectOptions) -> PgPool {
+        options
+            .max_connections(10)
+            .connect_with(connect)
+            .await
+            .unwrap()
+    }
+
     async fn insert_key(pool: &PgPool, key: IdempotencyKey, fingerprint: &[u8], sql_rest: &str) {
         sqlx::query(&format!(
             "INSERT INTO idempotency_keys
@@ -862,11 +871,7 @@ mod tests {
         pool_options: PgPoolOptions,
         connect_options: PgConnectOptions,
     ) {
-        let pool = pool_options
-            .max_connections(10)
-            .connect_with(connect_options)
-            .await
-            .unwrap();
+        let pool = ten_connections(pool_options, connect_options).await;
         let idem = idempotency(&pool);
         let calls = Arc::new(AtomicUsize::new(0));
         let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());
@@ -915,11 +920,7 @@ mod tests {
         pool_options: PgPoolOptions,
         connect_options: PgConnectOptions,
     ) {
-        let pool = pool_options
-            .max_connections(10)
-            .connect_with(connect_options)
-            .await
-            .unwrap();
+        let pool = ten_connections(pool_options, connect_options).await;
         let idem = idempotency(&pool);
         let calls = Arc::new(AtomicUsize::new(0));
         let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());

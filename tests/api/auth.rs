@@ -360,22 +360,7 @@ async fn disabling_a_user_and_changing_a_password_cut_tokens_at_once(pool: PgPoo
     let agent = app.token("sekou.toure").await;
     who_am_i(&app, &agent).await.expect("works before");
 
-    app.auth_client()
-        .await
-        .update_user(authed(
-            UpdateUserRequest {
-                request_id: uuid::Uuid::new_v4().to_string(),
-                user: Some(User {
-                    user_id: agent_id.to_string(),
-                    disabled: true,
-                    ..Default::default()
-                }),
-                update_mask: mask(&["disabled"]),
-            },
-            &admin,
-        ))
-        .await
-        .expect("disable");
+    disable(&app, &admin, agent_id).await.expect("disable");
     let status = who_am_i(&app, &agent).await.expect_err("disabled");
     assert_eq!(status.code(), Code::Unauthenticated);
     app.try_login("sekou.toure", PASSWORD)
@@ -677,14 +662,20 @@ async fn ended_sessions_are_purged_after_their_grace(pool: PgPool) {
     assert!(!left.contains(&long_ended));
 }
 
-fn reason_of(status: &tonic::Status) -> String {
+/// The ErrorInfo reason of a refusal; empty without one.
+pub fn reason_of(status: &tonic::Status) -> String {
     status
         .get_details_error_info()
         .map(|info| info.reason)
         .unwrap_or_default()
 }
 
-async fn disable(app: &TestApp, admin: &str, user_id: uuid::Uuid) -> Result<User, tonic::Status> {
+/// UpdateUser setting `disabled` on `user_id`, as `token`'s user.
+pub async fn disable(
+    app: &TestApp,
+    token: &str,
+    user_id: uuid::Uuid,
+) -> Result<User, tonic::Status> {
     app.auth_client()
         .await
         .update_user(authed(
@@ -697,7 +688,7 @@ async fn disable(app: &TestApp, admin: &str, user_id: uuid::Uuid) -> Result<User
                 }),
                 update_mask: mask(&["disabled"]),
             },
-            admin,
+            token,
         ))
         .await
         .map(|r| r.into_inner().user.expect("user"))

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use tonic::Code;
 use tonic::codegen::http::uri::PathAndQuery;
 
+use crate::auth::{disable, reason_of};
 use crate::helpers::{authed, create_user, spawn_app};
 
 /// Calls `path` with an empty message: enough for the authorisation layer to decide, and no
@@ -122,18 +123,8 @@ async fn a_permission_change_applies_on_the_next_call(pool: PgPool) {
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
 
-fn reason_of(status: &tonic::Status) -> String {
-    use tonic_types::StatusExt;
-    status
-        .get_details_error_info()
-        .map(|info| info.reason)
-        .unwrap_or_default()
-}
-
 #[sqlx::test(migrations = "./migrations")]
 async fn changes_of_the_admin_role_and_of_disabled_need_their_own_right(pool: PgPool) {
-    use akig::proto::v1::{UpdateUserRequest, User};
-
     create_user(&pool, "admin.test", "admin", &[], None).await;
     create_user(&pool, "direction", "director", &[], None).await;
     let agent_id = create_user(&pool, "agent.test", "agent", &[], None).await;
@@ -174,23 +165,7 @@ async fn changes_of_the_admin_role_and_of_disabled_need_their_own_right(pool: Pg
         .await
         .expect("grant users.update");
     let director = app.token("direction").await;
-    let status = app
-        .auth_client()
-        .await
-        .update_user(authed(
-            UpdateUserRequest {
-                request_id: uuid::Uuid::new_v4().to_string(),
-                user: Some(User {
-                    user_id: agent_id.to_string(),
-                    disabled: true,
-                    ..Default::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["disabled".to_owned()],
-                }),
-            },
-            &director,
-        ))
+    let status = disable(&app, &director, agent_id)
         .await
         .expect_err("no users.disable");
     assert_eq!(status.code(), Code::PermissionDenied);

@@ -68,8 +68,14 @@ fn permission_names(permissions: impl IntoIterator<Item = Permission>) -> Vec<St
 /// A mutating call: its caller, its message and its idempotency key.
 struct Write<T> {
     caller: Caller,
-    message: T,
+    request: T,
     key: IdempotencyKey,
+}
+
+impl<T> Write<T> {
+    fn into_parts(self) -> (Caller, T, IdempotencyKey) {
+        (self.caller, self.request, self.key)
+    }
 }
 
 /// Takes a mutating request apart; `method` is its gRPC path, `request_id` its field.
@@ -79,15 +85,15 @@ fn write<T>(
     request_id: impl FnOnce(&T) -> &str,
 ) -> Result<Write<T>, ApiError> {
     let caller = Caller::of(&request)?.clone();
-    let message = request.into_inner();
+    let request = request.into_inner();
     let key = IdempotencyKey::new(
         caller.user_id,
         method,
-        convert::request_id(request_id(&message))?,
+        convert::request_id(request_id(&request))?,
     );
     Ok(Write {
         caller,
-        message,
+        request,
         key,
     })
 }

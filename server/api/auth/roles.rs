@@ -59,11 +59,7 @@ pub(super) async fn update_role_permissions(
     state: &AppState,
     write: Write<pb::UpdateRolePermissionsRequest>,
 ) -> Result<pb::UpdateRolePermissionsResponse, ApiError> {
-    let Write {
-        caller,
-        message: request,
-        key,
-    } = write;
+    let (caller, request, key) = write.into_parts();
     let role = parse_role("role", request.role)?;
     if role == Role::Admin {
         return Err(ApiError::failed_precondition(

@@ -314,11 +314,7 @@ pub(super) async fn logout(
     state: &AppState,
     write: Write<pb::LogoutRequest>,
 ) -> Result<pb::LogoutResponse, ApiError> {
-    let Write {
-        caller,
-        message: request,
-        key,
-    } = write;
+    let (caller, request, key) = write.into_parts();
     let presented = request.refresh_token.trim();
     let family = if request.all_sessions {
         None
@@ -383,11 +379,7 @@ pub(super) async fn change_password(
     state: &AppState,
     write: Write<pb::ChangePasswordRequest>,
 ) -> Result<pb::ChangePasswordResponse, ApiError> {
-    let Write {
-        caller,
-        message: request,
-        key,
-    } = write;
+    let (caller, request, key) = write.into_parts();
     let request_id = key.request_id;
     let mut violations = Violations::new();
     if request.current_password.is_empty() {

@@ -185,11 +185,7 @@ pub(super) async fn create(
     state: &AppState,
     write: Write<pb::CreateUserRequest>,
 ) -> Result<pb::CreateUserResponse, ApiError> {
-    let Write {
-        caller,
-        message: request,
-        key,
-    } = write;
+    let (caller, request, key) = write.into_parts();
     let user = request
         .user
         .as_ref()
@@ -282,11 +278,7 @@ pub(super) async fn update(
     state: &AppState,
     write: Write<pb::UpdateUserRequest>,
 ) -> Result<pb::UpdateUserResponse, ApiError> {
-    let Write {
-        caller,
-        message: request,
-        key,
-    } = write;
+    let (caller, request, key) = write.into_parts();
     let request_id = key.request_id;
     let user = request
         .user
@@ -346,11 +338,7 @@ pub(super) async fn reset_password(
     state: &AppState,
     write: Write<pb::ResetPasswordRequest>,
 ) -> Result<pb::ResetPasswordResponse, ApiError> {
-    let Write {
-        caller,
-        message: request,
-        key,
-    } = write;
+    let (caller, request, key) = write.into_parts();
     let user_id = convert::uuid("user_id", &request.user_id)?;
     if !request.new_password.is_empty() {
         let mut violations = Violations::new();
