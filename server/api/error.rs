@@ -430,6 +430,18 @@ impl From<crate::idempotency::IdempotencyError> for ApiError {
     }
 }
 
+impl From<crate::auth::tokens::TokenError> for ApiError {
+    /// UNAUTHENTICATED: `TOKEN_EXPIRED` for a genuine token past its expiry (the app
+    /// refreshes it), `TOKEN_INVALID` for anything else (the app logs in again).
+    fn from(error: crate::auth::tokens::TokenError) -> Self {
+        use crate::auth::tokens::TokenError;
+        Self::unauthenticated(match error {
+            TokenError::Expired => pb::ErrorReason::TokenExpired,
+            _ => pb::ErrorReason::TokenInvalid,
+        })
+    }
+}
+
 impl From<crate::ratelimit::Limited> for ApiError {
     fn from(limited: crate::ratelimit::Limited) -> Self {
         Self::ResourceExhausted {
@@ -647,6 +659,19 @@ mod tests {
                 status.get_details_error_info().expect("info").domain,
                 ERROR_DOMAIN
             );
+        }
+    }
+
+    #[test]
+    fn refused_access_tokens_say_whether_to_refresh() {
+        use crate::auth::tokens::TokenError;
+        let expired = Status::from(ApiError::from(TokenError::Expired));
+        assert_eq!(expired.code(), Code::Unauthenticated);
+        assert_eq!(reason(&expired), "ERROR_REASON_TOKEN_EXPIRED");
+        for other in [TokenError::UnknownKid, TokenError::Invalid("x".into())] {
+            let status = Status::from(ApiError::from(other));
+            assert_eq!(status.code(), Code::Unauthenticated);
+            assert_eq!(reason(&status), "ERROR_REASON_TOKEN_INVALID");
         }
     }
 
