@@ -374,9 +374,10 @@ impl From<ApiError> for Status {
 
 /// SQLSTATEs that mean the server or the connection is going away or not there yet, not that
 /// the statement is wrong: class 08 (connection exception), 57P01 `admin_shutdown`, 57P02
-/// `crash_shutdown`, 57P03 `cannot_connect_now` (PostgreSQL appendix A, "Error Codes").
+/// `crash_shutdown`, 57P03 `cannot_connect_now`, 53300 `too_many_connections` (PostgreSQL
+/// documentation, appendix A "PostgreSQL Error Codes").
 fn is_outage_sqlstate(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 
 /// Whether `error` says the database is out of reach (lost or refused connection, server
@@ -807,6 +808,7 @@ mod tests {
             db_error("57P03", ErrorKind::Other), // cannot_connect_now
             db_error("08006", ErrorKind::Other), // connection_failure
             db_error("08003", ErrorKind::Other), // connection_does_not_exist
+            db_error("53300", ErrorKind::Other), // too_many_connections
         ];
         for error in outages {
             let shown = error.to_string();
