@@ -19,6 +19,10 @@ use tonic::body::Body;
 use tonic_types::StatusExt;
 use tower::{Layer, Service};
 
+use crate::api::error::ApiError;
+use crate::client_ip::ClientIp;
+use crate::limits::RateLimits;
+use crate::limits::calls::{RateLimitChecked, is_exempt};
 use crate::telemetry;
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -472,6 +476,67 @@ where
     }
 }
 
+/// Applies the per-address call limit to calls the authentication layer has not limited
+/// already (public ones: Login, Refresh; unknown paths). A stream counts as one call; its
+/// messages are limited by [`crate::limits::StreamLimiter`]. Reads the [`ClientIp`] that
+/// [`crate::client_ip::layer`] put in the extensions.
+#[derive(Clone)]
+pub struct AddressLimitLayer {
+    limits: RateLimits,
+}
+
+impl AddressLimitLayer {
+    pub fn new(limits: RateLimits) -> Self {
+        Self { limits }
+    }
+}
+
+impl<S> Layer<S> for AddressLimitLayer {
+    type Service = AddressLimit<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AddressLimit {
+            inner,
+            limits: self.limits.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AddressLimit<S> {
+    inner: S,
+    limits: RateLimits,
+}
+
+impl<S, B> Service<Request<B>> for AddressLimit<S>
+where
+    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let ip = request.extensions().get::<ClientIp>().map(|ip| ip.0);
+        let checked = request.extensions().get::<RateLimitChecked>().is_some();
+        if !checked
+            && !is_exempt(request.uri().path())
+            && let Err(limited) = self.limits.check(None, ip)
+        {
+            let refused = Status::from(ApiError::from(limited));
+            return Box::pin(async move { Ok(status_response(refused)) });
+        }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move { inner.call(request).await })
+    }
+}
+
 /// Turns a handler panic into an INTERNAL answer (the connection and its other calls live on).
 #[derive(Clone, Copy)]
 pub struct PanicToInternal;
@@ -541,5 +606,184 @@ mod tests {
         assert_eq!(status.code(), tonic::Code::ResourceExhausted);
         let retry = status.get_details_retry_info().expect("retry info");
         assert_eq!(retry.retry_delay, Some(BUSY_RETRY_AFTER));
+    }
+
+    mod address_limit {
+        use std::convert::Infallible;
+        use std::net::SocketAddr;
+
+        use tonic::Code;
+        use tonic::transport::server::TcpConnectInfo;
+        use tower::ServiceExt;
+
+        use super::*;
+        use crate::config::{Limit, RateLimitConfig};
+        use crate::limits::RateLimitChecked;
+
+        const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
+        const REFLECTION: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+        const WHO_AM_I: &str = "/akig.v1.AuthService/WhoAmI";
+
+        fn limit(per_second: u32, burst: u32) -> Limit {
+            Limit {
+                per_second: per_second.try_into().unwrap(),
+                burst: burst.try_into().unwrap(),
+            }
+        }
+
+        fn config(per_user: Limit, per_ip: Limit) -> RateLimitConfig {
+            RateLimitConfig {
+                per_user,
+                per_ip,
+                stream_messages: limit(20, 2),
+                trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            }
+        }
+
+        fn request(path: &str, peer: &str) -> Request<Body> {
+            let mut request = Request::builder()
+                .uri(format!("http://akig{path}"))
+                .body(Body::empty())
+                .unwrap();
+            request.extensions_mut().insert(TcpConnectInfo {
+                local_addr: None,
+                remote_addr: Some(SocketAddr::new(peer.parse().unwrap(), 40000)),
+            });
+            request
+        }
+
+        fn forwarded(mut request: Request<Body>, value: &'static str) -> Request<Body> {
+            request
+                .headers_mut()
+                .append("x-forwarded-for", http::HeaderValue::from_static(value));
+            request
+        }
+
+        /// Calls through the client-address layer and the limit; the inner service answers OK
+        /// with the ClientIp it saw.
+        async fn call(limits: &RateLimits, request: Request<Body>) -> Response<Body> {
+            let inner = tower::service_fn(|request: Request<Body>| async move {
+                let mut response = Response::new(Body::empty());
+                if let Some(ClientIp(ip)) = request.extensions().get::<ClientIp>() {
+                    response
+                        .headers_mut()
+                        .insert("x-client-ip", ip.to_string().parse().unwrap());
+                }
+                Ok::<_, Infallible>(response)
+            });
+            let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+            tower::ServiceBuilder::new()
+                .layer(crate::client_ip::layer(&trusted))
+                .layer(AddressLimitLayer::new(limits.clone()))
+                .service(inner)
+                .oneshot(request)
+                .await
+                .unwrap()
+        }
+
+        fn code(response: &Response<Body>) -> Code {
+            tonic::Status::from_header_map(response.headers()).map_or(Code::Ok, |s| s.code())
+        }
+
+        fn seen_ip(response: &Response<Body>) -> &str {
+            response.headers()["x-client-ip"].to_str().unwrap()
+        }
+
+        #[tokio::test]
+        async fn burst_then_resource_exhausted_with_retry_info_then_recovers() {
+            // 4/s after a burst of 2: a cell comes back every 250 ms, so a slow machine does
+            // not refill one between these calls.
+            let limits = RateLimits::new(&config(limit(4, 2), limit(4, 2)));
+            for _ in 0..2 {
+                let response = call(&limits, request(WHO_AM_I, "198.51.100.1")).await;
+                assert_eq!(code(&response), Code::Ok);
+            }
+            let response = call(&limits, request(WHO_AM_I, "198.51.100.1")).await;
+            let status = tonic::Status::from_header_map(response.headers()).expect("a status");
+            assert_eq!(status.code(), Code::ResourceExhausted);
+            assert!(status.message().contains("address"), "{}", status.message());
+            let wait = status
+                .get_details_retry_info()
+                .and_then(|info| info.retry_delay)
+                .expect("RetryInfo with a delay");
+            assert!(
+                wait > Duration::ZERO && wait <= Duration::from_millis(250),
+                "{wait:?}"
+            );
+
+            // A hair more: the limiter's clock and tokio's timer are different clocks.
+            tokio::time::sleep(wait + Duration::from_millis(5)).await;
+            let response = call(&limits, request(WHO_AM_I, "198.51.100.1")).await;
+            assert_eq!(code(&response), Code::Ok);
+        }
+
+        #[tokio::test]
+        async fn addresses_are_limited_independently() {
+            let limits = RateLimits::new(&config(limit(1, 1), limit(1, 1)));
+            let first = request(WHO_AM_I, "198.51.100.1");
+            assert_eq!(code(&call(&limits, first).await), Code::Ok);
+            let again = request(WHO_AM_I, "198.51.100.1");
+            assert_eq!(code(&call(&limits, again).await), Code::ResourceExhausted);
+            let other = request(WHO_AM_I, "198.51.100.2");
+            assert_eq!(code(&call(&limits, other).await), Code::Ok);
+            // One IPv6 client holds a /64: its addresses share one budget.
+            let v6 = request(WHO_AM_I, "2001:db8:1:2::1");
+            assert_eq!(code(&call(&limits, v6).await), Code::Ok);
+            let same_64 = request(WHO_AM_I, "2001:db8:1:2::ffff");
+            assert_eq!(code(&call(&limits, same_64).await), Code::ResourceExhausted);
+        }
+
+        #[tokio::test]
+        async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+            let limits = RateLimits::new(&config(limit(1, 1), limit(1, 1)));
+            // From an untrusted peer the header is ignored.
+            let spoofed = forwarded(request(WHO_AM_I, "203.0.113.5"), "192.0.2.1");
+            let response = call(&limits, spoofed).await;
+            assert_eq!(seen_ip(&response), "203.0.113.5");
+
+            // Through trusted proxies: the rightmost hop that is not a proxy; left of it, the
+            // client's own claims.
+            let proxied = forwarded(
+                request(WHO_AM_I, "10.0.0.1"),
+                "192.0.2.1, 198.51.100.7, 10.0.0.2",
+            );
+            let response = call(&limits, proxied).await;
+            assert_eq!(seen_ip(&response), "198.51.100.7");
+            // ...and the limit applies to that client, not to the proxy.
+            let same = forwarded(request(WHO_AM_I, "10.0.0.1"), "198.51.100.7");
+            assert_eq!(code(&call(&limits, same).await), Code::ResourceExhausted);
+            let other = forwarded(request(WHO_AM_I, "10.0.0.1"), "198.51.100.8");
+            assert_eq!(code(&call(&limits, other).await), Code::Ok);
+        }
+
+        #[tokio::test]
+        async fn a_call_the_authentication_layer_limited_passes_untouched() {
+            let limits = RateLimits::new(&config(limit(1, 1), limit(1, 1)));
+            for _ in 0..3 {
+                let mut checked = request(WHO_AM_I, "198.51.100.1");
+                checked.extensions_mut().insert(RateLimitChecked);
+                let response = call(&limits, checked).await;
+                assert_eq!(code(&response), Code::Ok);
+                assert_eq!(seen_ip(&response), "198.51.100.1");
+            }
+            // Nothing of the address's budget was spent by them.
+            let response = call(&limits, request(WHO_AM_I, "198.51.100.1")).await;
+            assert_eq!(code(&response), Code::Ok);
+        }
+
+        #[tokio::test]
+        async fn health_and_reflection_are_exempt() {
+            let limits = RateLimits::new(&config(limit(1, 1), limit(1, 1)));
+            for _ in 0..5 {
+                let health = request(HEALTH_CHECK, "198.51.100.1");
+                assert_eq!(code(&call(&limits, health).await), Code::Ok);
+                let reflection = request(REFLECTION, "198.51.100.1");
+                assert_eq!(code(&call(&limits, reflection).await), Code::Ok);
+            }
+            // They spent nothing of the address's budget, and still get the client address.
+            let response = call(&limits, request(WHO_AM_I, "198.51.100.1")).await;
+            assert_eq!(code(&response), Code::Ok);
+            assert_eq!(seen_ip(&response), "198.51.100.1");
+        }
     }
 }

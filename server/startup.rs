@@ -23,15 +23,17 @@ use crate::auth::layer::{AuthLayer, RolePermissions};
 use crate::cache::Cache;
 use crate::config::{AuthConfig, CollectionsConfig, CorsOrigins, ServeConfig};
 use crate::idempotency::Idempotency;
-use crate::layers::{AdmissionLayer, DeadlineLayer, MethodCatalog, ObserveLayer, PanicToInternal};
+use crate::layers::{
+    AddressLimitLayer, AdmissionLayer, DeadlineLayer, MethodCatalog, ObserveLayer, PanicToInternal,
+};
+use crate::limits::{LoginThrottle, RateLimits};
 use crate::proto::v1::{
     auth_service_server::AuthServiceServer, collections_service_server::CollectionsServiceServer,
     dashboard_service_server::DashboardServiceServer, geo_service_server::GeoServiceServer,
     missions_service_server::MissionsServiceServer,
 };
-use crate::ratelimit::{LoginThrottle, RateLimits};
 use crate::store::sessions;
-use crate::{db, proto, telemetry};
+use crate::{client_ip, db, proto, telemetry};
 
 /// How often PostgreSQL is probed to drive the health status.
 const DB_PROBE_INTERVAL: Duration = Duration::from_secs(2);
@@ -227,8 +229,9 @@ impl Application {
             .layer(ObserveLayer::new(catalog, drain.clone()))
             .layer(AdmissionLayer::new(config.max_concurrent_requests))
             .layer(DeadlineLayer::new(config.request_timeout))
+            .layer(client_ip::layer(&config.rate_limits.trusted_proxies))
             .layer(auth)
-            .layer(state.rate_limits.layer())
+            .layer(AddressLimitLayer::new(state.rate_limits.clone()))
             .layer(MapResponseBodyLayer::new(tonic::body::Body::new))
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(
                 PanicToInternal,

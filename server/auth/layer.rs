@@ -23,8 +23,9 @@ use crate::auth::caller::Caller;
 use crate::auth::rbac::{self, Access, Permission, Role};
 use crate::auth::tokens::TokenKeys;
 use crate::cache::Cache;
+use crate::client_ip::ClientIp;
 use crate::layers::MethodCatalog;
-use crate::ratelimit::{self, ClientIp, RateLimitChecked, RateLimits};
+use crate::limits::{RateLimitChecked, RateLimits};
 use crate::store::audit::{self, AuditEvent, Outcome};
 use crate::store::{sessions, users};
 
@@ -159,10 +160,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         Box::pin(async move {
-            let client_ip = ratelimit::client_ip(&request, shared.limits.trusted_proxies());
-            if let Some(ip) = client_ip {
-                request.extensions_mut().insert(ClientIp(ip));
-            }
+            let client_ip = request.extensions().get::<ClientIp>().map(|ip| ip.0);
             let path = request.uri().path();
             // Paths that name no RPC are left to the router, which answers UNIMPLEMENTED.
             if shared.catalog.get(path).is_none() {
