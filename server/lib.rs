@@ -16,5 +16,6 @@ pub mod proto;
 pub mod ratelimit;
 pub mod seed;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;

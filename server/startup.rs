@@ -21,7 +21,7 @@ use tower_http::trace::TraceLayer;
 use crate::api::{self, SERVICE_NAMES};
 use crate::auth::layer::{AuthLayer, RolePermissions};
 use crate::cache::Cache;
-use crate::config::{AuthConfig, CollectionsConfig, CorsOrigins, ServeConfig};
+use crate::config::{CorsOrigins, ServeConfig};
 use crate::idempotency::Idempotency;
 use crate::layers::{
     AddressLimitLayer, AdmissionLayer, DeadlineLayer, MethodCatalog, ObserveLayer, PanicToInternal,
@@ -32,6 +32,7 @@ use crate::proto::v1::{
     dashboard_service_server::DashboardServiceServer, geo_service_server::GeoServiceServer,
     missions_service_server::MissionsServiceServer,
 };
+pub use crate::state::AppState;
 use crate::store::sessions;
 use crate::{client_ip, db, proto, telemetry};
 
@@ -40,20 +41,6 @@ const DB_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// Ended sessions are deleted this long after their last access token can have expired.
 const SESSION_PURGE_MARGIN: Duration = Duration::from_secs(24 * 3600);
 const DB_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Shared handles every service gets. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub cache: Cache,
-    pub shutdown: CancellationToken,
-    pub auth: AuthConfig,
-    pub roles: RolePermissions,
-    pub login_throttle: LoginThrottle,
-    pub rate_limits: RateLimits,
-    pub idempotency: Idempotency,
-    pub collections: CollectionsConfig,
-}
 
 /// Every descriptor set the server serves: ours, plus health and reflection.
 pub fn descriptor_sets() -> [&'static [u8]; 4] {
