@@ -23,7 +23,10 @@ use crate::api::error::ApiError;
 use crate::client_ip::ClientIp;
 use crate::limits::RateLimits;
 use crate::limits::calls::{RateLimitChecked, is_exempt};
-use crate::telemetry;
+use crate::metrics::{
+    GRPC_SERVER_HANDLED, GRPC_SERVER_HANDLING_SECONDS, GRPC_SERVER_IN_FLIGHT, GRPC_SERVER_PANICS,
+    GRPC_SERVER_STARTED,
+};
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
@@ -170,7 +173,7 @@ where
             .as_ref()
             .filter(|info| info.kind.is_streaming())
             .map(|_| self.layer.shutdown.clone().cancelled_owned());
-        metrics::counter!(telemetry::GRPC_SERVER_STARTED, &labels.base()).increment(1);
+        metrics::counter!(GRPC_SERVER_STARTED, &labels.base()).increment(1);
         let call = CallRecord::start(labels);
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -242,7 +245,7 @@ struct CallRecord {
 
 impl CallRecord {
     fn start(labels: CallLabels) -> Self {
-        metrics::gauge!(telemetry::GRPC_SERVER_IN_FLIGHT, "grpc_type" => labels.kind).increment(1);
+        metrics::gauge!(GRPC_SERVER_IN_FLIGHT, "grpc_type" => labels.kind).increment(1);
         Self {
             labels,
             started: Instant::now(),
@@ -258,7 +261,7 @@ impl CallRecord {
         let code_name = format!("{:?}", tonic::Code::from_i32(code));
         let [service, method, kind] = self.labels.base();
         metrics::counter!(
-            telemetry::GRPC_SERVER_HANDLED,
+            GRPC_SERVER_HANDLED,
             &[
                 service.clone(),
                 method.clone(),
@@ -267,19 +270,15 @@ impl CallRecord {
             ]
         )
         .increment(1);
-        metrics::histogram!(
-            telemetry::GRPC_SERVER_HANDLING_SECONDS,
-            &[service, method, kind]
-        )
-        .record(self.started.elapsed().as_secs_f64());
+        metrics::histogram!(GRPC_SERVER_HANDLING_SECONDS, &[service, method, kind])
+            .record(self.started.elapsed().as_secs_f64());
     }
 }
 
 impl Drop for CallRecord {
     fn drop(&mut self) {
         self.finish(tonic::Code::Cancelled as i32);
-        metrics::gauge!(telemetry::GRPC_SERVER_IN_FLIGHT, "grpc_type" => self.labels.kind)
-            .decrement(1);
+        metrics::gauge!(GRPC_SERVER_IN_FLIGHT, "grpc_type" => self.labels.kind).decrement(1);
     }
 }
 
@@ -554,7 +553,7 @@ impl tower_http::catch_panic::ResponseForPanic for PanicToInternal {
             .or_else(|| err.downcast_ref::<String>().cloned())
             .unwrap_or_default();
         tracing::error!(panic = %detail, "handler panicked");
-        metrics::counter!(telemetry::GRPC_SERVER_PANICS).increment(1);
+        metrics::counter!(GRPC_SERVER_PANICS).increment(1);
         status_response(Status::internal("internal error"))
     }
 }

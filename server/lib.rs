@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod layers;
 pub mod limits;
+pub mod metrics;
 pub mod proto;
 pub mod ratelimit;
 pub mod seed;

@@ -4,7 +4,7 @@
 
 pub use crate::client_ip::{ClientIp, client_ip};
 pub use crate::config::{Limit, RateLimitConfig};
-pub use crate::limits::calls::RATE_LIMITED;
 pub use crate::limits::{
     FailureLimit, Limited, LoginThrottle, RateLimitChecked, RateLimits, StreamLimiter,
 };
+pub use crate::metrics::RATE_LIMITED;

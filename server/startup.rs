@@ -353,7 +353,7 @@ async fn watch_database(pool: PgPool, health: HealthReporter, shutdown: Cancella
             _ = interval.tick() => {}
         }
         let up = db::ping(&pool, DB_PROBE_TIMEOUT).await;
-        metrics::gauge!(telemetry::DB_UP).set(if up { 1.0 } else { 0.0 });
+        metrics::gauge!(crate::metrics::DB_UP).set(if up { 1.0 } else { 0.0 });
         if up != serving && !shutdown.is_cancelled() {
             serving = up;
             if up {

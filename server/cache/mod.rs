@@ -13,7 +13,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RedisConfig;
-use crate::telemetry;
+use crate::metrics::{CACHE_REQUESTS, REDIS_UP};
 
 /// Largest number of in-process entries kept (each entry is one cached response).
 const LOCAL_CAPACITY: u64 = 50_000;
@@ -89,7 +89,17 @@ impl Cache {
             .is_some_and(|link| link.up.load(Ordering::Relaxed))
     }
 
+    /// The value of `key`, counted in [`CACHE_REQUESTS`] under the key's first segment
+    /// (`rbac:role:admin` is of kind `rbac`).
     pub async fn get(&self, key: &str) -> Option<Bytes> {
+        let value = self.lookup(key).await;
+        let kind = key.split(':').next().unwrap_or_default().to_owned();
+        let result = if value.is_some() { "hit" } else { "miss" };
+        metrics::counter!(CACHE_REQUESTS, "kind" => kind, "result" => result).increment(1);
+        value
+    }
+
+    async fn lookup(&self, key: &str) -> Option<Bytes> {
         if let Some(conn) = self.redis_connection() {
             let link = self.link();
             let mut conn = conn;
@@ -149,7 +159,7 @@ impl Cache {
     /// deletions missed during an outage. Returns at once when Redis is not configured.
     pub async fn run_link(self, shutdown: CancellationToken) {
         let Some(link) = self.inner.redis.as_ref() else {
-            metrics::gauge!(telemetry::REDIS_UP).set(0.0);
+            metrics::gauge!(REDIS_UP).set(0.0);
             return;
         };
         let mut interval = tokio::time::interval(PROBE_INTERVAL);
@@ -173,7 +183,7 @@ impl Cache {
                 link.up.store(false, Ordering::Relaxed);
                 tracing::warn!("redis unreachable; serving from the in-process cache");
             }
-            metrics::gauge!(telemetry::REDIS_UP).set(if link.up.load(Ordering::Relaxed) {
+            metrics::gauge!(REDIS_UP).set(if link.up.load(Ordering::Relaxed) {
                 1.0
             } else {
                 0.0

@@ -22,11 +22,9 @@ use uuid::Uuid;
 
 use super::{StreamLimiter, address_key, every_purge_interval};
 use crate::config::{Limit, RateLimitConfig};
+use crate::metrics::RATE_LIMITED;
 
 pub(super) type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
-
-/// Counter of calls refused and stream messages delayed, labelled `limit` = user, ip or stream.
-pub const RATE_LIMITED: &str = "akig_rate_limited_total";
 
 /// Load balancers probe health often, and tools list services: neither is limited.
 const EXEMPT_PATH_PREFIXES: [&str; 2] = ["/grpc.health.v1.Health/", "/grpc.reflection."];

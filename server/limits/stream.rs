@@ -12,8 +12,9 @@ use futures::{Stream, StreamExt};
 use governor::RateLimiter;
 use uuid::Uuid;
 
-use super::calls::{Keyed, RATE_LIMITED, purge_keyed, quota};
+use super::calls::{Keyed, purge_keyed, quota};
 use crate::config::Limit;
+use crate::metrics::RATE_LIMITED;
 
 /// Slows the messages of each user's inbound streams to a [`Limit`]. Cheap to clone: the
 /// clones share the same state.
