@@ -15,6 +15,7 @@ pub mod limits;
 pub mod metrics;
 pub mod proto;
 pub mod ratelimit;
+pub mod redis;
 pub mod seed;
 pub mod startup;
 pub mod state;

@@ -32,6 +32,7 @@ use crate::proto::v1::{
     dashboard_service_server::DashboardServiceServer, geo_service_server::GeoServiceServer,
     missions_service_server::MissionsServiceServer,
 };
+use crate::redis::Redis;
 pub use crate::state::AppState;
 use crate::store::sessions;
 use crate::{client_ip, db, proto, telemetry};
@@ -55,6 +56,7 @@ pub fn descriptor_sets() -> [&'static [u8]; 4] {
 pub struct Application {
     config: ServeConfig,
     state: AppState,
+    redis: Option<Redis>,
     listener: TcpListener,
     local_addr: SocketAddr,
     metrics_listener: Option<TcpListener>,
@@ -68,10 +70,8 @@ impl Application {
     }
 
     pub async fn build_with_pool(config: ServeConfig, pool: PgPool) -> anyhow::Result<Self> {
-        let cache = match &config.redis {
-            Some(redis) => Cache::with_redis(redis)?,
-            None => Cache::in_process(),
-        };
+        let redis = config.redis.as_ref().map(Redis::open).transpose()?;
+        let cache = Cache::new(redis.clone());
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (AKIG_LISTEN): {e}", config.listen)
         })?;
@@ -100,6 +100,7 @@ impl Application {
         Ok(Self {
             config,
             state,
+            redis,
             listener,
             local_addr,
             metrics_listener,
@@ -125,6 +126,7 @@ impl Application {
         let Self {
             config,
             state,
+            redis,
             listener,
             local_addr,
             metrics_listener,
@@ -150,7 +152,12 @@ impl Application {
             health.clone(),
             shutdown.clone(),
         ));
-        background.spawn(state.cache.clone().run_link(shutdown.clone()));
+        match redis {
+            Some(redis) => {
+                background.spawn(redis.run_link(shutdown.clone()));
+            }
+            None => metrics::gauge!(crate::metrics::REDIS_UP).set(0.0),
+        }
         background.spawn(state.rate_limits.clone().run_purge(shutdown.clone()));
         background.spawn(state.login_throttle.clone().run_purge(shutdown.clone()));
         background.spawn(

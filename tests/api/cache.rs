@@ -2,18 +2,20 @@ use std::time::Duration;
 
 use akig::cache::Cache;
 use akig::config::RedisConfig;
+use akig::redis::Redis;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Relay, redis_url};
 
 async fn linked_cache(url: String, prefix: &str, shutdown: &CancellationToken) -> Cache {
-    let cache = Cache::with_redis(&RedisConfig {
+    let redis = Redis::open(&RedisConfig {
         url,
         key_prefix: prefix.to_owned(),
     })
     .expect("valid url");
-    tokio::spawn(cache.clone().run_link(shutdown.clone()));
+    let cache = Cache::new(Some(redis.clone()));
+    tokio::spawn(redis.run_link(shutdown.clone()));
     cache
 }
 
