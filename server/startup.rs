@@ -19,13 +19,11 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::api::{self, SERVICE_NAMES};
-use crate::auth::layer::{AuthLayer, RolePermissions};
+use crate::auth::layer::{Authenticate, RolePermissions};
 use crate::cache::Cache;
 use crate::config::{CorsOrigins, ServeConfig};
 use crate::idempotency::Idempotency;
-use crate::layers::{
-    AddressLimitLayer, AdmissionLayer, DeadlineLayer, MethodCatalog, ObserveLayer, PanicToInternal,
-};
+use crate::layers::{self, MethodCatalog, ObserveLayer, PanicToInternal};
 use crate::limits::{LoginThrottle, RateLimits};
 use crate::proto::v1::{
     auth_service_server::AuthServiceServer, collections_service_server::CollectionsServiceServer,
@@ -135,7 +133,7 @@ impl Application {
         // Cancelled once health says NOT_SERVING: stop accepting and end open streams.
         let drain = CancellationToken::new();
         let catalog = MethodCatalog::from_descriptor_sets(&descriptor_sets())?;
-        let auth = AuthLayer::new(
+        let auth = Authenticate::new(
             state.auth.keys.clone(),
             state.pool.clone(),
             state.roles.clone(),
@@ -221,11 +219,16 @@ impl Application {
             .layer(cors_layer(&config.cors))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(ObserveLayer::new(catalog, drain.clone()))
-            .layer(AdmissionLayer::new(config.max_concurrent_requests))
-            .layer(DeadlineLayer::new(config.request_timeout))
+            // From here on a refusal is an `Err(Status)`; these two turn it into its answer.
+            .layer(MapResponseBodyLayer::new(tonic::body::Body::new))
+            .layer(tonic::service::RecoverErrorLayer::new())
+            .map_err(layers::refusal_status)
+            .load_shed()
+            .concurrency_limit(config.max_concurrent_requests)
+            .timeout(config.request_timeout)
             .layer(client_ip::layer(&config.rate_limits.trusted_proxies))
-            .layer(auth)
-            .layer(AddressLimitLayer::new(state.rate_limits.clone()))
+            .layer(auth.layer())
+            .layer(layers::address_limit(state.rate_limits.clone()))
             .layer(MapResponseBodyLayer::new(tonic::body::Body::new))
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(
                 PanicToInternal,

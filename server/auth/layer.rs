@@ -5,17 +5,18 @@
 //! extensions for the handlers.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::Request;
 use sqlx::PgPool;
 use tonic::Status;
-use tonic::body::Body;
-use tower::{Layer, Service};
+use tower::BoxError;
+use tower::filter::{AsyncFilterLayer, AsyncPredicate};
 use uuid::Uuid;
 
 use crate::api::error::ApiError;
@@ -90,9 +91,12 @@ impl RolePermissions {
     }
 }
 
+/// The authentication layer: `tower::filter::AsyncFilter` with this predicate. A refused call
+/// ends here with its status (`Err(Status)`, answered by the server's recovery layer); an
+/// admitted one goes on with its [`Caller`] in the extensions.
 #[derive(Clone)]
-pub struct AuthLayer {
-    inner: Arc<Shared>,
+pub struct Authenticate {
+    shared: Arc<Shared>,
 }
 
 struct Shared {
@@ -103,7 +107,7 @@ struct Shared {
     limits: RateLimits,
 }
 
-impl AuthLayer {
+impl Authenticate {
     pub fn new(
         keys: TokenKeys,
         pool: PgPool,
@@ -112,7 +116,7 @@ impl AuthLayer {
         limits: RateLimits,
     ) -> Self {
         Self {
-            inner: Arc::new(Shared {
+            shared: Arc::new(Shared {
                 keys,
                 pool,
                 roles,
@@ -121,80 +125,52 @@ impl AuthLayer {
             }),
         }
     }
-}
 
-impl<S> Layer<S> for AuthLayer {
-    type Service = Authenticate<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        Authenticate {
-            inner,
-            shared: self.inner.clone(),
-        }
+    pub fn layer(self) -> AsyncFilterLayer<Self> {
+        AsyncFilterLayer::new(self)
     }
 }
 
-#[derive(Clone)]
-pub struct Authenticate<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
+impl<B: Send + 'static> AsyncPredicate<Request<B>> for Authenticate {
+    type Future = Pin<Box<dyn Future<Output = Result<Request<B>, BoxError>> + Send>>;
+    type Request = Request<B>;
 
-type BoxFuture<T, E> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send>>;
-
-impl<S, B> Service<Request<B>> for Authenticate<S>
-where
-    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+    fn check(&mut self, request: Request<B>) -> Self::Future {
         let shared = self.shared.clone();
         Box::pin(async move {
-            let client_ip = request.extensions().get::<ClientIp>().map(|ip| ip.0);
-            let path = request.uri().path();
-            // Paths that name no RPC are left to the router, which answers UNIMPLEMENTED.
-            if shared.catalog.get(path).is_none() {
-                return inner.call(request).await;
-            }
-            let permission = match rbac::permission_for(path) {
-                Access::Public => return inner.call(request).await,
-                Access::Authenticated(permission) => permission,
-                Access::Unmapped => {
-                    tracing::error!(path, "method has no permission mapping: refused");
-                    return Ok(
-                        Status::from(ApiError::permission_denied("method not permitted"))
-                            .into_http(),
-                    );
-                }
-            };
-            let token = bearer_token(&request).map(str::to_owned);
-            let path = path.to_owned();
-            match shared
-                .authenticate(token.as_deref(), &path, permission, client_ip)
+            shared
+                .admit(request)
                 .await
-            {
-                Ok(caller) => {
-                    request.extensions_mut().insert(RateLimitChecked);
-                    request.extensions_mut().insert(caller);
-                    inner.call(request).await
-                }
-                Err(error) => Ok(Status::from(error).into_http()),
-            }
+                .map_err(|error| Box::new(Status::from(error)) as BoxError)
         })
     }
 }
 
 impl Shared {
+    /// The request, with its caller when the method needs one, or why it is refused.
+    async fn admit<B>(&self, mut request: Request<B>) -> Result<Request<B>, ApiError> {
+        let client_ip = request.extensions().get::<ClientIp>().map(|ip| ip.0);
+        let path = request.uri().path();
+        // Paths that name no RPC are left to the router, which answers UNIMPLEMENTED.
+        if self.catalog.get(path).is_none() {
+            return Ok(request);
+        }
+        let permission = match rbac::permission_for(path) {
+            Access::Public => return Ok(request),
+            Access::Authenticated(permission) => permission,
+            Access::Unmapped => {
+                tracing::error!(path, "method has no permission mapping: refused");
+                return Err(ApiError::permission_denied("method not permitted"));
+            }
+        };
+        let caller = self
+            .authenticate(bearer_token(&request), path, permission, client_ip)
+            .await?;
+        request.extensions_mut().insert(RateLimitChecked);
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+
     async fn authenticate(
         &self,
         token: Option<&str>,
