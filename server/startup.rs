@@ -19,7 +19,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::api::{self, SERVICE_NAMES};
-use crate::auth::layer::{Authenticate, RolePermissions};
+use crate::auth::layer::Authenticate;
+use crate::auth::roles::RolePermissions;
+use crate::auth::standing::{self, StandingCache};
 use crate::cache::Cache;
 use crate::config::{CorsOrigins, ServeConfig};
 use crate::idempotency::Idempotency;
@@ -82,6 +84,7 @@ impl Application {
         };
         let state = AppState {
             roles: RolePermissions::new(pool.clone(), cache.clone()),
+            standing: StandingCache::new(pool.clone(), redis.clone()),
             idempotency: Idempotency::new(
                 pool.clone(),
                 config.collections.idempotency_ttl,
@@ -115,6 +118,11 @@ impl Application {
             .and_then(|l| l.local_addr().ok())
     }
 
+    /// The handles the services get (tests reach the caches through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// Cancelling this token starts a graceful shutdown (what SIGTERM does in `akig serve`).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.state.shutdown.clone()
@@ -136,6 +144,7 @@ impl Application {
         let auth = Authenticate::new(
             state.auth.keys.clone(),
             state.pool.clone(),
+            state.standing.clone(),
             state.roles.clone(),
             catalog.clone(),
             state.rate_limits.clone(),
@@ -156,6 +165,7 @@ impl Application {
             }
             None => metrics::gauge!(crate::metrics::REDIS_UP).set(0.0),
         }
+        background.spawn(state.standing.clone().run_listener(shutdown.clone()));
         background.spawn(state.rate_limits.clone().run_purge(shutdown.clone()));
         background.spawn(state.login_throttle.clone().run_purge(shutdown.clone()));
         background.spawn(
@@ -244,9 +254,9 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(limited!(
-                AuthServiceServer,
-                api::AuthApi::new(state.clone())
+            .add_service(standing::sync_after_writes(
+                state.standing.clone(),
+                limited!(AuthServiceServer, api::AuthApi::new(state.clone())),
             ))
             .add_service(limited!(
                 CollectionsServiceServer,

@@ -7,7 +7,8 @@
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::layer::RolePermissions;
+use crate::auth::roles::RolePermissions;
+use crate::auth::standing::StandingCache;
 use crate::cache::Cache;
 use crate::config::{AuthConfig, CollectionsConfig};
 use crate::idempotency::Idempotency;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     pub auth: AuthConfig,
     pub roles: RolePermissions,
+    /// Every caller's standing, checked on each call; see `crate::auth::standing`.
+    pub standing: StandingCache,
     pub login_throttle: LoginThrottle,
     pub rate_limits: RateLimits,
     pub idempotency: Idempotency,

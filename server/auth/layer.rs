@@ -1,17 +1,15 @@
 //! Authentication and authorisation of every call, as a tower layer: the method's permission
 //! from the one table in `rbac` (deny by default), the bearer token verified, the user's and
-//! the address's call limits spent, the user's standing read fresh from the database, the
-//! role's permissions from the cache. On success the [`Caller`] goes into the request
-//! extensions for the handlers.
+//! the address's call limits spent, the user's standing checked (through the shared cache,
+//! `crate::auth::standing`, which a revocation reaches before the next call), the role's
+//! permissions from the cache (`crate::auth::roles`). On success the [`Caller`] goes into the
+//! request extensions for the handlers.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
 use http::Request;
 use sqlx::PgPool;
 use tonic::Status;
@@ -22,74 +20,13 @@ use uuid::Uuid;
 use crate::api::error::ApiError;
 use crate::auth::caller::Caller;
 use crate::auth::rbac::{self, Access, Permission, Role};
+use crate::auth::roles::RolePermissions;
+use crate::auth::standing::StandingCache;
 use crate::auth::tokens::TokenKeys;
-use crate::cache::Cache;
 use crate::client_ip::ClientIp;
 use crate::layers::MethodCatalog;
 use crate::limits::{RateLimitChecked, RateLimits};
 use crate::store::audit::{self, AuditEvent, Outcome};
-use crate::store::{sessions, users};
-
-/// Seed palette: permissions are cached 5 minutes, and invalidated when a role changes.
-const ROLE_PERMISSIONS_TTL: Duration = Duration::from_secs(300);
-/// Each process also keeps them a few seconds, which spares a Redis round trip on every call;
-/// another replica sees a change within this delay (the changing one at once).
-const LOCAL_TTL: Duration = Duration::from_secs(5);
-
-/// The permission set of each role, from the database through the shared cache.
-#[derive(Clone)]
-pub struct RolePermissions {
-    pool: PgPool,
-    cache: Cache,
-    local: moka::sync::Cache<Role, Arc<HashSet<Permission>>>,
-}
-
-impl RolePermissions {
-    pub fn new(pool: PgPool, cache: Cache) -> Self {
-        let local = moka::sync::Cache::builder()
-            .max_capacity(16)
-            .time_to_live(LOCAL_TTL)
-            .build();
-        Self { pool, cache, local }
-    }
-
-    fn key(role: Role) -> String {
-        format!("rbac:role:{}", role.as_str())
-    }
-
-    pub async fn get(&self, role: Role) -> Result<Arc<HashSet<Permission>>, sqlx::Error> {
-        if let Some(permissions) = self.local.get(&role) {
-            return Ok(permissions);
-        }
-        let key = Self::key(role);
-        let names = match self.cache.get(&key).await {
-            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            None => {
-                let names = users::role_permissions(&self.pool, role.as_str())
-                    .await?
-                    .join("\n");
-                self.cache
-                    .set(&key, Bytes::from(names.clone()), ROLE_PERMISSIONS_TTL)
-                    .await;
-                names
-            }
-        };
-        // A name unknown to this binary (granted by a newer one) is ignored.
-        let permissions: Arc<HashSet<Permission>> = Arc::new(
-            names
-                .lines()
-                .filter_map(|name| Permission::from_str(name).ok())
-                .collect(),
-        );
-        self.local.insert(role, permissions.clone());
-        Ok(permissions)
-    }
-
-    pub async fn invalidate(&self, role: Role) {
-        self.local.invalidate(&role);
-        self.cache.delete(&Self::key(role)).await;
-    }
-}
 
 /// The authentication layer: `tower::filter::AsyncFilter` with this predicate. A refused call
 /// ends here with its status (`Err(Status)`, answered by the server's recovery layer); an
@@ -102,6 +39,7 @@ pub struct Authenticate {
 struct Shared {
     keys: TokenKeys,
     pool: PgPool,
+    standing: StandingCache,
     roles: RolePermissions,
     catalog: MethodCatalog,
     limits: RateLimits,
@@ -111,6 +49,7 @@ impl Authenticate {
     pub fn new(
         keys: TokenKeys,
         pool: PgPool,
+        standing: StandingCache,
         roles: RolePermissions,
         catalog: MethodCatalog,
         limits: RateLimits,
@@ -119,6 +58,7 @@ impl Authenticate {
             shared: Arc::new(Shared {
                 keys,
                 pool,
+                standing,
                 roles,
                 catalog,
                 limits,
@@ -186,7 +126,9 @@ impl Shared {
         })?;
         // Before any database work: a client over its limit costs no query.
         self.limits.check(Some(claims.sub), client_ip)?;
-        let standing = sessions::user_standing(&self.pool, claims.sub, claims.sid)
+        let standing = self
+            .standing
+            .get(claims.sub, claims.sid)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
         if standing.disabled || standing.session_revoked || standing.token_version != claims.ver {
