@@ -25,7 +25,8 @@
 //!   missed meanwhile: the fleet epoch moves (every entry is dropped) before the cache is used
 //!   again; the same when a sync cannot complete.
 //! - An epoch that is missing (evicted, flushed) is created with a random value, never a
-//!   reused one, so that an entry tagged before cannot match it by chance.
+//!   reused one, so that an entry tagged before cannot match it by chance; and the fleet epoch
+//!   moves whenever the Redis link comes back, in case a failover lost a move.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -117,6 +118,18 @@ enum Lookup {
 impl StandingCache {
     /// Without Redis, every call reads PostgreSQL.
     pub fn new(pool: PgPool, redis: Option<Redis>) -> Self {
+        if let Some(redis) = &redis {
+            // Whatever happened while the link was down (a failover may have lost moves of
+            // epochs), entries written before are dropped before the link is used again.
+            let fleet_key = fleet_key(redis);
+            redis.on_reconnect(Box::new(move |mut conn| {
+                let fleet_key = fleet_key.clone();
+                Box::pin(async move {
+                    let moved: redis::RedisResult<i64> = timed(conn.incr(fleet_key, 1)).await;
+                    moved.is_ok()
+                })
+            }));
+        }
         Self {
             inner: Arc::new(Inner {
                 pool,
@@ -177,7 +190,7 @@ impl StandingCache {
         let moved = match redis.connection() {
             Some(mut conn) => {
                 let result: redis::RedisResult<i64> =
-                    timed(conn.incr(self.user_key(redis, user_id), 1)).await;
+                    timed(conn.incr(user_key(redis, user_id), 1)).await;
                 result.inspect_err(|error| redis.failed(error)).is_ok()
             }
             None => false,
@@ -309,9 +322,9 @@ impl StandingCache {
         user_id: Uuid,
         session_id: Uuid,
     ) -> redis::RedisResult<Lookup> {
-        let fleet_key = self.fleet_key(redis);
-        let user_key = self.user_key(redis, user_id);
-        let entry_key = self.entry_key(redis, user_id, session_id);
+        let fleet_key = fleet_key(redis);
+        let user_key = user_key(redis, user_id);
+        let entry_key = entry_key(redis, user_id, session_id);
         let (fleet, user, entry): (Option<i64>, Option<i64>, Option<Vec<u8>>) =
             timed(conn.mget(&[&fleet_key, &user_key, &entry_key])).await?;
         if let (Some(fleet), Some(user), Some(entry)) = (fleet, user, entry)
@@ -363,7 +376,7 @@ impl StandingCache {
         let Ok(bytes) = serde_json::to_vec(&entry) else {
             return;
         };
-        let key = self.entry_key(redis, user_id, session_id);
+        let key = entry_key(redis, user_id, session_id);
         let millis = u64::try_from(ENTRY_TTL.as_millis()).unwrap_or(u64::MAX);
         let result: redis::RedisResult<()> = timed(conn.pset_ex(key, bytes, millis)).await;
         if let Err(error) = result {
@@ -389,7 +402,7 @@ impl StandingCache {
         let Some(mut conn) = redis.connection() else {
             return false;
         };
-        let result: redis::RedisResult<i64> = timed(conn.incr(self.fleet_key(redis), 1)).await;
+        let result: redis::RedisResult<i64> = timed(conn.incr(fleet_key(redis), 1)).await;
         match result {
             Ok(_) => {
                 self.inner
@@ -405,18 +418,6 @@ impl StandingCache {
         }
     }
 
-    fn fleet_key(&self, redis: &Redis) -> String {
-        redis.key("standing:epoch")
-    }
-
-    fn user_key(&self, redis: &Redis, user_id: Uuid) -> String {
-        redis.key(&format!("standing:epoch:{user_id}"))
-    }
-
-    fn entry_key(&self, redis: &Redis, user_id: Uuid, session_id: Uuid) -> String {
-        redis.key(&format!("standing:{user_id}:{session_id}"))
-    }
-
     fn syncs(&self) -> MutexGuard<'_, HashMap<Uuid, oneshot::Sender<()>>> {
         // The map is consistent after any panic (single inserts and removes).
         self.inner
@@ -424,6 +425,18 @@ impl StandingCache {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+fn fleet_key(redis: &Redis) -> String {
+    redis.key("standing:epoch")
+}
+
+fn user_key(redis: &Redis, user_id: Uuid) -> String {
+    redis.key(&format!("standing:epoch:{user_id}"))
+}
+
+fn entry_key(redis: &Redis, user_id: Uuid, session_id: Uuid) -> String {
+    redis.key(&format!("standing:{user_id}:{session_id}"))
 }
 
 fn count(result: &'static str) {
