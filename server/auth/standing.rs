@@ -202,7 +202,7 @@ impl StandingCache {
 
     /// Returns once every standing change committed before the call has moved its epoch in
     /// Redis, through this replica's listener; when that cannot be known within
-    /// [`SYNC_TIMEOUT`], once the fleet epoch has moved instead. Without Redis, at once.
+    /// `SYNC_TIMEOUT`, once the fleet epoch has moved instead. Without Redis, at once.
     pub async fn sync(&self) {
         if self.inner.redis.is_none() {
             return;

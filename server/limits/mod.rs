@@ -7,7 +7,7 @@
 //!   our own for failed logins, which must be checked without being spent.
 //! - State is kept in memory, one state per key: each server process limits on its own. Idle
 //!   keys are dropped every minute, so memory follows the active clients.
-//! - An IPv6 client is counted per /64 ([`address_key`]): it usually holds a whole /64 and
+//! - An IPv6 client is counted per /64 (`address_key`): it usually holds a whole /64 and
 //!   could rotate through it.
 //! - The settings live in `crate::config` ([`crate::config::RateLimitConfig`]); how a refused
 //!   call is answered lives with the middleware (`crate::layers`) and `crate::api::error`.
