@@ -100,3 +100,29 @@ async fn metrics_endpoint_counts_rpcs_by_method_and_code() {
     }
     app.stop(Duration::from_secs(10)).await.expect("clean stop");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn metrics_endpoint_counts_cache_look_ups(pool: PgPool) {
+    crate::helpers::create_user(&pool, "agent.mesure", "agent", &[], None).await;
+    let app = spawn_app(pool).await;
+    let token = app.token("agent.mesure").await;
+    app.auth_client()
+        .await
+        .who_am_i(crate::helpers::authed(
+            akig::proto::v1::WhoAmIRequest {},
+            &token,
+        ))
+        .await
+        .expect("who am i");
+    let metrics_addr = app.metrics_addr.expect("metrics enabled");
+    let body = crate::grpc_web::http1_get(metrics_addr, "/metrics").await;
+    // The role's permissions were looked up in the cache by the authentication layer.
+    assert!(
+        body.lines()
+            .any(|line| line.starts_with("akig_cache_requests_total")
+                && line.contains("kind=\"rbac\"")),
+        "no cache look-up counted in:\n{body}"
+    );
+    assert!(body.contains("# HELP akig_cache_requests_total"));
+    app.stop(Duration::from_secs(10)).await.expect("clean stop");
+}
