@@ -123,7 +123,7 @@ mod standing {
     use akig::redis::Redis;
     use tokio_util::sync::CancellationToken;
 
-    use crate::helpers::{RedisMode, TestApp, authed, create_user, redis_url, test_config};
+    use crate::support::{RedisMode, TestApp, TestDb, authed, create_user, redis_url, test_config};
 
     struct Replica {
         app: TestApp,
@@ -200,10 +200,11 @@ mod standing {
         }
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn standings_are_served_from_the_shared_cache_until_their_epoch_moves(pool: PgPool) {
-        let user = create_user(&pool, "agent.cache", "agent", &[], None).await;
-        let replicas = replicas(&pool, 2, RedisMode::Real).await;
+    #[tokio::test]
+    async fn standings_are_served_from_the_shared_cache_until_their_epoch_moves() {
+        let db = TestDb::new().await;
+        let user = create_user(&db.pool, "agent.cache", "agent", &[], None).await;
+        let replicas = replicas(&db.pool, 2, RedisMode::Real).await;
         until_shared(&replicas).await;
         let [a, b] = &replicas[..] else {
             unreachable!()
@@ -215,12 +216,12 @@ mod standing {
         // Behind the cache's back (no announcement), the database now says disabled: B still
         // answers from the entry A cached, so the check is not reading PostgreSQL.
         sqlx::query("ALTER TABLE users DISABLE TRIGGER users_notify_standing")
-            .execute(&pool)
+            .execute(&db.pool)
             .await
             .expect("trigger off");
         sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
             .bind(user)
-            .execute(&pool)
+            .execute(&db.pool)
             .await
             .expect("disable");
         who_am_i(b, &token).await.expect("served from the cache");
@@ -232,9 +233,10 @@ mod standing {
         stop(replicas).await;
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn after_a_sync_the_next_read_sees_every_committed_change(pool: PgPool) {
-        let user = create_user(&pool, "agent.bascule", "agent", &[], None).await;
+    #[tokio::test]
+    async fn after_a_sync_the_next_read_sees_every_committed_change() {
+        let db = TestDb::new().await;
+        let user = create_user(&db.pool, "agent.bascule", "agent", &[], None).await;
         let shutdown = CancellationToken::new();
         let redis = Redis::open(&RedisConfig {
             url: redis_url(),
@@ -242,7 +244,7 @@ mod standing {
         })
         .expect("valid url");
         tokio::spawn(redis.clone().run_link(shutdown.clone()));
-        let standing = StandingCache::new(pool.clone(), Some(redis));
+        let standing = StandingCache::new(db.pool.clone(), Some(redis));
         tokio::spawn(standing.clone().run_listener(shutdown.clone()));
         for _ in 0..100 {
             if standing.is_shared().await {
@@ -262,7 +264,7 @@ mod standing {
         for round in 1..=20 {
             sqlx::query("UPDATE users SET disabled = NOT disabled WHERE id = $1")
                 .bind(user)
-                .execute(&pool)
+                .execute(&db.pool)
                 .await
                 .expect("toggle");
             standing.sync().await;
@@ -272,10 +274,11 @@ mod standing {
         shutdown.cancel();
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn a_logout_on_one_replica_is_refused_by_the_other_at_the_next_call(pool: PgPool) {
-        create_user(&pool, "agent.depart", "agent", &[], None).await;
-        let replicas = replicas(&pool, 2, RedisMode::Real).await;
+    #[tokio::test]
+    async fn a_logout_on_one_replica_is_refused_by_the_other_at_the_next_call() {
+        let db = TestDb::new().await;
+        create_user(&db.pool, "agent.depart", "agent", &[], None).await;
+        let replicas = replicas(&db.pool, 2, RedisMode::Real).await;
         until_shared(&replicas).await;
         let [a, b] = &replicas[..] else {
             unreachable!()
@@ -307,13 +310,12 @@ mod standing {
         stop(replicas).await;
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn disabling_a_user_on_one_replica_is_refused_by_the_other_at_the_next_call(
-        pool: PgPool,
-    ) {
-        create_user(&pool, "admin.cache", "admin", &[], None).await;
-        let agent = create_user(&pool, "agent.suspendu", "agent", &[], None).await;
-        let replicas = replicas(&pool, 2, RedisMode::Real).await;
+    #[tokio::test]
+    async fn disabling_a_user_on_one_replica_is_refused_by_the_other_at_the_next_call() {
+        let db = TestDb::new().await;
+        create_user(&db.pool, "admin.cache", "admin", &[], None).await;
+        let agent = create_user(&db.pool, "agent.suspendu", "agent", &[], None).await;
+        let replicas = replicas(&db.pool, 2, RedisMode::Real).await;
         until_shared(&replicas).await;
         let [a, b] = &replicas[..] else {
             unreachable!()
@@ -359,10 +361,11 @@ mod standing {
         stop(replicas).await;
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn a_change_made_in_plain_sql_reaches_every_replica(pool: PgPool) {
-        let user = create_user(&pool, "agent.sql", "agent", &[], None).await;
-        let replicas = replicas(&pool, 2, RedisMode::Real).await;
+    #[tokio::test]
+    async fn a_change_made_in_plain_sql_reaches_every_replica() {
+        let db = TestDb::new().await;
+        let user = create_user(&db.pool, "agent.sql", "agent", &[], None).await;
+        let replicas = replicas(&db.pool, 2, RedisMode::Real).await;
         until_shared(&replicas).await;
         let token = replicas[0].app.token("agent.sql").await;
         for replica in &replicas {
@@ -370,7 +373,7 @@ mod standing {
         }
         sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
             .bind(user)
-            .execute(&pool)
+            .execute(&db.pool)
             .await
             .expect("disable");
         // The announcement travels through each replica's listener: milliseconds.
@@ -388,22 +391,23 @@ mod standing {
         stop(replicas).await;
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn without_redis_every_call_reads_the_database(pool: PgPool) {
-        let user = create_user(&pool, "agent.seul", "agent", &[], None).await;
-        let replicas = replicas(&pool, 1, RedisMode::Unreachable).await;
+    #[tokio::test]
+    async fn without_redis_every_call_reads_the_database() {
+        let db = TestDb::new().await;
+        let user = create_user(&db.pool, "agent.seul", "agent", &[], None).await;
+        let replicas = replicas(&db.pool, 1, RedisMode::Unreachable).await;
         let replica = &replicas[0];
         let token = replica.app.token("agent.seul").await;
         who_am_i(replica, &token).await.expect("first call");
         assert!(!replica.standing.is_shared().await);
         // Even unannounced, a change bites at the next call.
         sqlx::query("ALTER TABLE users DISABLE TRIGGER users_notify_standing")
-            .execute(&pool)
+            .execute(&db.pool)
             .await
             .expect("trigger off");
         sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
             .bind(user)
-            .execute(&pool)
+            .execute(&db.pool)
             .await
             .expect("disable");
         let status = who_am_i(replica, &token).await.expect_err("disabled");

@@ -101,14 +101,15 @@ async fn metrics_endpoint_counts_rpcs_by_method_and_code() {
     app.stop(Duration::from_secs(10)).await.expect("clean stop");
 }
 
-#[sqlx::test(migrations = "./migrations")]
-async fn metrics_endpoint_counts_cache_look_ups(pool: PgPool) {
-    crate::helpers::create_user(&pool, "agent.mesure", "agent", &[], None).await;
-    let app = spawn_app(pool).await;
+#[tokio::test]
+async fn metrics_endpoint_counts_cache_look_ups() {
+    let db = TestDb::new().await;
+    crate::support::create_user(&db.pool, "agent.mesure", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
     let token = app.token("agent.mesure").await;
     app.auth_client()
         .await
-        .who_am_i(crate::helpers::authed(
+        .who_am_i(crate::support::authed(
             akig::proto::v1::WhoAmIRequest {},
             &token,
         ))
