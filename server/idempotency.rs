@@ -11,8 +11,10 @@
 //! # How a call is made exactly once
 //!
 //! The key row is written **in the transaction of the work itself**: the call takes a
-//! transaction-scoped advisory lock on the key (a duplicate that cannot take it answers
-//! ABORTED at once instead of waiting), inserts the key as `in_flight`, runs the work, marks the
+//! transaction-scoped advisory lock on the key (a duplicate that cannot take it does not wait:
+//! it is judged by the key's committed row, replayed or refused when the key completed, ABORTED
+//! when there is none yet because the first call still runs), inserts the key as `in_flight`,
+//! runs the work, marks the
 //! key `completed` with the encoded response and commits. Data and key therefore commit
 //! together or not at all, and an `in_flight` row is never visible to anyone else. A call that
 //! fails, is cancelled (the client hung up, the deadline passed: the future is dropped) or whose
@@ -178,6 +180,31 @@ impl StoredKey {
     }
 }
 
+/// The first statement of a claim: whether it took the advisory lock and inserted the key,
+/// and the key's row as committed before the statement (all `None` when there was none).
+#[derive(sqlx::FromRow)]
+struct FirstClaim {
+    locked: bool,
+    inserted: bool,
+    fingerprint: Option<Vec<u8>>,
+    state: Option<String>,
+    response_body: Option<Vec<u8>>,
+    expired: Option<bool>,
+    stale: Option<bool>,
+}
+
+impl FirstClaim {
+    fn stored(self) -> Option<StoredKey> {
+        Some(StoredKey {
+            fingerprint: self.fingerprint?,
+            state: self.state?,
+            response_body: self.response_body,
+            expired: self.expired?,
+            stale: self.stale?,
+        })
+    }
+}
+
 /// The outcome of claiming a key inside the call's transaction.
 enum Claim {
     Owned,
@@ -317,17 +344,18 @@ impl Idempotency {
     }
 
     /// Takes the key for this transaction: the advisory lock, then the row (inserted as
-    /// `in_flight`, or an expired/stale row reset to it).
+    /// `in_flight`, or an expired/stale row reset to it). A key another call holds is judged
+    /// by its committed row: a completed one is replayed (or refused as a reuse of the id)
+    /// whoever holds the lock, and only a call still running answers ABORTED.
     async fn claim(
         &self,
         conn: &mut PgConnection,
         key: &IdempotencyKey,
         fingerprint: &[u8],
     ) -> Result<Claim, IdempotencyError> {
-        // The advisory lock and the insert of the key in one statement: the row is inserted
-        // only when the lock was taken. Under the lock only the purge can touch the row, so
-        // the loop runs once in practice.
-        let (locked, inserted): (bool, bool) = sqlx::query_as(
+        // The advisory lock, the insert of the key (only when the lock was taken) and the row
+        // as committed before this statement, in one round trip.
+        let first: FirstClaim = sqlx::query_as(
             "WITH lock AS (
                  SELECT pg_try_advisory_xact_lock($6) AS locked
                  FROM set_config('idle_in_transaction_session_timeout', $7, true)),
@@ -338,7 +366,12 @@ impl Idempotency {
                  FROM lock WHERE locked
                  ON CONFLICT (actor_id, method, request_id) DO NOTHING
                  RETURNING 1)
-             SELECT locked, EXISTS (SELECT 1 FROM claimed) FROM lock",
+             SELECT lock.locked, EXISTS (SELECT 1 FROM claimed) AS inserted,
+                    k.fingerprint, k.state, k.response_body,
+                    k.expires_at <= now() AS expired,
+                    k.created_at <= now() - $8::interval AS stale
+             FROM lock LEFT JOIN idempotency_keys k
+               ON k.actor_id = $1 AND k.method = $2 AND k.request_id = $3",
         )
         .bind(key.actor_id)
         .bind(key.method)
@@ -347,12 +380,36 @@ impl Idempotency {
         .bind(self.ttl)
         .bind(key.lock_id())
         .bind(format!("{}ms", self.stale_after.as_millis()))
+        .bind(self.stale_after)
         .fetch_one(&mut *conn)
         .await?;
-        if !locked {
-            return Err(IdempotencyError::InProgress);
+        if first.inserted {
+            return Ok(Claim::Owned);
         }
+        let locked = first.locked;
+        let verdict = first.stored().map(|stored| stored.judge(fingerprint));
+        match (locked, verdict) {
+            (_, Some(Verdict::Replay(body))) => Ok(Claim::Replay(body)),
+            (_, Some(Verdict::Mismatch)) => Err(IdempotencyError::Mismatch),
+            // Another call holds the key and nothing completed is committed: it is running.
+            (false, _) | (true, Some(Verdict::InProgress)) => Err(IdempotencyError::InProgress),
+            // Ours to take over, or committed since this statement's snapshot: decided again
+            // on the locked row.
+            (true, Some(Verdict::Claimable) | None) => {
+                self.claim_locked(conn, key, fingerprint).await
+            }
+        }
+    }
 
+    /// [`claim`](Self::claim) once the advisory lock is held and the row exists: judged on the
+    /// locked row, and taken over when expired or stale. Under the lock only the purge can
+    /// touch the row, so the loop runs once in practice.
+    async fn claim_locked(
+        &self,
+        conn: &mut PgConnection,
+        key: &IdempotencyKey,
+        fingerprint: &[u8],
+    ) -> Result<Claim, IdempotencyError> {
         for attempt in 0..CLAIM_ATTEMPTS {
             if attempt > 0 {
                 let again = sqlx::query(
@@ -371,8 +428,6 @@ impl Idempotency {
                 if again.rows_affected() == 1 {
                     return Ok(Claim::Owned);
                 }
-            } else if inserted {
-                return Ok(Claim::Owned);
             }
 
             let existing: Option<StoredKey> = sqlx::query_as(&format!("{SELECT_KEY} FOR UPDATE"))
@@ -573,6 +628,15 @@ mod tests {
             Ok(response(answer))
         })
         .await
+    }
+
+    /// A pool of ten connections, for calls that overlap.
+    async fn ten_connections(options: PgPoolOptions, connect: PgConnectOptions) -> PgPool {
+        options
+            .max_connections(10)
+            .connect_with(connect)
+            .await
+            .unwrap()
     }
 
     async fn insert_key(pool: &PgPool, key: IdempotencyKey, fingerprint: &[u8], sql_rest: &str) {
@@ -807,11 +871,7 @@ mod tests {
         pool_options: PgPoolOptions,
         connect_options: PgConnectOptions,
     ) {
-        let pool = pool_options
-            .max_connections(10)
-            .connect_with(connect_options)
-            .await
-            .unwrap();
+        let pool = ten_connections(pool_options, connect_options).await;
         let idem = idempotency(&pool);
         let calls = Arc::new(AtomicUsize::new(0));
         let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());
@@ -853,6 +913,41 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(replay, answers[0]);
+    }
+
+    #[sqlx::test(migrations = "./migrations")]
+    async fn simultaneous_replays_of_a_completed_call_get_its_answer(
+        pool_options: PgPoolOptions,
+        connect_options: PgConnectOptions,
+    ) {
+        let pool = ten_connections(pool_options, connect_options).await;
+        let idem = idempotency(&pool);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());
+        let first = call(&idem, key, &request(9), &calls, 1).await.unwrap();
+
+        // 30 replays and 30 reuses of the id with another body, all at once.
+        let tasks: Vec<_> = (0..60)
+            .map(|i| {
+                let (idem, calls) = (idem.clone(), calls.clone());
+                let body = if i % 2 == 0 { 9 } else { 10 };
+                tokio::spawn(async move { call(&idem, key, &request(body), &calls, 2).await })
+            })
+            .collect();
+        let (mut replayed, mut refused) = (0, 0);
+        for (i, task) in tasks.into_iter().enumerate() {
+            match (i % 2, task.await.unwrap()) {
+                (0, Ok(answer)) => {
+                    assert_eq!(answer, first);
+                    replayed += 1;
+                }
+                (1, Err(TestError::Idempotency(IdempotencyError::Mismatch))) => refused += 1,
+                (_, other) => panic!("call {i}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!((replayed, refused), (30, 30));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "the work ran once");
+        assert_eq!(audit_rows(&pool).await, 1);
     }
 
     #[sqlx::test(migrations = "./migrations")]

@@ -19,40 +19,29 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::api::{self, SERVICE_NAMES};
-use crate::auth::layer::{AuthLayer, RolePermissions};
+use crate::auth::layer::Authenticate;
+use crate::auth::roles::RolePermissions;
+use crate::auth::standing::{self, StandingCache};
 use crate::cache::Cache;
-use crate::config::{AuthConfig, CollectionsConfig, CorsOrigins, ServeConfig};
+use crate::config::{CorsOrigins, ServeConfig};
 use crate::idempotency::Idempotency;
-use crate::layers::{AdmissionLayer, DeadlineLayer, MethodCatalog, ObserveLayer, PanicToInternal};
+use crate::layers::{self, MethodCatalog, ObserveLayer, PanicToInternal};
+use crate::limits::{LoginThrottle, RateLimits};
 use crate::proto::v1::{
     auth_service_server::AuthServiceServer, collections_service_server::CollectionsServiceServer,
     dashboard_service_server::DashboardServiceServer, geo_service_server::GeoServiceServer,
     missions_service_server::MissionsServiceServer,
 };
-use crate::ratelimit::{LoginThrottle, RateLimits};
+use crate::redis::Redis;
+pub use crate::state::AppState;
 use crate::store::sessions;
-use crate::{db, proto, telemetry};
+use crate::{client_ip, db, proto, telemetry};
 
 /// How often PostgreSQL is probed to drive the health status.
 const DB_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// Ended sessions are deleted this long after their last access token can have expired.
 const SESSION_PURGE_MARGIN: Duration = Duration::from_secs(24 * 3600);
 const DB_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Shared handles every service gets. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub cache: Cache,
-    pub shutdown: CancellationToken,
-    pub auth: AuthConfig,
-    pub roles: RolePermissions,
-    pub login_throttle: LoginThrottle,
-    pub rate_limits: RateLimits,
-    pub idempotency: Idempotency,
-    pub collections: CollectionsConfig,
-    pub route: crate::geo::RouteConfig,
-}
 
 /// Every descriptor set the server serves: ours, plus health and reflection.
 pub fn descriptor_sets() -> [&'static [u8]; 4] {
@@ -67,6 +56,7 @@ pub fn descriptor_sets() -> [&'static [u8]; 4] {
 pub struct Application {
     config: ServeConfig,
     state: AppState,
+    redis: Option<Redis>,
     listener: TcpListener,
     local_addr: SocketAddr,
     metrics_listener: Option<TcpListener>,
@@ -80,10 +70,8 @@ impl Application {
     }
 
     pub async fn build_with_pool(config: ServeConfig, pool: PgPool) -> anyhow::Result<Self> {
-        let cache = match &config.redis {
-            Some(redis) => Cache::with_redis(redis)?,
-            None => Cache::in_process(),
-        };
+        let redis = config.redis.as_ref().map(Redis::open).transpose()?;
+        let cache = Cache::new(redis.clone());
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (AKIG_LISTEN): {e}", config.listen)
         })?;
@@ -96,6 +84,7 @@ impl Application {
         };
         let state = AppState {
             roles: RolePermissions::new(pool.clone(), cache.clone()),
+            standing: StandingCache::new(pool.clone(), redis.clone()),
             idempotency: Idempotency::new(
                 pool.clone(),
                 config.collections.idempotency_ttl,
@@ -113,6 +102,7 @@ impl Application {
         Ok(Self {
             config,
             state,
+            redis,
             listener,
             local_addr,
             metrics_listener,
@@ -129,6 +119,11 @@ impl Application {
             .and_then(|l| l.local_addr().ok())
     }
 
+    /// The handles the services get (tests reach the caches through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// Cancelling this token starts a graceful shutdown (what SIGTERM does in `akig serve`).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.state.shutdown.clone()
@@ -138,6 +133,7 @@ impl Application {
         let Self {
             config,
             state,
+            redis,
             listener,
             local_addr,
             metrics_listener,
@@ -146,9 +142,10 @@ impl Application {
         // Cancelled once health says NOT_SERVING: stop accepting and end open streams.
         let drain = CancellationToken::new();
         let catalog = MethodCatalog::from_descriptor_sets(&descriptor_sets())?;
-        let auth = AuthLayer::new(
+        let auth = Authenticate::new(
             state.auth.keys.clone(),
             state.pool.clone(),
+            state.standing.clone(),
             state.roles.clone(),
             catalog.clone(),
             state.rate_limits.clone(),
@@ -163,7 +160,13 @@ impl Application {
             health.clone(),
             shutdown.clone(),
         ));
-        background.spawn(state.cache.clone().run_link(shutdown.clone()));
+        match redis {
+            Some(redis) => {
+                background.spawn(redis.run_link(shutdown.clone()));
+            }
+            None => metrics::gauge!(crate::metrics::REDIS_UP).set(0.0),
+        }
+        background.spawn(state.standing.clone().run_listener(shutdown.clone()));
         background.spawn(state.rate_limits.clone().run_purge(shutdown.clone()));
         background.spawn(state.login_throttle.clone().run_purge(shutdown.clone()));
         background.spawn(
@@ -227,10 +230,16 @@ impl Application {
             .layer(cors_layer(&config.cors))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(ObserveLayer::new(catalog, drain.clone()))
-            .layer(AdmissionLayer::new(config.max_concurrent_requests))
-            .layer(DeadlineLayer::new(config.request_timeout))
-            .layer(auth)
-            .layer(state.rate_limits.layer())
+            // From here on a refusal is an `Err(Status)`; these two turn it into its answer.
+            .layer(MapResponseBodyLayer::new(tonic::body::Body::new))
+            .layer(tonic::service::RecoverErrorLayer::new())
+            .map_err(layers::refusal_status)
+            .load_shed()
+            .concurrency_limit(config.max_concurrent_requests)
+            .timeout(config.request_timeout)
+            .layer(client_ip::layer(&config.rate_limits.trusted_proxies))
+            .layer(auth.layer())
+            .layer(layers::address_limit(state.rate_limits.clone()))
             .layer(MapResponseBodyLayer::new(tonic::body::Body::new))
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(
                 PanicToInternal,
@@ -246,9 +255,9 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(limited!(
-                AuthServiceServer,
-                api::AuthApi::new(state.clone())
+            .add_service(standing::sync_after_writes(
+                state.standing.clone(),
+                limited!(AuthServiceServer, api::AuthApi::new(state.clone())),
             ))
             .add_service(limited!(
                 CollectionsServiceServer,
@@ -365,7 +374,7 @@ async fn watch_database(pool: PgPool, health: HealthReporter, shutdown: Cancella
             _ = interval.tick() => {}
         }
         let up = db::ping(&pool, DB_PROBE_TIMEOUT).await;
-        metrics::gauge!(telemetry::DB_UP).set(if up { 1.0 } else { 0.0 });
+        metrics::gauge!(crate::metrics::DB_UP).set(if up { 1.0 } else { 0.0 });
         if up != serving && !shutdown.is_cancelled() {
             serving = up;
             if up {

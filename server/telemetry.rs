@@ -1,5 +1,5 @@
-//! Logs (tracing) and metrics (Prometheus text on its own port). Metric names live here, in one
-//! place, with their descriptions.
+//! Logs (tracing) and metrics (Prometheus text on its own port). The metrics themselves, names
+//! and descriptions, are listed in `crate::metrics`.
 
 use std::convert::Infallible;
 use std::sync::OnceLock;
@@ -12,15 +12,6 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
-
-pub const GRPC_SERVER_STARTED: &str = "grpc_server_started_total";
-pub const GRPC_SERVER_HANDLED: &str = "grpc_server_handled_total";
-pub const GRPC_SERVER_HANDLING_SECONDS: &str = "grpc_server_handling_seconds";
-pub const GRPC_SERVER_IN_FLIGHT: &str = "grpc_server_in_flight";
-pub const GRPC_SERVER_PANICS: &str = "grpc_server_panics_total";
-pub const DB_UP: &str = "akig_database_up";
-pub const REDIS_UP: &str = "akig_redis_up";
-pub const CACHE_REQUESTS: &str = "akig_cache_requests_total";
 
 /// Installs the global tracing subscriber. `RUST_LOG` filters (default `info`). Calling it
 /// twice is harmless (the second call keeps the first subscriber), which tests rely on.
@@ -43,12 +34,9 @@ pub fn metrics_handle() -> PrometheusHandle {
             let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     metrics_exporter_prometheus::Matcher::Full(
-                        GRPC_SERVER_HANDLING_SECONDS.to_owned(),
+                        crate::metrics::GRPC_SERVER_HANDLING_SECONDS.to_owned(),
                     ),
-                    &[
-                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                        10.0,
-                    ],
+                    &crate::metrics::HANDLING_SECONDS_BUCKETS,
                 )
                 .and_then(|builder| builder.install_recorder())
                 .unwrap_or_else(|e| {
@@ -57,52 +45,10 @@ pub fn metrics_handle() -> PrometheusHandle {
                     tracing::warn!(error = %e, "metrics recorder not installed");
                     PrometheusBuilder::new().build_recorder().handle()
                 });
-            describe_metrics();
+            crate::metrics::describe();
             handle
         })
         .clone()
-}
-
-fn describe_metrics() {
-    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(GRPC_SERVER_STARTED, "RPCs started, by service and method.");
-    describe_counter!(
-        GRPC_SERVER_HANDLED,
-        "RPCs completed, by service, method and gRPC status code."
-    );
-    describe_histogram!(
-        GRPC_SERVER_HANDLING_SECONDS,
-        Unit::Seconds,
-        "Time from request to end of response (whole stream for streaming RPCs)."
-    );
-    describe_gauge!(GRPC_SERVER_IN_FLIGHT, "RPCs and streams open now, by kind.");
-    describe_counter!(GRPC_SERVER_PANICS, "Handler panics answered with INTERNAL.");
-    describe_gauge!(DB_UP, "1 when PostgreSQL answered the last health probe.");
-    describe_gauge!(
-        REDIS_UP,
-        "1 when Redis is connected, 0 when on the in-process cache."
-    );
-    describe_counter!(
-        CACHE_REQUESTS,
-        "Cache look-ups, by kind and result (hit/miss)."
-    );
-    describe_gauge!(
-        crate::jobs::JOB_LAST_SUCCESS,
-        Unit::Seconds,
-        "When each background job last completed (Unix time), by job."
-    );
-    describe_counter!(
-        crate::jobs::JOB_FAILURES,
-        "Failed background job runs, by job."
-    );
-    describe_counter!(
-        crate::geo::search::ROUTE_SEARCHES,
-        "Route searches ended, by rpc and outcome (finished, cancelled, busy)."
-    );
-    describe_gauge!(
-        crate::geo::search::ROUTE_SEARCHES_RUNNING,
-        "Route searches running now."
-    );
 }
 
 /// Serves `GET /metrics` until `shutdown` fires.

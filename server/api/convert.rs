@@ -55,6 +55,8 @@ pub fn encode_page_token(cursor: &str) -> String {
     URL_SAFE_NO_PAD.encode(cursor)
 }
 
+/// The cursor of a page token; `None` for the first page. Errors: INVALID_ARGUMENT
+/// ([`invalid_page_token`]).
 pub fn decode_page_token(token: &str) -> Result<Option<String>, ApiError> {
     if token.is_empty() {
         return Ok(None);
@@ -64,7 +66,16 @@ pub fn decode_page_token(token: &str) -> Result<Option<String>, ApiError> {
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .map(Some)
-        .ok_or_else(|| ApiError::invalid("page_token", "not a token this server issued"))
+        .ok_or_else(invalid_page_token)
+}
+
+/// INVALID_ARGUMENT on `page_token` (`ERROR_REASON_PAGE_TOKEN_INVALID`).
+pub fn invalid_page_token() -> ApiError {
+    ApiError::invalid_with_reason(
+        "page_token",
+        crate::proto::v1::ErrorReason::PageTokenInvalid,
+        "not a token this server issued",
+    )
 }
 
 /// A phone number in E.164 form (`+224621234567`); the spaces, dots and dashes people type

@@ -15,7 +15,7 @@ pub use geo::GeoApi;
 use crate::proto::v1::{
     dashboard_service_server::DashboardService, missions_service_server::MissionsService,
 };
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Fully-qualified names of the five `akig.v1` services, as health and reflection report them.
 pub const SERVICE_NAMES: [&str; 5] = [

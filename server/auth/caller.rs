@@ -10,7 +10,7 @@ use crate::api::error::ApiError;
 use crate::auth::rbac::{Permission, Role};
 
 /// The authenticated caller of a request, put in the request extensions by
-/// [`crate::auth::layer::AuthLayer`]. Handlers take it with [`Caller::of`].
+/// the authentication layer (`crate::auth::layer`). Handlers take it with [`Caller::of`].
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: Uuid,

@@ -1,202 +1,116 @@
 //! Authentication and authorisation of every call, as a tower layer: the method's permission
 //! from the one table in `rbac` (deny by default), the bearer token verified, the user's and
-//! the address's call limits spent, the user's standing read fresh from the database, the
-//! role's permissions from the cache. On success the [`Caller`] goes into the request
-//! extensions for the handlers.
+//! the address's call limits spent, the user's standing checked (through the shared cache,
+//! `crate::auth::standing`, which a revocation reaches before the next call), the role's
+//! permissions from the cache (`crate::auth::roles`). On success the [`Caller`] goes into the
+//! request extensions for the handlers.
 
-use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response};
+use http::Request;
 use sqlx::PgPool;
 use tonic::Status;
-use tonic::body::Body;
-use tower::{Layer, Service};
+use tower::BoxError;
+use tower::filter::{AsyncFilterLayer, AsyncPredicate};
 use uuid::Uuid;
 
 use crate::api::error::ApiError;
 use crate::auth::caller::Caller;
 use crate::auth::rbac::{self, Access, Permission, Role};
+use crate::auth::roles::RolePermissions;
+use crate::auth::standing::StandingCache;
 use crate::auth::tokens::TokenKeys;
-use crate::cache::Cache;
+use crate::client_ip::ClientIp;
 use crate::layers::MethodCatalog;
-use crate::ratelimit::{self, ClientIp, RateLimitChecked, RateLimits};
+use crate::limits::{RateLimitChecked, RateLimits};
 use crate::store::audit::{self, AuditEvent, Outcome};
-use crate::store::{sessions, users};
 
-/// Seed palette: permissions are cached 5 minutes, and invalidated when a role changes.
-const ROLE_PERMISSIONS_TTL: Duration = Duration::from_secs(300);
-/// Each process also keeps them a few seconds, which spares a Redis round trip on every call;
-/// another replica sees a change within this delay (the changing one at once).
-const LOCAL_TTL: Duration = Duration::from_secs(5);
-
-/// The permission set of each role, from the database through the shared cache.
+/// The authentication layer: `tower::filter::AsyncFilter` with this predicate. A refused call
+/// ends here with its status (`Err(Status)`, answered by the server's recovery layer); an
+/// admitted one goes on with its [`Caller`] in the extensions.
 #[derive(Clone)]
-pub struct RolePermissions {
-    pool: PgPool,
-    cache: Cache,
-    local: moka::sync::Cache<Role, Arc<HashSet<Permission>>>,
-}
-
-impl RolePermissions {
-    pub fn new(pool: PgPool, cache: Cache) -> Self {
-        let local = moka::sync::Cache::builder()
-            .max_capacity(16)
-            .time_to_live(LOCAL_TTL)
-            .build();
-        Self { pool, cache, local }
-    }
-
-    fn key(role: Role) -> String {
-        format!("rbac:role:{}", role.as_str())
-    }
-
-    pub async fn get(&self, role: Role) -> Result<Arc<HashSet<Permission>>, sqlx::Error> {
-        if let Some(permissions) = self.local.get(&role) {
-            return Ok(permissions);
-        }
-        let key = Self::key(role);
-        let names = match self.cache.get(&key).await {
-            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            None => {
-                let names = users::role_permissions(&self.pool, role.as_str())
-                    .await?
-                    .join("\n");
-                self.cache
-                    .set(&key, Bytes::from(names.clone()), ROLE_PERMISSIONS_TTL)
-                    .await;
-                names
-            }
-        };
-        // A name unknown to this binary (granted by a newer one) is ignored.
-        let permissions: Arc<HashSet<Permission>> = Arc::new(
-            names
-                .lines()
-                .filter_map(|name| Permission::from_str(name).ok())
-                .collect(),
-        );
-        self.local.insert(role, permissions.clone());
-        Ok(permissions)
-    }
-
-    pub async fn invalidate(&self, role: Role) {
-        self.local.invalidate(&role);
-        self.cache.delete(&Self::key(role)).await;
-    }
-}
-
-#[derive(Clone)]
-pub struct AuthLayer {
-    inner: Arc<Shared>,
+pub struct Authenticate {
+    shared: Arc<Shared>,
 }
 
 struct Shared {
     keys: TokenKeys,
     pool: PgPool,
+    standing: StandingCache,
     roles: RolePermissions,
     catalog: MethodCatalog,
     limits: RateLimits,
 }
 
-impl AuthLayer {
+impl Authenticate {
     pub fn new(
         keys: TokenKeys,
         pool: PgPool,
+        standing: StandingCache,
         roles: RolePermissions,
         catalog: MethodCatalog,
         limits: RateLimits,
     ) -> Self {
         Self {
-            inner: Arc::new(Shared {
+            shared: Arc::new(Shared {
                 keys,
                 pool,
+                standing,
                 roles,
                 catalog,
                 limits,
             }),
         }
     }
-}
 
-impl<S> Layer<S> for AuthLayer {
-    type Service = Authenticate<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        Authenticate {
-            inner,
-            shared: self.inner.clone(),
-        }
+    pub fn layer(self) -> AsyncFilterLayer<Self> {
+        AsyncFilterLayer::new(self)
     }
 }
 
-#[derive(Clone)]
-pub struct Authenticate<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
+impl<B: Send + 'static> AsyncPredicate<Request<B>> for Authenticate {
+    type Future = Pin<Box<dyn Future<Output = Result<Request<B>, BoxError>> + Send>>;
+    type Request = Request<B>;
 
-type BoxFuture<T, E> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send>>;
-
-impl<S, B> Service<Request<B>> for Authenticate<S>
-where
-    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+    fn check(&mut self, request: Request<B>) -> Self::Future {
         let shared = self.shared.clone();
         Box::pin(async move {
-            let client_ip = ratelimit::client_ip(&request, shared.limits.trusted_proxies());
-            if let Some(ip) = client_ip {
-                request.extensions_mut().insert(ClientIp(ip));
-            }
-            let path = request.uri().path();
-            // Paths that name no RPC are left to the router, which answers UNIMPLEMENTED.
-            if shared.catalog.get(path).is_none() {
-                return inner.call(request).await;
-            }
-            let permission = match rbac::permission_for(path) {
-                Access::Public => return inner.call(request).await,
-                Access::Authenticated(permission) => permission,
-                Access::Unmapped => {
-                    tracing::error!(path, "method has no permission mapping: refused");
-                    return Ok(
-                        Status::from(ApiError::permission_denied("method not permitted"))
-                            .into_http(),
-                    );
-                }
-            };
-            let token = bearer_token(&request).map(str::to_owned);
-            let path = path.to_owned();
-            match shared
-                .authenticate(token.as_deref(), &path, permission, client_ip)
+            shared
+                .admit(request)
                 .await
-            {
-                Ok(caller) => {
-                    request.extensions_mut().insert(RateLimitChecked);
-                    request.extensions_mut().insert(caller);
-                    inner.call(request).await
-                }
-                Err(error) => Ok(Status::from(error).into_http()),
-            }
+                .map_err(|error| Box::new(Status::from(error)) as BoxError)
         })
     }
 }
 
 impl Shared {
+    /// The request, with its caller when the method needs one, or why it is refused.
+    async fn admit<B>(&self, mut request: Request<B>) -> Result<Request<B>, ApiError> {
+        let client_ip = request.extensions().get::<ClientIp>().map(|ip| ip.0);
+        let path = request.uri().path();
+        // Paths that name no RPC are left to the router, which answers UNIMPLEMENTED.
+        if self.catalog.get(path).is_none() {
+            return Ok(request);
+        }
+        let permission = match rbac::permission_for(path) {
+            Access::Public => return Ok(request),
+            Access::Authenticated(permission) => permission,
+            Access::Unmapped => {
+                tracing::error!(path, "method has no permission mapping: refused");
+                return Err(ApiError::permission_denied("method not permitted"));
+            }
+        };
+        let caller = self
+            .authenticate(bearer_token(&request), path, permission, client_ip)
+            .await?;
+        request.extensions_mut().insert(RateLimitChecked);
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+
     async fn authenticate(
         &self,
         token: Option<&str>,
@@ -212,7 +126,9 @@ impl Shared {
         })?;
         // Before any database work: a client over its limit costs no query.
         self.limits.check(Some(claims.sub), client_ip)?;
-        let standing = sessions::user_standing(&self.pool, claims.sub, claims.sid)
+        let standing = self
+            .standing
+            .get(claims.sub, claims.sid)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
         if standing.disabled || standing.session_revoked || standing.token_version != claims.ver {

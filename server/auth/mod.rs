@@ -4,4 +4,6 @@ pub mod caller;
 pub mod layer;
 pub mod password;
 pub mod rbac;
+pub mod roles;
+pub mod standing;
 pub mod tokens;

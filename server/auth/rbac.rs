@@ -325,6 +325,16 @@ impl FromStr for Role {
     }
 }
 
+/// A role id as the database stores it (`users.role_id`), for rows decoded with
+/// `#[sqlx(try_from = "String")]`.
+impl TryFrom<String> for Role {
+    type Error = InvalidRole;
+
+    fn try_from(id: String) -> Result<Self, Self::Error> {
+        Role::from_str(&id)
+    }
+}
+
 impl From<Role> for pb::Role {
     fn from(role: Role) -> Self {
         role.to_proto()

@@ -146,6 +146,10 @@ pub enum TokenError {
     KeyLocationHeader,
     #[error("unknown key id")]
     UnknownKid,
+    /// Genuine (signature checked) but past its `exp`, leeway included: the client should
+    /// refresh it.
+    #[error("token expired")]
+    Expired,
     #[error("invalid token: {0}")]
     Invalid(String),
     #[error("not an access token")]
@@ -226,7 +230,11 @@ impl TokenKeys {
             &DecodingKey::from_secret(secret),
             &validation,
         )
-        .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?;
+        .map_err(|e| match e.kind() {
+            // Reported only once the signature verified: jsonwebtoken checks it first.
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+            kind => TokenError::Invalid(format!("{kind:?}")),
+        })?;
         if data.claims.typ != ACCESS_TYPE {
             return Err(TokenError::WrongType);
         }
@@ -294,6 +302,24 @@ mod tests {
             "iat": now, "nbf": now, "exp": now + 600, "jti": Uuid::from_u128(3),
             "sid": Uuid::from_u128(2), "typ": "access", "ver": 0
         })
+    }
+
+    #[test]
+    fn only_a_genuine_expired_token_is_expired() {
+        let keys = keys();
+        let mut claims = claims_json(&keys);
+        claims["exp"] = (Utc::now().timestamp() - 3600).into();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("k2".into());
+        assert_eq!(
+            keys.verify_access(&encode_raw(&header, &claims, &[7u8; 32])),
+            Err(TokenError::Expired)
+        );
+        let forged = encode_raw(&header, &claims, &[8u8; 32]);
+        assert_eq!(
+            keys.verify_access(&forged),
+            Err(TokenError::Invalid("InvalidSignature".into()))
+        );
     }
 
     #[test]

@@ -1,28 +1,29 @@
 //! Read cache shared by server replicas through Redis, with an in-process cache as the default
 //! (no `REDIS_URL`) and as the fallback while Redis is unreachable: no RPC fails because Redis
-//! is down. A background task connects, watches the link and reconnects.
+//! is down.
+//!
+//! Decisions (ADR 0005):
+//! - One interface for handlers, whichever backend answers: Redis while the shared link
+//!   (`crate::redis`) is up, else an in-process moka cache.
+//! - A deletion that cannot reach Redis is remembered (bounded) and replayed when the link is
+//!   back, before Redis is read again; entries written locally during the outage are dropped
+//!   then, so reads go back to the shared values.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio_util::sync::CancellationToken;
+use redis::aio::ConnectionManager;
 
-use crate::config::RedisConfig;
-use crate::telemetry;
+use crate::metrics::CACHE_REQUESTS;
+use crate::redis::{Redis, timed};
 
 /// Largest number of in-process entries kept (each entry is one cached response).
 const LOCAL_CAPACITY: u64 = 50_000;
 /// Keys whose deletion could not reach Redis, replayed when it is back; bounded.
 const PENDING_DELETES_CAP: usize = 10_000;
-/// How often the link is probed (and a reconnection tried).
-const PROBE_INTERVAL: Duration = Duration::from_secs(2);
-/// A Redis call slower than this counts as a failure: the caller falls back to local.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
 #[derive(Clone)]
 pub struct Cache {
@@ -31,7 +32,8 @@ pub struct Cache {
 
 struct Inner {
     local: moka::future::Cache<String, LocalEntry>,
-    redis: Option<RedisLink>,
+    redis: Option<Redis>,
+    pending_deletes: Mutex<HashSet<String>>,
 }
 
 #[derive(Clone)]
@@ -40,42 +42,38 @@ struct LocalEntry {
     expires_at: Instant,
 }
 
-struct RedisLink {
-    client: redis::Client,
-    prefix: String,
-    manager: Mutex<Option<ConnectionManager>>,
-    up: AtomicBool,
-    pending_deletes: Mutex<HashSet<String>>,
-}
-
 impl Cache {
     /// The embedded cache alone.
     pub fn in_process() -> Self {
-        Self::build(None)
+        Self::new(None)
     }
 
-    /// Redis-backed cache. Connection happens in [`Cache::run_link`]; until then, and whenever
-    /// Redis is down, the in-process cache answers.
-    pub fn with_redis(config: &RedisConfig) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(config.url.as_str())?;
-        Ok(Self::build(Some(RedisLink {
-            client,
-            prefix: config.key_prefix.clone(),
-            manager: Mutex::new(None),
-            up: AtomicBool::new(false),
-            pending_deletes: Mutex::new(HashSet::new()),
-        })))
-    }
-
-    fn build(redis: Option<RedisLink>) -> Self {
+    /// A cache on the shared Redis link when there is one. Until the link is up, and whenever
+    /// it is down, the in-process cache answers.
+    pub fn new(redis: Option<Redis>) -> Self {
         let local = moka::future::Cache::builder()
             .max_capacity(LOCAL_CAPACITY)
             // Per-entry TTLs are checked on read; this bounds how long any entry can linger.
             .time_to_live(Duration::from_secs(3600))
             .build();
-        Self {
-            inner: Arc::new(Inner { local, redis }),
+        let inner = Arc::new(Inner {
+            local,
+            redis,
+            pending_deletes: Mutex::new(HashSet::new()),
+        });
+        if let Some(redis) = &inner.redis {
+            let cache = Arc::downgrade(&inner);
+            redis.on_reconnect(Box::new(move |conn| {
+                let cache: Weak<Inner> = cache.clone();
+                Box::pin(async move {
+                    match cache.upgrade() {
+                        Some(inner) => inner.catch_up(conn).await,
+                        None => true,
+                    }
+                })
+            }));
         }
+        Self { inner }
     }
 
     pub fn is_redis_configured(&self) -> bool {
@@ -83,20 +81,25 @@ impl Cache {
     }
 
     pub fn is_redis_up(&self) -> bool {
-        self.inner
-            .redis
-            .as_ref()
-            .is_some_and(|link| link.up.load(Ordering::Relaxed))
+        self.inner.redis.as_ref().is_some_and(Redis::is_up)
     }
 
+    /// The value of `key`, counted in [`CACHE_REQUESTS`] under the key's first segment
+    /// (`rbac:role:admin` is of kind `rbac`).
     pub async fn get(&self, key: &str) -> Option<Bytes> {
-        if let Some(conn) = self.redis_connection() {
-            let link = self.link();
-            let mut conn = conn;
-            let result: Result<Option<Vec<u8>>, _> = with_timeout(conn.get(link.key(key))).await;
+        let value = self.lookup(key).await;
+        let kind = key.split(':').next().unwrap_or_default().to_owned();
+        let result = if value.is_some() { "hit" } else { "miss" };
+        metrics::counter!(CACHE_REQUESTS, "kind" => kind, "result" => result).increment(1);
+        value
+    }
+
+    async fn lookup(&self, key: &str) -> Option<Bytes> {
+        if let Some((redis, mut conn)) = self.redis_connection() {
+            let result: Result<Option<Vec<u8>>, _> = timed(conn.get(redis.key(key))).await;
             match result {
                 Ok(value) => return value.map(Bytes::from),
-                Err(e) => link.mark_down(&e),
+                Err(e) => redis.failed(&e),
             }
         }
         let entry = self.inner.local.get(key).await?;
@@ -108,14 +111,13 @@ impl Cache {
     }
 
     pub async fn set(&self, key: &str, value: Bytes, ttl: Duration) {
-        if let Some(mut conn) = self.redis_connection() {
-            let link = self.link();
+        if let Some((redis, mut conn)) = self.redis_connection() {
             let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
             let result: Result<(), _> =
-                with_timeout(conn.pset_ex(link.key(key), value.as_ref(), millis)).await;
+                timed(conn.pset_ex(redis.key(key), value.as_ref(), millis)).await;
             match result {
                 Ok(()) => return,
-                Err(e) => link.mark_down(&e),
+                Err(e) => redis.failed(&e),
             }
         }
         let entry = LocalEntry {
@@ -129,148 +131,53 @@ impl Cache {
     /// replayed on reconnection, so a value cached before the outage is not served stale after.
     pub async fn delete(&self, key: &str) {
         self.inner.local.invalidate(key).await;
-        let Some(link) = self.inner.redis.as_ref() else {
+        if self.inner.redis.is_none() {
             return;
-        };
-        if let Some(mut conn) = self.redis_connection() {
-            let result: Result<(), _> = with_timeout(conn.del(link.key(key))).await;
+        }
+        if let Some((redis, mut conn)) = self.redis_connection() {
+            let result: Result<(), _> = timed(conn.del(redis.key(key))).await;
             match result {
                 Ok(()) => return,
-                Err(e) => link.mark_down(&e),
+                Err(e) => redis.failed(&e),
             }
         }
-        let mut pending = link.pending_deletes.lock().expect("cache lock poisoned");
+        let mut pending = self.inner.pending();
         if pending.len() < PENDING_DELETES_CAP {
             pending.insert(key.to_owned());
         }
     }
 
-    /// Keeps the Redis link alive until `shutdown`: connects, probes, reconnects, replays
-    /// deletions missed during an outage. Returns at once when Redis is not configured.
-    pub async fn run_link(self, shutdown: CancellationToken) {
-        let Some(link) = self.inner.redis.as_ref() else {
-            metrics::gauge!(telemetry::REDIS_UP).set(0.0);
-            return;
-        };
-        let mut interval = tokio::time::interval(PROBE_INTERVAL);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = interval.tick() => {}
-            }
-            let was_up = link.up.load(Ordering::Relaxed);
-            let is_up = link.probe().await;
-            if is_up && !was_up {
-                if link.replay_pending_deletes().await {
-                    // Local entries were written while Redis was away; drop them so reads
-                    // go back to the shared cache.
-                    self.inner.local.invalidate_all();
-                    link.up.store(true, Ordering::Relaxed);
-                    tracing::info!("redis connected; the cache is shared");
-                }
-            } else if !is_up && was_up {
-                link.up.store(false, Ordering::Relaxed);
-                tracing::warn!("redis unreachable; serving from the in-process cache");
-            }
-            metrics::gauge!(telemetry::REDIS_UP).set(if link.up.load(Ordering::Relaxed) {
-                1.0
-            } else {
-                0.0
-            });
-        }
-    }
-
-    fn link(&self) -> &RedisLink {
-        self.inner
-            .redis
-            .as_ref()
-            .expect("checked by redis_connection")
-    }
-
-    fn redis_connection(&self) -> Option<ConnectionManager> {
-        let link = self.inner.redis.as_ref()?;
-        if !link.up.load(Ordering::Relaxed) {
-            return None;
-        }
-        link.manager.lock().expect("cache lock poisoned").clone()
+    fn redis_connection(&self) -> Option<(&Redis, ConnectionManager)> {
+        let redis = self.inner.redis.as_ref()?;
+        Some((redis, redis.connection()?))
     }
 }
 
-impl RedisLink {
-    fn key(&self, key: &str) -> String {
-        format!("{}:{key}", self.prefix)
-    }
-
-    fn mark_down(&self, error: &redis::RedisError) {
-        if self.up.swap(false, Ordering::Relaxed) {
-            tracing::warn!(error = %error, "redis call failed; serving from the in-process cache");
-        }
-    }
-
-    /// Pings Redis, connecting first when there is no connection yet.
-    async fn probe(&self) -> bool {
-        let existing = self.manager.lock().expect("cache lock poisoned").clone();
-        let mut conn = match existing {
-            Some(conn) => conn,
-            None => {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(REDIS_TIMEOUT * 4))
-                    .set_response_timeout(Some(REDIS_TIMEOUT))
-                    .set_number_of_retries(1);
-                match self.client.get_connection_manager_with_config(config).await {
-                    Ok(conn) => {
-                        *self.manager.lock().expect("cache lock poisoned") = Some(conn.clone());
-                        conn
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "redis connection attempt failed");
-                        return false;
-                    }
-                }
-            }
-        };
-        with_timeout(redis::cmd("PING").query_async::<String>(&mut conn))
-            .await
-            .is_ok()
-    }
-
-    /// Returns false when Redis failed again during the replay (then it stays marked down).
-    async fn replay_pending_deletes(&self) -> bool {
-        let keys: Vec<String> = self
-            .pending_deletes
+impl Inner {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // The set is consistent after any panic (single inserts and drains).
+        self.pending_deletes
             .lock()
-            .expect("cache lock poisoned")
-            .drain()
-            .collect();
-        if keys.is_empty() {
-            return true;
-        }
-        let Some(mut conn) = self.manager.lock().expect("cache lock poisoned").clone() else {
-            return false;
-        };
-        let redis_keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
-        let result: Result<(), _> = with_timeout(conn.del(redis_keys)).await;
-        if result.is_err() {
-            self.pending_deletes
-                .lock()
-                .expect("cache lock poisoned")
-                .extend(keys);
-            return false;
-        }
-        true
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
 
-async fn with_timeout<T>(
-    call: impl Future<Output = redis::RedisResult<T>>,
-) -> redis::RedisResult<T> {
-    match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-        Ok(result) => result,
-        Err(_) => Err(redis::RedisError::from(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "redis call timed out",
-        ))),
+    /// Before Redis is read again: replays the deletions missed during the outage, then drops
+    /// the entries written locally meanwhile. False when Redis failed again.
+    async fn catch_up(&self, mut conn: ConnectionManager) -> bool {
+        let Some(redis) = &self.redis else {
+            return true;
+        };
+        let keys: Vec<String> = self.pending().drain().collect();
+        if !keys.is_empty() {
+            let redis_keys: Vec<String> = keys.iter().map(|k| redis.key(k)).collect();
+            let result: Result<(), _> = timed(conn.del(redis_keys)).await;
+            if result.is_err() {
+                self.pending().extend(keys);
+                return false;
+            }
+        }
+        self.local.invalidate_all();
+        true
     }
 }
 

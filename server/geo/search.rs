@@ -12,8 +12,6 @@
 //! - Cancellation is an `AtomicBool` the solver reads every round; [`CancelOnDrop`] raises it
 //!   when the handler's future is dropped (the client went away) or a session replaces the
 //!   search.
-//! - Metric names live here, with the code that records them, and are described with the
-//!   others in `telemetry`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,13 +22,7 @@ use tokio::task::{JoinError, JoinHandle};
 
 use crate::domain::route::trip::{Plan, Trip};
 use crate::domain::route::{self, Budget, Options, RouteError, Stop};
-
-/// Route searches that ended, by `rpc` (optimize_route, route_session) and `outcome`:
-/// `finished` (budget spent or no further progress), `cancelled` (the client went away or a
-/// newer update replaced it), `busy` (refused: every slot taken).
-pub const ROUTE_SEARCHES: &str = "akig_route_searches_total";
-/// Route searches running now.
-pub const ROUTE_SEARCHES_RUNNING: &str = "akig_route_searches_running";
+use crate::metrics::{ROUTE_SEARCHES, ROUTE_SEARCHES_RUNNING};
 
 /// How long a caller refused for lack of a slot is told to wait: searches last about the
 /// default budget, 1 s.

@@ -10,12 +10,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-/// Gauge: when each job last ran to completion (Unix seconds), by `job`. An alert on its age
-/// catches a job that keeps failing or has stopped.
-pub const JOB_LAST_SUCCESS: &str = "akig_job_last_success_timestamp_seconds";
-
-/// Counter: job runs that failed, by `job`.
-pub const JOB_FAILURES: &str = "akig_job_failures_total";
+use crate::metrics::{JOB_FAILURES, JOB_LAST_SUCCESS};
 
 /// How often each replica deletes rows past their retention (expired idempotency keys, ended
 /// sessions): tables that would otherwise grow with every call or login, forever.

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use crate::auth::rbac::Role;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
@@ -20,6 +22,16 @@ impl Outcome {
             Self::Ok => "ok",
             Self::Denied => "denied",
             Self::Failed => "failed",
+        }
+    }
+
+    /// The outcome of a stored row: `ok`, `denied`, and anything else (`failed`, and the
+    /// `invalid` and `error` the table also admits) as failed.
+    fn from_stored(outcome: &str) -> Self {
+        match outcome {
+            "ok" => Self::Ok,
+            "denied" => Self::Denied,
+            _ => Self::Failed,
         }
     }
 }
@@ -107,21 +119,61 @@ pub async fn append<'e>(
     Ok(())
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// An audit entry as read back.
+#[derive(Debug, Clone)]
 pub struct AuditRow {
     pub id: i64,
     pub occurred_at: DateTime<Utc>,
     pub actor_id: Option<Uuid>,
     pub actor_username: Option<String>,
     pub actor_name: Option<String>,
-    pub actor_role: Option<String>,
+    /// `None` also for an actor that was no user of a role (the command line's `cli`).
+    pub actor_role: Option<Role>,
     pub action: String,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
     pub request_id: Option<Uuid>,
     pub client_ip: Option<String>,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub details: serde_json::Value,
+}
+
+/// An `audit_log` row as stored, decoded into an [`AuditRow`] here.
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    id: i64,
+    occurred_at: DateTime<Utc>,
+    actor_id: Option<Uuid>,
+    actor_username: Option<String>,
+    actor_name: Option<String>,
+    actor_role: Option<String>,
+    action: String,
+    target_type: Option<String>,
+    target_id: Option<String>,
+    request_id: Option<Uuid>,
+    client_ip: Option<String>,
+    outcome: String,
+    details: serde_json::Value,
+}
+
+impl From<StoredRow> for AuditRow {
+    fn from(row: StoredRow) -> Self {
+        Self {
+            id: row.id,
+            occurred_at: row.occurred_at,
+            actor_id: row.actor_id,
+            actor_username: row.actor_username,
+            actor_name: row.actor_name,
+            actor_role: row.actor_role.and_then(|role| Role::try_from(role).ok()),
+            action: row.action,
+            target_type: row.target_type,
+            target_id: row.target_id,
+            request_id: row.request_id,
+            client_ip: row.client_ip,
+            outcome: Outcome::from_stored(&row.outcome),
+            details: row.details,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -130,7 +182,7 @@ pub struct AuditFilter {
     pub action: Option<String>,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
-    pub outcome: Option<&'static str>,
+    pub outcome: Option<Outcome>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     /// Keyset cursor: entries older than this id.
@@ -162,7 +214,7 @@ pub async fn list(
         query.push(" AND a.target_id = ").push_bind(id.clone());
     }
     if let Some(outcome) = filter.outcome {
-        query.push(" AND a.outcome = ").push_bind(outcome);
+        query.push(" AND a.outcome = ").push_bind(outcome.as_str());
     }
     if let Some(since) = filter.since {
         query.push(" AND a.occurred_at >= ").push_bind(since);
@@ -174,5 +226,6 @@ pub async fn list(
         query.push(" AND a.id < ").push_bind(before);
     }
     query.push(" ORDER BY a.id DESC LIMIT ").push_bind(limit);
-    query.build_query_as().fetch_all(pool).await
+    let rows: Vec<StoredRow> = query.build_query_as().fetch_all(pool).await?;
+    Ok(rows.into_iter().map(AuditRow::from).collect())
 }

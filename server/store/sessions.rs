@@ -5,22 +5,29 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::auth::rbac::Role;
+
 /// What every authenticated call checks, fresh from the database, so that disabling a user,
 /// changing a password or a role, or logging out takes effect on the next call.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct UserStanding {
+pub struct Standing {
     pub token_version: i32,
     pub disabled: bool,
-    pub role_id: String,
+    #[sqlx(rename = "role_id", try_from = "String")]
+    pub role: Role,
+    /// The sites the user covers; a supervisor's include their team's.
     pub site_ids: Vec<Uuid>,
+    /// The session named by the token was revoked (logout, reuse, password change).
     pub session_revoked: bool,
 }
 
-pub async fn user_standing<'e>(
+/// The standing of `user_id` within the session `session_id`; `None` when there is no such
+/// user. A role id this binary does not know is a decoding error.
+pub async fn standing<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     user_id: Uuid,
     session_id: Uuid,
-) -> Result<Option<UserStanding>, sqlx::Error> {
+) -> Result<Option<Standing>, sqlx::Error> {
     sqlx::query_as(
         "SELECT u.token_version, u.disabled, u.role_id,
                 -- A supervisor covers the sites of their team too.
@@ -37,6 +44,62 @@ pub async fn user_standing<'e>(
     .bind(session_id)
     .fetch_optional(executor)
     .await
+}
+
+/// [`Standing`] with the role as the database's text. Superseded by [`Standing`]: kept for
+/// callers not moved yet.
+#[derive(Debug, Clone)]
+pub struct UserStanding {
+    pub token_version: i32,
+    pub disabled: bool,
+    pub role_id: String,
+    pub site_ids: Vec<Uuid>,
+    pub session_revoked: bool,
+}
+
+/// [`standing`] as a [`UserStanding`]. Superseded by [`standing`]: kept for callers not moved
+/// yet.
+pub async fn user_standing<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<Option<UserStanding>, sqlx::Error> {
+    Ok(standing(executor, user_id, session_id)
+        .await?
+        .map(|standing| UserStanding {
+            token_version: standing.token_version,
+            disabled: standing.disabled,
+            role_id: standing.role.as_str().to_owned(),
+            site_ids: standing.site_ids,
+            session_revoked: standing.session_revoked,
+        }))
+}
+
+/// Why a session's tokens were revoked, as stored in `refresh_tokens.revoke_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// The user logged out.
+    Logout,
+    /// A consumed refresh token was presented again: taken as theft.
+    ReuseDetected,
+    /// The user was disabled.
+    UserDisabled,
+    /// The user changed their password and closed their other sessions.
+    PasswordChanged,
+    /// An administrator reset the user's password.
+    PasswordReset,
+}
+
+impl RevokeReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::ReuseDetected => "reuse_detected",
+            Self::UserDisabled => "user_disabled",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordReset => "password_reset",
+        }
+    }
 }
 
 /// A refresh token row, locked for the rotation decision.
@@ -138,14 +201,14 @@ pub async fn mark_consumed(
 pub async fn revoke_family(
     conn: &mut PgConnection,
     family_id: Uuid,
-    reason: &str,
+    reason: RevokeReason,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = now(), revoke_reason = $2
          WHERE family_id = $1 AND revoked_at IS NULL",
     )
     .bind(family_id)
-    .bind(reason)
+    .bind(reason.as_str())
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
@@ -156,7 +219,7 @@ pub async fn revoke_user_sessions(
     conn: &mut PgConnection,
     user_id: Uuid,
     keep: Option<Uuid>,
-    reason: &str,
+    reason: RevokeReason,
 ) -> Result<u64, sqlx::Error> {
     let sessions: i64 = sqlx::query_scalar(
         "WITH revoked AS (
@@ -168,7 +231,7 @@ pub async fn revoke_user_sessions(
     )
     .bind(user_id)
     .bind(keep)
-    .bind(reason)
+    .bind(reason.as_str())
     .fetch_one(conn)
     .await?;
     Ok(sessions.unsigned_abs())

@@ -1,10 +1,17 @@
 //! SQL of users, their sites and role permissions.
+//!
+//! Decisions:
+//! - Rows decode into domain types here: a user's role is a [`Role`], never the database's
+//!   text; a role id this binary does not know fails the decoding (a bug or a newer schema).
+//! - The named constraints of `users` and `user_sites` map to [`WriteError`] here, at the
+//!   store's edge (ADR 0003); the API layer maps that to gRPC codes.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::auth::caller::Scope;
+use crate::auth::rbac::Role;
 
 const USER_COLUMNS: &str = "u.id, u.username, u.full_name, u.phone, u.role_id, u.supervisor_id,
     u.disabled, u.last_login_at, u.created_at, u.must_change_password,
@@ -16,7 +23,8 @@ pub struct UserRow {
     pub username: String,
     pub full_name: String,
     pub phone: Option<String>,
-    pub role_id: String,
+    #[sqlx(rename = "role_id", try_from = "String")]
+    pub role: Role,
     pub supervisor_id: Option<Uuid>,
     pub disabled: bool,
     pub last_login_at: Option<DateTime<Utc>>,
@@ -31,7 +39,8 @@ pub struct LoginRow {
     pub password_hash: Option<String>,
     pub disabled: bool,
     pub token_version: i32,
-    pub role_id: String,
+    #[sqlx(rename = "role_id", try_from = "String")]
+    pub role: Role,
 }
 
 /// How a user names themselves at login.
@@ -119,7 +128,7 @@ pub async fn is_visible(
 
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
-    pub role_id: Option<String>,
+    pub role: Option<Role>,
     pub site_id: Option<Uuid>,
     pub supervisor_id: Option<Uuid>,
     pub show_disabled: bool,
@@ -139,8 +148,8 @@ pub async fn list(
     let push_filters = |query: &mut QueryBuilder<'_, Postgres>| {
         query.push(" WHERE ");
         push_visibility(query, scope);
-        if let Some(role) = &filter.role_id {
-            query.push(" AND u.role_id = ").push_bind(role.clone());
+        if let Some(role) = filter.role {
+            query.push(" AND u.role_id = ").push_bind(role.as_str());
         }
         if let Some(site) = filter.site_id {
             query
@@ -186,6 +195,7 @@ pub async fn list(
     Ok((users, total))
 }
 
+/// A user to create. `role_id` is a [`Role`]'s `as_str()`.
 pub struct NewUser {
     pub username: String,
     pub full_name: String,
@@ -196,7 +206,35 @@ pub struct NewUser {
     pub password_hash: Option<String>,
 }
 
-pub async fn create(conn: &mut PgConnection, user: &NewUser) -> Result<UserRow, sqlx::Error> {
+/// Why a user could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// `users_username_key`: another user has this username, in any case.
+    #[error("username already taken")]
+    UsernameTaken,
+    /// `users_phone_key`: another user has this phone number.
+    #[error("phone number already used")]
+    PhoneTaken,
+    /// `users_supervisor_id_fkey` or `user_sites_site_id_fkey`: no such supervisor or site.
+    #[error("no such supervisor or site")]
+    UnknownReference,
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(error: sqlx::Error) -> Self {
+        match error.as_database_error().and_then(|db| db.constraint()) {
+            Some("users_username_key") => Self::UsernameTaken,
+            Some("users_phone_key") => Self::PhoneTaken,
+            Some("users_supervisor_id_fkey" | "user_sites_site_id_fkey") => Self::UnknownReference,
+            _ => Self::Database(error),
+        }
+    }
+}
+
+/// Inserts a user with their sites. Errors: [`WriteError`].
+pub async fn create(conn: &mut PgConnection, user: &NewUser) -> Result<UserRow, WriteError> {
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO users (username, full_name, phone, role_id, supervisor_id, password_hash,
                             must_change_password)
@@ -236,19 +274,20 @@ async fn set_sites(
 pub struct UserChanges {
     pub full_name: Option<String>,
     pub phone: Option<Option<String>>,
-    pub role_id: Option<String>,
+    pub role: Option<Role>,
     pub supervisor_id: Option<Option<Uuid>>,
     pub site_ids: Option<Vec<Uuid>>,
     pub disabled: Option<bool>,
 }
 
-/// Applies `changes`. A change of role or of the disabled flag bumps the token version, so the
-/// user's outstanding access tokens stop working on their next call.
+/// Applies `changes`; `None` when there is no such user. A change of role or of the disabled
+/// flag bumps the token version, so the user's outstanding access tokens stop working on their
+/// next call. Errors: [`WriteError`].
 pub async fn update(
     conn: &mut PgConnection,
     user_id: Uuid,
     changes: &UserChanges,
-) -> Result<Option<UserRow>, sqlx::Error> {
+) -> Result<Option<UserRow>, WriteError> {
     let updated = sqlx::query(
         "UPDATE users SET
            full_name = coalesce($2, full_name),
@@ -265,7 +304,7 @@ pub async fn update(
     .bind(&changes.full_name)
     .bind(changes.phone.is_some())
     .bind(changes.phone.clone().flatten())
-    .bind(&changes.role_id)
+    .bind(changes.role.map(Role::as_str))
     .bind(changes.supervisor_id.is_some())
     .bind(changes.supervisor_id.flatten())
     .bind(changes.disabled)
@@ -277,7 +316,7 @@ pub async fn update(
     if let Some(site_ids) = &changes.site_ids {
         set_sites(conn, user_id, site_ids).await?;
     }
-    get(conn, user_id).await
+    Ok(get(conn, user_id).await?)
 }
 
 pub async fn password_hash(
@@ -331,10 +370,17 @@ pub async fn role_permissions(pool: &PgPool, role_id: &str) -> Result<Vec<String
     .await
 }
 
-pub async fn all_role_permissions(pool: &PgPool) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT role_id, permission_id FROM role_permissions ORDER BY 1, 2")
-        .fetch_all(pool)
-        .await
+/// Every grant, by role then permission name. Grants of a role this binary does not know (added
+/// by a newer one) are left out.
+pub async fn all_role_permissions(pool: &PgPool) -> Result<Vec<(Role, String)>, sqlx::Error> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT role_id, permission_id FROM role_permissions ORDER BY 1, 2")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(role, permission)| Some((Role::try_from(role).ok()?, permission)))
+        .collect())
 }
 
 pub async fn permission_catalogue(pool: &PgPool) -> Result<Vec<(String, String)>, sqlx::Error> {
@@ -345,17 +391,17 @@ pub async fn permission_catalogue(pool: &PgPool) -> Result<Vec<(String, String)>
 
 pub async fn replace_role_permissions(
     conn: &mut PgConnection,
-    role_id: &str,
+    role: Role,
     permissions: &[String],
 ) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
-        .bind(role_id)
+        .bind(role.as_str())
         .execute(&mut *conn)
         .await?;
     sqlx::query(
         "INSERT INTO role_permissions (role_id, permission_id) SELECT $1, unnest($2::text[])",
     )
-    .bind(role_id)
+    .bind(role.as_str())
     .bind(permissions)
     .execute(&mut *conn)
     .await?;

@@ -12,8 +12,8 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::support::{
-    PASSWORD, TEST_KID, TEST_SECRET, TestApp, TestDb, authed, create_site, create_user, message,
-    spawn_app,
+    PASSWORD, TEST_KID, TEST_SECRET, TestApp, TestDb, authed, create_site, create_user,
+    error_reason, message, spawn_app,
 };
 
 async fn who_am_i(app: &TestApp, token: &str) -> Result<User, tonic::Status> {
@@ -365,22 +365,7 @@ async fn disabling_a_user_and_changing_a_password_cut_tokens_at_once() {
     let agent = app.token("sekou.toure").await;
     who_am_i(&app, &agent).await.expect("works before");
 
-    app.auth_client()
-        .await
-        .update_user(authed(
-            UpdateUserRequest {
-                request_id: uuid::Uuid::new_v4().to_string(),
-                user: Some(User {
-                    user_id: agent_id.to_string(),
-                    disabled: true,
-                    ..Default::default()
-                }),
-                update_mask: mask(&["disabled"]),
-            },
-            &admin,
-        ))
-        .await
-        .expect("disable");
+    disable(&app, &admin, agent_id).await.expect("disable");
     let status = who_am_i(&app, &agent).await.expect_err("disabled");
     assert_eq!(status.code(), Code::Unauthenticated);
     app.try_login("sekou.toure", PASSWORD)
@@ -684,4 +669,289 @@ async fn ended_sessions_are_purged_after_their_grace() {
     expected.sort();
     assert_eq!(left, expected);
     assert!(!left.contains(&long_ended));
+}
+
+/// UpdateUser setting `disabled` on `user_id`, as `token`'s user.
+pub async fn disable(
+    app: &TestApp,
+    token: &str,
+    user_id: uuid::Uuid,
+) -> Result<User, tonic::Status> {
+    app.auth_client()
+        .await
+        .update_user(authed(
+            UpdateUserRequest {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                user: Some(User {
+                    user_id: user_id.to_string(),
+                    disabled: true,
+                    ..Default::default()
+                }),
+                update_mask: mask(&["disabled"]),
+            },
+            token,
+        ))
+        .await
+        .map(|r| r.into_inner().user.expect("user"))
+}
+
+#[tokio::test]
+async fn a_disabled_account_is_told_so_only_with_its_right_password() {
+    let db = TestDb::new().await;
+    let admin_id = create_user(&db.pool, "admin.test", "admin", &[], None).await;
+    let agent_id = create_user(&db.pool, "fode.kourouma", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
+    let admin = app.token("admin.test").await;
+    let session = app.login("fode.kourouma").await.tokens.expect("tokens");
+
+    let status = disable(&app, &admin, admin_id).await.expect_err("self");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(error_reason(&status), "ERROR_REASON_SELF_LOCKOUT");
+    disable(&app, &admin, agent_id).await.expect("disable");
+
+    let status = app
+        .try_login("fode.kourouma", PASSWORD)
+        .await
+        .expect_err("disabled");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&status), "ERROR_REASON_ACCOUNT_DISABLED");
+    // Without its password, a disabled account looks like any failed login.
+    for (username, password) in [
+        ("fode.kourouma", "pas-le-bon-mot-de-passe"),
+        ("personne", PASSWORD),
+    ] {
+        let status = app
+            .try_login(username, password)
+            .await
+            .expect_err("wrong credentials");
+        assert_eq!(status.code(), Code::Unauthenticated, "{username}");
+        assert_eq!(
+            error_reason(&status),
+            "ERROR_REASON_INVALID_CREDENTIALS",
+            "{username}"
+        );
+    }
+    // A session opened before is ended at its next refresh, for the same reason.
+    let status = refresh(&app, &session.refresh_token)
+        .await
+        .expect_err("disabled");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&status), "ERROR_REASON_ACCOUNT_DISABLED");
+    let revoked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM refresh_tokens WHERE revoke_reason = 'user_disabled'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("count");
+    assert_eq!(revoked, 1);
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+#[tokio::test]
+async fn refresh_errors_tell_a_reused_token_from_an_invalid_or_expired_one() {
+    let db = TestDb::new().await;
+    create_user(&db.pool, "mariama.bangoura", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
+    let first = app.login("mariama.bangoura").await.tokens.expect("tokens");
+    let second = refresh(&app, &first.refresh_token).await.expect("rotation");
+
+    // Past the grace window (2 s in tests), the consumed token is a stolen one.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let reuse = refresh(&app, &first.refresh_token)
+        .await
+        .expect_err("reuse");
+    assert_eq!(reuse.code(), Code::Unauthenticated);
+    assert_eq!(error_reason(&reuse), "ERROR_REASON_REFRESH_TOKEN_REUSED");
+    // The family is revoked: its live token is now merely invalid.
+    for token in [second.refresh_token.as_str(), "rt1.inconnu", "pas-un-jeton"] {
+        let status = refresh(&app, token).await.expect_err("invalid");
+        assert_eq!(status.code(), Code::Unauthenticated, "{token}");
+        assert_eq!(
+            error_reason(&status),
+            "ERROR_REASON_TOKEN_INVALID",
+            "{token}"
+        );
+    }
+
+    let other = app.login("mariama.bangoura").await.tokens.expect("tokens");
+    sqlx::query(
+        "UPDATE refresh_tokens SET issued_at = now() - interval '2 days',
+                                   expires_at = now() - interval '1 day'
+         WHERE revoked_at IS NULL",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("age the token");
+    let expired = refresh(&app, &other.refresh_token)
+        .await
+        .expect_err("expired");
+    assert_eq!(expired.code(), Code::Unauthenticated);
+    assert_eq!(error_reason(&expired), "ERROR_REASON_TOKEN_EXPIRED");
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+#[tokio::test]
+async fn simultaneous_replays_of_a_completed_update_get_its_answer() {
+    let db = TestDb::new().await;
+    create_user(&db.pool, "admin.test", "admin", &[], None).await;
+    let agent_id = create_user(&db.pool, "saran.cisse", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
+    let admin = app.token("admin.test").await;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let rename = |full_name: &str| UpdateUserRequest {
+        request_id: request_id.clone(),
+        user: Some(User {
+            user_id: agent_id.to_string(),
+            full_name: full_name.to_owned(),
+            ..Default::default()
+        }),
+        update_mask: mask(&["full_name"]),
+    };
+    let first = app
+        .auth_client()
+        .await
+        .update_user(authed(rename("Saran Cissé"), &admin))
+        .await
+        .expect("update")
+        .into_inner();
+
+    // 30 replays of the completed call and 30 reuses of its id with another body, at once.
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let request = authed(
+            rename(if i % 2 == 0 {
+                "Saran Cissé"
+            } else {
+                "Saran Camara"
+            }),
+            &admin,
+        );
+        let mut client = app.auth_client().await;
+        calls.spawn(async move {
+            (
+                i % 2 == 0,
+                client.update_user(request).await.map(|r| r.into_inner()),
+            )
+        });
+    }
+    let (mut replayed, mut refused) = (0, 0);
+    while let Some(joined) = calls.join_next().await {
+        match joined.expect("task") {
+            (true, Ok(answer)) => {
+                assert_eq!(answer, first);
+                replayed += 1;
+            }
+            (false, Err(status)) if status.code() == Code::FailedPrecondition => {
+                assert_eq!(error_reason(&status), "ERROR_REASON_REQUEST_ID_REUSED");
+                refused += 1;
+            }
+            (replay, other) => panic!("replay {replay}: unexpected {other:?}"),
+        }
+    }
+    assert_eq!((replayed, refused), (30, 30));
+    assert_eq!(audit_count(&db.pool, "users.update", "ok").await, 1);
+    let name: String = sqlx::query_scalar("SELECT full_name FROM users WHERE id = $1")
+        .bind(agent_id)
+        .fetch_one(&db.pool)
+        .await
+        .expect("name");
+    assert_eq!(name, "Saran Cissé");
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_huge_field_path_answers_a_bounded_invalid_argument() {
+    let db = TestDb::new().await;
+    create_user(&db.pool, "admin.test", "admin", &[], None).await;
+    let agent_id = create_user(&db.pool, "lansana.conte", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
+    let admin = app.token("admin.test").await;
+    let path = "x".repeat(20 * 1024);
+    let status = app
+        .auth_client()
+        .await
+        .update_user(authed(
+            UpdateUserRequest {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                user: Some(User {
+                    user_id: agent_id.to_string(),
+                    ..Default::default()
+                }),
+                update_mask: mask(&[path.as_str()]),
+            },
+            &admin,
+        ))
+        .await
+        .expect_err("unknown path");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().len() <= 1024);
+    let violations = status
+        .get_details_bad_request()
+        .expect("field violations")
+        .field_violations;
+    assert_eq!(violations[0].field, "update_mask");
+    assert!(violations[0].description.len() <= 256);
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+#[tokio::test]
+async fn calls_while_the_database_is_out_of_reach_are_unavailable() {
+    let db = TestDb::new().await;
+
+    create_user(&db.pool, "kadiatou.barry", "agent", &[], None).await;
+    let (app, relay, _) = crate::support::spawn_app_behind_relay(&db).await;
+    let token = app.token("kadiatou.barry").await;
+
+    relay.cut().await;
+    let calls = [
+        who_am_i(&app, &token).await.map(|_| ()),
+        app.try_login("kadiatou.barry", PASSWORD).await.map(|_| ()),
+    ];
+    for result in calls {
+        let status = result.expect_err("the database is out of reach");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert!(status.get_details_retry_info().is_some(), "{status:?}");
+    }
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+#[tokio::test]
+async fn refusals_of_user_reads_carry_their_reason() {
+    let db = TestDb::new().await;
+    let kaloum = create_site(&db.pool, "KAL").await;
+    let matoto = create_site(&db.pool, "MAT").await;
+    create_user(&db.pool, "gestion.kaloum", "site_manager", &[kaloum], None).await;
+    let other = create_user(&db.pool, "agent.matoto", "agent", &[matoto], None).await;
+    let app = spawn_app(&db).await;
+    let manager = app.token("gestion.kaloum").await;
+
+    let status = app
+        .auth_client()
+        .await
+        .get_user(authed(
+            GetUserRequest {
+                user_id: other.to_string(),
+            },
+            &manager,
+        ))
+        .await
+        .expect_err("other site's agent");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&status), "ERROR_REASON_OUT_OF_SCOPE");
+
+    let status = app
+        .auth_client()
+        .await
+        .list_users(authed(
+            ListUsersRequest {
+                page_token: "@@@".to_owned(),
+                ..Default::default()
+            },
+            &manager,
+        ))
+        .await
+        .expect_err("bad token");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(error_reason(&status), "ERROR_REASON_PAGE_TOKEN_INVALID");
+    app.stop(Duration::from_secs(10)).await.expect("stop");
 }

@@ -2,18 +2,20 @@ use std::time::Duration;
 
 use akig::cache::Cache;
 use akig::config::RedisConfig;
+use akig::redis::Redis;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{Relay, redis_url};
 
 async fn linked_cache(url: String, prefix: &str, shutdown: &CancellationToken) -> Cache {
-    let cache = Cache::with_redis(&RedisConfig {
+    let redis = Redis::open(&RedisConfig {
         url,
         key_prefix: prefix.to_owned(),
     })
     .expect("valid url");
-    tokio::spawn(cache.clone().run_link(shutdown.clone()));
+    let cache = Cache::new(Some(redis.clone()));
+    tokio::spawn(redis.run_link(shutdown.clone()));
     cache
 }
 
@@ -102,4 +104,314 @@ async fn cache_reconnects_when_redis_comes_back() {
         .await;
     assert_eq!(cache.get("k").await, Some(Bytes::from_static(b"shared")));
     shutdown.cancel();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The user-standing cache: two replicas on one database and one Redis.
+
+mod standing {
+    use std::time::Duration;
+
+    use akig::auth::standing::StandingCache;
+    use akig::proto::v1::{LogoutRequest, UpdateUserRequest, User, WhoAmIRequest};
+    use akig::startup::Application;
+    use sqlx::PgPool;
+    use sqlx::postgres::PgPoolOptions;
+    use tonic::Code;
+
+    use akig::config::RedisConfig;
+    use akig::redis::Redis;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::support::{RedisMode, TestApp, TestDb, authed, create_user, redis_url, test_config};
+
+    struct Replica {
+        app: TestApp,
+        standing: StandingCache,
+    }
+
+    /// `count` servers on the test's database, each with a pool of its own, sharing one Redis
+    /// prefix: replicas of one deployment.
+    async fn replicas(pool: &PgPool, count: usize, redis: RedisMode) -> Vec<Replica> {
+        let prefix = format!("akig-test-{}", uuid::Uuid::new_v4());
+        let mut replicas = Vec::new();
+        for _ in 0..count {
+            let options = (*pool.connect_options()).clone();
+            let mut config = test_config(options.clone(), redis);
+            if let Some(redis) = config.redis.as_mut() {
+                redis.key_prefix = prefix.clone();
+            }
+            let own_pool = PgPoolOptions::new()
+                .max_connections(5)
+                .connect_lazy_with(options);
+            let app = Application::build_with_pool(config, own_pool)
+                .await
+                .expect("application builds");
+            let standing = app.state().standing.clone();
+            let addr = app.local_addr();
+            let metrics_addr = app.metrics_addr();
+            let shutdown = app.shutdown_token();
+            let server = tokio::spawn(app.run_until_stopped());
+            replicas.push(Replica {
+                app: TestApp {
+                    addr,
+                    metrics_addr,
+                    shutdown,
+                    server,
+                },
+                standing,
+            });
+        }
+        replicas
+    }
+
+    /// Until every replica serves standings from the shared cache (Redis linked, listening).
+    async fn until_shared(replicas: &[Replica]) {
+        for _ in 0..100 {
+            let mut shared = true;
+            for replica in replicas {
+                shared &= replica.standing.is_shared().await;
+            }
+            if shared {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the standing cache was not shared within 5 s");
+    }
+
+    async fn who_am_i(replica: &Replica, token: &str) -> Result<User, tonic::Status> {
+        replica
+            .app
+            .auth_client()
+            .await
+            .who_am_i(authed(WhoAmIRequest {}, token))
+            .await
+            .map(|response| response.into_inner().user.expect("user"))
+    }
+
+    async fn stop(replicas: Vec<Replica>) {
+        for replica in replicas {
+            replica
+                .app
+                .stop(Duration::from_secs(10))
+                .await
+                .expect("clean stop");
+        }
+    }
+
+    #[tokio::test]
+    async fn standings_are_served_from_the_shared_cache_until_their_epoch_moves() {
+        let db = TestDb::new().await;
+        let user = create_user(&db.pool, "agent.cache", "agent", &[], None).await;
+        let replicas = replicas(&db.pool, 2, RedisMode::Real).await;
+        until_shared(&replicas).await;
+        let [a, b] = &replicas[..] else {
+            unreachable!()
+        };
+        let token = a.app.token("agent.cache").await;
+        // Read on A, cached in Redis for both.
+        who_am_i(a, &token).await.expect("first call");
+
+        // Behind the cache's back (no announcement), the database now says disabled: B still
+        // answers from the entry A cached, so the check is not reading PostgreSQL.
+        sqlx::query("ALTER TABLE users DISABLE TRIGGER users_notify_standing")
+            .execute(&db.pool)
+            .await
+            .expect("trigger off");
+        sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
+            .bind(user)
+            .execute(&db.pool)
+            .await
+            .expect("disable");
+        who_am_i(b, &token).await.expect("served from the cache");
+
+        // Moving the user's epoch on A drops the entry for B too.
+        a.standing.invalidate_user(user).await;
+        let status = who_am_i(b, &token).await.expect_err("read afresh");
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        stop(replicas).await;
+    }
+
+    #[tokio::test]
+    async fn after_a_sync_the_next_read_sees_every_committed_change() {
+        let db = TestDb::new().await;
+        let user = create_user(&db.pool, "agent.bascule", "agent", &[], None).await;
+        let shutdown = CancellationToken::new();
+        let redis = Redis::open(&RedisConfig {
+            url: redis_url(),
+            key_prefix: format!("akig-test-{}", uuid::Uuid::new_v4()),
+        })
+        .expect("valid url");
+        tokio::spawn(redis.clone().run_link(shutdown.clone()));
+        let standing = StandingCache::new(db.pool.clone(), Some(redis));
+        tokio::spawn(standing.clone().run_listener(shutdown.clone()));
+        for _ in 0..100 {
+            if standing.is_shared().await {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(standing.is_shared().await, "not shared within 5 s");
+        let session = uuid::Uuid::new_v4();
+        let disabled = |standing: Option<akig::store::sessions::UserStanding>| {
+            standing.expect("the user exists").disabled
+        };
+        assert!(!disabled(standing.get(user, session).await.expect("read")));
+
+        // Each round: a committed change, announced by its trigger; once `sync` returns, the
+        // listener has moved the epoch, so the entry cached a moment ago is not served.
+        for round in 1..=20 {
+            sqlx::query("UPDATE users SET disabled = NOT disabled WHERE id = $1")
+                .bind(user)
+                .execute(&db.pool)
+                .await
+                .expect("toggle");
+            standing.sync().await;
+            let read = disabled(standing.get(user, session).await.expect("read"));
+            assert_eq!(read, round % 2 == 1, "round {round}");
+        }
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_logout_on_one_replica_is_refused_by_the_other_at_the_next_call() {
+        let db = TestDb::new().await;
+        create_user(&db.pool, "agent.depart", "agent", &[], None).await;
+        let replicas = replicas(&db.pool, 2, RedisMode::Real).await;
+        until_shared(&replicas).await;
+        let [a, b] = &replicas[..] else {
+            unreachable!()
+        };
+        for round in 0..5 {
+            let token = a.app.token("agent.depart").await;
+            who_am_i(b, &token).await.expect("cached on B");
+            who_am_i(a, &token).await.expect("and read on A");
+            a.app
+                .auth_client()
+                .await
+                .logout(authed(
+                    LogoutRequest {
+                        request_id: uuid::Uuid::new_v4().to_string(),
+                        refresh_token: String::new(),
+                        all_sessions: false,
+                    },
+                    &token,
+                ))
+                .await
+                .expect("logout on A");
+            let status = who_am_i(b, &token).await.expect_err("logged out");
+            assert_eq!(
+                status.code(),
+                Code::Unauthenticated,
+                "round {round}: {status:?}"
+            );
+        }
+        stop(replicas).await;
+    }
+
+    #[tokio::test]
+    async fn disabling_a_user_on_one_replica_is_refused_by_the_other_at_the_next_call() {
+        let db = TestDb::new().await;
+        create_user(&db.pool, "admin.cache", "admin", &[], None).await;
+        let agent = create_user(&db.pool, "agent.suspendu", "agent", &[], None).await;
+        let replicas = replicas(&db.pool, 2, RedisMode::Real).await;
+        until_shared(&replicas).await;
+        let [a, b] = &replicas[..] else {
+            unreachable!()
+        };
+        let admin = a.app.token("admin.cache").await;
+        let token = b.app.token("agent.suspendu").await;
+        who_am_i(b, &token).await.expect("cached on B");
+        let update = |disabled: bool| {
+            authed(
+                UpdateUserRequest {
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                    user: Some(User {
+                        user_id: agent.to_string(),
+                        disabled,
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["disabled".to_owned()],
+                    }),
+                },
+                &admin,
+            )
+        };
+        a.app
+            .auth_client()
+            .await
+            .update_user(update(true))
+            .await
+            .expect("disabled on A");
+        let status = who_am_i(b, &token).await.expect_err("disabled");
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+
+        // Enabled again: the token version moved with the disabling, so the token stays dead,
+        // and a new login works on B at once.
+        a.app
+            .auth_client()
+            .await
+            .update_user(update(false))
+            .await
+            .expect("enabled on A");
+        let token = b.app.token("agent.suspendu").await;
+        who_am_i(b, &token).await.expect("back");
+        stop(replicas).await;
+    }
+
+    #[tokio::test]
+    async fn a_change_made_in_plain_sql_reaches_every_replica() {
+        let db = TestDb::new().await;
+        let user = create_user(&db.pool, "agent.sql", "agent", &[], None).await;
+        let replicas = replicas(&db.pool, 2, RedisMode::Real).await;
+        until_shared(&replicas).await;
+        let token = replicas[0].app.token("agent.sql").await;
+        for replica in &replicas {
+            who_am_i(replica, &token).await.expect("cached");
+        }
+        sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
+            .bind(user)
+            .execute(&db.pool)
+            .await
+            .expect("disable");
+        // The announcement travels through each replica's listener: milliseconds.
+        for replica in &replicas {
+            let mut refused = false;
+            for _ in 0..40 {
+                if who_am_i(replica, &token).await.is_err() {
+                    refused = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(refused, "still served after 2 s");
+        }
+        stop(replicas).await;
+    }
+
+    #[tokio::test]
+    async fn without_redis_every_call_reads_the_database() {
+        let db = TestDb::new().await;
+        let user = create_user(&db.pool, "agent.seul", "agent", &[], None).await;
+        let replicas = replicas(&db.pool, 1, RedisMode::Unreachable).await;
+        let replica = &replicas[0];
+        let token = replica.app.token("agent.seul").await;
+        who_am_i(replica, &token).await.expect("first call");
+        assert!(!replica.standing.is_shared().await);
+        // Even unannounced, a change bites at the next call.
+        sqlx::query("ALTER TABLE users DISABLE TRIGGER users_notify_standing")
+            .execute(&db.pool)
+            .await
+            .expect("trigger off");
+        sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
+            .bind(user)
+            .execute(&db.pool)
+            .await
+            .expect("disable");
+        let status = who_am_i(replica, &token).await.expect_err("disabled");
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        stop(replicas).await;
+    }
 }

@@ -1,10 +1,10 @@
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::support::{RedisMode, Relay, TestDb, spawn_app, spawn_app_with, test_config};
+use crate::support::{
+    RedisMode, Relay, TestDb, spawn_app, spawn_app_behind_relay, spawn_app_with, test_config,
+};
 
 #[tokio::test]
 async fn health_goes_serving_for_the_server_and_each_service() {
@@ -24,17 +24,7 @@ async fn health_goes_serving_for_the_server_and_each_service() {
 #[tokio::test]
 async fn health_follows_database_reachability() {
     let db = TestDb::new().await;
-    let options = db.connect_options();
-    let upstream: SocketAddr = format!("{}:{}", options.get_host(), options.get_port())
-        .parse()
-        .unwrap_or_else(|_| "127.0.0.1:5432".parse().expect("literal"));
-    let relay = Relay::start("127.0.0.1:0".parse().expect("literal"), upstream).await;
-    let relayed = options.clone().host("127.0.0.1").port(relay.addr.port());
-    let app_pool = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(1))
-        .connect_lazy_with(relayed.clone());
-    let app = spawn_app_with(test_config(relayed, RedisMode::None), app_pool).await;
+    let (app, relay, upstream) = spawn_app_behind_relay(&db).await;
     app.wait_for_health(ServingStatus::Serving).await;
 
     let addr = relay.cut().await;
@@ -108,5 +98,32 @@ async fn metrics_endpoint_counts_rpcs_by_method_and_code() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    app.stop(Duration::from_secs(10)).await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn metrics_endpoint_counts_cache_look_ups() {
+    let db = TestDb::new().await;
+    crate::support::create_user(&db.pool, "agent.mesure", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
+    let token = app.token("agent.mesure").await;
+    app.auth_client()
+        .await
+        .who_am_i(crate::support::authed(
+            akig::proto::v1::WhoAmIRequest {},
+            &token,
+        ))
+        .await
+        .expect("who am i");
+    let metrics_addr = app.metrics_addr.expect("metrics enabled");
+    let body = crate::grpc_web::http1_get(metrics_addr, "/metrics").await;
+    // The role's permissions were looked up in the cache by the authentication layer.
+    assert!(
+        body.lines()
+            .any(|line| line.starts_with("akig_cache_requests_total")
+                && line.contains("kind=\"rbac\"")),
+        "no cache look-up counted in:\n{body}"
+    );
+    assert!(body.contains("# HELP akig_cache_requests_total"));
     app.stop(Duration::from_secs(10)).await.expect("clean stop");
 }

@@ -6,7 +6,8 @@ use akig::proto::v1::{GetDailyRankingRequest, UpdateRolePermissionsRequest};
 use tonic::Code;
 use tonic::codegen::http::uri::PathAndQuery;
 
-use crate::support::{TestDb, authed, create_user, spawn_app};
+use crate::auth::disable;
+use crate::support::{TestDb, authed, create_user, error_reason, spawn_app};
 
 /// Calls `path` with an empty message: enough for the authorisation layer to decide, and no
 /// mutating RPC accepts it (each needs a request_id), so nothing is written.
@@ -120,5 +121,57 @@ async fn a_permission_change_applies_on_the_next_call() {
         .await
         .expect_err("denied now");
     assert_eq!(after.code(), Code::PermissionDenied);
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+#[tokio::test]
+async fn changes_of_the_admin_role_and_of_disabled_need_their_own_right() {
+    let db = TestDb::new().await;
+    create_user(&db.pool, "admin.test", "admin", &[], None).await;
+    create_user(&db.pool, "direction", "director", &[], None).await;
+    let agent_id = create_user(&db.pool, "agent.test", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
+    let admin = app.token("admin.test").await;
+    let update_roles =
+        |role: akig::proto::v1::Role, permissions: Vec<String>| UpdateRolePermissionsRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            role: role as i32,
+            permissions,
+        };
+
+    let status = app
+        .auth_client()
+        .await
+        .update_role_permissions(authed(
+            update_roles(akig::proto::v1::Role::Admin, Vec::new()),
+            &admin,
+        ))
+        .await
+        .expect_err("admin role fixed");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(error_reason(&status), "ERROR_REASON_ADMIN_ROLE_FIXED");
+
+    // The direction may update users, but not disable them.
+    let mut grants: Vec<String> =
+        sqlx::query_scalar("SELECT permission_id FROM role_permissions WHERE role_id = 'director'")
+            .fetch_all(&db.pool)
+            .await
+            .expect("grants");
+    grants.push("users.update".to_owned());
+    app.auth_client()
+        .await
+        .update_role_permissions(authed(
+            update_roles(akig::proto::v1::Role::Director, grants),
+            &admin,
+        ))
+        .await
+        .expect("grant users.update");
+    let director = app.token("direction").await;
+    let status = disable(&app, &director, agent_id)
+        .await
+        .expect_err("no users.disable");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&status), "ERROR_REASON_PERMISSION_MISSING");
+    assert!(status.message().contains("users.disable"));
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }

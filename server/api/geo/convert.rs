@@ -14,9 +14,6 @@ use crate::domain::route::session::UpdateError;
 use crate::domain::route::trip::{Plan, Trip};
 use crate::proto::v1 as pb;
 
-const TOO_MANY_STOPS: &str = "ERROR_REASON_TOO_MANY_STOPS";
-const STOP_DUPLICATE: &str = "ERROR_REASON_ROUTE_STOP_DUPLICATE";
-
 /// A position; `field` is the path of the `LatLng` message.
 pub fn location(field: &str, value: Option<&pb::LatLng>) -> Result<LatLng, ApiError> {
     let value = value.ok_or_else(|| ApiError::invalid(field, "is required"))?;
@@ -116,10 +113,10 @@ pub fn problem(
     let mut violations = Violations::new();
     match check_stop_count(value.stops.len()) {
         Err(e @ StopCountError::TooMany(_)) => {
-            return Err(ApiError::invalid_because(
+            return Err(ApiError::invalid_with_reason(
                 stops_field,
+                pb::ErrorReason::TooManyStops,
                 e.to_string(),
-                TOO_MANY_STOPS,
             ));
         }
         Err(e) => violations.add(&stops_field, e.to_string()),
@@ -166,10 +163,10 @@ pub fn problem(
         value.seed,
     )
     .map_err(|e| match e {
-        ProblemError::Duplicate(duplicate) => ApiError::invalid_because(
+        ProblemError::Duplicate(duplicate) => ApiError::invalid_with_reason(
             format!("{stops_field}[{}].stop_id", duplicate.index),
+            pb::ErrorReason::RouteStopDuplicate,
             duplicate.to_string(),
-            STOP_DUPLICATE,
         ),
         ProblemError::StopCount(e) => ApiError::invalid(stops_field, e.to_string()),
     })

@@ -11,6 +11,7 @@ use akig::ratelimit::{Limit, RateLimitConfig};
 use akig::startup::Application;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::PgPoolOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -193,6 +194,24 @@ pub async fn spawn_app(db: &TestDb) -> TestApp {
 }
 
 /// A TCP relay to PostgreSQL or Redis that the test can cut and restore, to play an outage.
+/// The server on `db` reached through a [`Relay`] (no Redis, a pool of 2 with a 1 s acquire
+/// timeout), so that a test can cut the database away and bring it back. Returns the app, the
+/// relay and PostgreSQL's own address (to restart a relay on the same port after a cut).
+pub async fn spawn_app_behind_relay(db: &TestDb) -> (TestApp, Relay, SocketAddr) {
+    let options = db.connect_options();
+    let upstream: SocketAddr = format!("{}:{}", options.get_host(), options.get_port())
+        .parse()
+        .unwrap_or_else(|_| "127.0.0.1:5432".parse().expect("literal"));
+    let relay = Relay::start("127.0.0.1:0".parse().expect("literal"), upstream).await;
+    let relayed = options.clone().host("127.0.0.1").port(relay.addr.port());
+    let app_pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy_with(relayed.clone());
+    let app = spawn_app_with(test_config(relayed, RedisMode::None), app_pool).await;
+    (app, relay, upstream)
+}
+
 pub struct Relay {
     pub addr: SocketAddr,
     tasks: JoinSet<()>,

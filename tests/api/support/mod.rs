@@ -33,8 +33,8 @@ pub mod db;
 pub mod fixtures;
 
 pub use app::{
-    RedisMode, Relay, TEST_KID, TEST_SECRET, TestApp, limit, redis_url, spawn_app, spawn_app_with,
-    test_config,
+    RedisMode, Relay, TEST_KID, TEST_SECRET, TestApp, limit, redis_url, spawn_app,
+    spawn_app_behind_relay, spawn_app_with, test_config,
 };
 pub use clients::{authed, bad_fields, date, error_reason, message, ts};
 pub use db::TestDb;

@@ -1,0 +1,95 @@
+//! Every metric the server exports: its name, and its description for the Prometheus endpoint.
+//!
+//! Decisions:
+//! - Names live here and nowhere else: code records with `metrics::counter!(NAME, ..)` using
+//!   these constants, so a metric cannot be described without existing or the reverse.
+//! - `grpc_server_*` follow the go-grpc-prometheus names dashboards already know; ours start
+//!   with `akig_`.
+//! - Labels are bounded: gRPC method names come from the descriptor sets (unknown paths share
+//!   one label), jobs and cache kinds are fixed strings.
+
+use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+/// Counter: RPCs started, by `grpc_service`, `grpc_method`, `grpc_type`.
+pub const GRPC_SERVER_STARTED: &str = "grpc_server_started_total";
+/// Counter: RPCs completed, by `grpc_service`, `grpc_method`, `grpc_type`, `grpc_code`.
+pub const GRPC_SERVER_HANDLED: &str = "grpc_server_handled_total";
+/// Histogram (seconds): from request to end of response, by service, method and type.
+pub const GRPC_SERVER_HANDLING_SECONDS: &str = "grpc_server_handling_seconds";
+/// Gauge: calls and streams open now, by `grpc_type`.
+pub const GRPC_SERVER_IN_FLIGHT: &str = "grpc_server_in_flight";
+/// Counter: handler panics answered with INTERNAL.
+pub const GRPC_SERVER_PANICS: &str = "grpc_server_panics_total";
+/// Gauge: 1 when PostgreSQL answered the last health probe.
+pub const DB_UP: &str = "akig_database_up";
+/// Gauge: 1 while Redis is connected.
+pub const REDIS_UP: &str = "akig_redis_up";
+/// Counter: cache look-ups, by `kind` (the key's first segment, e.g. `rbac`, or `standing`)
+/// and `result` (hit, miss).
+pub const CACHE_REQUESTS: &str = "akig_cache_requests_total";
+/// Counter: calls refused and stream messages delayed, by `limit` (user, ip, stream).
+pub const RATE_LIMITED: &str = "akig_rate_limited_total";
+/// Counter: idempotent writes, by `method` and `outcome` (executed, replayed, failed,
+/// mismatch, in_progress).
+pub const IDEMPOTENT_CALLS: &str = "akig_idempotent_calls_total";
+/// Gauge (Unix seconds): when each background job last ran to completion, by `job`. An alert
+/// on its age catches a job that keeps failing or has stopped.
+pub const JOB_LAST_SUCCESS: &str = "akig_job_last_success_timestamp_seconds";
+/// Counter: background job runs that failed, by `job`.
+pub const JOB_FAILURES: &str = "akig_job_failures_total";
+/// Counter: route searches ended, by `rpc` (optimize_route, route_session) and `outcome`:
+/// finished (budget spent or no further progress), cancelled (the client went away or a newer
+/// update replaced the search), busy (refused: every slot taken).
+pub const ROUTE_SEARCHES: &str = "akig_route_searches_total";
+/// Gauge: route search slots taken now.
+pub const ROUTE_SEARCHES_RUNNING: &str = "akig_route_searches_running";
+
+/// Buckets of [`GRPC_SERVER_HANDLING_SECONDS`], in seconds.
+pub const HANDLING_SECONDS_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Describes every metric to the installed recorder (the Prometheus `# HELP` lines).
+pub fn describe() {
+    describe_counter!(GRPC_SERVER_STARTED, "RPCs started, by service and method.");
+    describe_counter!(
+        GRPC_SERVER_HANDLED,
+        "RPCs completed, by service, method and gRPC status code."
+    );
+    describe_histogram!(
+        GRPC_SERVER_HANDLING_SECONDS,
+        Unit::Seconds,
+        "Time from request to end of response (whole stream for streaming RPCs)."
+    );
+    describe_gauge!(GRPC_SERVER_IN_FLIGHT, "RPCs and streams open now, by kind.");
+    describe_counter!(GRPC_SERVER_PANICS, "Handler panics answered with INTERNAL.");
+    describe_gauge!(DB_UP, "1 when PostgreSQL answered the last health probe.");
+    describe_gauge!(
+        REDIS_UP,
+        "1 when Redis is connected, 0 when on the in-process cache."
+    );
+    describe_counter!(
+        CACHE_REQUESTS,
+        "Cache look-ups, by kind and result (hit/miss)."
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        "Calls refused and stream messages delayed by a rate limit, by limit (user, ip, stream)."
+    );
+    describe_counter!(
+        IDEMPOTENT_CALLS,
+        "Writes carrying a request_id, by method and outcome (executed, replayed, failed, \
+         mismatch, in_progress)."
+    );
+    describe_gauge!(
+        JOB_LAST_SUCCESS,
+        Unit::Seconds,
+        "When each background job last completed (Unix time), by job."
+    );
+    describe_counter!(JOB_FAILURES, "Failed background job runs, by job.");
+    describe_counter!(
+        ROUTE_SEARCHES,
+        "Route searches ended, by rpc and outcome (finished, cancelled, busy)."
+    );
+    describe_gauge!(ROUTE_SEARCHES_RUNNING, "Route search slots taken now.");
+}

@@ -1,0 +1,191 @@
+//! The Redis link of one server process, shared by the read cache (`crate::cache`), the
+//! user-standing cache (`crate::auth::standing`) and, later, the pub/sub bridge of live
+//! positions (which opens its own connections from [`Redis::client`]).
+//!
+//! Decisions:
+//! - Redis is optional and may be down: no RPC fails because of it. Callers ask
+//!   [`Redis::connection`], which answers `None` while the link is down, so they fall back at
+//!   once instead of waiting on a timeout per call; a failed call marks the link down.
+//! - One multiplexed `ConnectionManager` per process. A background task ([`Redis::run_link`])
+//!   connects, probes every 2 s and reconnects. Before the link is marked up again, each
+//!   consumer's catch-up runs ([`Redis::on_reconnect`]): the cache replays the deletions it
+//!   missed, the standing cache moves every user's epoch.
+//! - Every call is bounded by [`REDIS_TIMEOUT`] ([`timed`]): a Redis slower than that counts as
+//!   down.
+//! - Every key starts with the configured prefix (`AKIG_REDIS_PREFIX`), so that several
+//!   deployments can share one Redis.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RedisConfig;
+use crate::metrics::REDIS_UP;
+
+/// How often the link is probed (and a reconnection tried).
+const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// A Redis call slower than this counts as a failure: the caller falls back.
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// What a consumer does on the connection before the link is marked up again after an outage
+/// (or at first connection); answers false when Redis failed meanwhile, and the link stays
+/// down until the next probe.
+pub type CatchUp =
+    Box<dyn Fn(ConnectionManager) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// The shared Redis link. Cheap to clone: the clones share one connection and one state.
+#[derive(Clone)]
+pub struct Redis {
+    inner: Arc<Link>,
+}
+
+struct Link {
+    client: redis::Client,
+    prefix: String,
+    manager: Mutex<Option<ConnectionManager>>,
+    up: AtomicBool,
+    catch_ups: Mutex<Vec<CatchUp>>,
+}
+
+impl Redis {
+    /// Checks the URL; connects later, in [`Redis::run_link`].
+    pub fn open(config: &RedisConfig) -> Result<Self, redis::RedisError> {
+        Ok(Self {
+            inner: Arc::new(Link {
+                client: redis::Client::open(config.url.as_str())?,
+                prefix: config.key_prefix.clone(),
+                manager: Mutex::new(None),
+                up: AtomicBool::new(false),
+                catch_ups: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// `key` under this deployment's prefix: `<prefix>:<key>`.
+    pub fn key(&self, key: &str) -> String {
+        format!("{}:{key}", self.inner.prefix)
+    }
+
+    /// The client, for connections of their own (pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.inner.client
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.inner.up.load(Ordering::Relaxed)
+    }
+
+    /// The shared connection while the link is up; `None` while it is down.
+    pub fn connection(&self) -> Option<ConnectionManager> {
+        if !self.is_up() {
+            return None;
+        }
+        lock(&self.inner.manager).clone()
+    }
+
+    /// Marks the link down after a failed call; the probe brings it back.
+    pub fn failed(&self, error: &redis::RedisError) {
+        if self.inner.up.swap(false, Ordering::Relaxed) {
+            tracing::warn!(error = %error, "redis call failed; falling back until it is back");
+        }
+    }
+
+    /// Registers a catch-up, run on every (re)connection before the link is marked up.
+    pub fn on_reconnect(&self, catch_up: CatchUp) {
+        lock(&self.inner.catch_ups).push(catch_up);
+    }
+
+    /// Keeps the link alive until `shutdown`: connects, probes, reconnects, runs the
+    /// catch-ups.
+    pub async fn run_link(self, shutdown: CancellationToken) {
+        let mut interval = tokio::time::interval(PROBE_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            let was_up = self.is_up();
+            let up = match self.probe().await {
+                Some(conn) => was_up || self.catch_up(conn).await,
+                None => false,
+            };
+            if up != was_up {
+                self.inner.up.store(up, Ordering::Relaxed);
+                if up {
+                    tracing::info!("redis connected");
+                } else {
+                    tracing::warn!("redis unreachable; falling back until it is back");
+                }
+            }
+            metrics::gauge!(REDIS_UP).set(if self.is_up() { 1.0 } else { 0.0 });
+        }
+    }
+
+    /// Pings Redis, connecting first when there is no connection yet; the connection when
+    /// Redis answered.
+    async fn probe(&self) -> Option<ConnectionManager> {
+        let existing = lock(&self.inner.manager).clone();
+        let mut conn = match existing {
+            Some(conn) => conn,
+            None => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(REDIS_TIMEOUT * 4))
+                    .set_response_timeout(Some(REDIS_TIMEOUT))
+                    .set_number_of_retries(1);
+                match self
+                    .inner
+                    .client
+                    .get_connection_manager_with_config(config)
+                    .await
+                {
+                    Ok(conn) => {
+                        *lock(&self.inner.manager) = Some(conn.clone());
+                        conn
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "redis connection attempt failed");
+                        return None;
+                    }
+                }
+            }
+        };
+        timed(redis::cmd("PING").query_async::<String>(&mut conn))
+            .await
+            .ok()
+            .map(|_| conn)
+    }
+
+    async fn catch_up(&self, conn: ConnectionManager) -> bool {
+        let pending: Vec<_> = lock(&self.inner.catch_ups)
+            .iter()
+            .map(|catch_up| catch_up(conn.clone()))
+            .collect();
+        let mut all = true;
+        for done in pending {
+            all &= done.await;
+        }
+        all
+    }
+}
+
+/// Runs a Redis call within [`REDIS_TIMEOUT`]; a timeout is an error like any other.
+pub async fn timed<T>(call: impl Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<T> {
+    match tokio::time::timeout(REDIS_TIMEOUT, call).await {
+        Ok(result) => result,
+        Err(_) => Err(redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "redis call timed out",
+        ))),
+    }
+}
+
+// The guarded values are consistent after any panic (single assignments and pushes).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
