@@ -9,7 +9,6 @@ use std::fmt;
 use chrono::NaiveDate;
 
 use super::money::{Gnf, MoneyOverflow};
-use crate::proto::v1 as pb;
 
 /// The bucket an overdue amount falls in. The names are those of the default bounds; with
 /// other bounds they name the first, second, third and last bucket.
@@ -30,20 +29,6 @@ impl Bucket {
         Bucket::Over90,
     ];
 
-    pub fn to_proto(self) -> pb::AgingBucket {
-        match self {
-            Bucket::Days0To30 => pb::AgingBucket::Days0To30,
-            Bucket::Days31To60 => pb::AgingBucket::Days31To60,
-            Bucket::Days61To90 => pb::AgingBucket::Days61To90,
-            Bucket::Over90 => pb::AgingBucket::DaysOver90,
-        }
-    }
-
-    /// The proto value of an optional bucket: UNSPECIFIED when not overdue.
-    pub fn proto_of(bucket: Option<Bucket>) -> pb::AgingBucket {
-        bucket.map_or(pb::AgingBucket::Unspecified, Bucket::to_proto)
-    }
-
     fn index(self) -> usize {
         match self {
             Bucket::Days0To30 => 0,
@@ -51,12 +36,6 @@ impl Bucket {
             Bucket::Days61To90 => 2,
             Bucket::Over90 => 3,
         }
-    }
-}
-
-impl From<Bucket> for pb::AgingBucket {
-    fn from(bucket: Bucket) -> Self {
-        bucket.to_proto()
     }
 }
 
@@ -306,24 +285,6 @@ mod tests {
         assert_eq!(
             aging.totals([(day(2026, 1, 1), Gnf::new(i64::MAX)); 2], as_of),
             Err(MoneyOverflow)
-        );
-    }
-
-    #[test]
-    fn maps_to_the_proto_enum() {
-        assert_eq!(
-            Bucket::ALL.map(Bucket::to_proto),
-            [
-                pb::AgingBucket::Days0To30,
-                pb::AgingBucket::Days31To60,
-                pb::AgingBucket::Days61To90,
-                pb::AgingBucket::DaysOver90,
-            ]
-        );
-        assert_eq!(Bucket::proto_of(None), pb::AgingBucket::Unspecified);
-        assert_eq!(
-            pb::AgingBucket::from(Bucket::Over90),
-            pb::AgingBucket::DaysOver90
         );
     }
 }

@@ -23,16 +23,17 @@ pub use allocation::{
 pub use clock::{OccurredAt, OccurredAtError, TimeBounds, conakry_day, conakry_day_start};
 pub use money::{AmountError, Gnf, MAX_PAYMENT_GNF, MoneyOverflow, PaymentAmount};
 pub use outcome::{
-    EnumValueError, InteractionKind, InteractionOutcome, OperatorReference, OperatorReferenceError,
-    OutcomePromiseMismatch, PaymentMethod, UnknownDbValue, check_outcome_promise,
+    InteractionKind, InteractionOutcome, OperatorReference, OperatorReferenceError,
+    OutcomePromiseMismatch, PaymentKind, PaymentMethod, UnknownDbValue, check_outcome_promise,
 };
 pub use presence::{
     Accuracy, AccuracyError, LatLng, LatLngError, LocationCheck, MaxDistance, PresenceCheck,
     check_visit,
 };
 pub use promise::{
-    DEFAULT_PROMISE_HORIZON_DAYS, NewPromise, NewPromiseError, NotPending, PromiseProgress,
-    PromiseStatus, PromisedDate, PromisedDateError, RescheduleError, ensure_pending, reschedule,
+    DEFAULT_PROMISE_HORIZON_DAYS, NewPromise, NewPromiseError, NotPending, PromiseEventKind,
+    PromiseProgress, PromiseStatus, PromisedDate, PromisedDateError, RescheduleError,
+    ensure_pending, reschedule, settled_at, shown_status,
 };
 pub use receipt::{ReceiptNumber, ReceiptNumberError, SiteCode, SiteCodeError, receipt_year};
 pub use scoring::{

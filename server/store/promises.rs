@@ -11,6 +11,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use crate::domain::{Gnf, PromiseProgress, PromiseStatus};
+
 /// The reason stored on a promise replaced by a newer one of the same tenant.
 pub const SUPERSEDED: &str = "superseded";
 
@@ -78,6 +80,18 @@ pub struct PendingPromise {
     pub paid_by_date_gnf: i64,
 }
 
+impl PendingPromise {
+    /// What decides its status (`domain::promise`).
+    pub fn progress(&self) -> PromiseProgress {
+        PromiseProgress {
+            amount: Gnf::new(self.amount_gnf),
+            promised_date: self.promised_date,
+            paid_by_promised_date: Gnf::new(self.paid_by_date_gnf),
+            cancelled: false,
+        }
+    }
+}
+
 const PENDING_SELECT: &str = "SELECT p.id, p.tenant_id, p.amount_gnf, p.promised_date,
         pp.paid_by_date_gnf
     FROM promises p CROSS JOIN LATERAL promise_payments(p.id) pp";
@@ -118,7 +132,7 @@ pub async fn due_for_settlement(
 pub async fn settle(
     conn: &mut PgConnection,
     promise_id: Uuid,
-    status: &'static str,
+    status: PromiseStatus,
     covered_gnf: i64,
     at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
@@ -127,7 +141,7 @@ pub async fn settle(
          WHERE id = $1 AND status = 'pending'",
     )
     .bind(promise_id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(covered_gnf)
     .bind(at)
     .execute(&mut *conn)
@@ -135,7 +149,16 @@ pub async fn settle(
     .rows_affected()
         == 1;
     if updated {
-        insert_event(conn, promise_id, status, Some(at), None, None, None).await?;
+        insert_event(
+            conn,
+            promise_id,
+            status.as_str(),
+            Some(at),
+            None,
+            None,
+            None,
+        )
+        .await?;
     }
     Ok(updated)
 }

@@ -41,7 +41,6 @@ use crate::domain::{
     check_outcome_promise, check_visit, conakry_day, ensure_pending, events_for_interaction,
 };
 use crate::idempotency::IdempotencyKey;
-use crate::jobs::promises::{derived_status, settled_at};
 use crate::proto::v1 as pb;
 use crate::startup::AppState;
 use crate::store::audit::{AuditEvent, Outcome};
@@ -154,7 +153,7 @@ fn parse_action(
     let occurred_at = violations.absorb(device_time("occurred_at", raw.occurred_at));
     let bounds_error =
         occurred_at.and_then(|at| OccurredAt::parse(at, Utc::now(), time_bounds(state)).err());
-    let outcome = violations.check("outcome", InteractionOutcome::try_from(raw.outcome));
+    let outcome = violations.check("outcome", super::wire::outcome(raw.outcome));
     let notes = if raw.notes.chars().count() > NOTES_MAX {
         violations.add("notes", format!("must be at most {NOTES_MAX} characters"));
         None
@@ -335,7 +334,7 @@ fn parse_visit(visit: Option<&pb::VisitDetails>, violations: &mut Violations) ->
     };
     let location = match &visit.location {
         None => Some(None),
-        Some(position) => match LatLng::from_proto(position) {
+        Some(position) => match super::wire::lat_lng(position) {
             Ok(location) => Some(Some(location)),
             Err(e) => {
                 violations.add(format!("visit.location.{}", e.field()), e.to_string());
@@ -416,7 +415,7 @@ pub(super) fn interaction_to_proto(row: &InteractionRow) -> pb::Interaction {
             // A mocked fix counts as far away (`domain::presence`); the API stores it so, rows
             // written otherwise (the seeded data sets) may carry the mock flag alone.
             far_away: row.is_far_from_tenant || row.is_mock_location,
-            location_check: location_check(row).to_proto().into(),
+            location_check: pb::LocationCheck::from(location_check(row)).into(),
         })
     } else {
         pb::interaction::Details::Call(pb::CallDetails {
@@ -440,7 +439,7 @@ pub(super) fn interaction_to_proto(row: &InteractionRow) -> pb::Interaction {
         outcome: row
             .outcome
             .parse::<InteractionOutcome>()
-            .map_or(0, |o| o.to_proto().into()),
+            .map_or(0, |o| pb::InteractionOutcome::from(o).into()),
         notes: row.notes.clone(),
         occurred_at: Some(timestamp(row.occurred_at)),
         received_at: Some(timestamp(row.received_at)),
@@ -463,9 +462,9 @@ pub(super) fn promise_to_proto(view: &PromiseView) -> pb::PaymentPromise {
         view.status_changed_at
     } else {
         match status {
-            PromiseStatus::PartiallyKept | PromiseStatus::Broken => {
-                Some(settled_at(status, view.promised_date, Utc::now()))
-            }
+            PromiseStatus::PartiallyKept | PromiseStatus::Broken => Some(
+                crate::domain::settled_at(status, view.promised_date, Utc::now()),
+            ),
             _ => None,
         }
     };
@@ -481,7 +480,7 @@ pub(super) fn promise_to_proto(view: &PromiseView) -> pb::PaymentPromise {
         agent: Some(user_ref(view.agent_id, &view.agent_name)),
         amount_gnf: view.amount_gnf,
         promised_date: Some(to_date(view.promised_date)),
-        status: status.to_proto().into(),
+        status: pb::PromiseStatus::from(status).into(),
         paid_gnf: view.paid_gnf,
         interaction_id: opt_id(view.interaction_id),
         occurred_at: Some(timestamp(view.made_at)),
@@ -790,17 +789,12 @@ async fn make_promise(
         let today = today();
         let now = Utc::now();
         for pending in promise_store::pending_of_tenant(conn, action.tenant_id).await? {
-            let status = derived_status(&pending, today);
+            let status =
+                crate::domain::shown_status(PromiseStatus::Pending, &pending.progress(), today);
             if status.is_final() {
-                let at = settled_at(status, pending.promised_date, now);
-                promise_store::settle(
-                    conn,
-                    pending.id,
-                    status.as_str(),
-                    pending.paid_by_date_gnf,
-                    at,
-                )
-                .await?;
+                let at = crate::domain::settled_at(status, pending.promised_date, now);
+                promise_store::settle(conn, pending.id, status, pending.paid_by_date_gnf, at)
+                    .await?;
             } else {
                 promise_store::cancel(conn, pending.id, promise_store::SUPERSEDED, None, None)
                     .await?;
@@ -999,9 +993,10 @@ pub(super) async fn list_promises(
         if *value == pb::PromiseStatus::Unspecified as i32 {
             continue;
         }
-        if let Some(status) =
-            violations.check(&format!("statuses[{i}]"), PromiseStatus::try_from(*value))
-        {
+        if let Some(status) = violations.check(
+            &format!("statuses[{i}]"),
+            super::wire::promise_status(*value),
+        ) {
             statuses.push(status.as_str());
         }
     }
@@ -1240,7 +1235,9 @@ async fn apply_update(
         .await?
         .ok_or(ApiError::NotFound("promise"))?;
     let status = match stored_status.parse::<PromiseStatus>() {
-        Ok(PromiseStatus::Pending) => derived_status(&promise, today),
+        Ok(PromiseStatus::Pending) => {
+            crate::domain::shown_status(PromiseStatus::Pending, &promise.progress(), today)
+        }
         Ok(final_status) => final_status,
         Err(e) => return Err(ApiError::internal(e)),
     };

@@ -5,6 +5,7 @@
 mod interactions;
 mod payments;
 mod tenants;
+mod wire;
 
 use tonic::{Request, Response, Status};
 use uuid::Uuid;

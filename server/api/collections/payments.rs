@@ -129,7 +129,7 @@ fn parse_record(
     let mut v = Violations::new();
     let tenant_id = v.absorb(convert::uuid("tenant_id", &request.tenant_id));
     let amount = v.check("amount_gnf", PaymentAmount::parse(request.amount_gnf));
-    let method = v.check("method", PaymentMethod::try_from(request.method));
+    let method = v.check("method", super::wire::payment_method(request.method));
     let operator_reference = method.and_then(|method| {
         v.check(
             "operator_reference",
@@ -1065,17 +1065,14 @@ fn parse_filter(request: &pb::ListPaymentsRequest) -> Result<PaymentFilter, ApiE
     let method = match request.method {
         0 => None,
         value => v
-            .check("method", PaymentMethod::try_from(value))
+            .check("method", super::wire::payment_method(value))
             .map(PaymentMethod::as_str),
     };
-    let kind = match pb::PaymentKind::try_from(request.kind) {
-        Ok(pb::PaymentKind::Unspecified) => None,
-        Ok(pb::PaymentKind::Payment) => Some("payment"),
-        Ok(pb::PaymentKind::Reversal) => Some("reversal"),
-        Err(_) => {
-            v.add("kind", "is not a known value");
-            None
-        }
+    let kind = match request.kind {
+        0 => None,
+        value => v
+            .check("kind", super::wire::payment_kind(value))
+            .map(crate::domain::PaymentKind::as_str),
     };
     let receipt_number = v
         .absorb(convert::optional_text(
@@ -1218,7 +1215,7 @@ pub(super) fn payment_to_proto(
     let method = row
         .method
         .parse::<PaymentMethod>()
-        .map_or(pb::PaymentMethod::Unspecified, PaymentMethod::to_proto);
+        .map_or(pb::PaymentMethod::Unspecified, pb::PaymentMethod::from);
     pb::Payment {
         payment_id: row.id.to_string(),
         kind: if reversal {

@@ -418,12 +418,15 @@ fn opt_id(id: Option<Uuid>) -> String {
 }
 
 fn kind_proto(kind: &str) -> pb::InteractionKind {
-    InteractionKind::from_str(kind).map_or(pb::InteractionKind::Unspecified, |k| k.to_proto())
+    InteractionKind::from_str(kind)
+        .map_or(pb::InteractionKind::Unspecified, pb::InteractionKind::from)
 }
 
 fn outcome_proto(outcome: &str) -> pb::InteractionOutcome {
-    InteractionOutcome::from_str(outcome)
-        .map_or(pb::InteractionOutcome::Unspecified, |o| o.to_proto())
+    InteractionOutcome::from_str(outcome).map_or(
+        pb::InteractionOutcome::Unspecified,
+        pb::InteractionOutcome::from,
+    )
 }
 
 fn promise_status(status: &str) -> PromiseStatus {
@@ -473,7 +476,7 @@ fn promise_proto(
         agent: Some(user_ref(row.agent_id, &row.agent_name)),
         amount_gnf: row.amount_gnf,
         promised_date: Some(date_proto(snapshot.promised_date)),
-        status: snapshot.status.to_proto().into(),
+        status: pb::PromiseStatus::from(snapshot.status).into(),
         paid_gnf: row.paid_gnf,
         interaction_id: opt_id(row.interaction_id),
         occurred_at: Some(timestamp(row.occurred_at)),
@@ -567,7 +570,7 @@ fn card_proto(
         outstanding_gnf: row.outstanding_gnf,
         credit_gnf: row.credit_gnf,
         days_overdue,
-        aging_bucket: Bucket::proto_of(bucket).into(),
+        aging_bucket: super::wire::bucket(bucket).into(),
         broken_promise_count: row.broken_promise_count,
         last_interaction: last.map(|i| pb::InteractionSummary {
             interaction_id: i.id.to_string(),
@@ -662,7 +665,7 @@ fn arrears_report(
             paid_gnf: paid,
             outstanding_gnf: outstanding,
             days_overdue,
-            aging_bucket: Bucket::proto_of(bucket).into(),
+            aging_bucket: super::wire::bucket(bucket).into(),
             paid_date,
         });
     }
@@ -671,7 +674,7 @@ fn arrears_report(
         .map(|bucket| {
             let (outstanding, count) = buckets[bucket_index(bucket)];
             pb::AgingBucketTotal {
-                bucket: bucket.to_proto().into(),
+                bucket: pb::AgingBucket::from(bucket).into(),
                 outstanding_gnf: outstanding,
                 charge_count: count,
                 tenant_count: i64::from(oldest_bucket == Some(bucket)),
@@ -1103,7 +1106,7 @@ fn charge_proto(
         paid_gnf: paid,
         outstanding_gnf: outstanding,
         days_overdue,
-        aging_bucket: Bucket::proto_of(bucket).into(),
+        aging_bucket: super::wire::bucket(bucket).into(),
         paid_date: if outstanding == 0 {
             row.paid_in_full_at.map(|at| date_proto(conakry_day(at)))
         } else {
