@@ -6,6 +6,9 @@ pub mod auth;
 pub mod collections;
 pub mod convert;
 pub mod error;
+pub mod paging;
+pub mod parse;
+pub mod write;
 
 pub use auth::AuthApi;
 pub use collections::CollectionsApi;

@@ -29,7 +29,8 @@ impl Bucket {
         Bucket::Over90,
     ];
 
-    fn index(self) -> usize {
+    /// Its position in [`Bucket::ALL`].
+    pub fn index(self) -> usize {
         match self {
             Bucket::Days0To30 => 0,
             Bucket::Days31To60 => 1,
@@ -110,6 +111,15 @@ impl AgingBuckets {
         self.bucket(days_overdue(due_date, as_of))
     }
 
+    /// How overdue an amount due on `due_date` is on `as_of`: days as the API shows them and
+    /// bucket (both "none" when not overdue).
+    pub fn overdue(&self, due_date: NaiveDate, as_of: NaiveDate) -> Overdue {
+        Overdue {
+            days: days_overdue_for_display(due_date, as_of),
+            bucket: self.bucket_on(due_date, as_of),
+        }
+    }
+
     /// Sums the outstanding amounts of `(due_date, outstanding)` items per bucket, as of
     /// `as_of`. Items not overdue or with nothing outstanding are left out.
     pub fn totals(
@@ -135,6 +145,14 @@ impl fmt::Display for AgingBuckets {
         let [a, b, c] = self.bounds;
         write!(f, "{a}/{b}/{c}")
     }
+}
+
+/// How overdue an amount is: [`days_overdue_for_display`] and its bucket; the default is "not
+/// overdue".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Overdue {
+    pub days: i32,
+    pub bucket: Option<Bucket>,
 }
 
 /// Outstanding per bucket; every bucket is present, zeros included.
@@ -255,6 +273,14 @@ mod tests {
             aging.bucket_on(due, day(2026, 2, 5)),
             Some(Bucket::Days31To60)
         );
+        assert_eq!(
+            aging.overdue(due, day(2026, 2, 5)),
+            Overdue {
+                days: 31,
+                bucket: Some(Bucket::Days31To60)
+            }
+        );
+        assert_eq!(aging.overdue(due, due), Overdue::default());
     }
 
     #[test]

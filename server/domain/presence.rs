@@ -185,6 +185,29 @@ pub enum LocationCheck {
     MockLocation,
 }
 
+/// What a stored visit shows, from the flags the server stored with it: its location check,
+/// and whether it counts as far away. A mocked fix counts as far away whatever was stored
+/// (rows written otherwise, the seeded data sets, may carry the mock flag alone).
+pub fn stored_presence(
+    is_mock: bool,
+    has_fix: bool,
+    has_distance: bool,
+    is_far: bool,
+) -> (LocationCheck, bool) {
+    let check = if is_mock {
+        LocationCheck::MockLocation
+    } else if !has_fix {
+        LocationCheck::NoFix
+    } else if !has_distance {
+        LocationCheck::NoHomeLocation
+    } else if is_far {
+        LocationCheck::FarAway
+    } else {
+        LocationCheck::Near
+    };
+    (check, is_far || is_mock)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PresenceCheck {
     /// Fix to home, metres; `None` when either is unknown.
@@ -409,6 +432,30 @@ mod tests {
             assert_eq!(error.to_string(), message);
         }
         assert_eq!(kaloum().to_string(), "9.509200,-13.712200");
+    }
+
+    #[test]
+    fn stored_visits_show_what_was_stored() {
+        assert_eq!(
+            stored_presence(true, false, false, false),
+            (LocationCheck::MockLocation, true)
+        );
+        assert_eq!(
+            stored_presence(false, false, false, false),
+            (LocationCheck::NoFix, false)
+        );
+        assert_eq!(
+            stored_presence(false, true, false, false),
+            (LocationCheck::NoHomeLocation, false)
+        );
+        assert_eq!(
+            stored_presence(false, true, true, true),
+            (LocationCheck::FarAway, true)
+        );
+        assert_eq!(
+            stored_presence(false, true, true, false),
+            (LocationCheck::Near, false)
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Settlement of due promises: stores the final status (kept, partially kept, broken) that the
-//! payments give each pending promise once its date has passed (or once it is covered), with
-//! its timeline event. Readers already show that status before the job runs (see
-//! `store::promises`); the job makes it permanent, for reports and for the tenant's history.
+//! Settlement of due promises, on a schedule: stores the final status (kept, partially kept,
+//! broken) that the payments give each pending promise once its date has passed (or once it
+//! is covered), with its timeline event (`app::promises::settle_due`). Readers already show
+//! that status before the job runs; the job makes it permanent, for reports and for the
+//! tenant's history.
 
 use std::time::Duration;
 
@@ -9,8 +10,9 @@ use chrono::{NaiveDate, Utc};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{PromiseStatus, conakry_day, settled_at, shown_status};
-use crate::store::promises as store;
+use crate::app::promises;
+use crate::domain::conakry_day;
+use crate::store::StoreError;
 
 /// How often the job runs by default.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(15 * 60);
@@ -19,38 +21,23 @@ pub const DEFAULT_EVERY: Duration = Duration::from_secs(15 * 60);
 /// server see the data they wrote).
 pub const FIRST_RUN_AFTER: Duration = Duration::from_secs(60);
 
-/// The transaction-scoped advisory lock that makes one replica do the work: "akigprom".
-pub const SETTLE_LOCK_ID: i64 = 0x616b_6967_7072_6f6d;
+pub use crate::store::promises::SETTLE_LOCK_ID;
 
-/// Settles every pending promise whose status is final on `today` (an Africa/Conakry day):
-/// date passed (`promised_date < today`) or amount covered by payments made by the date. One
-/// transaction under `pg_try_advisory_xact_lock`: when another replica holds the lock it is
-/// doing this very work, and this call answers 0 at once. Idempotent: a settled promise is no
-/// longer pending. Answers the number of promises settled.
+/// Settles the promises due on `today` (`app::promises::settle_due`); answers how many.
 pub async fn settle_due_promises(pool: &PgPool, today: NaiveDate) -> Result<u64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(SETTLE_LOCK_ID)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !locked {
-        tx.rollback().await?;
-        return Ok(0);
+    promises::settle_due(pool, today).await.map_err(as_sqlx)
+}
+
+/// `run_every` counts database errors; a store error carries one, except a named conflict,
+/// which the settlement cannot meet (it inserts nothing unique).
+fn as_sqlx(error: StoreError) -> sqlx::Error {
+    match error {
+        StoreError::Conflict(constraint) => sqlx::Error::Protocol(constraint.name().to_owned()),
+        StoreError::Duplicate(cause)
+        | StoreError::MissingReference(cause)
+        | StoreError::Unavailable(cause)
+        | StoreError::Other(cause) => cause,
     }
-    let now = Utc::now();
-    let mut settled = 0;
-    for promise in store::due_for_settlement(&mut tx, today).await? {
-        let status = shown_status(PromiseStatus::Pending, &promise.progress(), today);
-        if !status.is_final() {
-            continue;
-        }
-        let at = settled_at(status, promise.promised_date, now);
-        if store::settle(&mut tx, promise.id, status, promise.paid_by_date_gnf, at).await? {
-            settled += 1;
-        }
-    }
-    tx.commit().await?;
-    Ok(settled)
 }
 
 /// Runs [`settle_due_promises`] every `every` (first run [`FIRST_RUN_AFTER`] after start, or
