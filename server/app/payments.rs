@@ -17,7 +17,8 @@
 //!   whose role is not agent (the admin, or a back-office role given the permission) may
 //!   record for an active agent who covers the tenant's site; an agent may record only what
 //!   they collected themselves.
-//! - A mission named by a payment must be for this tenant (`domain::mission`).
+//! - A mission named by a payment must be the collecting agent's, for this tenant
+//!   (`domain::mission`), as for calls and visits.
 //! - Reversal entries take their own receipt number from the site's counter (the schema
 //!   requires one on every row), so the sequence of a site and year stays gap-free across
 //!   payments and reversals.
@@ -247,10 +248,10 @@ impl Payment<'_> {
             }
         }
         if let Some(mission_id) = input.mission_id {
-            let mission = missions::link(conn, mission_id)
+            missions::link(conn, mission_id)
                 .await?
-                .ok_or(AppError::NotFound("mission"))?;
-            mission.check(mission.agent_id, input.tenant_id)?;
+                .ok_or(AppError::NotFound("mission"))?
+                .check(self.collector, input.tenant_id)?;
         }
         let promise = match input.promise_id {
             Some(promise_id) => {

@@ -1206,6 +1206,52 @@ async fn the_visit_and_mission_named_must_be_the_tenants() {
     assert_eq!(payment.notes, "Payé à la porte");
 }
 
+/// A mission named by a payment must be the collecting agent's, as for calls and visits: the
+/// mission of another agent for the same tenant is refused, whoever records the payment.
+#[tokio::test]
+async fn the_mission_named_must_be_the_collecting_agents() {
+    let w = World::new().await;
+    create_charges(&w.pool, w.tenant, month(2026, 10), 1, MONTH).await;
+    let colleague = create_user(&w.pool, "agent2.kal", "agent", &[w.site], None).await;
+    let colleagues_mission = insert_mission(&w.pool, colleague, w.tenant, w.site).await;
+
+    // The agent names a colleague's mission for this very tenant.
+    let mut own_payment = cash(w.tenant, 100_000);
+    own_payment.mission_id = colleagues_mission.to_string();
+    let status = w
+        .record(own_payment, &w.agent_token)
+        .await
+        .expect_err("another agent's mission");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["mission_id"]);
+    assert_eq!(error_reason(&status), "ERROR_REASON_MISSION_MISMATCH");
+
+    // The admin records it for the agent: still the colleague's mission.
+    let mut for_the_agent = cash(w.tenant, 100_000);
+    for_the_agent.agent_id = w.agent.to_string();
+    for_the_agent.mission_id = colleagues_mission.to_string();
+    let status = w
+        .record(for_the_agent, &w.admin_token)
+        .await
+        .expect_err("another agent's mission");
+    assert_eq!(error_reason(&status), "ERROR_REASON_MISSION_MISMATCH");
+    assert_eq!(w.count("SELECT count(*) FROM payments").await, 0);
+
+    // Recorded for the colleague who collected it, the mission fits.
+    let mut for_the_colleague = cash(w.tenant, 100_000);
+    for_the_colleague.agent_id = colleague.to_string();
+    for_the_colleague.mission_id = colleagues_mission.to_string();
+    let payment = w
+        .record(for_the_colleague, &w.admin_token)
+        .await
+        .expect("the collector's own mission")
+        .payment
+        .expect("payment");
+    assert_eq!(payment.mission_id, colleagues_mission.to_string());
+    assert_eq!(payment.agent.expect("agent").user_id, colleague.to_string());
+    assert_eq!(w.count("SELECT count(*) FROM payments").await, 1);
+}
+
 #[tokio::test]
 async fn one_request_id_for_two_different_payments_records_one() {
     let w = World::new().await;
