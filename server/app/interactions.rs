@@ -106,8 +106,11 @@ pub async fn record(
     action: &Action,
     far: MaxDistance,
 ) -> Result<Recorded, AppError> {
-    let kind = action.details.kind();
-    let agent_id = agent(act.caller, action.agent_id)?;
+    let recording = Recording {
+        act,
+        action,
+        agent_id: agent(act.caller, action.agent_id)?,
+    };
     let tenant = tenant_store::lock(conn, action.tenant_id)
         .await?
         .ok_or(AppError::NotFound("tenant"))?;
@@ -115,143 +118,201 @@ pub async fn record(
     // The stored interaction of the request_id is looked for only when a check refuses the
     // action (a late retry may be refused by what changed since) or the insert finds the
     // request_id taken.
-    let agent_scores = match check(conn, act.caller, action, &tenant, agent_id).await {
-        Ok(agent_scores) => agent_scores,
-        Err(error) if error.is_fault() => return Err(error),
-        Err(error) => {
-            return match store::by_request_id(&mut *conn, act.request_id).await? {
-                Some(existing) => {
-                    replay(conn, existing, kind, action.tenant_id, agent_id, act).await
-                }
-                None => Err(error),
-            };
+    match check(conn, act.caller, action, &tenant, recording.agent_id).await {
+        Ok(agent_scores) => recording.write(conn, tenant, agent_scores, far).await,
+        Err(error) if error.is_fault() => Err(error),
+        Err(error) => recording.stored(conn).await?.ok_or(error),
+    }
+}
+
+/// A call or visit being recorded by `agent_id`.
+struct Recording<'a> {
+    act: &'a Act<'a>,
+    action: &'a Action,
+    agent_id: Uuid,
+}
+
+impl Recording<'_> {
+    fn kind(&self) -> InteractionKind {
+        self.action.details.kind()
+    }
+
+    /// The answer to a retry: the interaction stored under the request_id, if it is this
+    /// request's (same kind, tenant and agent; RequestIdReused otherwise); `None` when nothing
+    /// is stored.
+    async fn stored(&self, conn: &mut PgConnection) -> Result<Option<Recorded>, AppError> {
+        let Some(existing) = store::by_request_id(&mut *conn, self.act.request_id).await? else {
+            return Ok(None);
+        };
+        if existing.kind != self.kind()
+            || existing.tenant_id != self.action.tenant_id
+            || existing.agent_id != self.agent_id
+        {
+            return Err(AppError::RequestIdReused);
         }
-    };
+        let promise = promise_of(conn, &existing, self.act).await?;
+        Ok(Some(Recorded {
+            interaction: existing,
+            promise,
+            audit: None,
+        }))
+    }
 
-    let (new, far_away) = to_store(act, action, agent_id, &tenant, far);
-    let day = conakry_day(action.occurred_at);
-    // Without a promise the score needs only the interaction: its INSERT writes it.
-    let counters = scores::Counters {
-        calls: i32::from(kind == InteractionKind::Call),
-        visits: i32::from(kind == InteractionKind::Visit),
-        promises: 0,
-        refusals: i32::from(action.outcome == InteractionOutcome::Refused),
-        payments_count: 0,
-        payments_gnf: 0,
-    };
-    let insert_score = (agent_scores && action.promise.is_none()).then(|| store::InsertScore {
-        day,
-        events: events_for_interaction(kind, action.outcome, false),
-        calls: counters.calls,
-        visits: counters.visits,
-        refusals: counters.refusals,
-    });
-    let Some(inserted) = store::insert(conn, &new, insert_score.as_ref()).await? else {
-        // Stored meanwhile under the same request_id by a call that held another key.
-        let existing = store::by_request_id(&mut *conn, act.request_id)
-            .await?
-            .ok_or_else(|| {
+    /// The daily counters the action moves (promises apart).
+    fn counters(&self) -> scores::Counters {
+        scores::Counters {
+            calls: i32::from(self.kind() == InteractionKind::Call),
+            visits: i32::from(self.kind() == InteractionKind::Visit),
+            refusals: i32::from(self.action.outcome == InteractionOutcome::Refused),
+            ..Default::default()
+        }
+    }
+
+    /// Inserts the interaction, its promise and its score, and answers from what was written.
+    async fn write(
+        &self,
+        conn: &mut PgConnection,
+        tenant: LockedTenant,
+        agent_scores: bool,
+        far: MaxDistance,
+    ) -> Result<Recorded, AppError> {
+        let action = self.action;
+        let (new, far_away) = to_store(self.act, action, self.agent_id, &tenant, far);
+        // Without a promise the score needs only the interaction: its INSERT writes it.
+        let counters = self.counters();
+        let insert_score = (agent_scores && action.promise.is_none()).then(|| store::InsertScore {
+            day: conakry_day(action.occurred_at),
+            events: events_for_interaction(self.kind(), action.outcome, false),
+            calls: counters.calls,
+            visits: counters.visits,
+            refusals: counters.refusals,
+        });
+        let Some(inserted) = store::insert(conn, &new, insert_score.as_ref()).await? else {
+            // Stored meanwhile under the same request_id by a call that held another key.
+            return self.stored(conn).await?.ok_or_else(|| {
                 AppError::internal(anyhow::anyhow!("interaction request_id vanished"))
-            })?;
-        return replay(conn, existing, kind, action.tenant_id, agent_id, act).await;
-    };
+            });
+        };
+        let promise_id = match &action.promise {
+            Some(promise) => Some(
+                promises::make(
+                    conn,
+                    promise,
+                    action.tenant_id,
+                    self.agent_id,
+                    inserted.id,
+                    action.occurred_at,
+                    self.act.now,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let score_points = if agent_scores && insert_score.is_none() {
+            self.score(conn, inserted.id, promise_id).await?
+        } else {
+            inserted.score_points
+        };
+        let audit = self.audit(inserted.id, promise_id, far_away);
 
-    let promise_id = match &action.promise {
-        Some(promise) => Some(
-            promises::make(
-                conn,
-                promise,
-                action.tenant_id,
-                agent_id,
-                inserted.id,
-                action.occurred_at,
-                act.now,
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    let mut score_points = inserted.score_points;
-    if agent_scores && insert_score.is_none() {
+        // The answer from what this transaction wrote, as a read of it would show it.
+        let row = InteractionRow {
+            id: inserted.id,
+            kind: self.kind(),
+            tenant_id: tenant.id,
+            tenant_name: tenant.full_name,
+            site_id: tenant.site_id,
+            site_name: tenant.site_name,
+            unit_label: tenant.unit,
+            agent_id: self.agent_id,
+            agent_name: inserted.agent_name,
+            outcome: action.outcome,
+            notes: action.notes.clone(),
+            occurred_at: inserted.occurred_at,
+            received_at: inserted.received_at,
+            mission_id: action.mission_id,
+            promise_id,
+            score_points,
+            call_phone: new.call_phone.map(str::to_owned),
+            call_duration_secs: new.call_duration_secs,
+            latitude: new.latitude,
+            longitude: new.longitude,
+            accuracy_m: new.accuracy_m,
+            fix_time: inserted.fix_time,
+            distance_to_tenant_m: new.distance_to_tenant_m,
+            is_far_from_tenant: new.is_far_from_tenant,
+            is_mock_location: new.is_mock_location,
+            request_id: self.act.request_id,
+        };
+        let promise = promise_of(conn, &row, self.act).await?;
+        Ok(Recorded {
+            interaction: row,
+            promise,
+            audit: Some(audit),
+        })
+    }
+
+    /// Writes the score of an action with a promise (the promise's event comes from the
+    /// promise); answers the points written.
+    async fn score(
+        &self,
+        conn: &mut PgConnection,
+        interaction_id: Uuid,
+        promise_id: Option<Uuid>,
+    ) -> Result<i64, AppError> {
         let events: Vec<scores::Event> =
-            events_for_interaction(kind, action.outcome, promise_id.is_some())
+            events_for_interaction(self.kind(), self.action.outcome, promise_id.is_some())
                 .into_iter()
                 .map(|kind| scores::Event {
                     kind,
-                    source_id: match kind {
-                        ScoreEventKind::Promise => promise_id.unwrap_or(inserted.id),
-                        _ => inserted.id,
+                    source_id: match (kind, promise_id) {
+                        (ScoreEventKind::Promise, Some(promise_id)) => promise_id,
+                        _ => interaction_id,
                     },
                 })
                 .collect();
-        score_points = scores::add(
+        Ok(scores::add(
             conn,
             &scores::Scored {
-                agent_id,
-                day,
-                occurred_at: action.occurred_at,
+                agent_id: self.agent_id,
+                day: conakry_day(self.action.occurred_at),
+                occurred_at: self.action.occurred_at,
                 events: &events,
                 counters: scores::Counters {
                     promises: i32::from(promise_id.is_some()),
-                    ..counters
+                    ..self.counters()
                 },
             },
         )
-        .await?;
+        .await?)
     }
 
-    let permission = match kind {
-        InteractionKind::Call => "collections.calls.record",
-        InteractionKind::Visit => "collections.visits.record",
-    };
-    let mut audit = act
-        .audit(permission)
-        .target("interaction", inserted.id)
-        .detail("tenant_id", action.tenant_id.to_string())
-        .detail("agent_id", agent_id.to_string())
-        .detail("outcome", action.outcome.as_str());
-    if let Some(promise_id) = promise_id {
-        audit = audit.detail("promise_id", promise_id.to_string());
+    /// The audit event of a new interaction (its permission's name is the action).
+    fn audit(
+        &self,
+        interaction_id: Uuid,
+        promise_id: Option<Uuid>,
+        far_away: Option<bool>,
+    ) -> AuditEvent {
+        let permission = match self.kind() {
+            InteractionKind::Call => "collections.calls.record",
+            InteractionKind::Visit => "collections.visits.record",
+        };
+        let mut audit = self
+            .act
+            .audit(permission)
+            .target("interaction", interaction_id)
+            .detail("tenant_id", self.action.tenant_id.to_string())
+            .detail("agent_id", self.agent_id.to_string())
+            .detail("outcome", self.action.outcome.as_str());
+        if let Some(promise_id) = promise_id {
+            audit = audit.detail("promise_id", promise_id.to_string());
+        }
+        if let Some(far_away) = far_away {
+            audit = audit.detail("far_away", far_away);
+        }
+        audit
     }
-    if let Some(far_away) = far_away {
-        audit = audit.detail("far_away", far_away);
-    }
-
-    // The answer from what this transaction wrote, as a read of it would show it.
-    let row = InteractionRow {
-        id: inserted.id,
-        kind,
-        tenant_id: tenant.id,
-        tenant_name: tenant.full_name,
-        site_id: tenant.site_id,
-        site_name: tenant.site_name,
-        unit_label: tenant.unit,
-        agent_id,
-        agent_name: inserted.agent_name,
-        outcome: action.outcome,
-        notes: action.notes.clone(),
-        occurred_at: inserted.occurred_at,
-        received_at: inserted.received_at,
-        mission_id: action.mission_id,
-        promise_id,
-        score_points,
-        call_phone: new.call_phone.map(str::to_owned),
-        call_duration_secs: new.call_duration_secs,
-        latitude: new.latitude,
-        longitude: new.longitude,
-        accuracy_m: new.accuracy_m,
-        fix_time: inserted.fix_time,
-        distance_to_tenant_m: new.distance_to_tenant_m,
-        is_far_from_tenant: new.is_far_from_tenant,
-        is_mock_location: new.is_mock_location,
-        request_id: act.request_id,
-    };
-    let promise = promise_of(conn, &row, act).await?;
-    Ok(Recorded {
-        interaction: row,
-        promise,
-        audit: Some(audit),
-    })
 }
 
 /// The checks of an action on its locked tenant; answers whether the agent scores.
@@ -340,27 +401,6 @@ fn to_store<'a>(
             (new, Some(presence.far_away))
         }
     }
-}
-
-/// The answer to a retry: the stored interaction, if it is this request's (same kind, tenant
-/// and agent), else RequestIdReused.
-async fn replay(
-    conn: &mut PgConnection,
-    existing: InteractionRow,
-    kind: InteractionKind,
-    tenant_id: Uuid,
-    agent_id: Uuid,
-    act: &Act<'_>,
-) -> Result<Recorded, AppError> {
-    if existing.kind != kind || existing.tenant_id != tenant_id || existing.agent_id != agent_id {
-        return Err(AppError::RequestIdReused);
-    }
-    let promise = promise_of(conn, &existing, act).await?;
-    Ok(Recorded {
-        interaction: existing,
-        promise,
-        audit: None,
-    })
 }
 
 /// The promise made in an interaction, as it reads today.

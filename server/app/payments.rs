@@ -1,4 +1,4 @@
-//! Payments and reversals: the money ledger.
+//! Payments: the money ledger (reversals are `app::reversals`).
 //!
 //! A payment and a reversal each run in one transaction (the caller's, inside the idempotency
 //! run): the tenant row is locked first, so the payments and reversals of one tenant apply one
@@ -40,9 +40,9 @@ use uuid::Uuid;
 use super::{Act, AppError, ensure_covers, promises};
 use crate::auth::caller::{Caller, Scope};
 use crate::auth::rbac::Role;
-use crate::domain::allocation::{self, Allocation, OpenCharge, ReversalError};
+use crate::domain::allocation::{self, Allocation, OpenCharge};
 use crate::domain::{
-    Gnf, OccurredAt, OperatorReference, PaymentAmount, PaymentKind, PaymentMethod, PromiseStatus,
+    OccurredAt, OperatorReference, PaymentAmount, PaymentKind, PaymentMethod, PromiseStatus,
     ScoreEventKind, conakry_day, receipt_year,
 };
 use crate::store::audit::AuditEvent;
@@ -52,7 +52,6 @@ use crate::store::tenants::{self as tenant_store, Balance, LockedTenant};
 use crate::store::{Constraint, StoreError, agents, interactions, missions, scores};
 
 const RECORD_ACTION: &str = "collections.payments.record";
-const REVERSE_ACTION: &str = "collections.payments.reverse";
 
 /// A payment to record, parsed.
 #[derive(Debug, Clone)]
@@ -291,36 +290,11 @@ impl Payment<'_> {
     ) -> Result<Recorded, AppError> {
         let input = self.input;
         let allocation = allocation::allocate(open, input.amount);
-        let occurred_at = input.occurred_at.get();
         // The promise named, or the pending one if the payment came after it was made.
         let linked = promise
             .as_ref()
-            .filter(|p| input.promise_id.is_some() || occurred_at >= p.made_at)
+            .filter(|p| input.promise_id.is_some() || input.occurred_at.get() >= p.made_at)
             .map(|p| p.id);
-        let recorded_by =
-            (self.collector != self.act.caller.user_id).then_some(self.act.caller.user_id);
-        let entry = store::NewEntry {
-            tenant_id: tenant.id,
-            site_id: tenant.site_id,
-            reverses_payment_id: None,
-            amount_gnf: input.amount.francs(),
-            method: input.method,
-            operator_reference: self.reference(),
-            payer_phone: input.payer_phone.as_deref(),
-            receipt_year: receipt_year(self.act.now),
-            occurred_at,
-            received_at: self.act.now,
-            agent_id: self.collector,
-            recorded_by,
-            interaction_id: input.visit_id,
-            promise_id: linked,
-            mission_id: input.mission_id,
-            notes: &input.notes,
-            reason: None,
-            credit_gnf: allocation.to_credit.francs(),
-            tenant_credit_delta: allocation.to_credit.francs(),
-            request_id: self.act.request_id,
-        };
         // The collector is an agent when it is not the caller (checked above); the caller's
         // role is read fresh on every call.
         let scores =
@@ -332,6 +306,7 @@ impl Payment<'_> {
             payments_count: 1,
             payments_gnf: input.amount.francs(),
         });
+        let entry = self.entry(&tenant, &allocation, linked);
         let inserted = match store::insert_entry(conn, &entry, score.as_ref()).await {
             Ok(inserted) => inserted,
             Err(StoreError::Conflict(Constraint::PaymentRequestId)) => {
@@ -343,7 +318,8 @@ impl Payment<'_> {
             }
             Err(error) => return Err(error.into()),
         };
-        let allocations = write_allocations(conn, inserted.id, &allocation, occurred_at).await?;
+        let allocations =
+            write_allocations(conn, inserted.id, &allocation, input.occurred_at.get()).await?;
         if let Some(promise) = &promise {
             promises::rederive(conn, promise, self.act.now).await?;
         }
@@ -365,7 +341,69 @@ impl Payment<'_> {
             outstanding_gnf: allocation.outstanding_due_by(open, today).francs(),
             credit_gnf: tenant.credit_gnf + allocation.to_credit.francs(),
         };
-        let row = PaymentRow {
+        let promise = match promise {
+            Some(promise) => promise_store::get(&mut *conn, promise.id, today).await?,
+            None => None,
+        };
+        Ok(Recorded {
+            score_points: inserted.score_points,
+            entry: Entry {
+                row: self.written(tenant, inserted, &allocation, linked),
+                allocations,
+            },
+            balance,
+            promise,
+            audit: Some(audit),
+        })
+    }
+
+    /// Who recorded the payment, when it is not the collector.
+    fn recorded_by(&self) -> Option<Uuid> {
+        (self.collector != self.act.caller.user_id).then_some(self.act.caller.user_id)
+    }
+
+    /// The ledger row to insert (its receipt number is taken by the insert).
+    fn entry(
+        &self,
+        tenant: &LockedTenant,
+        allocation: &Allocation,
+        promise_id: Option<Uuid>,
+    ) -> store::NewEntry<'_> {
+        let input = self.input;
+        store::NewEntry {
+            tenant_id: tenant.id,
+            site_id: tenant.site_id,
+            reverses_payment_id: None,
+            amount_gnf: input.amount.francs(),
+            method: input.method,
+            operator_reference: self.reference(),
+            payer_phone: input.payer_phone.as_deref(),
+            receipt_year: receipt_year(self.act.now),
+            occurred_at: input.occurred_at.get(),
+            received_at: self.act.now,
+            agent_id: self.collector,
+            recorded_by: self.recorded_by(),
+            interaction_id: input.visit_id,
+            promise_id,
+            mission_id: input.mission_id,
+            notes: &input.notes,
+            reason: None,
+            credit_gnf: allocation.to_credit.francs(),
+            tenant_credit_delta: allocation.to_credit.francs(),
+            request_id: self.act.request_id,
+        }
+    }
+
+    /// The payment as a read of it would show it, from what the insert answered.
+    fn written(
+        &self,
+        tenant: LockedTenant,
+        inserted: store::InsertedEntry,
+        allocation: &Allocation,
+        promise_id: Option<Uuid>,
+    ) -> PaymentRow {
+        let input = self.input;
+        PaymentRow {
             id: inserted.id,
             kind: PaymentKind::Payment,
             receipt_number: inserted.receipt_number,
@@ -380,12 +418,12 @@ impl Payment<'_> {
             payer_phone: input.payer_phone.clone(),
             agent_id: self.collector,
             agent_name: inserted.agent_name,
-            recorded_by,
+            recorded_by: self.recorded_by(),
             recorded_by_name: inserted.recorded_by_name,
             occurred_at: inserted.occurred_at,
             received_at: inserted.received_at,
             interaction_id: input.visit_id,
-            promise_id: linked,
+            promise_id,
             mission_id: input.mission_id,
             notes: input.notes.clone(),
             credit_gnf: allocation.to_credit.francs(),
@@ -393,18 +431,7 @@ impl Payment<'_> {
             reason: None,
             reversal_id: None,
             collector_id: self.collector,
-        };
-        let promise = match promise {
-            Some(promise) => promise_store::get(&mut *conn, promise.id, today).await?,
-            None => None,
-        };
-        Ok(Recorded {
-            entry: Entry { row, allocations },
-            balance,
-            promise,
-            score_points: inserted.score_points,
-            audit: Some(audit),
-        })
+        }
     }
 }
 
@@ -438,195 +465,21 @@ async fn write_allocations(
     Ok(rows)
 }
 
-async fn load(conn: &mut PgConnection, payment_id: Uuid) -> Result<PaymentRow, AppError> {
+pub(super) async fn load(
+    conn: &mut PgConnection,
+    payment_id: Uuid,
+) -> Result<PaymentRow, AppError> {
     store::get(&mut *conn, payment_id)
         .await?
         .ok_or(AppError::NotFound("payment"))
 }
 
-async fn with_allocations(conn: &mut PgConnection, row: PaymentRow) -> Result<Entry, AppError> {
+pub(super) async fn with_allocations(
+    conn: &mut PgConnection,
+    row: PaymentRow,
+) -> Result<Entry, AppError> {
     let allocations = store::allocations(&mut *conn, &[row.id]).await?;
     Ok(Entry { row, allocations })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reversals
-
-/// A reversal to record, parsed.
-#[derive(Debug, Clone)]
-pub struct NewReversal {
-    pub payment_id: Uuid,
-    pub reason: String,
-    pub occurred_at: OccurredAt,
-}
-
-/// What a reversal answers: the reversal entry, the payment it cancels, the tenant's balance,
-/// and the audit event of a new reversal.
-#[derive(Debug)]
-pub struct Reversed {
-    pub reversal: Entry,
-    pub payment: Entry,
-    pub balance: Balance,
-    pub audit: Option<AuditEvent>,
-}
-
-/// The tenant of the payment to reverse, once the caller may see it (before the transaction).
-pub async fn reversal_tenant(
-    pool: &sqlx::PgPool,
-    caller: &Caller,
-    payment_id: Uuid,
-) -> Result<Uuid, AppError> {
-    let payment = store::get(pool, payment_id)
-        .await?
-        .ok_or(AppError::NotFound("payment"))?;
-    super::tenant_in_scope(pool, caller, payment.tenant_id).await?;
-    Ok(payment.tenant_id)
-}
-
-/// Reverses a payment of `tenant_id` (see [`reversal_tenant`]): writes the reversal entry that
-/// reopens exactly the charges the payment paid and takes its credit back, takes the points
-/// back and derives the payment's promise again. A retry of a stored reversal answers it.
-pub async fn reverse(
-    conn: &mut PgConnection,
-    act: &Act<'_>,
-    input: &NewReversal,
-    tenant_id: Uuid,
-) -> Result<Reversed, AppError> {
-    let tenant = tenant_store::lock(conn, tenant_id)
-        .await?
-        .ok_or(AppError::NotFound("tenant"))?;
-    if let Some(stored) = store::by_request_id(conn, act.request_id).await? {
-        if stored.kind != PaymentKind::Reversal
-            || stored.reverses_payment_id != Some(input.payment_id)
-        {
-            return Err(AppError::RequestIdReused);
-        }
-        return reversed(conn, stored.id, input.payment_id, act, None).await;
-    }
-
-    let original = load(conn, input.payment_id).await?;
-    if original.kind != PaymentKind::Payment {
-        return Err(AppError::invalid(
-            "payment_id",
-            "is a reversal entry; only payments can be reversed",
-        ));
-    }
-    if original.reversal_id.is_some() {
-        return Err(AppError::PaymentAlreadyReversed);
-    }
-    if input.occurred_at.get() < original.occurred_at {
-        return Err(AppError::invalid(
-            "occurred_at",
-            "is before the payment it reverses",
-        ));
-    }
-    let allocations: Vec<(i64, Gnf)> = store::allocations_of_payment(conn, original.id)
-        .await?
-        .into_iter()
-        .map(|(charge_id, amount)| (charge_id, Gnf::new(amount)))
-        .collect();
-    let credit = Gnf::new(original.credit_gnf);
-    let reversal = allocation::reverse(&allocations, credit, Gnf::new(tenant.credit_gnf)).map_err(
-        |error| match error {
-            ReversalError::CreditAlreadyUsed { missing } => {
-                AppError::PaymentCreditUsed { credit, missing }
-            }
-            other => AppError::internal(other),
-        },
-    )?;
-
-    let occurred_at = input.occurred_at.get();
-    let entry = store::NewEntry {
-        tenant_id: original.tenant_id,
-        site_id: original.site_id,
-        reverses_payment_id: Some(original.id),
-        amount_gnf: original.amount_gnf,
-        method: original.method,
-        operator_reference: original.operator_reference.as_deref(),
-        payer_phone: None,
-        receipt_year: receipt_year(act.now),
-        occurred_at,
-        received_at: act.now,
-        agent_id: act.caller.user_id,
-        recorded_by: None,
-        interaction_id: None,
-        promise_id: None,
-        mission_id: None,
-        notes: "",
-        reason: Some(&input.reason),
-        credit_gnf: original.credit_gnf,
-        tenant_credit_delta: reversal.credit_delta.francs(),
-        request_id: act.request_id,
-    };
-    let inserted = store::insert_entry(conn, &entry, None)
-        .await
-        .map_err(|error| match error {
-            StoreError::Conflict(Constraint::PaymentRequestId) => AppError::RequestIdTaken,
-            StoreError::Conflict(Constraint::PaymentReversed) => AppError::PaymentAlreadyReversed,
-            other => other.into(),
-        })?;
-    for line in &reversal.lines {
-        store::allocate(
-            conn,
-            inserted.id,
-            line.charge_id,
-            line.amount.francs(),
-            occurred_at,
-        )
-        .await?;
-    }
-
-    // The points go back only if the payment earned some.
-    if scores::points_of_payment(conn, original.id).await? > 0 {
-        scores::add(
-            conn,
-            &scores::Scored {
-                agent_id: original.agent_id,
-                day: input.occurred_at.day(),
-                occurred_at,
-                events: &[scores::Event {
-                    kind: ScoreEventKind::PaymentReversal,
-                    source_id: inserted.id,
-                }],
-                counters: scores::Counters::default(),
-            },
-        )
-        .await?;
-    }
-
-    if let Some(promise_id) = original.promise_id
-        && let Some(promise) = promise_store::state(conn, promise_id).await?
-    {
-        promises::rederive(conn, &promise, act.now).await?;
-    }
-
-    let audit = act
-        .audit(REVERSE_ACTION)
-        .target("payment", original.id)
-        .detail("reversal_id", inserted.id.to_string())
-        .detail("tenant_id", original.tenant_id.to_string())
-        .detail("receipt_number", inserted.receipt_number)
-        .detail("amount_gnf", original.amount_gnf)
-        .detail("reason", input.reason.clone());
-    reversed(conn, inserted.id, original.id, act, Some(audit)).await
-}
-
-async fn reversed(
-    conn: &mut PgConnection,
-    reversal_id: Uuid,
-    payment_id: Uuid,
-    act: &Act<'_>,
-    audit: Option<AuditEvent>,
-) -> Result<Reversed, AppError> {
-    let reversal = load(conn, reversal_id).await?;
-    let payment = load(conn, payment_id).await?;
-    let balance = tenant_store::balance(conn, payment.tenant_id, conakry_day(act.now)).await?;
-    Ok(Reversed {
-        reversal: with_allocations(conn, reversal).await?,
-        payment: with_allocations(conn, payment).await?,
-        balance,
-        audit,
-    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ use crate::api::paging::{Pager, micros};
 use crate::api::parse::{self, Text};
 use crate::api::write::Write;
 use crate::app::AppError;
-use crate::app::payments::{self as app, NewPayment, NewReversal};
+use crate::app::payments::{self as app, NewPayment};
+use crate::app::reversals::{self, NewReversal};
 use crate::auth::caller::Caller;
 use crate::domain::{OperatorReference, PaymentAmount, TimeBounds};
 use crate::idempotency::IdempotencyError;
@@ -186,13 +187,13 @@ pub(super) async fn reverse_payment(
     let write = Write::begin(request, rpc::REVERSE_PAYMENT, &message.request_id)?;
     let act = write.act();
     let input = parse_reversal(message, act.now, parse::time_bounds(&state.collections))?;
-    let tenant_id = app::reversal_tenant(&state.pool, act.caller, input.payment_id).await?;
+    let tenant_id = reversals::reversal_tenant(&state.pool, act.caller, input.payment_id).await?;
     let mut second_run = false;
     loop {
         let outcome = write
             .run(&state.idempotency, message, async |conn| {
                 // A second run finds the stored reversal by its request_id.
-                let done = app::reverse(conn, act, &input, tenant_id).await?;
+                let done = reversals::reverse(conn, act, &input, tenant_id).await?;
                 let response = pb::ReversePaymentResponse {
                     reversal: Some(views::payment(&done.reversal)),
                     payment: Some(views::payment(&done.payment)),

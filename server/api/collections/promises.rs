@@ -149,9 +149,57 @@ fn parse_update(
         }
     };
 
-    let mut paths: Vec<String> = message
-        .update_mask
-        .as_ref()
+    let paths = parse_mask(&mut v, message.update_mask.as_ref());
+    let has = |name: &str| paths.iter().any(|p| p == name);
+    let change = if has("status") {
+        if paths.len() > 1 {
+            v.add(
+                "update_mask",
+                "status cannot change together with other fields",
+            );
+        }
+        let cancelled = promise.is_some_and(|p| p.status == pb::PromiseStatus::Cancelled as i32);
+        if !cancelled {
+            v.add("promise.status", "only PROMISE_STATUS_CANCELLED can be set");
+        }
+        Some(Change::Cancel)
+    } else {
+        promise.map(|promise| Change::Reschedule {
+            promised_date: has("promised_date")
+                .then(|| parse_new_date(state, &mut v, promise, occurred_at))
+                .flatten(),
+            amount_gnf: has("amount_gnf")
+                .then(|| {
+                    v.check(
+                        "promise.amount_gnf",
+                        PaymentAmount::parse(promise.amount_gnf),
+                    )
+                    .map(PaymentAmount::francs)
+                })
+                .flatten(),
+        })
+    };
+    v.into_result()?;
+    match (request_id, promise_id, change, reason, occurred_at) {
+        (Some(request_id), Some(promise_id), Some(change), Some(reason), Some(occurred_at)) => {
+            Ok((
+                request_id,
+                PromiseUpdate {
+                    promise_id,
+                    change,
+                    reason,
+                    occurred_at,
+                    paths,
+                },
+            ))
+        }
+        _ => Err(ApiError::invalid("", "invalid request")),
+    }
+}
+
+/// The paths of an update mask: trimmed, sorted, each named once, each one the update allows.
+fn parse_mask(v: &mut Violations, mask: Option<&prost_types::FieldMask>) -> Vec<String> {
+    let mut paths: Vec<String> = mask
         .map(|mask| mask.paths.iter().map(|p| p.trim().to_owned()).collect())
         .unwrap_or_default();
     paths.sort();
@@ -170,73 +218,35 @@ fn parse_update(
             );
         }
     }
-    let has = |name: &str| paths.iter().any(|p| p == name);
-    let mut change = None;
-    if has("status") {
-        if paths.len() > 1 {
-            v.add(
-                "update_mask",
-                "status cannot change together with other fields",
-            );
-        }
-        let cancelled = promise.is_some_and(|p| p.status == pb::PromiseStatus::Cancelled as i32);
-        if !cancelled {
-            v.add("promise.status", "only PROMISE_STATUS_CANCELLED can be set");
-        }
-        change = Some(Change::Cancel);
-    } else if let Some(promise) = promise {
-        let promised_date = if has("promised_date") {
-            let date = match &promise.promised_date {
-                Some(date) => v.absorb(parse::date("promise.promised_date", date)),
-                None => {
-                    v.add("promise.promised_date", "is required by the update mask");
-                    None
-                }
-            };
-            date.zip(occurred_at).and_then(|(date, at)| {
-                v.check_reasoned(
-                    "promise.promised_date",
-                    PromisedDate::parse(
-                        date,
-                        conakry_day(at),
-                        state.collections.promise_horizon_days,
-                    ),
-                )
-                .map(PromisedDate::get)
-            })
-        } else {
+    paths
+}
+
+/// The new promised date of a reschedule: its window counts from the day the change was
+/// decided.
+fn parse_new_date(
+    state: &AppState,
+    v: &mut Violations,
+    promise: &pb::PaymentPromise,
+    decided_at: Option<chrono::DateTime<Utc>>,
+) -> Option<chrono::NaiveDate> {
+    let date = match &promise.promised_date {
+        Some(date) => v.absorb(parse::date("promise.promised_date", date)),
+        None => {
+            v.add("promise.promised_date", "is required by the update mask");
             None
-        };
-        let amount_gnf = if has("amount_gnf") {
-            v.check(
-                "promise.amount_gnf",
-                PaymentAmount::parse(promise.amount_gnf),
-            )
-            .map(PaymentAmount::francs)
-        } else {
-            None
-        };
-        change = Some(Change::Reschedule {
-            promised_date,
-            amount_gnf,
-        });
-    }
-    v.into_result()?;
-    match (request_id, promise_id, change, reason, occurred_at) {
-        (Some(request_id), Some(promise_id), Some(change), Some(reason), Some(occurred_at)) => {
-            Ok((
-                request_id,
-                PromiseUpdate {
-                    promise_id,
-                    change,
-                    reason,
-                    occurred_at,
-                    paths,
-                },
-            ))
         }
-        _ => Err(ApiError::invalid("", "invalid request")),
-    }
+    };
+    date.zip(decided_at).and_then(|(date, at)| {
+        v.check_reasoned(
+            "promise.promised_date",
+            PromisedDate::parse(
+                date,
+                conakry_day(at),
+                state.collections.promise_horizon_days,
+            ),
+        )
+        .map(PromisedDate::get)
+    })
 }
 
 pub(super) async fn update_promise(
