@@ -1,12 +1,13 @@
-//! The preamble of every mutating RPC, written once: who calls, the client's `request_id`, the
-//! idempotency key (caller, method, request_id), and the run of the work exactly once with the
-//! audit event it answers (`idempotency::Idempotency::run_audited`).
+//! The preamble of every mutating RPC, written once: who calls, the client's `request_id`, when
+//! the call started, and the idempotency key (caller, method, request_id) under which
+//! `idempotency::Idempotency::run_audited` runs the work once, with the audit event it answers.
 //!
 //! ```ignore
 //! let write = Write::begin(&request, rpc::REVERSE_PAYMENT, &message.request_id)?;
 //! let input = parse(message, write.act().now)?;
-//! let response = write
-//!     .run(&state.idempotency, message, async |conn| {
+//! let response = state
+//!     .idempotency
+//!     .run_audited(write.key(), message, async |conn| {
 //!         let done = use_case(conn, write.act(), &input).await?;
 //!         Ok::<_, ApiError>((to_proto(&done), done.audit))
 //!     })
@@ -20,8 +21,6 @@
 //! - "Now" is read once, when the call starts: the use case dates what it writes with it.
 
 use chrono::Utc;
-use prost::Message;
-use sqlx::PgConnection;
 use tonic::Request;
 use uuid::Uuid;
 
@@ -29,8 +28,7 @@ use crate::api::convert;
 use crate::api::error::ApiError;
 use crate::app::Act;
 use crate::auth::caller::Caller;
-use crate::idempotency::{Idempotency, IdempotencyError, IdempotencyKey};
-use crate::store::audit::AuditEvent;
+use crate::idempotency::IdempotencyKey;
 
 /// A mutating call, up to its idempotency key.
 #[derive(Debug, Clone, Copy)]
@@ -68,21 +66,10 @@ impl<'a> Write<'a> {
         &self.act
     }
 
-    /// Runs `work` once for this key in its transaction: a replay answers the stored response,
-    /// the same request_id with another request FAILED_PRECONDITION, a replay while the first
-    /// call runs ABORTED. `work` answers the response and the audit event to store with it.
-    pub async fn run<Req, Resp, E, F>(
-        &self,
-        idempotency: &Idempotency,
-        request: &Req,
-        work: F,
-    ) -> Result<Resp, E>
-    where
-        Req: Message,
-        Resp: Message + Default,
-        E: From<IdempotencyError>,
-        F: AsyncFnOnce(&mut PgConnection) -> Result<(Resp, Option<AuditEvent>), E>,
-    {
-        idempotency.run_audited(self.key, request, work).await
+    /// The idempotency key: `state.idempotency.run_audited(write.key(), message, work)` runs
+    /// `work` once for it (a replay answers the stored response, the same request_id with
+    /// another request FAILED_PRECONDITION, a replay while the first call runs ABORTED).
+    pub fn key(&self) -> IdempotencyKey {
+        self.key
     }
 }

@@ -24,8 +24,8 @@ use super::payments::Entry;
 use super::{AppError, sites_in_scope, tenant_in_scope};
 use crate::auth::caller::Caller;
 use crate::domain::{
-    AgingBuckets, Arrears, ChargePaid, ChargeStanding, Overdue, PromiseChange, PromiseNow,
-    PromiseSnapshot, arrears, conakry_day, conakry_day_start,
+    AgingBuckets, Arrears, ChargeStanding, Overdue, PromiseChange, PromiseNow, PromiseSnapshot,
+    arrears, conakry_day, conakry_day_start,
 };
 use crate::store::charges::{self, ChargeRow};
 use crate::store::interactions::{self, InteractionRow, LastInteractionRow};
@@ -153,19 +153,7 @@ pub async fn arrears_on(
     } else {
         Some(conakry_day_start(day_after(as_of)))
     };
-    let rows = charges::arrears_charges(&mut tx, tenant_id, as_of, paid_before).await?;
-    let paid: Vec<ChargePaid> = rows
-        .iter()
-        .map(|row| ChargePaid {
-            charge_id: row.id,
-            period: row.period,
-            due_date: row.due_date,
-            due_gnf: row.due_gnf,
-            paid_gnf: row.paid_gnf,
-            last_paid_at: row.last_paid_at,
-            paid_in_full_at: row.paid_in_full_at,
-        })
-        .collect();
+    let paid = charges::arrears_charges(&mut tx, tenant_id, as_of, paid_before).await?;
     let arrears = arrears(&paid, as_of, include_paid, paid_before.is_none(), aging)?;
     Ok(TenantArrears { tenant, arrears })
 }

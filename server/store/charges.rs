@@ -3,25 +3,14 @@
 //! the tenant lock with the payment).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::error::Result;
+use crate::domain::ChargePaid;
 
-/// A charge due on or before the report day, with what had been paid on it by then.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ArrearsChargeRow {
-    pub id: i64,
-    pub period: NaiveDate,
-    pub due_date: NaiveDate,
-    pub due_gnf: i64,
-    pub paid_gnf: i64,
-    /// occurred_at of the latest payment or reversal counted in `paid_gnf`.
-    pub last_paid_at: Option<DateTime<Utc>>,
-    pub paid_in_full_at: Option<DateTime<Utc>>,
-}
-
-/// The tenant's charges due on or before `as_of`, oldest first, paid or not.
+/// The tenant's charges due on or before `as_of`, oldest first, paid or not, with what had
+/// been paid on each by then (`domain::arrears`).
 ///
 /// Not `tenant_arrears()` of the views migration: it selects by period rather than due date,
 /// leaves out paid charges and only knows the current amounts.
@@ -34,8 +23,8 @@ pub async fn arrears_charges(
     tenant_id: Uuid,
     as_of: NaiveDate,
     paid_before: Option<DateTime<Utc>>,
-) -> Result<Vec<ArrearsChargeRow>> {
-    Ok(sqlx::query_as(
+) -> Result<Vec<ChargePaid>> {
+    let rows = sqlx::query(
         "SELECT c.id, c.period, c.due_date, c.amount_due_gnf AS due_gnf,
                 CASE WHEN $3::timestamptz IS NULL THEN c.amount_paid_gnf
                      ELSE coalesce(k.paid_gnf, 0)::bigint END AS paid_gnf,
@@ -55,7 +44,20 @@ pub async fn arrears_charges(
     .bind(as_of)
     .bind(paid_before)
     .fetch_all(conn)
-    .await?)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ChargePaid {
+                charge_id: row.try_get("id")?,
+                period: row.try_get("period")?,
+                due_date: row.try_get("due_date")?,
+                due_gnf: row.try_get("due_gnf")?,
+                paid_gnf: row.try_get("paid_gnf")?,
+                last_paid_at: row.try_get("last_paid_at")?,
+                paid_in_full_at: row.try_get("paid_in_full_at")?,
+            })
+        })
+        .collect()
 }
 
 /// A monthly charge with its current figures.

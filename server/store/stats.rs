@@ -4,7 +4,7 @@
 //! (`domain::daily`).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::error::{Result, StoreError};
@@ -23,25 +23,7 @@ pub struct DayFilter<'a> {
     pub actor_ids: Option<&'a [Uuid]>,
 }
 
-/// The activity of one user on the tenants of one site, over the day.
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
-struct ActivityRow {
-    pub actor_id: Uuid,
-    pub site_id: Uuid,
-    pub call_count: i64,
-    pub visit_count: i64,
-    pub far_away_visit_count: i64,
-    pub refusal_count: i64,
-    pub promise_count: i64,
-    pub promised_gnf: i64,
-    pub payment_count: i64,
-    /// Payments minus reversals.
-    pub collected_gnf: i64,
-    pub reversal_count: i64,
-    pub score_points: i64,
-}
-
-/// The day's activity per (user, site).
+/// The day's activity per (user, site) (collected: payments minus reversals).
 ///
 /// - calls, visits, refusals: interactions whose occurred_at is in the day, by their agent;
 /// - promises: made in a call or visit of the day (the promise's occurred_at), by their agent;
@@ -53,7 +35,7 @@ pub async fn activity(
     conn: &mut PgConnection,
     filter: &DayFilter<'_>,
 ) -> Result<Vec<SiteActivity>> {
-    let rows: Vec<ActivityRow> = sqlx::query_as(
+    let rows = sqlx::query(
         "SELECT ev.actor_id, ev.site_id,
                 sum(ev.calls)::bigint AS call_count,
                 sum(ev.visits)::bigint AS visit_count,
@@ -114,25 +96,26 @@ pub async fn activity(
     .bind(filter.actor_ids)
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| SiteActivity {
-            actor_id: row.actor_id,
-            site_id: row.site_id,
-            activity: Activity {
-                call_count: row.call_count,
-                visit_count: row.visit_count,
-                far_away_visit_count: row.far_away_visit_count,
-                refusal_count: row.refusal_count,
-                promise_count: row.promise_count,
-                promised_gnf: row.promised_gnf,
-                payment_count: row.payment_count,
-                collected_gnf: row.collected_gnf,
-                reversal_count: row.reversal_count,
-                score_points: row.score_points,
-            },
+    rows.iter()
+        .map(|row| {
+            Ok(SiteActivity {
+                actor_id: row.try_get("actor_id")?,
+                site_id: row.try_get("site_id")?,
+                activity: Activity {
+                    call_count: row.try_get("call_count")?,
+                    visit_count: row.try_get("visit_count")?,
+                    far_away_visit_count: row.try_get("far_away_visit_count")?,
+                    refusal_count: row.try_get("refusal_count")?,
+                    promise_count: row.try_get("promise_count")?,
+                    promised_gnf: row.try_get("promised_gnf")?,
+                    payment_count: row.try_get("payment_count")?,
+                    collected_gnf: row.try_get("collected_gnf")?,
+                    reversal_count: row.try_get("reversal_count")?,
+                    score_points: row.try_get("score_points")?,
+                },
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Amount due at the start of the day, per site: charges due on or before the day, minus

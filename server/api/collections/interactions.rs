@@ -16,6 +16,7 @@ use tonic::Request;
 use tonic_types::FieldViolation;
 use uuid::Uuid;
 
+use super::promises::promised_date;
 use super::{rpc, views, wire};
 use crate::api::convert;
 use crate::api::error::{ApiError, Violations, WireReason};
@@ -24,8 +25,8 @@ use crate::api::write::Write;
 use crate::app::interactions::{self as app, Action, Details};
 use crate::auth::caller::Caller;
 use crate::domain::{
-    Accuracy, MaxDistance, NewPromise, OccurredAt, OccurredAtError, PaymentAmount, PromisedDate,
-    check_outcome_promise, conakry_day,
+    Accuracy, MaxDistance, NewPromise, OccurredAt, OccurredAtError, PaymentAmount,
+    check_outcome_promise,
 };
 use crate::proto::v1 as pb;
 use crate::startup::AppState;
@@ -155,23 +156,13 @@ fn parse_promise(
         "promise.amount_gnf",
         PaymentAmount::parse(promise.amount_gnf),
     );
-    let date = match &promise.promised_date {
-        Some(date) => v.absorb(parse::date("promise.promised_date", date)),
-        None => {
-            v.add("promise.promised_date", "is required");
-            None
-        }
-    };
-    let date = date.zip(occurred_at).and_then(|(date, at)| {
-        v.check_reasoned(
-            "promise.promised_date",
-            PromisedDate::parse(
-                date,
-                conakry_day(at),
-                state.collections.promise_horizon_days,
-            ),
-        )
-    });
+    let date = promised_date(
+        state,
+        v,
+        promise.promised_date.as_ref(),
+        "is required",
+        occurred_at,
+    );
     Some(NewPromise::new(amount?, date?))
 }
 
@@ -247,8 +238,9 @@ async fn record<Req: prost::Message>(
     app::agent(caller, parsed.action.agent_id)?;
     let write = Write::new(caller, method, parsed.request_id);
     let far = MaxDistance::parse(state.collections.far_visit_meters).unwrap_or_default();
-    write
-        .run(&state.idempotency, request.get_ref(), async |conn| {
+    state
+        .idempotency
+        .run_audited(write.key(), request.get_ref(), async |conn| {
             let done = app::record(conn, write.act(), &parsed.action, far).await?;
             let response = pb::RecordVisitResponse {
                 visit: Some(views::interaction(&done.interaction)),

@@ -160,8 +160,9 @@ pub(super) async fn record_payment(
     let collector = app::collector(act.caller, input.agent_id)?;
     let mut second_run = false;
     loop {
-        let outcome = write
-            .run(&state.idempotency, message, async |conn| {
+        let outcome = state
+            .idempotency
+            .run_audited(write.key(), message, async |conn| {
                 let done = app::record(conn, act, &input, collector, second_run).await?;
                 let response = pb::RecordPaymentResponse {
                     payment: Some(views::payment(&done.entry)),
@@ -190,8 +191,9 @@ pub(super) async fn reverse_payment(
     let tenant_id = reversals::reversal_tenant(&state.pool, act.caller, input.payment_id).await?;
     let mut second_run = false;
     loop {
-        let outcome = write
-            .run(&state.idempotency, message, async |conn| {
+        let outcome = state
+            .idempotency
+            .run_audited(write.key(), message, async |conn| {
                 // A second run finds the stored reversal by its request_id.
                 let done = reversals::reverse(conn, act, &input, tenant_id).await?;
                 let response = pb::ReversePaymentResponse {

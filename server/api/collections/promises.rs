@@ -9,7 +9,7 @@
 //! - ListPromises pages by (promised date, tenant name, id); a page token is tied to its
 //!   filters (`api::paging`).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tonic::Request;
 use uuid::Uuid;
 
@@ -166,7 +166,16 @@ fn parse_update(
     } else {
         promise.map(|promise| Change::Reschedule {
             promised_date: has("promised_date")
-                .then(|| parse_new_date(state, &mut v, promise, occurred_at))
+                .then(|| {
+                    promised_date(
+                        state,
+                        &mut v,
+                        promise.promised_date.as_ref(),
+                        "is required by the update mask",
+                        occurred_at,
+                    )
+                    .map(PromisedDate::get)
+                })
                 .flatten(),
             amount_gnf: has("amount_gnf")
                 .then(|| {
@@ -221,31 +230,33 @@ fn parse_mask(v: &mut Violations, mask: Option<&prost_types::FieldMask>) -> Vec<
     paths
 }
 
-/// The new promised date of a reschedule: its window counts from the day the change was
-/// decided.
-fn parse_new_date(
+/// A promised date (`field`, required; `missing` says why when absent), within the window
+/// counted from the day of `decided_at` (the call or visit that obtained the promise, or the
+/// decision to reschedule it).
+pub(super) fn promised_date(
     state: &AppState,
     v: &mut Violations,
-    promise: &pb::PaymentPromise,
-    decided_at: Option<chrono::DateTime<Utc>>,
-) -> Option<chrono::NaiveDate> {
-    let date = match &promise.promised_date {
-        Some(date) => v.absorb(parse::date("promise.promised_date", date)),
+    date: Option<&pb::Date>,
+    missing: &str,
+    decided_at: Option<DateTime<Utc>>,
+) -> Option<PromisedDate> {
+    const FIELD: &str = "promise.promised_date";
+    let date = match date {
+        Some(date) => v.absorb(parse::date(FIELD, date)),
         None => {
-            v.add("promise.promised_date", "is required by the update mask");
+            v.add(FIELD, missing);
             None
         }
     };
     date.zip(decided_at).and_then(|(date, at)| {
         v.check_reasoned(
-            "promise.promised_date",
+            FIELD,
             PromisedDate::parse(
                 date,
                 conakry_day(at),
                 state.collections.promise_horizon_days,
             ),
         )
-        .map(PromisedDate::get)
     })
 }
 
@@ -258,8 +269,9 @@ pub(super) async fn update_promise(
     let (request_id, update) = parse_update(state, message)?;
     let write = Write::new(caller, rpc::UPDATE_PROMISE, request_id);
     app::check_update(&state.pool, caller, update.promise_id).await?;
-    write
-        .run(&state.idempotency, message, async |conn| {
+    state
+        .idempotency
+        .run_audited(write.key(), message, async |conn| {
             let done = app::update(conn, write.act(), &update).await?;
             let response = pb::UpdatePromiseResponse {
                 promise: Some(views::promise(&done.promise, Utc::now())),
