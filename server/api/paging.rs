@@ -17,8 +17,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::api::convert;
 use crate::api::error::ApiError;
-use crate::proto::v1 as pb;
 
 /// The page tokens of one list request, tied to its filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,11 +120,7 @@ pub fn micros(at: DateTime<Utc>) -> i64 {
 
 /// INVALID_ARGUMENT on `page_token`, ERROR_REASON_PAGE_TOKEN_INVALID.
 pub fn invalid_token() -> ApiError {
-    ApiError::invalid_because(
-        "page_token",
-        "is not a token of this request",
-        pb::ErrorReason::PageTokenInvalid.as_str_name(),
-    )
+    convert::invalid_page_token()
 }
 
 #[cfg(test)]

@@ -40,8 +40,7 @@ pub enum StoreError {
     /// A foreign key names a row that does not exist.
     #[error("referenced object not found")]
     MissingReference(#[source] sqlx::Error),
-    /// The database is out of reach or overloaded (pool timeout, connection lost): worth a
-    /// retry shortly.
+    /// The database is out of reach ([`is_outage`]): worth a retry shortly.
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
     /// Anything else: a bug or a schema mismatch (a row that does not decode).
@@ -49,10 +48,30 @@ pub enum StoreError {
     Other(#[source] sqlx::Error),
 }
 
+/// Whether `error` says the database is out of reach rather than that the call is wrong: a
+/// lost or refused connection, the server shutting down, starting or out of connections
+/// (SQLSTATE class 08, 57P01-57P03, 53300), the pool timed out or closed. Such a call rolled
+/// back and is safe to retry.
+pub fn is_outage(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
+        if is_outage(&error) {
+            return Self::Unavailable(error);
+        }
         match &error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => Self::Unavailable(error),
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 match db.constraint().and_then(Constraint::named) {
                     Some(constraint) => Self::Conflict(constraint),
@@ -95,6 +114,10 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
         assert!(matches!(
             StoreError::from(sqlx::Error::Io(io)),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            StoreError::from(sqlx::Error::PoolClosed),
             StoreError::Unavailable(_)
         ));
         assert!(matches!(

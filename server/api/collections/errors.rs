@@ -33,34 +33,36 @@ impl From<StoreError> for ApiError {
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
         let message = error.to_string();
-        let failed = |reason: ErrorReason| Self::FailedPrecondition {
-            reason: reason.as_str_name(),
-            message: message.clone(),
-        };
         match error {
             AppError::NotFound(what) => Self::NotFound(what),
-            AppError::OutOfScope(message) | AppError::NotAllowed(message) => {
-                Self::permission_denied(message)
-            }
+            AppError::OutOfScope(message) => Self::out_of_scope(message),
+            AppError::NotAllowed(message) => Self::permission_denied(message),
             AppError::Invalid { field, message } => Self::invalid(field, message),
-            AppError::MissionMismatch(mismatch) => Self::invalid_because(
+            AppError::MissionMismatch(mismatch) => Self::invalid_with_reason(
                 "mission_id",
+                ErrorReason::MissionMismatch,
                 mismatch.to_string(),
-                ErrorReason::MissionMismatch.as_str_name(),
             ),
-            AppError::TenantInactive => failed(ErrorReason::TenantInactive),
-            AppError::PromiseNotPending(_) => failed(ErrorReason::PromiseNotPending),
-            AppError::OperatorReferenceDuplicate(_) => Self::AlreadyExists {
-                reason: Some(ErrorReason::OperatorReferenceDuplicate.as_str_name()),
-                message,
-            },
-            AppError::PaymentAlreadyReversed => failed(ErrorReason::PaymentAlreadyReversed),
-            AppError::PaymentCreditUsed { .. } => failed(ErrorReason::PaymentCreditUsed),
+            AppError::TenantInactive => {
+                Self::failed_precondition(ErrorReason::TenantInactive, message)
+            }
+            AppError::PromiseNotPending(_) => {
+                Self::failed_precondition(ErrorReason::PromiseNotPending, message)
+            }
+            AppError::OperatorReferenceDuplicate(_) => {
+                Self::already_exists(ErrorReason::OperatorReferenceDuplicate, message)
+            }
+            AppError::PaymentAlreadyReversed => {
+                Self::failed_precondition(ErrorReason::PaymentAlreadyReversed, message)
+            }
+            AppError::PaymentCreditUsed { .. } => {
+                Self::failed_precondition(ErrorReason::PaymentCreditUsed, message)
+            }
             // A request_id still taken after the run once more is a reuse by another request.
-            AppError::RequestIdReused | AppError::RequestIdTaken => Self::FailedPrecondition {
-                reason: ErrorReason::RequestIdReused.as_str_name(),
-                message: AppError::RequestIdReused.to_string(),
-            },
+            AppError::RequestIdReused | AppError::RequestIdTaken => Self::failed_precondition(
+                ErrorReason::RequestIdReused,
+                AppError::RequestIdReused.to_string(),
+            ),
             AppError::Store(error) => error.into(),
             AppError::Internal(cause) => Self::Internal(cause),
         }
@@ -92,6 +94,11 @@ mod tests {
             (AppError::NotFound("tenant"), Code::NotFound, ""),
             (
                 AppError::OutOfScope("this tenant is outside your sites"),
+                Code::PermissionDenied,
+                "ERROR_REASON_OUT_OF_SCOPE",
+            ),
+            (
+                AppError::NotAllowed("only an admin may record a call or visit for another agent"),
                 Code::PermissionDenied,
                 "",
             ),
