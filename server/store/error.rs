@@ -129,4 +129,24 @@ mod tests {
         }
         assert_eq!(Constraint::named("users_username_key"), None);
     }
+
+    /// Every constraint the store names exists in the schema, as a constraint or a unique
+    /// index, so a renamed one cannot silently stop being recognised.
+    #[sqlx::test(migrations = "./migrations")]
+    async fn named_constraints_exist(pool: sqlx::PgPool) {
+        for constraint in Constraint::ALL {
+            let exists: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = $1)
+                     OR EXISTS (SELECT 1 FROM pg_indexes i JOIN pg_index x
+                                  ON x.indexrelid = (quote_ident(i.schemaname) || '.'
+                                                     || quote_ident(i.indexname))::regclass
+                                WHERE i.indexname = $1 AND x.indisunique)",
+            )
+            .bind(constraint.name())
+            .fetch_one(&pool)
+            .await
+            .expect("catalogue");
+            assert!(exists, "{} is not in the schema", constraint.name());
+        }
+    }
 }
