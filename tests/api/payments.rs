@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use akig::proto::v1::collections_service_client::CollectionsServiceClient;
 use akig::proto::v1::{
-    GetPaymentRequest, ListPaymentsRequest, Payment, PaymentKind, PaymentMethod, PromiseStatus,
-    RecordPaymentRequest, RecordPaymentResponse, ReversePaymentRequest, ReversePaymentResponse,
+    GetPaymentRequest, GetTenantRequest, ListPaymentsRequest, Payment, PaymentKind, PaymentMethod,
+    PromiseStatus, RecordPaymentRequest, RecordPaymentResponse, ReversePaymentRequest,
+    ReversePaymentResponse,
 };
 use chrono::{Datelike, NaiveDate, Utc};
 use sqlx::PgPool;
@@ -17,8 +18,8 @@ use tonic_types::StatusExt;
 use uuid::Uuid;
 
 use crate::support::{
-    KALOUM, TestApp, TestDb, authed, bad_fields, count, create_charges, create_site, create_tenant,
-    create_user, error_reason, insert_mission, message, spawn_app, ts,
+    KALOUM, TestApp, TestDb, authed, bad_fields, count, create_charge, create_charges, create_site,
+    create_tenant, create_user, error_reason, insert_mission, message, spawn_app, ts,
 };
 
 const MONTH: i64 = 1_000_000;
@@ -285,6 +286,44 @@ async fn a_payment_pays_the_oldest_months_first() {
             .await
             .expect("get"),
         payment
+    );
+}
+
+/// The balance a payment answers is computed from what it wrote (`domain::allocation`); a read
+/// computes it in SQL (`store::tenants`). Both count only the charges already due.
+#[tokio::test]
+async fn the_balance_a_payment_answers_is_the_one_a_read_shows() {
+    let w = World::new().await;
+    let today = Utc::now().date_naive();
+    for due in [
+        today - chrono::Duration::days(40),
+        today - chrono::Duration::days(10),
+        today + chrono::Duration::days(20),
+    ] {
+        let period = due.with_day(1).expect("first of the month");
+        create_charge(&w.pool, w.tenant, period, due, MONTH).await;
+    }
+    let answered = w
+        .pay(cash(w.tenant, 1_500_000))
+        .await
+        .balance
+        .expect("balance");
+    assert_eq!(answered.outstanding_gnf, 500_000);
+    let card = w
+        .app
+        .collections(&w.agent_token)
+        .await
+        .get_tenant(GetTenantRequest {
+            tenant_id: w.tenant.to_string(),
+        })
+        .await
+        .expect("tenant")
+        .into_inner()
+        .tenant
+        .expect("card");
+    assert_eq!(
+        (card.outstanding_gnf, card.credit_gnf),
+        (answered.outstanding_gnf, answered.credit_gnf)
     );
 }
 
