@@ -187,17 +187,6 @@ const INTERACTION_SELECT: &str = "SELECT i.id, i.kind, i.tenant_id, t.full_name 
         SELECT p.id FROM promises p WHERE p.interaction_id = i.id ORDER BY p.created_at, p.id LIMIT 1
     ) pr ON true";
 
-pub async fn get<'e>(
-    executor: impl PgExecutor<'e>,
-    interaction_id: Uuid,
-) -> Result<Option<InteractionRow>> {
-    sqlx::query_as(&format!("{INTERACTION_SELECT} WHERE i.id = $1"))
-        .bind(interaction_id)
-        .fetch_optional(executor)
-        .await
-        .map_err(StoreError::from)
-}
-
 pub async fn by_request_id<'e>(
     executor: impl PgExecutor<'e>,
     request_id: Uuid,

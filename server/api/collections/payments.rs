@@ -52,13 +52,8 @@ fn parse_record(
         )
     });
     let payer_phone = v.absorb(convert::optional_phone("payer_phone", &request.payer_phone));
-    let occurred_at = parse::occurred_at(
-        &mut v,
-        "occurred_at",
-        request.occurred_at.as_ref(),
-        now,
-        bounds,
-    );
+    let at = request.occurred_at.as_ref();
+    let occurred_at = parse::occurred_at(&mut v, "occurred_at", at, now, bounds);
     let agent_id = v.absorb(convert::optional_uuid("agent_id", &request.agent_id));
     let visit_id = v.absorb(convert::optional_uuid("visit_id", &request.visit_id));
     let promise_id = v.absorb(convert::optional_uuid("promise_id", &request.promise_id));
@@ -93,13 +88,8 @@ fn parse_reversal(
     let mut v = Violations::new();
     let payment_id = v.absorb(convert::uuid("payment_id", &request.payment_id));
     let reason = v.absorb(REASON.parse("reason", &request.reason));
-    let occurred_at = parse::occurred_at(
-        &mut v,
-        "occurred_at",
-        request.occurred_at.as_ref(),
-        now,
-        bounds,
-    );
+    let at = request.occurred_at.as_ref();
+    let occurred_at = parse::occurred_at(&mut v, "occurred_at", at, now, bounds);
     v.into_result()?;
     match (payment_id, reason, occurred_at) {
         (Some(payment_id), Some(reason), Some(occurred_at)) => Ok(NewReversal {
