@@ -42,8 +42,8 @@ use crate::auth::caller::{Caller, Scope};
 use crate::auth::rbac::Role;
 use crate::domain::allocation::{self, Allocation, OpenCharge};
 use crate::domain::{
-    OccurredAt, OperatorReference, PaymentAmount, PaymentKind, PaymentMethod, PromiseStatus,
-    ScoreEventKind, conakry_day, receipt_year,
+    InteractionKind, OccurredAt, OperatorReference, PaymentAmount, PaymentKind, PaymentMethod,
+    PromiseStatus, ScoreEventKind, conakry_day, receipt_year,
 };
 use crate::store::audit::AuditEvent;
 use crate::store::payments::{self as store, AllocationRow, PaymentFilter, PaymentRow};
@@ -242,7 +242,7 @@ impl Payment<'_> {
                     "is a visit of another tenant",
                 ));
             }
-            if visit.kind != crate::domain::InteractionKind::Visit {
+            if visit.kind != InteractionKind::Visit {
                 return Err(AppError::invalid("visit_id", "is a call, not a visit"));
             }
         }

@@ -24,8 +24,8 @@ use super::payments::Entry;
 use super::{AppError, sites_in_scope, tenant_in_scope};
 use crate::auth::caller::Caller;
 use crate::domain::{
-    AgingBuckets, Arrears, ChargeStanding, Overdue, PromiseChange, PromiseNow, PromiseSnapshot,
-    arrears, conakry_day, conakry_day_start,
+    AgingBuckets, Arrears, ChargeStanding, InteractionKind, Overdue, PaymentKind, PromiseChange,
+    PromiseNow, PromiseSnapshot, arrears, conakry_day, conakry_day_start,
 };
 use crate::store::charges::{self, ChargeRow};
 use crate::store::interactions::{self, InteractionRow, LastInteractionRow};
@@ -521,8 +521,8 @@ async fn entries(
                 uuid.and_then(|id| rows.ledger.remove(&id)).map(|entry| {
                     let actor = Some((entry.row.agent_id, entry.row.agent_name.clone()));
                     match entry.row.kind {
-                        crate::domain::PaymentKind::Reversal => (actor, Happened::Reversal(entry)),
-                        crate::domain::PaymentKind::Payment => (actor, Happened::Payment(entry)),
+                        PaymentKind::Reversal => (actor, Happened::Reversal(entry)),
+                        PaymentKind::Payment => (actor, Happened::Payment(entry)),
                     }
                 })
             }
@@ -531,8 +531,8 @@ async fn entries(
                 .map(|row| {
                     let actor = Some((row.agent_id, row.agent_name.clone()));
                     match row.kind {
-                        crate::domain::InteractionKind::Visit => (actor, Happened::Visit(row)),
-                        crate::domain::InteractionKind::Call => (actor, Happened::Call(row)),
+                        InteractionKind::Visit => (actor, Happened::Visit(row)),
+                        InteractionKind::Call => (actor, Happened::Call(row)),
                     }
                 }),
             HistoryKind::PromiseMade => {

@@ -2,7 +2,7 @@
 //! view per kind of object, used by every RPC that shows one (a payment looks the same in
 //! RecordPayment, ListPayments and the timeline).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::wire;
@@ -279,10 +279,10 @@ pub fn card(card: &Card) -> pb::Tenant {
 /// A monthly charge as it stands on a day.
 pub fn charge(
     charge_id: i64,
-    period: chrono::NaiveDate,
-    due_date: chrono::NaiveDate,
+    period: NaiveDate,
+    due_date: NaiveDate,
     standing: &ChargeStanding,
-    paid_on: Option<chrono::NaiveDate>,
+    paid_on: Option<NaiveDate>,
 ) -> pb::MonthlyCharge {
     pb::MonthlyCharge {
         charge_id: charge_id.to_string(),
