@@ -12,8 +12,8 @@ use crate::app::payments::Entry;
 use crate::app::tenants::{Card, Happened, HistoryEntry, PromiseAt};
 use crate::domain::daily::{Activity, DailyFigures, Figures};
 use crate::domain::{
-    ArrearsLine, ChargeStanding, InteractionKind, PaymentKind, PromiseStatus, settled_at,
-    stored_presence,
+    ArrearsLine, ChargeStanding, InteractionKind, PaymentKind, PromiseSnapshot, PromiseStatus,
+    settled_at, stored_presence,
 };
 use crate::proto::v1 as pb;
 use crate::store::interactions::InteractionRow;
@@ -181,48 +181,86 @@ pub fn promise(view: &PromiseView, now: DateTime<Utc>) -> pb::PaymentPromise {
             _ => None,
         }
     };
-    pb::PaymentPromise {
-        promise_id: view.id.to_string(),
-        tenant: Some(tenant_ref(
-            view.tenant_id,
-            &view.tenant_name,
-            view.site_id,
-            &view.site_name,
-            &view.unit_label,
-        )),
-        agent: Some(user_ref(view.agent_id, &view.agent_name)),
+    let made = Made {
+        id: view.id,
+        agent_id: view.agent_id,
+        agent_name: &view.agent_name,
         amount_gnf: view.amount_gnf,
-        promised_date: Some(date_proto(view.promised_date)),
-        status: pb::PromiseStatus::from(view.status).into(),
         paid_gnf: view.paid_gnf,
-        interaction_id: id_or_empty(view.interaction_id),
-        occurred_at: Some(timestamp(view.made_at)),
-        received_at: Some(timestamp(view.received_at)),
-        original_promised_date: Some(date_proto(view.original_promised_date)),
+        interaction_id: view.interaction_id,
+        made_at: view.made_at,
+        received_at: view.received_at,
+        original_promised_date: view.original_promised_date,
+    };
+    let tenant = tenant_ref(
+        view.tenant_id,
+        &view.tenant_name,
+        view.site_id,
+        &view.site_name,
+        &view.unit_label,
+    );
+    let now_shown = PromiseSnapshot {
+        promised_date: view.promised_date,
+        status: view.status,
         reschedule_count: view.reschedule_count,
-        last_change_reason: view.last_change_reason.clone().unwrap_or_default(),
-        resolve_time: resolve_time.map(timestamp),
-    }
+        last_change_reason: view.last_change_reason.clone(),
+        resolve_time,
+    };
+    promise_message(&made, tenant, &now_shown)
 }
 
 /// A promise of a tenant card or timeline, as it was at one point (`PromiseAt::snapshot`).
 pub fn promise_at(promise: &PromiseAt, tenant: &pb::TenantRef) -> pb::PaymentPromise {
-    let (row, snapshot) = (&promise.row, &promise.snapshot);
-    pb::PaymentPromise {
-        promise_id: row.id.to_string(),
-        tenant: Some(tenant.clone()),
-        agent: Some(user_ref(row.agent_id, &row.agent_name)),
+    let row = &promise.row;
+    let made = Made {
+        id: row.id,
+        agent_id: row.agent_id,
+        agent_name: &row.agent_name,
         amount_gnf: row.amount_gnf,
-        promised_date: Some(date_proto(snapshot.promised_date)),
-        status: pb::PromiseStatus::from(snapshot.status).into(),
         paid_gnf: row.paid_gnf,
-        interaction_id: id_or_empty(row.interaction_id),
-        occurred_at: Some(timestamp(row.occurred_at)),
-        received_at: Some(timestamp(row.received_at)),
-        original_promised_date: Some(date_proto(row.original_promised_date)),
-        reschedule_count: snapshot.reschedule_count,
-        last_change_reason: snapshot.last_change_reason.clone().unwrap_or_default(),
-        resolve_time: snapshot.resolve_time.map(timestamp),
+        interaction_id: row.interaction_id,
+        made_at: row.occurred_at,
+        received_at: row.received_at,
+        original_promised_date: row.original_promised_date,
+    };
+    promise_message(&made, tenant.clone(), &promise.snapshot)
+}
+
+/// What a promise shows whatever the moment: who obtained it, for how much, when, and what
+/// has been paid towards it now.
+struct Made<'a> {
+    id: Uuid,
+    agent_id: Uuid,
+    agent_name: &'a str,
+    amount_gnf: i64,
+    paid_gnf: i64,
+    interaction_id: Option<Uuid>,
+    made_at: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+    original_promised_date: NaiveDate,
+}
+
+/// A promise as it was at one point (`at`): the one place a `PaymentPromise` is built.
+fn promise_message(
+    made: &Made<'_>,
+    tenant: pb::TenantRef,
+    at: &PromiseSnapshot,
+) -> pb::PaymentPromise {
+    pb::PaymentPromise {
+        promise_id: made.id.to_string(),
+        tenant: Some(tenant),
+        agent: Some(user_ref(made.agent_id, made.agent_name)),
+        amount_gnf: made.amount_gnf,
+        promised_date: Some(date_proto(at.promised_date)),
+        status: pb::PromiseStatus::from(at.status).into(),
+        paid_gnf: made.paid_gnf,
+        interaction_id: id_or_empty(made.interaction_id),
+        occurred_at: Some(timestamp(made.made_at)),
+        received_at: Some(timestamp(made.received_at)),
+        original_promised_date: Some(date_proto(made.original_promised_date)),
+        reschedule_count: at.reschedule_count,
+        last_change_reason: at.last_change_reason.clone().unwrap_or_default(),
+        resolve_time: at.resolve_time.map(timestamp),
     }
 }
 
