@@ -1,6 +1,7 @@
 //! AKIG: gRPC backend of the rent-collection (recouvrement) operations.
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod cache;
 pub mod cli;

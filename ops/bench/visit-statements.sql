@@ -4,7 +4,7 @@
 -- figures, the key completion with the audit row, COMMIT. Run by ops/bench.sh to show what
 -- the database alone makes of that work, without the server: the server's rate divided by
 -- this one is its own overhead. Keep it in step with server/auth/layer.rs,
--- server/idempotency.rs and server/store/{sessions,interactions,audit}.rs.
+-- server/idempotency.rs and server/store/{sessions,tenants,interactions,audit}.rs.
 -- bench_pairs (n, agent_id, tenant_id) is created by ops/bench.sh.
 \set n random(1, :pairs)
 \set key random(1, 9000000000000000000)
@@ -31,8 +31,8 @@ claimed AS (
     ON CONFLICT (actor_id, method, request_id) DO NOTHING
     RETURNING 1)
 SELECT locked, EXISTS (SELECT 1 FROM claimed) FROM lock;
-SELECT t.id, t.site_id, t.active, t.home_latitude, t.home_longitude, t.full_name, t.unit,
-       s.name AS site_name
+SELECT t.id, t.site_id, t.active, t.credit_gnf, t.home_latitude, t.home_longitude,
+       t.full_name, t.unit, s.name AS site_name
 FROM tenants t JOIN sites s ON s.id = t.site_id
 WHERE t.id = (SELECT tenant_id FROM bench_pairs WHERE n = :n) FOR NO KEY UPDATE OF t;
 WITH inserted AS (

@@ -7,6 +7,9 @@ pub mod collections;
 pub mod convert;
 pub mod error;
 pub mod geo;
+pub mod paging;
+pub mod parse;
+pub mod write;
 
 pub use auth::AuthApi;
 pub use collections::CollectionsApi;

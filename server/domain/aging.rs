@@ -9,7 +9,6 @@ use std::fmt;
 use chrono::NaiveDate;
 
 use super::money::{Gnf, MoneyOverflow};
-use crate::proto::v1 as pb;
 
 /// The bucket an overdue amount falls in. The names are those of the default bounds; with
 /// other bounds they name the first, second, third and last bucket.
@@ -30,33 +29,14 @@ impl Bucket {
         Bucket::Over90,
     ];
 
-    pub fn to_proto(self) -> pb::AgingBucket {
-        match self {
-            Bucket::Days0To30 => pb::AgingBucket::Days0To30,
-            Bucket::Days31To60 => pb::AgingBucket::Days31To60,
-            Bucket::Days61To90 => pb::AgingBucket::Days61To90,
-            Bucket::Over90 => pb::AgingBucket::DaysOver90,
-        }
-    }
-
-    /// The proto value of an optional bucket: UNSPECIFIED when not overdue.
-    pub fn proto_of(bucket: Option<Bucket>) -> pb::AgingBucket {
-        bucket.map_or(pb::AgingBucket::Unspecified, Bucket::to_proto)
-    }
-
-    fn index(self) -> usize {
+    /// Its position in [`Bucket::ALL`].
+    pub fn index(self) -> usize {
         match self {
             Bucket::Days0To30 => 0,
             Bucket::Days31To60 => 1,
             Bucket::Days61To90 => 2,
             Bucket::Over90 => 3,
         }
-    }
-}
-
-impl From<Bucket> for pb::AgingBucket {
-    fn from(bucket: Bucket) -> Self {
-        bucket.to_proto()
     }
 }
 
@@ -131,6 +111,15 @@ impl AgingBuckets {
         self.bucket(days_overdue(due_date, as_of))
     }
 
+    /// How overdue an amount due on `due_date` is on `as_of`: days as the API shows them and
+    /// bucket (both "none" when not overdue).
+    pub fn overdue(&self, due_date: NaiveDate, as_of: NaiveDate) -> Overdue {
+        Overdue {
+            days: days_overdue_for_display(due_date, as_of),
+            bucket: self.bucket_on(due_date, as_of),
+        }
+    }
+
     /// Sums the outstanding amounts of `(due_date, outstanding)` items per bucket, as of
     /// `as_of`. Items not overdue or with nothing outstanding are left out.
     pub fn totals(
@@ -156,6 +145,14 @@ impl fmt::Display for AgingBuckets {
         let [a, b, c] = self.bounds;
         write!(f, "{a}/{b}/{c}")
     }
+}
+
+/// How overdue an amount is: [`days_overdue_for_display`] and its bucket; the default is "not
+/// overdue".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Overdue {
+    pub days: i32,
+    pub bucket: Option<Bucket>,
 }
 
 /// Outstanding per bucket; every bucket is present, zeros included.
@@ -276,6 +273,14 @@ mod tests {
             aging.bucket_on(due, day(2026, 2, 5)),
             Some(Bucket::Days31To60)
         );
+        assert_eq!(
+            aging.overdue(due, day(2026, 2, 5)),
+            Overdue {
+                days: 31,
+                bucket: Some(Bucket::Days31To60)
+            }
+        );
+        assert_eq!(aging.overdue(due, due), Overdue::default());
     }
 
     #[test]
@@ -306,24 +311,6 @@ mod tests {
         assert_eq!(
             aging.totals([(day(2026, 1, 1), Gnf::new(i64::MAX)); 2], as_of),
             Err(MoneyOverflow)
-        );
-    }
-
-    #[test]
-    fn maps_to_the_proto_enum() {
-        assert_eq!(
-            Bucket::ALL.map(Bucket::to_proto),
-            [
-                pb::AgingBucket::Days0To30,
-                pb::AgingBucket::Days31To60,
-                pb::AgingBucket::Days61To90,
-                pb::AgingBucket::DaysOver90,
-            ]
-        );
-        assert_eq!(Bucket::proto_of(None), pb::AgingBucket::Unspecified);
-        assert_eq!(
-            pb::AgingBucket::from(Bucket::Over90),
-            pb::AgingBucket::DaysOver90
         );
     }
 }

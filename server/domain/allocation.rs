@@ -69,6 +69,28 @@ impl Allocation {
             total.saturating_add(line.amount.francs())
         }))
     }
+
+    /// What is left to pay on those of `charges` due by `day` (due date on or before it) once
+    /// this allocation of them is applied: the tenant's outstanding balance right after the
+    /// payment, when `charges` are all its open charges.
+    pub fn outstanding_due_by(&self, charges: &[OpenCharge], day: NaiveDate) -> Gnf {
+        let mut outstanding = 0_i64;
+        for charge in charges.iter().filter(|c| c.due_date <= day) {
+            let allocated = self
+                .lines
+                .iter()
+                .filter(|line| line.charge_id == charge.charge_id)
+                .fold(0_i64, |sum, line| sum.saturating_add(line.amount.francs()));
+            outstanding = outstanding.saturating_add(
+                charge
+                    .due
+                    .francs()
+                    .saturating_sub(charge.paid.francs())
+                    .saturating_sub(allocated),
+            );
+        }
+        Gnf::new(outstanding)
+    }
 }
 
 /// Spreads a payment over `charges` (any order), oldest period first (ties: lower charge id);
@@ -251,6 +273,33 @@ mod tests {
             amount: Gnf::new(amount),
             outstanding_after: Gnf::new(outstanding_after),
         }
+    }
+
+    #[test]
+    fn outstanding_after_a_payment_counts_only_charges_already_due() {
+        // On the first day of the third month, the first two charges are due, the third not
+        // yet (due on the 5th).
+        let charges = [
+            charge(1, 1, 1_000_000, 0),
+            charge(2, 2, 1_000_000, 250_000),
+            charge(3, 3, 1_000_000, 0),
+        ];
+        let allocation = allocate(&charges, pay(1_500_000));
+        let day = month(3);
+        // 1,750,000 due by then, 1,500,000 of it paid now.
+        assert_eq!(
+            allocation.outstanding_due_by(&charges, day),
+            Gnf::new(250_000)
+        );
+        let later = month(3) + chrono::Days::new(4);
+        assert_eq!(
+            allocation.outstanding_due_by(&charges, later),
+            Gnf::new(1_250_000)
+        );
+        assert_eq!(
+            Allocation::default().outstanding_due_by(&[], day),
+            Gnf::ZERO
+        );
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! The collections (recouvrement) domain in plain Rust: no I/O, no database, no gRPC — only
 //! types that cannot hold invalid values ("parse, don't validate") and the rules of money,
-//! aging, promises, receipts, presence, scoring and route optimisation. Every parse error's
+//! allocation, aging and arrears, daily figures, promises and their timeline, missions,
+//! receipts, presence, scoring and route optimisation, each in one place. Every parse error's
 //! `Display` is a short message naming the problem, ready for a BadRequest field violation; the
 //! API layer adds the field path.
 
 pub mod aging;
 pub mod allocation;
+pub mod arrears;
 pub mod clock;
+pub mod daily;
+pub mod mission;
 pub mod money;
 pub mod outcome;
 pub mod presence;
@@ -14,28 +18,33 @@ pub mod promise;
 pub mod receipt;
 pub mod route;
 pub mod scoring;
+pub mod timeline;
 
-pub use aging::{AgingBoundsError, AgingBuckets, AgingTotals, Bucket, days_overdue};
+pub use aging::{AgingBoundsError, AgingBuckets, AgingTotals, Bucket, Overdue, days_overdue};
 pub use allocation::{
     Allocation, AllocationLine, CreditUse, OpenCharge, Reversal, ReversalError, ReversalLine,
     allocate, allocate_credit, apply_credit_to_new_charge, credit_part_of, reverse,
 };
+pub use arrears::{AgingLine, Arrears, ArrearsLine, ChargePaid, ChargeStanding, arrears};
 pub use clock::{OccurredAt, OccurredAtError, TimeBounds, conakry_day, conakry_day_start};
+pub use mission::{MissionLink, MissionMismatch};
 pub use money::{AmountError, Gnf, MAX_PAYMENT_GNF, MoneyOverflow, PaymentAmount};
 pub use outcome::{
-    EnumValueError, InteractionKind, InteractionOutcome, OperatorReference, OperatorReferenceError,
-    OutcomePromiseMismatch, PaymentMethod, UnknownDbValue, check_outcome_promise,
+    InteractionKind, InteractionOutcome, OperatorReference, OperatorReferenceError,
+    OutcomePromiseMismatch, PaymentKind, PaymentMethod, UnknownDbValue, check_outcome_promise,
 };
 pub use presence::{
     Accuracy, AccuracyError, LatLng, LatLngError, LocationCheck, MaxDistance, PresenceCheck,
-    check_visit,
+    check_visit, stored_presence,
 };
 pub use promise::{
-    DEFAULT_PROMISE_HORIZON_DAYS, NewPromise, NewPromiseError, NotPending, PromiseProgress,
-    PromiseStatus, PromisedDate, PromisedDateError, RescheduleError, ensure_pending, reschedule,
+    DEFAULT_PROMISE_HORIZON_DAYS, NewPromise, NewPromiseError, NotPending, PromiseEventKind,
+    PromiseProgress, PromiseStatus, PromisedDate, PromisedDateError, RescheduleError,
+    ensure_pending, reschedule, settled_at, shown_status,
 };
 pub use receipt::{ReceiptNumber, ReceiptNumberError, SiteCode, SiteCodeError, receipt_year};
 pub use scoring::{
     ScoreEventKind, ScoreSource, events_for_interaction, points_for_interaction,
     points_for_payment, points_for_reversal,
 };
+pub use timeline::{PromiseChange, PromiseNow, PromiseSnapshot};

@@ -1,20 +1,10 @@
-//! The closed vocabularies of collections — interaction kinds and outcomes, payment methods —
-//! with their database spellings (the `CHECK (... IN (...))` lists) and their proto enums, and
-//! the operator reference rule of payments.
+//! The closed vocabularies of collections — interaction kinds and outcomes, payment methods,
+//! ledger entry kinds — with their database spellings (the `CHECK (... IN (...))` lists), and
+//! the operator reference rule of payments. The proto enums are the API's business
+//! (`api::collections::wire`).
 
 use std::fmt;
 use std::str::FromStr;
-
-use crate::proto::v1 as pb;
-
-/// A proto enum value that is unset or unknown to this server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum EnumValueError {
-    #[error("must be set")]
-    Unspecified,
-    #[error("is not a known value")]
-    Unknown,
-}
 
 /// A database value outside the column's check list (a bug or a newer schema).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +44,15 @@ macro_rules! db_enum {
                 }
             }
         }
+
+        impl TryFrom<String> for $name {
+            type Error = UnknownDbValue;
+
+            /// Reads a column (the store decodes rows with it).
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
     };
 }
 
@@ -65,15 +64,6 @@ pub enum InteractionKind {
 }
 
 db_enum!(InteractionKind, "interaction kind", [Call => "call", Visit => "visit"]);
-
-impl InteractionKind {
-    pub fn to_proto(self) -> pb::InteractionKind {
-        match self {
-            InteractionKind::Call => pb::InteractionKind::Call,
-            InteractionKind::Visit => pb::InteractionKind::Visit,
-        }
-    }
-}
 
 /// What came out of a call or a visit (`interactions.outcome`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,44 +90,6 @@ db_enum!(InteractionOutcome, "interaction outcome", [
     Dispute => "dispute",
     Other => "other",
 ]);
-
-impl InteractionOutcome {
-    pub fn to_proto(self) -> pb::InteractionOutcome {
-        match self {
-            InteractionOutcome::NoAnswer => pb::InteractionOutcome::NoAnswer,
-            InteractionOutcome::WrongNumber => pb::InteractionOutcome::WrongNumber,
-            InteractionOutcome::PromiseMade => pb::InteractionOutcome::PromiseMade,
-            InteractionOutcome::Paid => pb::InteractionOutcome::Paid,
-            InteractionOutcome::Refused => pb::InteractionOutcome::Refused,
-            InteractionOutcome::Absent => pb::InteractionOutcome::Absent,
-            InteractionOutcome::TenantMoved => pb::InteractionOutcome::TenantMoved,
-            InteractionOutcome::Dispute => pb::InteractionOutcome::Dispute,
-            InteractionOutcome::Other => pb::InteractionOutcome::Other,
-        }
-    }
-}
-
-impl TryFrom<i32> for InteractionOutcome {
-    type Error = EnumValueError;
-
-    /// A request's `outcome`; UNSPECIFIED is refused.
-    fn try_from(value: i32) -> Result<Self, Self::Error> {
-        use pb::InteractionOutcome as P;
-        match P::try_from(value) {
-            Ok(P::Unspecified) => Err(EnumValueError::Unspecified),
-            Ok(P::NoAnswer) => Ok(Self::NoAnswer),
-            Ok(P::WrongNumber) => Ok(Self::WrongNumber),
-            Ok(P::PromiseMade) => Ok(Self::PromiseMade),
-            Ok(P::Paid) => Ok(Self::Paid),
-            Ok(P::Refused) => Ok(Self::Refused),
-            Ok(P::Absent) => Ok(Self::Absent),
-            Ok(P::TenantMoved) => Ok(Self::TenantMoved),
-            Ok(P::Dispute) => Ok(Self::Dispute),
-            Ok(P::Other) => Ok(Self::Other),
-            Err(_) => Err(EnumValueError::Unknown),
-        }
-    }
-}
 
 /// The outcome and the promise of a call or visit do not go together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -179,15 +131,6 @@ db_enum!(PaymentMethod, "payment method", [
 ]);
 
 impl PaymentMethod {
-    pub fn to_proto(self) -> pb::PaymentMethod {
-        match self {
-            PaymentMethod::Cash => pb::PaymentMethod::Cash,
-            PaymentMethod::OrangeMoney => pb::PaymentMethod::OrangeMoney,
-            PaymentMethod::MtnMomo => pb::PaymentMethod::MtnMomo,
-            PaymentMethod::BankTransfer => pb::PaymentMethod::BankTransfer,
-        }
-    }
-
     /// Mobile money and bank transfers leave an operator reference to check against; cash
     /// does not.
     pub fn requires_operator_reference(self) -> bool {
@@ -195,23 +138,14 @@ impl PaymentMethod {
     }
 }
 
-impl TryFrom<i32> for PaymentMethod {
-    type Error = EnumValueError;
-
-    /// A request's `method`; UNSPECIFIED is refused (as a filter, the caller treats 0 as
-    /// "any" before calling this).
-    fn try_from(value: i32) -> Result<Self, Self::Error> {
-        use pb::PaymentMethod as P;
-        match P::try_from(value) {
-            Ok(P::Unspecified) => Err(EnumValueError::Unspecified),
-            Ok(P::Cash) => Ok(Self::Cash),
-            Ok(P::OrangeMoney) => Ok(Self::OrangeMoney),
-            Ok(P::MtnMomo) => Ok(Self::MtnMomo),
-            Ok(P::BankTransfer) => Ok(Self::BankTransfer),
-            Err(_) => Err(EnumValueError::Unknown),
-        }
-    }
+/// A ledger entry: a payment, or the reversal of one (`payments.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaymentKind {
+    Payment,
+    Reversal,
 }
+
+db_enum!(PaymentKind, "ledger entry kind", [Payment => "payment", Reversal => "reversal"]);
 
 /// The longest operator reference accepted, in characters.
 pub const MAX_OPERATOR_REFERENCE_CHARS: usize = 64;
@@ -268,7 +202,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn outcomes_match_the_database_and_the_proto() {
+    fn outcomes_match_the_database() {
         let spelled: Vec<&str> = InteractionOutcome::ALL.iter().map(|o| o.as_str()).collect();
         assert_eq!(
             spelled,
@@ -287,22 +221,10 @@ mod tests {
         for &outcome in InteractionOutcome::ALL {
             assert_eq!(outcome.as_str().parse(), Ok(outcome));
             assert_eq!(
-                InteractionOutcome::try_from(outcome.to_proto() as i32),
+                InteractionOutcome::try_from(outcome.as_str().to_owned()),
                 Ok(outcome)
             );
         }
-        assert_eq!(
-            InteractionOutcome::try_from(0),
-            Err(EnumValueError::Unspecified)
-        );
-        assert_eq!(
-            InteractionOutcome::try_from(10),
-            Err(EnumValueError::Unknown)
-        );
-        assert_eq!(
-            InteractionOutcome::try_from(-1),
-            Err(EnumValueError::Unknown)
-        );
         assert_eq!(
             "REFUSED".parse::<InteractionOutcome>(),
             Err(UnknownDbValue {
@@ -310,24 +232,21 @@ mod tests {
                 value: "REFUSED".into()
             })
         );
-        assert_eq!(EnumValueError::Unspecified.to_string(), "must be set");
     }
 
     #[test]
-    fn kinds_match_the_database_and_the_proto() {
+    fn kinds_match_the_database() {
         assert_eq!(InteractionKind::Call.as_str(), "call");
         assert_eq!(InteractionKind::Visit.to_string(), "visit");
         assert_eq!("visit".parse(), Ok(InteractionKind::Visit));
         assert!("Visit".parse::<InteractionKind>().is_err());
-        assert_eq!(InteractionKind::Call.to_proto(), pb::InteractionKind::Call);
-        assert_eq!(
-            InteractionKind::Visit.to_proto(),
-            pb::InteractionKind::Visit
-        );
+        assert_eq!(PaymentKind::Reversal.as_str(), "reversal");
+        assert_eq!("payment".parse(), Ok(PaymentKind::Payment));
+        assert!(PaymentKind::try_from("refund".to_owned()).is_err());
     }
 
     #[test]
-    fn methods_match_the_database_and_the_proto() {
+    fn methods_match_the_database() {
         let spelled: Vec<&str> = PaymentMethod::ALL.iter().map(|m| m.as_str()).collect();
         assert_eq!(
             spelled,
@@ -335,13 +254,7 @@ mod tests {
         );
         for &method in PaymentMethod::ALL {
             assert_eq!(method.as_str().parse(), Ok(method));
-            assert_eq!(
-                PaymentMethod::try_from(method.to_proto() as i32),
-                Ok(method)
-            );
         }
-        assert_eq!(PaymentMethod::try_from(0), Err(EnumValueError::Unspecified));
-        assert_eq!(PaymentMethod::try_from(5), Err(EnumValueError::Unknown));
         assert!(!PaymentMethod::Cash.requires_operator_reference());
         assert!(PaymentMethod::OrangeMoney.requires_operator_reference());
         assert!(PaymentMethod::MtnMomo.requires_operator_reference());

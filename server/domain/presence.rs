@@ -16,8 +16,6 @@ use std::fmt;
 
 use geo::{Distance, Haversine, Point};
 
-use crate::proto::v1 as pb;
-
 /// A position in degrees (WGS 84), both coordinates finite and in range.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LatLng {
@@ -84,17 +82,6 @@ impl LatLng {
             latitude,
             longitude,
         })
-    }
-
-    pub fn from_proto(position: &pb::LatLng) -> Result<Self, LatLngError> {
-        Self::parse(position.latitude, position.longitude)
-    }
-
-    pub fn to_proto(self) -> pb::LatLng {
-        pb::LatLng {
-            latitude: self.latitude,
-            longitude: self.longitude,
-        }
     }
 
     pub fn latitude(self) -> f64 {
@@ -198,22 +185,27 @@ pub enum LocationCheck {
     MockLocation,
 }
 
-impl LocationCheck {
-    pub fn to_proto(self) -> pb::LocationCheck {
-        match self {
-            LocationCheck::Near => pb::LocationCheck::Near,
-            LocationCheck::FarAway => pb::LocationCheck::FarAway,
-            LocationCheck::NoFix => pb::LocationCheck::NoFix,
-            LocationCheck::NoHomeLocation => pb::LocationCheck::NoHomeLocation,
-            LocationCheck::MockLocation => pb::LocationCheck::MockLocation,
-        }
-    }
-}
-
-impl From<LocationCheck> for pb::LocationCheck {
-    fn from(check: LocationCheck) -> Self {
-        check.to_proto()
-    }
+/// What a stored visit shows, from the flags the server stored with it: its location check,
+/// and whether it counts as far away. A mocked fix counts as far away whatever was stored
+/// (rows written otherwise, the seeded data sets, may carry the mock flag alone).
+pub fn stored_presence(
+    is_mock: bool,
+    has_fix: bool,
+    has_distance: bool,
+    is_far: bool,
+) -> (LocationCheck, bool) {
+    let check = if is_mock {
+        LocationCheck::MockLocation
+    } else if !has_fix {
+        LocationCheck::NoFix
+    } else if !has_distance {
+        LocationCheck::NoHomeLocation
+    } else if is_far {
+        LocationCheck::FarAway
+    } else {
+        LocationCheck::Near
+    };
+    (check, is_far || is_mock)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -439,9 +431,31 @@ mod tests {
             assert_eq!(error.field(), field);
             assert_eq!(error.to_string(), message);
         }
-        let proto = kaloum().to_proto();
-        assert_eq!(LatLng::from_proto(&proto), Ok(kaloum()));
         assert_eq!(kaloum().to_string(), "9.509200,-13.712200");
+    }
+
+    #[test]
+    fn stored_visits_show_what_was_stored() {
+        assert_eq!(
+            stored_presence(true, false, false, false),
+            (LocationCheck::MockLocation, true)
+        );
+        assert_eq!(
+            stored_presence(false, false, false, false),
+            (LocationCheck::NoFix, false)
+        );
+        assert_eq!(
+            stored_presence(false, true, false, false),
+            (LocationCheck::NoHomeLocation, false)
+        );
+        assert_eq!(
+            stored_presence(false, true, true, true),
+            (LocationCheck::FarAway, true)
+        );
+        assert_eq!(
+            stored_presence(false, true, true, false),
+            (LocationCheck::Near, false)
+        );
     }
 
     #[test]
@@ -463,24 +477,6 @@ mod tests {
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             assert_eq!(MaxDistance::parse(bad), Err(MaxDistanceError));
         }
-    }
-
-    #[test]
-    fn maps_to_the_proto_enum() {
-        assert_eq!(LocationCheck::Near.to_proto(), pb::LocationCheck::Near);
-        assert_eq!(
-            pb::LocationCheck::from(LocationCheck::FarAway),
-            pb::LocationCheck::FarAway
-        );
-        assert_eq!(LocationCheck::NoFix.to_proto(), pb::LocationCheck::NoFix);
-        assert_eq!(
-            LocationCheck::NoHomeLocation.to_proto(),
-            pb::LocationCheck::NoHomeLocation
-        );
-        assert_eq!(
-            LocationCheck::MockLocation.to_proto(),
-            pb::LocationCheck::MockLocation
-        );
     }
 
     #[test]

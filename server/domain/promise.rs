@@ -12,14 +12,23 @@
 //! Payments after the promised date count in `paid_gnf` (shown to users) but cannot change the
 //! status. A reversal can: the caller derives the status again after one, so a promise that a
 //! reversed payment had kept goes back to pending, partially kept or broken.
+//!
+//! Where the rule lives: [`PromiseProgress::status_on`] derives the status from the money;
+//! [`shown_status`] is what a reader shows (a stored final status stands); [`settled_at`] dates
+//! a final status. The SQL twin of [`shown_status`] is `promise_derived_status` (migration
+//! `20261126000013_interactions.sql`), used where lists filter by status; a test in
+//! `store::promises` proves that both agree. The settlement job, the payment and reversal
+//! writes, the calls and visits that supersede a promise, the promise updates, the readers and
+//! the seed all call these functions.
 
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{Days, NaiveDate};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 
+use super::clock::conakry_day_start;
 use super::money::{AmountError, Gnf, PaymentAmount};
-use crate::proto::v1 as pb;
+use super::outcome::UnknownDbValue;
 
 /// How far ahead a promise may be made, by default, in days.
 pub const DEFAULT_PROMISE_HORIZON_DAYS: u32 = 90;
@@ -57,16 +66,6 @@ impl PromiseStatus {
     pub fn is_final(self) -> bool {
         self != PromiseStatus::Pending
     }
-
-    pub fn to_proto(self) -> pb::PromiseStatus {
-        match self {
-            PromiseStatus::Pending => pb::PromiseStatus::Pending,
-            PromiseStatus::Kept => pb::PromiseStatus::Kept,
-            PromiseStatus::PartiallyKept => pb::PromiseStatus::PartiallyKept,
-            PromiseStatus::Broken => pb::PromiseStatus::Broken,
-            PromiseStatus::Cancelled => pb::PromiseStatus::Cancelled,
-        }
-    }
 }
 
 impl fmt::Display for PromiseStatus {
@@ -75,44 +74,27 @@ impl fmt::Display for PromiseStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown promise status {0:?}")]
-pub struct UnknownPromiseStatus(pub String);
-
 impl FromStr for PromiseStatus {
-    type Err = UnknownPromiseStatus;
+    type Err = UnknownDbValue;
 
     /// Reads `promises.status`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         PromiseStatus::ALL
             .into_iter()
             .find(|status| status.as_str() == s)
-            .ok_or_else(|| UnknownPromiseStatus(s.to_owned()))
+            .ok_or_else(|| UnknownDbValue {
+                kind: "promise status",
+                value: s.to_owned(),
+            })
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum PromiseStatusValueError {
-    #[error("must be set")]
-    Unspecified,
-    #[error("is not a known promise status")]
-    Unknown,
-}
+impl TryFrom<String> for PromiseStatus {
+    type Error = UnknownDbValue;
 
-impl TryFrom<i32> for PromiseStatus {
-    type Error = PromiseStatusValueError;
-
-    /// A proto `PromiseStatus` (filters, UpdatePromise); UNSPECIFIED is refused.
-    fn try_from(value: i32) -> Result<Self, Self::Error> {
-        match pb::PromiseStatus::try_from(value) {
-            Ok(pb::PromiseStatus::Unspecified) => Err(PromiseStatusValueError::Unspecified),
-            Ok(pb::PromiseStatus::Pending) => Ok(PromiseStatus::Pending),
-            Ok(pb::PromiseStatus::Kept) => Ok(PromiseStatus::Kept),
-            Ok(pb::PromiseStatus::PartiallyKept) => Ok(PromiseStatus::PartiallyKept),
-            Ok(pb::PromiseStatus::Broken) => Ok(PromiseStatus::Broken),
-            Ok(pb::PromiseStatus::Cancelled) => Ok(PromiseStatus::Cancelled),
-            Err(_) => Err(PromiseStatusValueError::Unknown),
-        }
+    /// Reads a column (the store decodes rows with it).
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 
@@ -141,6 +123,126 @@ impl PromiseProgress {
         } else {
             PromiseStatus::Broken
         }
+    }
+}
+
+/// The status a promise shows on `today` when `stored` is its stored status: a stored final
+/// status stands (the settlement job, a payment or a cancellation stored it); a stored pending
+/// promise shows what the money gives it ([`PromiseProgress::status_on`], `progress.cancelled`
+/// unused). Readers use it, so a due promise reads kept, partially kept or broken before the
+/// settlement job has stored it. SQL twin: `promise_derived_status`.
+pub fn shown_status(
+    stored: PromiseStatus,
+    progress: &PromiseProgress,
+    today: NaiveDate,
+) -> PromiseStatus {
+    if stored.is_final() {
+        stored
+    } else {
+        PromiseProgress {
+            cancelled: false,
+            ..*progress
+        }
+        .status_on(today)
+    }
+}
+
+/// When a promise's final status took effect: a promise that ran out of time became partially
+/// kept or broken when its promised date ended (00:00 Africa/Conakry the day after, or `now`
+/// if that is later); a kept (or cancelled) promise when it was seen so (`now`).
+pub fn settled_at(
+    status: PromiseStatus,
+    promised_date: NaiveDate,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    match status {
+        PromiseStatus::PartiallyKept | PromiseStatus::Broken => promised_date
+            .checked_add_days(Days::new(1))
+            .map(conakry_day_start)
+            .map_or(now, |end| end.min(now)),
+        _ => now,
+    }
+}
+
+/// A change in a promise's life after it was made (`promise_events.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PromiseEventKind {
+    Rescheduled,
+    Cancelled,
+    Kept,
+    PartiallyKept,
+    Broken,
+}
+
+impl PromiseEventKind {
+    pub const ALL: [PromiseEventKind; 5] = [
+        PromiseEventKind::Rescheduled,
+        PromiseEventKind::Cancelled,
+        PromiseEventKind::Kept,
+        PromiseEventKind::PartiallyKept,
+        PromiseEventKind::Broken,
+    ];
+
+    /// The database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromiseEventKind::Rescheduled => "rescheduled",
+            PromiseEventKind::Cancelled => "cancelled",
+            PromiseEventKind::Kept => "kept",
+            PromiseEventKind::PartiallyKept => "partially_kept",
+            PromiseEventKind::Broken => "broken",
+        }
+    }
+
+    /// The event that records a promise reaching `status` by the money (kept, partially kept,
+    /// broken); `None` for the others (a return to pending has no event; a cancellation is
+    /// written with its reason and actor).
+    pub fn settled(status: PromiseStatus) -> Option<PromiseEventKind> {
+        match status {
+            PromiseStatus::Kept => Some(PromiseEventKind::Kept),
+            PromiseStatus::PartiallyKept => Some(PromiseEventKind::PartiallyKept),
+            PromiseStatus::Broken => Some(PromiseEventKind::Broken),
+            PromiseStatus::Pending | PromiseStatus::Cancelled => None,
+        }
+    }
+
+    /// The promise's status right after the event: a reschedule keeps it pending.
+    pub fn status_after(self) -> PromiseStatus {
+        match self {
+            PromiseEventKind::Rescheduled => PromiseStatus::Pending,
+            PromiseEventKind::Cancelled => PromiseStatus::Cancelled,
+            PromiseEventKind::Kept => PromiseStatus::Kept,
+            PromiseEventKind::PartiallyKept => PromiseStatus::PartiallyKept,
+            PromiseEventKind::Broken => PromiseStatus::Broken,
+        }
+    }
+}
+
+impl fmt::Display for PromiseEventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PromiseEventKind {
+    type Err = UnknownDbValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PromiseEventKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| UnknownDbValue {
+                kind: "promise event kind",
+                value: s.to_owned(),
+            })
+    }
+}
+
+impl TryFrom<String> for PromiseEventKind {
+    type Error = UnknownDbValue;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 
@@ -374,25 +476,75 @@ mod tests {
     }
 
     #[test]
-    fn statuses_round_trip_and_map_to_proto() {
+    fn statuses_and_event_kinds_round_trip() {
         for status in PromiseStatus::ALL {
             assert_eq!(status.as_str().parse::<PromiseStatus>(), Ok(status));
             assert_eq!(
-                PromiseStatus::try_from(status.to_proto() as i32),
+                PromiseStatus::try_from(status.as_str().to_owned()),
                 Ok(status)
             );
             assert_eq!(status.is_final(), status != PromiseStatus::Pending);
         }
         assert!("kept ".parse::<PromiseStatus>().is_err());
-        assert_eq!(
-            PromiseStatus::try_from(0),
-            Err(PromiseStatusValueError::Unspecified)
-        );
-        assert_eq!(
-            PromiseStatus::try_from(99),
-            Err(PromiseStatusValueError::Unknown)
-        );
         assert_eq!(PromiseStatus::PartiallyKept.to_string(), "partially_kept");
+        for kind in PromiseEventKind::ALL {
+            assert_eq!(kind.as_str().parse::<PromiseEventKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
+        // Settlement events carry the status they record, under the same spelling.
+        for status in PromiseStatus::ALL {
+            if let Some(kind) = PromiseEventKind::settled(status) {
+                assert_eq!(kind.as_str(), status.as_str());
+                assert_eq!(kind.status_after(), status);
+            }
+        }
+        assert_eq!(PromiseEventKind::settled(PromiseStatus::Pending), None);
+        assert_eq!(PromiseEventKind::settled(PromiseStatus::Cancelled), None);
+        assert_eq!(
+            PromiseEventKind::Rescheduled.status_after(),
+            PromiseStatus::Pending
+        );
+    }
+
+    #[test]
+    fn a_stored_final_status_stands() {
+        let after = day(2026, 3, 21);
+        for stored in PromiseStatus::ALL.into_iter().filter(|s| s.is_final()) {
+            assert_eq!(shown_status(stored, &progress(0), after), stored);
+            assert_eq!(shown_status(stored, &progress(1_000_000), after), stored);
+        }
+        assert_eq!(
+            shown_status(PromiseStatus::Pending, &progress(400_000), after),
+            PromiseStatus::PartiallyKept
+        );
+        let mut cancelled_flag = progress(0);
+        cancelled_flag.cancelled = true;
+        assert_eq!(
+            shown_status(PromiseStatus::Pending, &cancelled_flag, day(2026, 3, 1)),
+            PromiseStatus::Pending
+        );
+    }
+
+    #[test]
+    fn a_promise_runs_out_of_time_when_its_day_ends() {
+        let at = |rfc3339: &str| {
+            DateTime::parse_from_rfc3339(rfc3339)
+                .expect("valid")
+                .with_timezone(&Utc)
+        };
+        let date = day(2026, 3, 20);
+        let later = at("2026-03-25T08:00:00Z");
+        let end = at("2026-03-21T00:00:00Z");
+        assert_eq!(settled_at(PromiseStatus::Broken, date, later), end);
+        assert_eq!(settled_at(PromiseStatus::PartiallyKept, date, later), end);
+        assert_eq!(settled_at(PromiseStatus::Kept, date, later), later);
+        // Never in the future, and the end of the calendar does not panic.
+        let early = at("2026-03-20T10:00:00Z");
+        assert_eq!(settled_at(PromiseStatus::Broken, date, early), early);
+        assert_eq!(
+            settled_at(PromiseStatus::Broken, NaiveDate::MAX, later),
+            later
+        );
     }
 
     #[test]

@@ -91,6 +91,14 @@ impl FromStr for ScoreEventKind {
     }
 }
 
+impl TryFrom<String> for ScoreEventKind {
+    type Error = UnknownDbValue;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 /// The events a call or visit earns, one `score_events` row each: the visit itself, the
 /// promise made during it, the refusal.
 pub fn events_for_interaction(

@@ -11,7 +11,12 @@ use rand_chacha::ChaCha8Rng;
 use uuid::Uuid;
 
 use super::names::{self, Operator};
+use crate::domain::allocation::{self, OpenCharge};
 use crate::domain::presence::{Accuracy, LatLng, MaxDistance, check_visit};
+use crate::domain::{
+    Gnf, InteractionKind, InteractionOutcome, PaymentAmount, PromiseProgress, PromiseStatus,
+    ScoreEventKind, events_for_interaction,
+};
 
 /// Months of charges, ending with the current month.
 pub const MONTHS: u32 = 18;
@@ -21,11 +26,6 @@ pub const DUE_DAY: u32 = 5;
 pub const ROUNDING_GNF: i64 = 50_000;
 /// Days before `today` with calls, visits, promises and missions (demo only).
 pub const ACTIVITY_DAYS: i64 = 42;
-/// Points of the seed's scoring rules.
-pub const POINTS_VISIT: i32 = 1;
-pub const POINTS_PROMISE: i32 = 2;
-pub const POINTS_PAYMENT: i32 = 3;
-pub const POINTS_REFUSAL: i32 = -1;
 
 // Purposes of the random streams (any distinct constants).
 const STREAM_SITES: u64 = 1;
@@ -714,45 +714,70 @@ impl Charge {
 }
 
 /// Allocates up to `amount` to the charges issued by `when` (period on or before its date)
-/// that are not fully paid, oldest first (charges are sorted by period). Returns the
-/// (charge index, amount) pairs; what is left of `amount` is an overpayment.
+/// that are not fully paid, oldest first, as a recorded payment is allocated
+/// (`domain::allocation::allocate`). Returns the (charge index, amount) pairs; what is left of
+/// `amount` is an overpayment.
 pub fn allocate_fifo(
     charges: &mut [Charge],
     amount: i64,
     when: DateTime<Utc>,
 ) -> Vec<(usize, i64)> {
-    let mut left = amount;
-    let mut allocations = Vec::new();
-    for (i, charge) in charges.iter_mut().enumerate() {
-        if left == 0 || charge.period > when.date_naive() {
-            break;
-        }
-        let take = charge.outstanding().min(left);
-        if take <= 0 {
-            continue;
-        }
-        charge.amount_paid += take;
-        charge.updated_at = charge.updated_at.max(when);
-        if charge.amount_paid == charge.amount_due {
-            charge.paid_in_full_at = Some(when);
-        }
-        left -= take;
-        allocations.push((i, take));
-    }
-    allocations
+    let Ok(amount) = PaymentAmount::parse(amount) else {
+        return Vec::new();
+    };
+    let issued: Vec<OpenCharge> = charges
+        .iter()
+        .enumerate()
+        .filter(|(_, charge)| charge.period <= when.date_naive())
+        .map(|(i, charge)| OpenCharge {
+            charge_id: i as i64,
+            period: charge.period,
+            due_date: charge.due_date,
+            due: Gnf::new(charge.amount_due),
+            paid: Gnf::new(charge.amount_paid),
+        })
+        .collect();
+    let lines: Vec<(usize, i64)> = allocation::allocate(&issued, amount)
+        .lines
+        .iter()
+        .map(|line| (line.charge_id as usize, line.amount.francs()))
+        .collect();
+    apply(charges, &lines, when);
+    lines
 }
 
-/// Undoes `allocations` (a reversal): the charges are reopened.
+/// Undoes `allocations` (a reversal, `domain::allocation::reverse`): the charges are reopened
+/// by the same amounts.
 pub fn reverse_allocations(
     charges: &mut [Charge],
     allocations: &[(usize, i64)],
     when: DateTime<Utc>,
 ) {
-    for &(i, amount) in allocations {
+    let paid: Vec<(i64, Gnf)> = allocations
+        .iter()
+        .map(|&(i, amount)| (i as i64, Gnf::new(amount)))
+        .collect();
+    // The seed leaves no credit: the whole payment went to charges.
+    let reversal = allocation::reverse(&paid, Gnf::ZERO, Gnf::ZERO)
+        .expect("a seeded payment's allocations are positive and distinct");
+    let lines: Vec<(usize, i64)> = reversal
+        .lines
+        .iter()
+        .map(|line| (line.charge_id as usize, line.amount.francs()))
+        .collect();
+    apply(charges, &lines, when);
+}
+
+/// Moves each charge's paid amount by its line (negative for a reversal): `paid_in_full_at`
+/// is set when a charge becomes fully paid and cleared when it reopens.
+fn apply(charges: &mut [Charge], lines: &[(usize, i64)], when: DateTime<Utc>) {
+    for &(i, amount) in lines {
         let charge = &mut charges[i];
-        charge.amount_paid -= amount;
+        charge.amount_paid += amount;
         charge.updated_at = charge.updated_at.max(when);
-        if charge.amount_paid < charge.amount_due {
+        if charge.amount_paid == charge.amount_due {
+            charge.paid_in_full_at = Some(when);
+        } else if charge.amount_paid < charge.amount_due {
             charge.paid_in_full_at = None;
         }
     }
@@ -1582,7 +1607,7 @@ fn record_interaction(
             interaction_id: id,
             amount,
             promised_date,
-            status: "pending",
+            status: PromiseStatus::Pending.as_str(),
             made_at: when,
             covered: 0,
             status_changed_at: None,
@@ -1605,7 +1630,7 @@ fn settle_promise(
 ) {
     let made_on = promise.created_at.date_naive();
     if rng.random_bool(0.05) && made_on + Duration::days(1) < today {
-        promise.status = "cancelled";
+        promise.status = PromiseStatus::Cancelled.as_str();
         promise.cancel_reason = Some("Montant contesté, dossier transmis au gestionnaire");
         let when = at(made_on + Duration::days(1), 10 * 3600);
         promise.status_changed_at = Some(when);
@@ -1634,27 +1659,30 @@ fn settle_promise(
             break;
         }
     }
-    let (status, changed) = if let Some(when) = kept_at {
-        ("kept", Some(when))
-    } else if promise.promised_date >= today {
-        ("pending", None)
-    } else {
-        let when = Some(at(promise.promised_date + Duration::days(1), 6 * 3600));
-        if promise.covered > 0 {
-            ("partially_kept", when)
-        } else {
-            ("broken", when)
+    let status = PromiseProgress {
+        amount: Gnf::new(promise.amount),
+        promised_date: promise.promised_date,
+        paid_by_promised_date: Gnf::new(promise.covered),
+        cancelled: false,
+    }
+    .status_on(today);
+    // Settled as the job would have: kept when covered, the others the morning after the date.
+    let changed = match status {
+        PromiseStatus::Kept => kept_at,
+        PromiseStatus::PartiallyKept | PromiseStatus::Broken => {
+            Some(at(promise.promised_date + Duration::days(1), 6 * 3600))
         }
+        PromiseStatus::Pending | PromiseStatus::Cancelled => None,
     };
-    promise.status = status;
+    promise.status = status.as_str();
     promise.status_changed_at = changed;
     if let Some(when) = changed {
         promise.updated_at = promise.updated_at.max(when);
     }
 }
 
-/// Score events (visit +1, promise +2, payment +3, refusal -1) of the users with the agent
-/// role, and the daily figures they add up to.
+/// Score events (`domain::scoring`: visit +1, promise +2, payment +3, refusal -1) of the users
+/// with the agent role, and the daily figures they add up to.
 fn scores(world: &World, ledger: &Ledger, activity: &mut Activity) {
     let is_agent = |u: usize| world.users[u].role == "agent";
     let mut events = Vec::new();
@@ -1663,27 +1691,24 @@ fn scores(world: &World, ledger: &Ledger, activity: &mut Activity) {
         let day = i.occurred_at.date_naive();
         let d = daily.entry((i.agent, day)).or_default();
         d.updated_at = d.updated_at.max(Some(i.received_at));
-        if i.visit {
+        let kind = if i.visit {
             d.visits += 1;
-            events.push(ScoreEvent {
-                agent: i.agent,
-                day,
-                kind: "visit",
-                points: POINTS_VISIT,
-                source: ScoreSource::Interaction(i.id),
-                occurred_at: i.occurred_at,
-                created_at: i.received_at,
-            });
+            InteractionKind::Visit
         } else {
             d.calls += 1;
-        }
-        if i.outcome == "refused" {
+            InteractionKind::Call
+        };
+        let outcome: InteractionOutcome = i.outcome.parse().expect("a seeded outcome is known");
+        if outcome == InteractionOutcome::Refused {
             d.refusals += 1;
+        }
+        // The promise's event is its own (below), as the API writes it.
+        for event in events_for_interaction(kind, outcome, false) {
             events.push(ScoreEvent {
                 agent: i.agent,
                 day,
-                kind: "refusal",
-                points: POINTS_REFUSAL,
+                kind: event.as_str(),
+                points: points(event),
                 source: ScoreSource::Interaction(i.id),
                 occurred_at: i.occurred_at,
                 created_at: i.received_at,
@@ -1698,8 +1723,8 @@ fn scores(world: &World, ledger: &Ledger, activity: &mut Activity) {
         events.push(ScoreEvent {
             agent: p.agent,
             day,
-            kind: "promise",
-            points: POINTS_PROMISE,
+            kind: ScoreEventKind::Promise.as_str(),
+            points: points(ScoreEventKind::Promise),
             source: ScoreSource::Promise(p.id),
             occurred_at: p.created_at,
             created_at: p.created_at,
@@ -1718,8 +1743,8 @@ fn scores(world: &World, ledger: &Ledger, activity: &mut Activity) {
         events.push(ScoreEvent {
             agent: p.agent,
             day,
-            kind: "payment",
-            points: POINTS_PAYMENT,
+            kind: ScoreEventKind::Payment.as_str(),
+            points: points(ScoreEventKind::Payment),
             source: ScoreSource::Payment(p.id),
             occurred_at: p.occurred_at,
             created_at: p.received_at,
@@ -1740,6 +1765,11 @@ fn scores(world: &World, ledger: &Ledger, activity: &mut Activity) {
     }
     activity.score_events = events;
     activity.daily_scores = daily;
+}
+
+/// The points of an event (`domain::scoring`).
+fn points(kind: ScoreEventKind) -> i32 {
+    i32::try_from(kind.points()).expect("points fit in i32")
 }
 
 fn source_key(s: &ScoreSource) -> Uuid {

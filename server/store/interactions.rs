@@ -1,84 +1,20 @@
-//! SQL of calls and visits (`interactions`), the tenant and mission they refer to, and the
-//! score events and daily figures they earn their agent.
+//! SQL of calls and visits (`interactions`): the insert (with the score events and daily
+//! figures it earns its agent, in the same statement), and the reads of interactions.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-/// The tenant of an action, locked for the action's transaction (`FOR NO KEY UPDATE`): calls,
-/// visits and payments of one tenant are written one after the other, so "the pending promise"
-/// and the balance cannot change under a writer's feet. Foreign keys to the tenant are not
-/// blocked by this lock.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TenantForAction {
-    pub id: Uuid,
-    pub site_id: Uuid,
-    pub active: bool,
-    pub home_latitude: Option<f64>,
-    pub home_longitude: Option<f64>,
-    pub full_name: String,
-    pub unit: String,
-    pub site_name: String,
-}
-
-pub async fn lock_tenant(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-) -> Result<Option<TenantForAction>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT t.id, t.site_id, t.active, t.home_latitude, t.home_longitude, t.full_name, t.unit,
-                s.name AS site_name
-         FROM tenants t JOIN sites s ON s.id = t.site_id
-         WHERE t.id = $1 FOR NO KEY UPDATE OF t",
-    )
-    .bind(tenant_id)
-    .fetch_optional(conn)
-    .await
-}
-
-/// A user named as the agent of an action.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AgentRow {
-    pub id: Uuid,
-    pub role_id: String,
-    pub disabled: bool,
-}
-
-pub async fn agent<'e>(
-    executor: impl PgExecutor<'e>,
-    user_id: Uuid,
-) -> Result<Option<AgentRow>, sqlx::Error> {
-    sqlx::query_as("SELECT id, role_id, disabled FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(executor)
-        .await
-}
-
-/// Whose mission it is, and for which tenant.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
-pub struct MissionRef {
-    pub agent_id: Uuid,
-    pub tenant_id: Uuid,
-}
-
-pub async fn mission(
-    conn: &mut PgConnection,
-    mission_id: Uuid,
-) -> Result<Option<MissionRef>, sqlx::Error> {
-    sqlx::query_as("SELECT agent_id, tenant_id FROM missions WHERE id = $1")
-        .bind(mission_id)
-        .fetch_optional(conn)
-        .await
-}
+use super::error::{Result, StoreError};
+use crate::domain::{InteractionKind, InteractionOutcome, ScoreEventKind};
 
 /// A call or visit to store. Distances and flags are the server's proof-of-presence verdict.
 #[derive(Debug, Clone)]
 pub struct NewInteraction<'a> {
-    /// `call` or `visit`.
-    pub kind: &'static str,
+    pub kind: InteractionKind,
     pub tenant_id: Uuid,
     pub agent_id: Uuid,
-    pub outcome: &'static str,
+    pub outcome: InteractionOutcome,
     pub notes: &'a str,
     pub occurred_at: DateTime<Utc>,
     pub mission_id: Option<Uuid>,
@@ -113,8 +49,8 @@ pub struct Inserted {
 pub struct InsertScore {
     /// Africa/Conakry day of `occurred_at`.
     pub day: NaiveDate,
-    /// (kind, points) of each event.
-    pub events: Vec<(&'static str, i32)>,
+    /// The events (all from the interaction itself: visit, refusal).
+    pub events: Vec<ScoreEventKind>,
     pub calls: i32,
     pub visits: i32,
     pub refusals: i32,
@@ -128,13 +64,13 @@ pub async fn insert(
     conn: &mut PgConnection,
     new: &NewInteraction<'_>,
     score: Option<&InsertScore>,
-) -> Result<Option<Inserted>, sqlx::Error> {
-    let kinds: Vec<&str> = score
-        .map(|s| s.events.iter().map(|&(kind, _)| kind).collect())
-        .unwrap_or_default();
-    let points: Vec<i32> = score
-        .map(|s| s.events.iter().map(|&(_, points)| points).collect())
-        .unwrap_or_default();
+) -> Result<Option<Inserted>> {
+    let events = score.map_or(&[][..], |s| s.events.as_slice());
+    let kinds: Vec<&str> = events.iter().map(|kind| kind.as_str()).collect();
+    let points: Vec<i32> = events
+        .iter()
+        .map(|kind| i32::try_from(kind.points()).unwrap_or(0))
+        .collect();
     sqlx::query_as(
         "WITH inserted AS (
              INSERT INTO interactions
@@ -171,10 +107,10 @@ pub async fn insert(
                 (SELECT coalesce(sum(points), 0)::bigint FROM events) AS score_points
          FROM inserted i",
     )
-    .bind(new.kind)
+    .bind(new.kind.as_str())
     .bind(new.tenant_id)
     .bind(new.agent_id)
-    .bind(new.outcome)
+    .bind(new.outcome.as_str())
     .bind(new.notes)
     .bind(new.occurred_at)
     .bind(new.mission_id)
@@ -197,6 +133,7 @@ pub async fn insert(
     .bind(score.is_some())
     .fetch_optional(conn)
     .await
+    .map_err(StoreError::from)
 }
 
 /// An interaction as the API shows it, with the names next to the ids, the promise made in it
@@ -204,7 +141,8 @@ pub async fn insert(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InteractionRow {
     pub id: Uuid,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: InteractionKind,
     pub tenant_id: Uuid,
     pub tenant_name: String,
     pub site_id: Uuid,
@@ -212,7 +150,8 @@ pub struct InteractionRow {
     pub unit_label: String,
     pub agent_id: Uuid,
     pub agent_name: String,
-    pub outcome: String,
+    #[sqlx(try_from = "String")]
+    pub outcome: InteractionOutcome,
     pub notes: String,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
@@ -248,97 +187,80 @@ const INTERACTION_SELECT: &str = "SELECT i.id, i.kind, i.tenant_id, t.full_name 
         SELECT p.id FROM promises p WHERE p.interaction_id = i.id ORDER BY p.created_at, p.id LIMIT 1
     ) pr ON true";
 
-pub async fn get<'e>(
-    executor: impl PgExecutor<'e>,
-    interaction_id: Uuid,
-) -> Result<Option<InteractionRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{INTERACTION_SELECT} WHERE i.id = $1"))
-        .bind(interaction_id)
-        .fetch_optional(executor)
-        .await
-}
-
 pub async fn by_request_id<'e>(
     executor: impl PgExecutor<'e>,
     request_id: Uuid,
-) -> Result<Option<InteractionRow>, sqlx::Error> {
+) -> Result<Option<InteractionRow>> {
     sqlx::query_as(&format!("{INTERACTION_SELECT} WHERE i.request_id = $1"))
         .bind(request_id)
         .fetch_optional(executor)
         .await
+        .map_err(StoreError::from)
 }
 
 /// The calls and visits of `interaction_ids`, in no particular order.
 pub async fn by_ids<'e>(
     executor: impl PgExecutor<'e>,
     interaction_ids: &[Uuid],
-) -> Result<Vec<InteractionRow>, sqlx::Error> {
+) -> Result<Vec<InteractionRow>> {
     sqlx::query_as(&format!("{INTERACTION_SELECT} WHERE i.id = ANY($1)"))
         .bind(interaction_ids)
         .fetch_all(executor)
         .await
+        .map_err(StoreError::from)
 }
 
-/// The score events of one call or visit and the daily counters it moves.
-#[derive(Debug, Clone)]
-pub struct InteractionScore {
-    pub agent_id: Uuid,
-    /// Africa/Conakry day of `occurred_at`.
-    pub day: NaiveDate,
-    pub occurred_at: DateTime<Utc>,
-    pub interaction_id: Uuid,
-    /// The promise made in it, if any (source of the `promise` event).
-    pub promise_id: Option<Uuid>,
-    /// (kind, points) of each event: `visit` and `refusal` come from the interaction, `promise`
-    /// from the promise.
-    pub events: Vec<(&'static str, i32)>,
-    pub calls: i32,
-    pub visits: i32,
-    pub promises: i32,
-    pub refusals: i32,
+/// A call or visit a payment names: whose tenant it is, and which kind it is.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct KindAndTenant {
+    pub tenant_id: Uuid,
+    #[sqlx(try_from = "String")]
+    pub kind: InteractionKind,
 }
 
-/// Writes the events (each source scores at most once per kind) and adds what was written,
-/// and the counters, to the agent's `agent_daily_scores` row of the day, in one statement of
-/// the caller's transaction. Answers the points written.
-pub async fn score(conn: &mut PgConnection, score: &InteractionScore) -> Result<i64, sqlx::Error> {
-    let kinds: Vec<&str> = score.events.iter().map(|&(kind, _)| kind).collect();
-    let points: Vec<i32> = score.events.iter().map(|&(_, points)| points).collect();
-    sqlx::query_scalar(
-        "WITH events AS (
-             INSERT INTO score_events (agent_id, day, kind, points, interaction_id, promise_id,
-                                       occurred_at)
-             SELECT $1, $2, e.kind, e.points,
-                    CASE WHEN e.kind = 'promise' THEN NULL ELSE $3::uuid END,
-                    CASE WHEN e.kind = 'promise' THEN $4::uuid END,
-                    $5
-             FROM unnest($6::text[], $7::int[]) WITH ORDINALITY AS e(kind, points, n)
-             ORDER BY e.n
-             ON CONFLICT DO NOTHING
-             RETURNING points),
-         daily AS (
-             INSERT INTO agent_daily_scores AS s
-               (agent_id, day, score, calls, visits, promises, refusals)
-             SELECT $1, $2, coalesce(sum(points), 0)::int, $8, $9, $10, $11 FROM events
-             ON CONFLICT (agent_id, day) DO UPDATE
-             SET score = s.score + EXCLUDED.score,
-                 calls = s.calls + EXCLUDED.calls,
-                 visits = s.visits + EXCLUDED.visits,
-                 promises = s.promises + EXCLUDED.promises,
-                 refusals = s.refusals + EXCLUDED.refusals)
-         SELECT coalesce(sum(points), 0)::bigint FROM events",
+pub async fn kind_and_tenant(
+    conn: &mut PgConnection,
+    interaction_id: Uuid,
+) -> Result<Option<KindAndTenant>> {
+    Ok(
+        sqlx::query_as("SELECT tenant_id, kind FROM interactions WHERE id = $1")
+            .bind(interaction_id)
+            .fetch_optional(conn)
+            .await?,
     )
-    .bind(score.agent_id)
-    .bind(score.day)
-    .bind(score.interaction_id)
-    .bind(score.promise_id)
-    .bind(score.occurred_at)
-    .bind(kinds)
-    .bind(points)
-    .bind(score.calls)
-    .bind(score.visits)
-    .bind(score.promises)
-    .bind(score.refusals)
-    .fetch_one(conn)
-    .await
+}
+
+/// The latest call or visit of a tenant.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LastInteractionRow {
+    pub tenant_id: Uuid,
+    pub id: Uuid,
+    #[sqlx(try_from = "String")]
+    pub kind: InteractionKind,
+    #[sqlx(try_from = "String")]
+    pub outcome: InteractionOutcome,
+    pub occurred_at: DateTime<Utc>,
+    pub agent_id: Uuid,
+    pub agent_name: String,
+    /// The first 200 characters of the notes.
+    pub notes_excerpt: String,
+}
+
+/// The latest interaction (by occurred_at, then received_at) of each of `tenant_ids`.
+pub async fn latest_of_tenants(
+    conn: &mut PgConnection,
+    tenant_ids: &[Uuid],
+) -> Result<Vec<LastInteractionRow>> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT ON (i.tenant_id)
+                i.tenant_id, i.id, i.kind, i.outcome, i.occurred_at, i.agent_id,
+                u.full_name AS agent_name, left(i.notes, 200) AS notes_excerpt
+         FROM interactions i
+         JOIN users u ON u.id = i.agent_id
+         WHERE i.tenant_id = ANY($1)
+         ORDER BY i.tenant_id, i.occurred_at DESC, i.received_at DESC, i.id DESC",
+    )
+    .bind(tenant_ids)
+    .fetch_all(conn)
+    .await?)
 }

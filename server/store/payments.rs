@@ -2,8 +2,8 @@
 //! charges, receipt numbers, tenant credit, the promise a payment counts towards, and the
 //! score events of payments.
 //!
-//! Every write runs inside the caller's transaction, after [`lock_tenant`]: the tenant row
-//! lock serialises the payments and reversals of one tenant, so charges, credit and
+//! Every write runs inside the caller's transaction, after `store::tenants::lock`: the tenant
+//! row lock serialises the payments and reversals of one tenant, so charges, credit and
 //! allocations are read and written by one transaction at a time. Locks are taken in this
 //! order: tenant, the pending promise and the open charges (one statement), a promise the payment
 //! names, operator reference, receipt counter of the site (taken by the insert).
@@ -12,75 +12,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::error::{Result, StoreError, decode};
+use super::promises::{PROMISE_STATE, PromiseState};
 use crate::auth::caller::Scope;
-
-/// Unique constraint on `payments.request_id`: the same phone action recorded twice.
-pub const REQUEST_ID_KEY: &str = "payments_request_id_key";
-/// Unique index on `payments.reverses_payment_id`: a payment reversed twice.
-pub const REVERSES_PAYMENT_KEY: &str = "payments_reverses_payment_id_key";
-
-/// The tenant row, locked for the rest of the transaction.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
-pub struct LockedTenant {
-    pub tenant_id: Uuid,
-    pub site_id: Uuid,
-    pub credit_gnf: i64,
-}
-
-/// The locked tenant with the names a payment's answer shows next to it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct LockedTenantNamed {
-    pub tenant_id: Uuid,
-    pub site_id: Uuid,
-    pub credit_gnf: i64,
-    pub tenant_name: String,
-    pub site_name: String,
-    pub unit_label: String,
-}
-
-/// [`lock_tenant`], answering the tenant's and its site's names as well.
-pub async fn lock_tenant_named(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-) -> Result<Option<LockedTenantNamed>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT t.id AS tenant_id, t.site_id, t.credit_gnf, t.full_name AS tenant_name,
-                s.name AS site_name, t.unit AS unit_label
-         FROM tenants t JOIN sites s ON s.id = t.site_id
-         WHERE t.id = $1
-         FOR NO KEY UPDATE OF t",
-    )
-    .bind(tenant_id)
-    .fetch_optional(conn)
-    .await
-}
-
-/// Locks the tenant row: two payments (or a payment and a reversal, or a call recording a
-/// promise) of one tenant then run one after the other. `FOR NO KEY UPDATE` is the lock an
-/// UPDATE of its non-key columns (credit_gnf) takes: it serialises every writer of the tenant
-/// but, unlike `FOR UPDATE`, lets rows that merely reference the tenant be inserted meanwhile.
-pub async fn lock_tenant(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-) -> Result<Option<LockedTenant>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id AS tenant_id, site_id, credit_gnf FROM tenants WHERE id = $1
-         FOR NO KEY UPDATE",
-    )
-    .bind(tenant_id)
-    .fetch_optional(conn)
-    .await
-}
-
-/// An open charge (amount_paid < amount_due) as the allocator needs it.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
-pub struct OpenChargeRow {
-    pub id: i64,
-    pub period: NaiveDate,
-    pub due_date: NaiveDate,
-    pub amount_due_gnf: i64,
-    pub amount_paid_gnf: i64,
-}
+use crate::domain::{Gnf, OpenCharge, PaymentKind, PaymentMethod, ScoreEventKind};
 
 /// What a payment reads under its tenant lock: the tenant's pending promise (when asked for)
 /// and its open charges, as one row: the promise's columns (NULL when there is none) and the
@@ -103,14 +38,14 @@ struct OpenStateRow {
 
 /// The tenant's pending promise (at most one; the newest if the data says otherwise; only
 /// when `with_pending`) and its open charges, oldest period first, all locked, in one
-/// statement. Runs after [`lock_tenant_named`], in a statement of its own: under READ
-/// COMMITTED it then reads with a snapshot taken after the tenant lock was granted, so it
+/// statement. Runs after the tenant lock (`store::tenants::lock`), in a statement of its own:
+/// under READ COMMITTED it then reads with a snapshot taken after the tenant lock was granted, so it
 /// sees the promise a call or visit that held the lock before it has just made.
 pub async fn pending_promise_and_open_charges(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     with_pending: bool,
-) -> Result<(Option<PromiseState>, Vec<OpenChargeRow>), sqlx::Error> {
+) -> Result<(Option<PromiseState>, Vec<OpenCharge>)> {
     let row: OpenStateRow = sqlx::query_as(&format!(
         "SELECT pp.id AS promise_id, pp.tenant_id AS promise_tenant_id,
                 pp.status AS promise_status, pp.amount_gnf AS promise_amount_gnf,
@@ -162,7 +97,7 @@ pub async fn pending_promise_and_open_charges(
         ) => Some(PromiseState {
             id,
             tenant_id,
-            status,
+            status: decode(&status)?,
             amount_gnf,
             promised_date,
             covered_gnf,
@@ -177,81 +112,29 @@ pub async fn pending_promise_and_open_charges(
         .zip(&row.charge_due_dates)
         .zip(row.charge_due_gnf.iter().zip(&row.charge_paid_gnf))
         .map(
-            |(((&id, &period), &due_date), (&amount_due_gnf, &amount_paid_gnf))| OpenChargeRow {
-                id,
+            |(((&charge_id, &period), &due_date), (&due, &paid))| OpenCharge {
+                charge_id,
                 period,
                 due_date,
-                amount_due_gnf,
-                amount_paid_gnf,
+                due: Gnf::new(due),
+                paid: Gnf::new(paid),
             },
         )
         .collect();
     Ok((promise, charges))
 }
 
-/// The user who collects a payment recorded for someone else.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Collector {
-    pub role_id: String,
-    pub disabled: bool,
-    pub site_ids: Vec<Uuid>,
-}
-
-pub async fn collector<'e>(
-    executor: impl PgExecutor<'e>,
-    user_id: Uuid,
-) -> Result<Option<Collector>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT u.role_id, u.disabled,
-                coalesce(array_agg(us.site_id) FILTER (WHERE us.site_id IS NOT NULL), '{}')
-                    AS site_ids
-         FROM users u LEFT JOIN user_sites us ON us.user_id = u.id
-         WHERE u.id = $1
-         GROUP BY u.id",
-    )
-    .bind(user_id)
-    .fetch_optional(executor)
-    .await
-}
-
-/// A call or visit a payment names: whose tenant it is, and which kind it is.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Reference {
-    pub tenant_id: Uuid,
-    pub kind: String,
-}
-
-pub async fn interaction(
-    conn: &mut PgConnection,
-    interaction_id: Uuid,
-) -> Result<Option<Reference>, sqlx::Error> {
-    sqlx::query_as("SELECT tenant_id, kind FROM interactions WHERE id = $1")
-        .bind(interaction_id)
-        .fetch_optional(conn)
-        .await
-}
-
-/// The tenant a mission is for.
-pub async fn mission_tenant(
-    conn: &mut PgConnection,
-    mission_id: Uuid,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT tenant_id FROM missions WHERE id = $1")
-        .bind(mission_id)
-        .fetch_optional(conn)
-        .await
-}
-
 /// Serialises the payments that carry one operator reference (whatever their tenant), so the
 /// duplicate check below cannot race. Released at the end of the transaction.
 pub async fn lock_operator_reference(
     conn: &mut PgConnection,
-    method: &str,
+    method: PaymentMethod,
     reference: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(format!(
-            "akig.payments.operator_reference\n{method}\n{reference}"
+            "akig.payments.operator_reference\n{}\n{reference}",
+            method.as_str()
         ))
         .execute(conn)
         .await?;
@@ -261,29 +144,32 @@ pub async fn lock_operator_reference(
 /// Whether a payment (not reversed) already carries this method and operator reference.
 pub async fn operator_reference_used(
     conn: &mut PgConnection,
-    method: &str,
+    method: PaymentMethod,
     reference: &str,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (
              SELECT 1 FROM payments p
              WHERE p.operator_reference = $2 AND p.method = $1 AND p.kind = 'payment'
                AND NOT EXISTS (SELECT 1 FROM payments r WHERE r.reverses_payment_id = p.id))",
     )
-    .bind(method)
+    .bind(method.as_str())
     .bind(reference)
     .fetch_one(conn)
     .await
+    .map_err(StoreError::from)
 }
 
 /// What a stored entry was recorded from, to tell a late retry from a reuse of its id.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredRequest {
     pub id: Uuid,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: PaymentKind,
     pub tenant_id: Uuid,
     pub amount_gnf: i64,
-    pub method: String,
+    #[sqlx(try_from = "String")]
+    pub method: PaymentMethod,
     pub operator_reference: Option<String>,
     pub occurred_at: DateTime<Utc>,
     pub agent_id: Uuid,
@@ -294,7 +180,7 @@ pub struct StoredRequest {
 pub async fn by_request_id(
     conn: &mut PgConnection,
     request_id: Uuid,
-) -> Result<Option<StoredRequest>, sqlx::Error> {
+) -> Result<Option<StoredRequest>> {
     sqlx::query_as(
         "SELECT id, kind, tenant_id, amount_gnf, method, operator_reference, occurred_at,
                 agent_id, reverses_payment_id
@@ -303,6 +189,7 @@ pub async fn by_request_id(
     .bind(request_id)
     .fetch_optional(conn)
     .await
+    .map_err(StoreError::from)
 }
 
 /// A ledger row to insert: a payment, or a reversal (`reverses_payment_id` and `reason` set).
@@ -312,7 +199,7 @@ pub struct NewEntry<'a> {
     pub site_id: Uuid,
     pub reverses_payment_id: Option<Uuid>,
     pub amount_gnf: i64,
-    pub method: &'a str,
+    pub method: PaymentMethod,
     pub operator_reference: Option<&'a str>,
     pub payer_phone: Option<&'a str>,
     /// The receipt number is the next of the site's counter for this year
@@ -335,14 +222,14 @@ pub struct NewEntry<'a> {
 }
 
 /// The score event a payment earns its collecting agent, written by the payment's INSERT (as
-/// [`score`] writes one): at most once per kind and payment, added to the agent's daily figures.
+/// `store::scores::add` writes one): at most once per kind and payment, added to the agent's
+/// daily figures.
 #[derive(Debug, Clone, Copy)]
 pub struct EntryScore {
     pub agent_id: Uuid,
     /// Africa/Conakry day of the entry's `occurred_at`.
     pub day: NaiveDate,
-    pub kind: &'static str,
-    pub points: i32,
+    pub kind: ScoreEventKind,
     pub payments_count: i32,
     pub payments_gnf: i64,
 }
@@ -367,11 +254,11 @@ pub async fn insert_entry(
     conn: &mut PgConnection,
     entry: &NewEntry<'_>,
     score: Option<&EntryScore>,
-) -> Result<InsertedEntry, sqlx::Error> {
+) -> Result<InsertedEntry> {
     let kind = if entry.reverses_payment_id.is_some() {
-        "reversal"
+        PaymentKind::Reversal
     } else {
-        "payment"
+        PaymentKind::Payment
     };
     sqlx::query_as(
         "WITH credit AS (
@@ -406,9 +293,9 @@ pub async fn insert_entry(
     )
     .bind(entry.tenant_id)
     .bind(entry.site_id)
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(entry.amount_gnf)
-    .bind(entry.method)
+    .bind(entry.method.as_str())
     .bind(entry.operator_reference)
     .bind(entry.payer_phone)
     .bind(entry.receipt_year)
@@ -427,12 +314,13 @@ pub async fn insert_entry(
     .bind(entry.tenant_credit_delta)
     .bind(score.map(|s| s.agent_id))
     .bind(score.map(|s| s.day))
-    .bind(score.map(|s| s.kind))
-    .bind(score.map(|s| s.points))
+    .bind(score.map(|s| s.kind.as_str()))
+    .bind(score.map(|s| i32::try_from(s.kind.points()).unwrap_or(0)))
     .bind(score.map_or(0, |s| s.payments_count))
     .bind(score.map_or(0, |s| s.payments_gnf))
     .fetch_one(conn)
     .await
+    .map_err(StoreError::from)
 }
 
 /// What [`allocate`] answers: the charge's month and the outstanding amount right after the
@@ -454,7 +342,7 @@ pub async fn allocate(
     charge_id: i64,
     amount_gnf: i64,
     paid_at: DateTime<Utc>,
-) -> Result<Allocated, sqlx::Error> {
+) -> Result<Allocated> {
     sqlx::query_as(
         "WITH allocation AS (
              INSERT INTO payment_allocations (payment_id, charge_id, amount_gnf)
@@ -478,185 +366,21 @@ pub async fn allocate(
     .bind(paid_at)
     .fetch_one(conn)
     .await
-}
-
-/// A score event of a payment or a reversal, and the agent's daily figures moved with it.
-#[derive(Debug, Clone, Copy)]
-pub struct ScoreEvent {
-    pub agent_id: Uuid,
-    /// Africa/Conakry day of `occurred_at`.
-    pub day: NaiveDate,
-    /// `payment` or `payment_reversal`.
-    pub kind: &'static str,
-    pub points: i32,
-    pub payment_id: Uuid,
-    pub occurred_at: DateTime<Utc>,
-    /// Added to the day's `payments_count` / `payments_gnf` (a payment: 1 and its amount).
-    pub payments_count: i32,
-    pub payments_gnf: i64,
-}
-
-/// Writes the event (at most once per kind and payment) and adds it to `agent_daily_scores`,
-/// in one statement of the caller's transaction. Answers whether it was written.
-pub async fn score(conn: &mut PgConnection, event: &ScoreEvent) -> Result<bool, sqlx::Error> {
-    let written: Option<i32> = sqlx::query_scalar(
-        "WITH event AS (
-             INSERT INTO score_events (agent_id, day, kind, points, payment_id, occurred_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (kind, payment_id) WHERE payment_id IS NOT NULL DO NOTHING
-             RETURNING agent_id, day, points)
-         INSERT INTO agent_daily_scores AS s (agent_id, day, score, payments_count, payments_gnf)
-         SELECT agent_id, day, points, $7, $8 FROM event
-         ON CONFLICT (agent_id, day) DO UPDATE
-         SET score = s.score + EXCLUDED.score,
-             payments_count = s.payments_count + EXCLUDED.payments_count,
-             payments_gnf = s.payments_gnf + EXCLUDED.payments_gnf
-         RETURNING 1",
-    )
-    .bind(event.agent_id)
-    .bind(event.day)
-    .bind(event.kind)
-    .bind(event.points)
-    .bind(event.payment_id)
-    .bind(event.occurred_at)
-    .bind(event.payments_count)
-    .bind(event.payments_gnf)
-    .fetch_optional(conn)
-    .await?;
-    Ok(written.is_some())
-}
-
-/// The points an entry earned (or took back) its agent: the sum of its score events.
-pub async fn points_of(conn: &mut PgConnection, payment_id: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT coalesce(sum(points), 0)::bigint FROM score_events WHERE payment_id = $1",
-    )
-    .bind(payment_id)
-    .fetch_one(conn)
-    .await
+    .map_err(StoreError::from)
 }
 
 /// A payment's allocations (charge, amount > 0), in the order they were written (FIFO).
 pub async fn allocations_of_payment(
     conn: &mut PgConnection,
     payment_id: Uuid,
-) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+) -> Result<Vec<(i64, i64)>> {
     sqlx::query_as(
         "SELECT charge_id, amount_gnf FROM payment_allocations WHERE payment_id = $1 ORDER BY id",
     )
     .bind(payment_id)
     .fetch_all(conn)
     .await
-}
-
-/// Outstanding on charges already due (due date on or before `today`) and the credit.
-pub async fn balance(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-    today: NaiveDate,
-) -> Result<(i64, i64), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT coalesce((SELECT sum(amount_due_gnf - amount_paid_gnf) FROM charges
-                          WHERE tenant_id = t.id AND amount_paid_gnf < amount_due_gnf
-                            AND due_date <= $2), 0)::bigint,
-                t.credit_gnf
-         FROM tenants t WHERE t.id = $1",
-    )
-    .bind(tenant_id)
-    .bind(today)
-    .fetch_one(conn)
-    .await
-}
-
-// ---------------------------------------------------------------------------------------------
-// Promises
-
-/// A promise as a payment sees it: whether the payment counts towards it, and its status.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PromiseState {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub status: String,
-    pub amount_gnf: i64,
-    pub promised_date: NaiveDate,
-    pub covered_gnf: i64,
-    /// When it was made: the call or visit's occurred_at, else when it was stored.
-    pub made_at: DateTime<Utc>,
-}
-
-const PROMISE_STATE: &str = "SELECT p.id, p.tenant_id, p.status, p.amount_gnf, p.promised_date,
-        p.covered_gnf, coalesce(i.occurred_at, p.created_at) AS made_at
-    FROM promises p LEFT JOIN interactions i ON i.id = p.interaction_id";
-
-/// One promise, locked.
-pub async fn promise_state(
-    conn: &mut PgConnection,
-    promise_id: Uuid,
-) -> Result<Option<PromiseState>, sqlx::Error> {
-    sqlx::query_as(&format!("{PROMISE_STATE} WHERE p.id = $1 FOR UPDATE OF p"))
-        .bind(promise_id)
-        .fetch_optional(conn)
-        .await
-}
-
-/// What the tenant's payments made on or before the promise's date (Africa/Conakry days)
-/// have paid towards it, net of reversals: the ledger's answer (`promise_payments`), the one
-/// every reader of promises uses.
-pub async fn promise_paid_by_date(
-    conn: &mut PgConnection,
-    promise_id: Uuid,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT paid_by_date_gnf FROM promise_payments($1)")
-        .bind(promise_id)
-        .fetch_one(conn)
-        .await
-}
-
-/// Stores a promise's coverage and status; `status_changed_at` is set when the status
-/// changes to a final one, cleared when it goes back to pending.
-pub async fn set_promise_progress(
-    conn: &mut PgConnection,
-    promise_id: Uuid,
-    covered_gnf: i64,
-    status: &str,
-    status_changed: bool,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE promises
-         SET covered_gnf = $2, status = $3,
-             status_changed_at = CASE WHEN NOT $4 THEN status_changed_at
-                                      WHEN $3 = 'pending' THEN NULL
-                                      ELSE $5 END
-         WHERE id = $1",
-    )
-    .bind(promise_id)
-    .bind(covered_gnf)
-    .bind(status)
-    .bind(status_changed)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// A status change made by the server (kept, partially kept, broken), for the timeline.
-pub async fn insert_promise_event(
-    conn: &mut PgConnection,
-    promise_id: Uuid,
-    kind: &str,
-    occurred_at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO promise_events (promise_id, kind, occurred_at, received_at)
-         VALUES ($1, $2, $3, $3)",
-    )
-    .bind(promise_id)
-    .bind(kind)
-    .bind(occurred_at)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .map_err(StoreError::from)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -666,7 +390,8 @@ pub async fn insert_promise_event(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PaymentRow {
     pub id: Uuid,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: PaymentKind,
     pub receipt_number: String,
     pub tenant_id: Uuid,
     pub tenant_name: String,
@@ -674,7 +399,8 @@ pub struct PaymentRow {
     pub site_name: String,
     pub unit_label: String,
     pub amount_gnf: i64,
-    pub method: String,
+    #[sqlx(try_from = "String")]
+    pub method: PaymentMethod,
     pub operator_reference: Option<String>,
     pub payer_phone: Option<String>,
     pub agent_id: Uuid,
@@ -714,22 +440,24 @@ const PAYMENT_SELECT: &str = "SELECT p.id, p.kind, p.receipt_number, p.tenant_id
 pub async fn get<'e>(
     executor: impl PgExecutor<'e>,
     payment_id: Uuid,
-) -> Result<Option<PaymentRow>, sqlx::Error> {
+) -> Result<Option<PaymentRow>> {
     sqlx::query_as(&format!("{PAYMENT_SELECT} WHERE p.id = $1"))
         .bind(payment_id)
         .fetch_optional(executor)
         .await
+        .map_err(StoreError::from)
 }
 
 /// The entries of `payment_ids` (payments and reversals), in no particular order.
 pub async fn entries_by_ids<'e>(
     executor: impl PgExecutor<'e>,
     payment_ids: &[Uuid],
-) -> Result<Vec<PaymentRow>, sqlx::Error> {
+) -> Result<Vec<PaymentRow>> {
     sqlx::query_as(&format!("{PAYMENT_SELECT} WHERE p.id = ANY($1)"))
         .bind(payment_ids)
         .fetch_all(executor)
         .await
+        .map_err(StoreError::from)
 }
 
 /// One allocation row of an entry, with the charge's month and what remained on it.
@@ -748,7 +476,7 @@ pub struct AllocationRow {
 pub async fn allocations<'e>(
     executor: impl PgExecutor<'e>,
     payment_ids: &[Uuid],
-) -> Result<Vec<AllocationRow>, sqlx::Error> {
+) -> Result<Vec<AllocationRow>> {
     sqlx::query_as(
         "SELECT a.payment_id, a.charge_id, c.period, a.amount_gnf,
                 c.amount_due_gnf - (SELECT coalesce(sum(b.amount_gnf), 0) FROM payment_allocations b
@@ -761,6 +489,7 @@ pub async fn allocations<'e>(
     .bind(payment_ids)
     .fetch_all(executor)
     .await
+    .map_err(StoreError::from)
 }
 
 /// Filters of ListPayments (all optional, combined with AND).
@@ -772,8 +501,8 @@ pub struct PaymentFilter {
     pub tenant_id: Option<Uuid>,
     pub occurred_from: Option<DateTime<Utc>>,
     pub occurred_before: Option<DateTime<Utc>>,
-    pub method: Option<&'static str>,
-    pub kind: Option<&'static str>,
+    pub method: Option<PaymentMethod>,
+    pub kind: Option<PaymentKind>,
     pub receipt_number: Option<String>,
     pub operator_reference: Option<String>,
 }
@@ -831,10 +560,10 @@ fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &PaymentFilter, s
         query.push(" AND p.occurred_at < ").push_bind(before);
     }
     if let Some(method) = filter.method {
-        query.push(" AND p.method = ").push_bind(method);
+        query.push(" AND p.method = ").push_bind(method.as_str());
     }
     if let Some(kind) = filter.kind {
-        query.push(" AND p.kind = ").push_bind(kind);
+        query.push(" AND p.kind = ").push_bind(kind.as_str());
     }
     if let Some(receipt) = &filter.receipt_number {
         query
@@ -855,7 +584,7 @@ pub async fn list(
     scope: &Scope,
     after: Option<Cursor>,
     limit: i64,
-) -> Result<Vec<PaymentRow>, sqlx::Error> {
+) -> Result<Vec<PaymentRow>> {
     let mut query = QueryBuilder::new(PAYMENT_SELECT);
     push_filter(&mut query, filter, scope);
     if let Some(cursor) = after {
@@ -869,15 +598,11 @@ pub async fn list(
     query
         .push(" ORDER BY p.occurred_at DESC, p.id DESC LIMIT ")
         .push_bind(limit);
-    query.build_query_as().fetch_all(pool).await
+    Ok(query.build_query_as().fetch_all(pool).await?)
 }
 
 /// Number of matching entries and the sum of their amounts, reversals negative.
-pub async fn totals(
-    pool: &PgPool,
-    filter: &PaymentFilter,
-    scope: &Scope,
-) -> Result<(i64, i64), sqlx::Error> {
+pub async fn totals(pool: &PgPool, filter: &PaymentFilter, scope: &Scope) -> Result<(i64, i64)> {
     let mut query = QueryBuilder::new(
         "SELECT count(*),
                 coalesce(sum(CASE WHEN p.kind = 'reversal' THEN -p.amount_gnf
@@ -885,5 +610,5 @@ pub async fn totals(
          FROM payments p LEFT JOIN payments o ON o.id = p.reverses_payment_id",
     );
     push_filter(&mut query, filter, scope);
-    query.build_query_as().fetch_one(pool).await
+    Ok(query.build_query_as().fetch_one(pool).await?)
 }

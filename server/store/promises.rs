@@ -1,5 +1,6 @@
 //! SQL of promises to pay: creation (superseding the tenant's pending one), reschedules,
-//! cancellations, settlement of due promises, and the promise list.
+//! cancellations, what payments and reversals do to a promise, settlement of due promises, the
+//! promise list, and promises as tenant cards and timelines show them.
 //!
 //! What a promise has been paid comes from the ledger through `promise_payments(id)` (see
 //! `migrations/20261126000013_interactions.sql`); the status shown is derived from it on the
@@ -10,6 +11,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
+
+use super::error::{Result, StoreError};
+use crate::domain::{Gnf, PromiseEventKind, PromiseProgress, PromiseStatus};
 
 /// The reason stored on a promise replaced by a newer one of the same tenant.
 pub const SUPERSEDED: &str = "superseded";
@@ -27,7 +31,7 @@ pub struct NewPromise {
     pub superseded: bool,
 }
 
-pub async fn insert(conn: &mut PgConnection, new: &NewPromise) -> Result<Uuid, sqlx::Error> {
+pub async fn insert(conn: &mut PgConnection, new: &NewPromise) -> Result<Uuid> {
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO promises (tenant_id, agent_id, interaction_id, amount_gnf, promised_date,
                                status, cancel_reason, status_changed_at)
@@ -57,7 +61,7 @@ pub async fn insert(conn: &mut PgConnection, new: &NewPromise) -> Result<Uuid, s
 pub async fn latest_made_at(
     conn: &mut PgConnection,
     tenant_id: Uuid,
-) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+) -> Result<Option<DateTime<Utc>>> {
     sqlx::query_scalar(
         "SELECT max(coalesce(i.occurred_at, p.created_at))
          FROM promises p LEFT JOIN interactions i ON i.id = p.interaction_id
@@ -66,6 +70,7 @@ pub async fn latest_made_at(
     .bind(tenant_id)
     .fetch_one(conn)
     .await
+    .map_err(StoreError::from)
 }
 
 /// A stored-pending promise with what the ledger says about it, locked.
@@ -78,6 +83,18 @@ pub struct PendingPromise {
     pub paid_by_date_gnf: i64,
 }
 
+impl PendingPromise {
+    /// What decides its status (`domain::promise`).
+    pub fn progress(&self) -> PromiseProgress {
+        PromiseProgress {
+            amount: Gnf::new(self.amount_gnf),
+            promised_date: self.promised_date,
+            paid_by_promised_date: Gnf::new(self.paid_by_date_gnf),
+            cancelled: false,
+        }
+    }
+}
+
 const PENDING_SELECT: &str = "SELECT p.id, p.tenant_id, p.amount_gnf, p.promised_date,
         pp.paid_by_date_gnf
     FROM promises p CROSS JOIN LATERAL promise_payments(p.id) pp";
@@ -86,7 +103,7 @@ const PENDING_SELECT: &str = "SELECT p.id, p.tenant_id, p.amount_gnf, p.promised
 pub async fn pending_of_tenant(
     conn: &mut PgConnection,
     tenant_id: Uuid,
-) -> Result<Vec<PendingPromise>, sqlx::Error> {
+) -> Result<Vec<PendingPromise>> {
     sqlx::query_as(&format!(
         "{PENDING_SELECT} WHERE p.tenant_id = $1 AND p.status = 'pending'
          ORDER BY p.created_at, p.id FOR UPDATE OF p"
@@ -94,6 +111,20 @@ pub async fn pending_of_tenant(
     .bind(tenant_id)
     .fetch_all(conn)
     .await
+    .map_err(StoreError::from)
+}
+
+/// The transaction-scoped advisory lock that makes one replica settle the due promises:
+/// "akigprom".
+pub const SETTLE_LOCK_ID: i64 = 0x616b_6967_7072_6f6d;
+
+/// Takes the settlement lock for the rest of the transaction, without waiting: `false` when
+/// another replica holds it (and is doing that very work).
+pub async fn try_lock_settlement(conn: &mut PgConnection) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(SETTLE_LOCK_ID)
+        .fetch_one(conn)
+        .await?)
 }
 
 /// Pending promises whose status is final on `today`: their date has passed, or the payments
@@ -101,7 +132,7 @@ pub async fn pending_of_tenant(
 pub async fn due_for_settlement(
     conn: &mut PgConnection,
     today: NaiveDate,
-) -> Result<Vec<PendingPromise>, sqlx::Error> {
+) -> Result<Vec<PendingPromise>> {
     sqlx::query_as(&format!(
         "{PENDING_SELECT} WHERE p.status = 'pending'
            AND (p.promised_date < $1 OR pp.paid_by_date_gnf >= p.amount_gnf)
@@ -110,6 +141,7 @@ pub async fn due_for_settlement(
     .bind(today)
     .fetch_all(conn)
     .await
+    .map_err(StoreError::from)
 }
 
 /// Stores the final status the payments gave a pending promise (`kept`, `partially_kept`,
@@ -118,16 +150,16 @@ pub async fn due_for_settlement(
 pub async fn settle(
     conn: &mut PgConnection,
     promise_id: Uuid,
-    status: &'static str,
+    status: PromiseStatus,
     covered_gnf: i64,
     at: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool> {
     let updated = sqlx::query(
         "UPDATE promises SET status = $2, covered_gnf = greatest($3, 0), status_changed_at = $4
          WHERE id = $1 AND status = 'pending'",
     )
     .bind(promise_id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(covered_gnf)
     .bind(at)
     .execute(&mut *conn)
@@ -135,7 +167,16 @@ pub async fn settle(
     .rows_affected()
         == 1;
     if updated {
-        insert_event(conn, promise_id, status, Some(at), None, None, None).await?;
+        insert_event(
+            conn,
+            promise_id,
+            status.as_str(),
+            Some(at),
+            None,
+            None,
+            None,
+        )
+        .await?;
     }
     Ok(updated)
 }
@@ -149,7 +190,7 @@ pub async fn cancel(
     reason: &str,
     actor: Option<Uuid>,
     occurred_at: Option<DateTime<Utc>>,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool> {
     let updated = sqlx::query(
         "UPDATE promises SET status = 'cancelled', cancel_reason = $2, status_changed_at = now()
          WHERE id = $1 AND status = 'pending'",
@@ -189,10 +230,7 @@ pub struct Reschedule<'a> {
 
 /// Applies the change and writes the `rescheduled` event (with the date before it when the
 /// date changes). The first promised date is kept in `original_promised_date`.
-pub async fn reschedule(
-    conn: &mut PgConnection,
-    change: &Reschedule<'_>,
-) -> Result<(), sqlx::Error> {
+pub async fn reschedule(conn: &mut PgConnection, change: &Reschedule<'_>) -> Result<()> {
     let previous: Option<NaiveDate> = sqlx::query_scalar(
         "UPDATE promises p
          SET original_promised_date = CASE WHEN $2::date IS NULL THEN p.original_promised_date
@@ -233,7 +271,7 @@ async fn insert_event(
     actor: Option<Uuid>,
     reason: Option<&str>,
     previous_promised_date: Option<NaiveDate>,
-) -> Result<(), sqlx::Error> {
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO promise_events (promise_id, kind, occurred_at, actor_id, reason,
                                      previous_promised_date)
@@ -264,9 +302,11 @@ pub struct PromiseView {
     pub amount_gnf: i64,
     pub promised_date: NaiveDate,
     /// The stored status (`pending` until the job or a payment settles it).
-    pub stored_status: String,
+    #[sqlx(try_from = "String")]
+    pub stored_status: PromiseStatus,
     /// The status derived from the ledger on the day of the read.
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: PromiseStatus,
     /// Paid since the promise was made (all dates).
     pub paid_gnf: i64,
     pub interaction_id: Option<Uuid>,
@@ -313,19 +353,26 @@ pub async fn get<'e>(
     executor: impl PgExecutor<'e>,
     promise_id: Uuid,
     today: NaiveDate,
-) -> Result<Option<PromiseView>, sqlx::Error> {
+) -> Result<Option<PromiseView>> {
     let mut query = QueryBuilder::new("");
     push_view(&mut query, today);
     query.push(" WHERE p.id = ").push_bind(promise_id);
-    query.build_query_as().fetch_optional(executor).await
+    Ok(query.build_query_as().fetch_optional(executor).await?)
 }
 
 /// Locks a promise; answers what the ledger says about it and its stored status.
 pub async fn lock(
     conn: &mut PgConnection,
     promise_id: Uuid,
-) -> Result<Option<(PendingPromise, String)>, sqlx::Error> {
-    let row: Option<(Uuid, Uuid, i64, NaiveDate, i64, String)> = sqlx::query_as(
+) -> Result<Option<(PendingPromise, PromiseStatus)>> {
+    #[derive(sqlx::FromRow)]
+    struct Locked {
+        #[sqlx(flatten)]
+        promise: PendingPromise,
+        #[sqlx(try_from = "String")]
+        status: PromiseStatus,
+    }
+    let row: Option<Locked> = sqlx::query_as(
         "SELECT p.id, p.tenant_id, p.amount_gnf, p.promised_date, pp.paid_by_date_gnf, p.status
          FROM promises p CROSS JOIN LATERAL promise_payments(p.id) pp
          WHERE p.id = $1 FOR UPDATE OF p",
@@ -333,31 +380,19 @@ pub async fn lock(
     .bind(promise_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(
-        |(id, tenant_id, amount_gnf, promised_date, paid_by_date_gnf, status)| {
-            (
-                PendingPromise {
-                    id,
-                    tenant_id,
-                    amount_gnf,
-                    promised_date,
-                    paid_by_date_gnf,
-                },
-                status,
-            )
-        },
-    ))
+    Ok(row.map(|row| (row.promise, row.status)))
 }
 
 /// The tenant of a promise (for the scope check before anything is locked).
 pub async fn tenant_of<'e>(
     executor: impl PgExecutor<'e>,
     promise_id: Uuid,
-) -> Result<Option<Uuid>, sqlx::Error> {
+) -> Result<Option<Uuid>> {
     sqlx::query_scalar("SELECT tenant_id FROM promises WHERE id = $1")
         .bind(promise_id)
         .fetch_optional(executor)
         .await
+        .map_err(StoreError::from)
 }
 
 /// Which promises a caller may list.
@@ -377,8 +412,8 @@ pub enum Visibility {
 /// Filters of ListPromises (all optional, combined with AND).
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    /// Derived statuses (`pending`, `kept`, ...), any of them; empty: all.
-    pub statuses: Vec<&'static str>,
+    /// Derived statuses, any of them; empty: all.
+    pub statuses: Vec<PromiseStatus>,
     pub agent_id: Option<Uuid>,
     pub site_id: Option<Uuid>,
     pub tenant_id: Option<Uuid>,
@@ -426,7 +461,7 @@ fn filtered<'a>(
         query.push(")");
     }
     if !filter.statuses.is_empty() {
-        let statuses: Vec<String> = filter.statuses.iter().map(|s| (*s).to_owned()).collect();
+        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
         query
             .push(" AND v.status = ANY(")
             .push_bind(statuses)
@@ -458,7 +493,7 @@ pub async fn list<'e>(
     filter: &ListFilter,
     after: Option<&Cursor>,
     limit: i64,
-) -> Result<Vec<PromiseView>, sqlx::Error> {
+) -> Result<Vec<PromiseView>> {
     let mut query = filtered("v.*", today, visibility, filter);
     if let Some(after) = after {
         query
@@ -473,7 +508,7 @@ pub async fn list<'e>(
     query
         .push(" ORDER BY v.promised_date, v.tenant_name, v.id LIMIT ")
         .push_bind(limit);
-    query.build_query_as().fetch_all(executor).await
+    Ok(query.build_query_as().fetch_all(executor).await?)
 }
 
 /// Number of matching promises and the sum of their amounts (all pages).
@@ -482,7 +517,7 @@ pub async fn totals<'e>(
     today: NaiveDate,
     visibility: &Visibility,
     filter: &ListFilter,
-) -> Result<(i64, i64), sqlx::Error> {
+) -> Result<(i64, i64)> {
     filtered(
         "count(*)::bigint, coalesce(sum(v.amount_gnf), 0)::bigint",
         today,
@@ -492,6 +527,220 @@ pub async fn totals<'e>(
     .build_query_as()
     .fetch_one(executor)
     .await
+    .map_err(StoreError::from)
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a payment or a reversal does to a promise.
+
+/// A promise as a payment sees it: whether the payment counts towards it, and its status.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PromiseState {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    #[sqlx(try_from = "String")]
+    pub status: PromiseStatus,
+    pub amount_gnf: i64,
+    pub promised_date: NaiveDate,
+    pub covered_gnf: i64,
+    /// When it was made: the call or visit's occurred_at, else when it was stored.
+    pub made_at: DateTime<Utc>,
+}
+
+impl PromiseState {
+    /// What decides its status once `covered_gnf` is paid by its date.
+    pub fn progress(&self, covered_gnf: i64) -> PromiseProgress {
+        PromiseProgress {
+            amount: Gnf::new(self.amount_gnf),
+            promised_date: self.promised_date,
+            paid_by_promised_date: Gnf::new(covered_gnf),
+            cancelled: self.status == PromiseStatus::Cancelled,
+        }
+    }
+}
+
+/// The SELECT of [`PromiseState`] up to its FROM clause (`p` is the promise); the caller adds
+/// the WHERE and the lock.
+pub(super) const PROMISE_STATE: &str = "SELECT p.id, p.tenant_id, p.status, p.amount_gnf,
+        p.promised_date, p.covered_gnf, coalesce(i.occurred_at, p.created_at) AS made_at
+    FROM promises p LEFT JOIN interactions i ON i.id = p.interaction_id";
+
+/// One promise, locked.
+pub async fn state(conn: &mut PgConnection, promise_id: Uuid) -> Result<Option<PromiseState>> {
+    Ok(
+        sqlx::query_as(&format!("{PROMISE_STATE} WHERE p.id = $1 FOR UPDATE OF p"))
+            .bind(promise_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// What the tenant's payments made on or before the promise's date (Africa/Conakry days)
+/// have paid towards it, net of reversals: the ledger's answer (`promise_payments`), the one
+/// every reader of promises uses.
+pub async fn paid_by_date(conn: &mut PgConnection, promise_id: Uuid) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT paid_by_date_gnf FROM promise_payments($1)")
+            .bind(promise_id)
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+/// Stores a promise's coverage and status; `status_changed_at` is set to `now` when the
+/// status changes to a final one, cleared when it goes back to pending; with `event`, the
+/// timeline event of the change (at `now`).
+pub async fn set_progress(
+    conn: &mut PgConnection,
+    promise_id: Uuid,
+    covered_gnf: i64,
+    status: PromiseStatus,
+    status_changed: bool,
+    event: Option<PromiseEventKind>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE promises
+         SET covered_gnf = $2, status = $3,
+             status_changed_at = CASE WHEN NOT $4 THEN status_changed_at
+                                      WHEN $3 = 'pending' THEN NULL
+                                      ELSE $5 END
+         WHERE id = $1",
+    )
+    .bind(promise_id)
+    .bind(covered_gnf)
+    .bind(status.as_str())
+    .bind(status_changed)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if let Some(kind) = event {
+        sqlx::query(
+            "INSERT INTO promise_events (promise_id, kind, occurred_at, received_at)
+             VALUES ($1, $2, $3, $3)",
+        )
+        .bind(promise_id)
+        .bind(kind.as_str())
+        .bind(now)
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Promises of tenant cards and timelines.
+
+/// A promise with its derived status (`promise_status_on`) and what was paid towards it
+/// (`promise_payments`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PromiseRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub agent_id: Uuid,
+    pub agent_name: String,
+    pub interaction_id: Option<Uuid>,
+    pub amount_gnf: i64,
+    pub promised_date: NaiveDate,
+    /// Derived on the day of the read.
+    #[sqlx(try_from = "String")]
+    pub status: PromiseStatus,
+    pub paid_gnf: i64,
+    /// occurred_at of the call or visit it was made in.
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub original_promised_date: NaiveDate,
+    pub reschedule_count: i32,
+    pub cancel_reason: Option<String>,
+    pub reschedule_reason: Option<String>,
+    pub status_changed_at: Option<DateTime<Utc>>,
+}
+
+const PROMISE_SELECT: &str = "SELECT pr.id, pr.tenant_id, pr.agent_id, u.full_name AS agent_name,
+        pr.interaction_id, pr.amount_gnf, pr.promised_date,
+        promise_status_on(pr.id, $2) AS status, pp.paid_gnf,
+        coalesce(i.occurred_at, pr.created_at) AS occurred_at, pr.created_at AS received_at,
+        coalesce(pr.original_promised_date, pr.promised_date) AS original_promised_date,
+        pr.reschedule_count, pr.cancel_reason, pr.reschedule_reason, pr.status_changed_at
+    FROM promises pr
+    JOIN users u ON u.id = pr.agent_id
+    LEFT JOIN interactions i ON i.id = pr.interaction_id
+    CROSS JOIN LATERAL promise_payments(pr.id) pp";
+
+/// The promises of `tenant_ids` still pending on `today` (status derived), newest first.
+pub async fn pending_of_tenants(
+    conn: &mut PgConnection,
+    tenant_ids: &[Uuid],
+    today: NaiveDate,
+) -> Result<Vec<PromiseRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT * FROM ({PROMISE_SELECT}
+                        WHERE pr.tenant_id = ANY($1) AND pr.status = 'pending') p
+         WHERE p.status = 'pending'
+         ORDER BY p.tenant_id, p.received_at DESC, p.id DESC"
+    ))
+    .bind(tenant_ids)
+    .bind(today)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Promises by id, statuses derived on `today`.
+pub async fn by_ids(
+    conn: &mut PgConnection,
+    promise_ids: &[Uuid],
+    today: NaiveDate,
+) -> Result<Vec<PromiseRow>> {
+    Ok(
+        sqlx::query_as(&format!("{PROMISE_SELECT} WHERE pr.id = ANY($1)"))
+            .bind(promise_ids)
+            .bind(today)
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+/// A change of a promise after it was made.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PromiseEventRow {
+    pub id: i64,
+    pub promise_id: Uuid,
+    #[sqlx(try_from = "String")]
+    pub kind: PromiseEventKind,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub actor_id: Option<Uuid>,
+    pub actor_name: Option<String>,
+    pub previous_promised_date: Option<NaiveDate>,
+    pub reason: Option<String>,
+}
+
+const PROMISE_EVENT_SELECT: &str = "SELECT e.id, e.promise_id, e.kind, e.occurred_at,
+        e.received_at, e.actor_id, u.full_name AS actor_name, e.previous_promised_date, e.reason
+    FROM promise_events e
+    LEFT JOIN users u ON u.id = e.actor_id";
+
+/// The promise ids of promise events.
+pub async fn of_events(conn: &mut PgConnection, event_ids: &[i64]) -> Result<Vec<Uuid>> {
+    Ok(
+        sqlx::query_scalar("SELECT DISTINCT promise_id FROM promise_events WHERE id = ANY($1)")
+            .bind(event_ids)
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+/// Every event of `promise_ids`, in the order they were written.
+pub async fn events_of(
+    conn: &mut PgConnection,
+    promise_ids: &[Uuid],
+) -> Result<Vec<PromiseEventRow>> {
+    Ok(sqlx::query_as(&format!(
+        "{PROMISE_EVENT_SELECT} WHERE e.promise_id = ANY($1) ORDER BY e.promise_id, e.id"
+    ))
+    .bind(promise_ids)
+    .fetch_all(conn)
+    .await?)
 }
 
 #[cfg(test)]
@@ -499,45 +748,49 @@ mod tests {
     use chrono::NaiveDate;
     use sqlx::PgPool;
 
-    use crate::domain::Gnf;
-    use crate::domain::promise::PromiseProgress;
+    use super::PendingPromise;
+    use crate::domain::{PromiseStatus, shown_status};
 
-    /// Lists filter by the status SQL derives (`promise_derived_status`); the job and the
-    /// handlers use the Rust rule. Both must agree on every case.
+    /// Lists filter by the status SQL derives (`promise_derived_status`); the job, the writes
+    /// and the readers use the Rust rule (`domain::promise::shown_status`). Both must agree on
+    /// every case, whatever the stored status.
     #[sqlx::test(migrations = "./migrations")]
     async fn sql_and_rust_derive_the_same_status(pool: PgPool) {
         let promised = NaiveDate::from_ymd_opt(2026, 3, 15).expect("date");
         let mut cases = 0;
-        for amount in [1, 50_000, 300_000] {
-            for paid in [0, 1, 49_999, 50_000, 50_001, 299_999, 300_000, 900_000] {
-                for offset in [-30, -1, 0, 1, 2, 90] {
-                    let today = promised + chrono::Duration::days(offset);
-                    let rust = PromiseProgress {
-                        amount: Gnf::new(amount),
-                        promised_date: promised,
-                        paid_by_promised_date: Gnf::new(paid),
-                        cancelled: false,
+        for stored in PromiseStatus::ALL {
+            for amount in [1, 50_000, 300_000] {
+                for paid in [0, 1, 49_999, 50_000, 50_001, 299_999, 300_000, 900_000] {
+                    for offset in [-30, -1, 0, 1, 2, 90] {
+                        let today = promised + chrono::Duration::days(offset);
+                        let promise = PendingPromise {
+                            id: uuid::Uuid::nil(),
+                            tenant_id: uuid::Uuid::nil(),
+                            amount_gnf: amount,
+                            promised_date: promised,
+                            paid_by_date_gnf: paid,
+                        };
+                        let rust = shown_status(stored, &promise.progress(), today);
+                        let sql: String =
+                            sqlx::query_scalar("SELECT promise_derived_status($1, $2, $3, $4, $5)")
+                                .bind(stored.as_str())
+                                .bind(amount)
+                                .bind(promised)
+                                .bind(paid)
+                                .bind(today)
+                                .fetch_one(&pool)
+                                .await
+                                .expect("sql status");
+                        assert_eq!(
+                            sql,
+                            rust.as_str(),
+                            "stored {stored}, amount {amount}, paid {paid}, today {today}"
+                        );
+                        cases += 1;
                     }
-                    .status_on(today);
-                    let sql: String = sqlx::query_scalar(
-                        "SELECT promise_derived_status('pending', $1, $2, $3, $4)",
-                    )
-                    .bind(amount)
-                    .bind(promised)
-                    .bind(paid)
-                    .bind(today)
-                    .fetch_one(&pool)
-                    .await
-                    .expect("sql status");
-                    assert_eq!(
-                        sql,
-                        rust.as_str(),
-                        "amount {amount}, paid {paid}, today {today}"
-                    );
-                    cases += 1;
                 }
             }
         }
-        assert_eq!(cases, 3 * 8 * 6);
+        assert_eq!(cases, 5 * 3 * 8 * 6);
     }
 }

@@ -1,9 +1,14 @@
 //! SQL of the daily figures (GetDailyStats): a handful of aggregate queries over one
-//! Africa/Conakry day, never one query per agent or site.
+//! Africa/Conakry day, never one query per agent or site. The sites and agents the figures
+//! are shown for come from `store::sites` and `store::agents`; the sums are the domain's
+//! (`domain::daily`).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
 use uuid::Uuid;
+
+use super::error::{Result, StoreError};
+use crate::domain::daily::{Activity, SiteActivity};
 
 /// Which rows a day's figures are made of.
 #[derive(Debug, Clone)]
@@ -18,25 +23,7 @@ pub struct DayFilter<'a> {
     pub actor_ids: Option<&'a [Uuid]>,
 }
 
-/// The activity of one user on the tenants of one site, over the day.
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
-pub struct ActivityRow {
-    pub actor_id: Uuid,
-    pub site_id: Uuid,
-    pub call_count: i64,
-    pub visit_count: i64,
-    pub far_away_visit_count: i64,
-    pub refusal_count: i64,
-    pub promise_count: i64,
-    pub promised_gnf: i64,
-    pub payment_count: i64,
-    /// Payments minus reversals.
-    pub collected_gnf: i64,
-    pub reversal_count: i64,
-    pub score_points: i64,
-}
-
-/// The day's activity per (user, site).
+/// The day's activity per (user, site) (collected: payments minus reversals).
 ///
 /// - calls, visits, refusals: interactions whose occurred_at is in the day, by their agent;
 /// - promises: made in a call or visit of the day (the promise's occurred_at), by their agent;
@@ -47,8 +34,8 @@ pub struct ActivityRow {
 pub async fn activity(
     conn: &mut PgConnection,
     filter: &DayFilter<'_>,
-) -> Result<Vec<ActivityRow>, sqlx::Error> {
-    sqlx::query_as(
+) -> Result<Vec<SiteActivity>> {
+    let rows = sqlx::query(
         "SELECT ev.actor_id, ev.site_id,
                 sum(ev.calls)::bigint AS call_count,
                 sum(ev.visits)::bigint AS visit_count,
@@ -108,7 +95,27 @@ pub async fn activity(
     .bind(filter.site_ids)
     .bind(filter.actor_ids)
     .fetch_all(conn)
-    .await
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(SiteActivity {
+                actor_id: row.try_get("actor_id")?,
+                site_id: row.try_get("site_id")?,
+                activity: Activity {
+                    call_count: row.try_get("call_count")?,
+                    visit_count: row.try_get("visit_count")?,
+                    far_away_visit_count: row.try_get("far_away_visit_count")?,
+                    refusal_count: row.try_get("refusal_count")?,
+                    promise_count: row.try_get("promise_count")?,
+                    promised_gnf: row.try_get("promised_gnf")?,
+                    payment_count: row.try_get("payment_count")?,
+                    collected_gnf: row.try_get("collected_gnf")?,
+                    reversal_count: row.try_get("reversal_count")?,
+                    score_points: row.try_get("score_points")?,
+                },
+            })
+        })
+        .collect()
 }
 
 /// Amount due at the start of the day, per site: charges due on or before the day, minus
@@ -122,7 +129,7 @@ pub async fn due_by_site(
     day: NaiveDate,
     start: DateTime<Utc>,
     site_ids: Option<&[Uuid]>,
-) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
+) -> Result<Vec<(Uuid, i64)>> {
     sqlx::query_as(
         "SELECT x.site_id, sum(x.amount)::bigint FROM (
              SELECT t.site_id, c.amount_due_gnf - c.amount_paid_gnf AS amount
@@ -145,67 +152,5 @@ pub async fn due_by_site(
     .bind(site_ids)
     .fetch_all(conn)
     .await
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SiteRow {
-    pub id: Uuid,
-    pub name: String,
-}
-
-/// Sites by name; `None`: every site.
-pub async fn sites(
-    conn: &mut PgConnection,
-    site_ids: Option<&[Uuid]>,
-) -> Result<Vec<SiteRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, name FROM sites WHERE $1::uuid[] IS NULL OR id = ANY($1) ORDER BY name, id",
-    )
-    .bind(site_ids)
-    .fetch_all(conn)
-    .await
-}
-
-/// Which agents get a line.
-#[derive(Debug, Clone)]
-pub struct AgentFilter<'a> {
-    /// Only agents covering at least one of these sites; `None`: any.
-    pub covering: Option<&'a [Uuid]>,
-    /// Only agents supervised by this user.
-    pub supervisor_id: Option<Uuid>,
-    /// Only these agents; `None`: any.
-    pub agent_ids: Option<&'a [Uuid]>,
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AgentRow {
-    pub id: Uuid,
-    pub full_name: String,
-    pub disabled: bool,
-    pub site_ids: Vec<Uuid>,
-}
-
-/// Users of role agent matching `filter`, with the sites they cover.
-pub async fn agents(
-    conn: &mut PgConnection,
-    filter: &AgentFilter<'_>,
-) -> Result<Vec<AgentRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT u.id, u.full_name, u.disabled,
-                ARRAY(SELECT us.site_id FROM user_sites us WHERE us.user_id = u.id
-                      ORDER BY us.site_id) AS site_ids
-         FROM users u
-         WHERE u.role_id = 'agent'
-           AND ($1::uuid[] IS NULL
-                OR EXISTS (SELECT 1 FROM user_sites us
-                           WHERE us.user_id = u.id AND us.site_id = ANY($1)))
-           AND ($2::uuid IS NULL OR u.supervisor_id = $2)
-           AND ($3::uuid[] IS NULL OR u.id = ANY($3))
-         ORDER BY u.full_name, u.id",
-    )
-    .bind(filter.covering)
-    .bind(filter.supervisor_id)
-    .bind(filter.agent_ids)
-    .fetch_all(conn)
-    .await
+    .map_err(StoreError::from)
 }

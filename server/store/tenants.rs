@@ -1,12 +1,17 @@
-//! SQL of tenants: their site (for scope checks), tenant cards, arrears, search, and the
-//! timeline of everything that happened to one tenant.
+//! SQL of tenants: their site (for scope checks), the tenant lock every write of a tenant
+//! takes, balances, tenant cards, search, and the timeline of everything that happened to one
+//! tenant.
 //!
-//! The reads of one request run in one read-only REPEATABLE READ transaction ([`begin_read`]),
-//! so a card's balance, last interaction and pending promise come from the same snapshot.
+//! The reads of one request run in one read-only REPEATABLE READ transaction
+//! (`store::begin_read`), so a card's balance, last interaction and pending promise come from
+//! the same snapshot.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder, Transaction};
+use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
+
+use super::error::Result;
+use crate::domain::UnknownDbValue;
 
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]
 pub struct TenantSite {
@@ -15,23 +20,79 @@ pub struct TenantSite {
     pub active: bool,
 }
 
+/// The tenant's site; `None` for an unknown tenant.
 pub async fn site_of<'e>(
     executor: impl PgExecutor<'e>,
     tenant_id: Uuid,
-) -> Result<Option<TenantSite>, sqlx::Error> {
-    sqlx::query_as("SELECT id AS tenant_id, site_id, active FROM tenants WHERE id = $1")
-        .bind(tenant_id)
-        .fetch_optional(executor)
-        .await
+) -> Result<Option<TenantSite>> {
+    Ok(
+        sqlx::query_as("SELECT id AS tenant_id, site_id, active FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_optional(executor)
+            .await?,
+    )
 }
 
-/// A read-only transaction on one snapshot, for the several queries of one read.
-pub async fn begin_read(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
+/// The tenant row, locked for the rest of the transaction, with what the writes of a tenant
+/// need: its site, whether it is active, its credit, its home and the names an answer shows.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LockedTenant {
+    pub id: Uuid,
+    pub site_id: Uuid,
+    pub active: bool,
+    pub credit_gnf: i64,
+    pub home_latitude: Option<f64>,
+    pub home_longitude: Option<f64>,
+    pub full_name: String,
+    pub unit: String,
+    pub site_name: String,
+}
+
+/// Locks the tenant row: the calls, visits, payments and reversals of one tenant then run one
+/// after the other, so "the pending promise", the open charges and the credit cannot change
+/// under a writer's feet. `FOR NO KEY UPDATE` is the lock an UPDATE of non-key columns
+/// (credit_gnf) takes: it serialises every writer of the tenant but, unlike `FOR UPDATE`,
+/// lets rows that merely reference the tenant be inserted meanwhile. `None` for an unknown
+/// tenant.
+pub async fn lock(conn: &mut PgConnection, tenant_id: Uuid) -> Result<Option<LockedTenant>> {
+    Ok(sqlx::query_as(
+        "SELECT t.id, t.site_id, t.active, t.credit_gnf, t.home_latitude, t.home_longitude,
+                t.full_name, t.unit, s.name AS site_name
+         FROM tenants t JOIN sites s ON s.id = t.site_id
+         WHERE t.id = $1 FOR NO KEY UPDATE OF t",
+    )
+    .bind(tenant_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// A tenant's balance: outstanding on the charges due by a day, and the credit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Balance {
+    pub tenant_id: Uuid,
+    /// Outstanding on charges already due (due date on or before the day).
+    pub outstanding_gnf: i64,
+    pub credit_gnf: i64,
+}
+
+/// The tenant's balance on `today`.
+pub async fn balance(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    today: NaiveDate,
+) -> Result<Balance> {
+    Ok(sqlx::query_as(
+        "SELECT t.id AS tenant_id,
+                coalesce((SELECT sum(amount_due_gnf - amount_paid_gnf) FROM charges
+                          WHERE tenant_id = t.id AND amount_paid_gnf < amount_due_gnf
+                            AND due_date <= $2), 0)::bigint AS outstanding_gnf,
+                t.credit_gnf
+         FROM tenants t WHERE t.id = $1",
+    )
+    .bind(tenant_id)
+    .bind(today)
+    .fetch_one(conn)
+    .await?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -66,8 +127,8 @@ pub async fn cards(
     conn: &mut PgConnection,
     tenant_ids: &[Uuid],
     today: NaiveDate,
-) -> Result<Vec<TenantCardRow>, sqlx::Error> {
-    sqlx::query_as(
+) -> Result<Vec<TenantCardRow>> {
+    Ok(sqlx::query_as(
         "SELECT t.id, t.full_name, t.phone, t.site_id, s.name AS site_name, t.unit, t.address,
                 t.home_latitude, t.home_longitude, t.monthly_rent_gnf, t.active, t.credit_gnf,
                 coalesce(o.outstanding_gnf, 0)::bigint AS outstanding_gnf,
@@ -92,106 +153,7 @@ pub async fn cards(
     .bind(tenant_ids)
     .bind(today)
     .fetch_all(conn)
-    .await
-}
-
-/// The latest call or visit of a tenant.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct LastInteractionRow {
-    pub tenant_id: Uuid,
-    pub id: Uuid,
-    pub kind: String,
-    pub outcome: String,
-    pub occurred_at: DateTime<Utc>,
-    pub agent_id: Uuid,
-    pub agent_name: String,
-    /// The first 200 characters of the notes.
-    pub notes_excerpt: String,
-}
-
-/// The latest interaction (by occurred_at, then received_at) of each of `tenant_ids`.
-pub async fn last_interactions(
-    conn: &mut PgConnection,
-    tenant_ids: &[Uuid],
-) -> Result<Vec<LastInteractionRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT DISTINCT ON (i.tenant_id)
-                i.tenant_id, i.id, i.kind, i.outcome, i.occurred_at, i.agent_id,
-                u.full_name AS agent_name, left(i.notes, 200) AS notes_excerpt
-         FROM interactions i
-         JOIN users u ON u.id = i.agent_id
-         WHERE i.tenant_id = ANY($1)
-         ORDER BY i.tenant_id, i.occurred_at DESC, i.received_at DESC, i.id DESC",
-    )
-    .bind(tenant_ids)
-    .fetch_all(conn)
-    .await
-}
-
-/// A promise with its derived status (`promise_status_on`) and what was paid towards it
-/// (`promise_payments`).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PromiseRow {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub agent_id: Uuid,
-    pub agent_name: String,
-    pub interaction_id: Option<Uuid>,
-    pub amount_gnf: i64,
-    pub promised_date: NaiveDate,
-    /// Derived on the day of the read: pending, kept, partially_kept, broken, cancelled.
-    pub status: String,
-    pub paid_gnf: i64,
-    /// occurred_at of the call or visit it was made in.
-    pub occurred_at: DateTime<Utc>,
-    pub received_at: DateTime<Utc>,
-    pub original_promised_date: NaiveDate,
-    pub reschedule_count: i32,
-    pub cancel_reason: Option<String>,
-    pub reschedule_reason: Option<String>,
-    pub status_changed_at: Option<DateTime<Utc>>,
-}
-
-const PROMISE_SELECT: &str = "SELECT pr.id, pr.tenant_id, pr.agent_id, u.full_name AS agent_name,
-        pr.interaction_id, pr.amount_gnf, pr.promised_date,
-        promise_status_on(pr.id, $2) AS status, pp.paid_gnf,
-        coalesce(i.occurred_at, pr.created_at) AS occurred_at, pr.created_at AS received_at,
-        coalesce(pr.original_promised_date, pr.promised_date) AS original_promised_date,
-        pr.reschedule_count, pr.cancel_reason, pr.reschedule_reason, pr.status_changed_at
-    FROM promises pr
-    JOIN users u ON u.id = pr.agent_id
-    LEFT JOIN interactions i ON i.id = pr.interaction_id
-    CROSS JOIN LATERAL promise_payments(pr.id) pp";
-
-/// The promises of `tenant_ids` still pending on `today` (status derived), newest first.
-pub async fn pending_promises(
-    conn: &mut PgConnection,
-    tenant_ids: &[Uuid],
-    today: NaiveDate,
-) -> Result<Vec<PromiseRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT * FROM ({PROMISE_SELECT}
-                        WHERE pr.tenant_id = ANY($1) AND pr.status = 'pending') p
-         WHERE p.status = 'pending'
-         ORDER BY p.tenant_id, p.received_at DESC, p.id DESC"
-    ))
-    .bind(tenant_ids)
-    .bind(today)
-    .fetch_all(conn)
-    .await
-}
-
-/// Promises by id, statuses derived on `today`.
-pub async fn promises_by_ids(
-    conn: &mut PgConnection,
-    promise_ids: &[Uuid],
-    today: NaiveDate,
-) -> Result<Vec<PromiseRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{PROMISE_SELECT} WHERE pr.id = ANY($1)"))
-        .bind(promise_ids)
-        .bind(today)
-        .fetch_all(conn)
-        .await
+    .await?)
 }
 
 /// A tenant as lists show it.
@@ -205,71 +167,15 @@ pub struct TenantRefRow {
     pub credit_gnf: i64,
 }
 
-pub async fn tenant_ref(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-) -> Result<Option<TenantRefRow>, sqlx::Error> {
-    sqlx::query_as(
+pub async fn tenant_ref(conn: &mut PgConnection, tenant_id: Uuid) -> Result<Option<TenantRefRow>> {
+    Ok(sqlx::query_as(
         "SELECT t.id, t.full_name, t.site_id, s.name AS site_name, t.unit, t.credit_gnf
          FROM tenants t JOIN sites s ON s.id = t.site_id
          WHERE t.id = $1",
     )
     .bind(tenant_id)
     .fetch_optional(conn)
-    .await
-}
-
-// ---------------------------------------------------------------------------------------------
-// Arrears.
-
-/// A charge due on or before the report day, with what had been paid on it by then.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ArrearsChargeRow {
-    pub id: i64,
-    pub period: NaiveDate,
-    pub due_date: NaiveDate,
-    pub due_gnf: i64,
-    pub paid_gnf: i64,
-    /// occurred_at of the latest payment or reversal counted in `paid_gnf`.
-    pub last_paid_at: Option<DateTime<Utc>>,
-    pub paid_in_full_at: Option<DateTime<Utc>>,
-}
-
-/// The tenant's charges due on or before `as_of`, oldest first, paid or not.
-///
-/// Not `tenant_arrears()` of the views migration: it selects by period rather than due date,
-/// leaves out paid charges and only knows the current amounts.
-///
-/// `paid_before`: `None` takes the current `amount_paid_gnf`; `Some(t)` counts only the
-/// allocations of payments and reversals whose occurred_at is before `t` (the figure as it
-/// stood at the end of a past day).
-pub async fn arrears_charges(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-    as_of: NaiveDate,
-    paid_before: Option<DateTime<Utc>>,
-) -> Result<Vec<ArrearsChargeRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT c.id, c.period, c.due_date, c.amount_due_gnf AS due_gnf,
-                CASE WHEN $3::timestamptz IS NULL THEN c.amount_paid_gnf
-                     ELSE coalesce(k.paid_gnf, 0)::bigint END AS paid_gnf,
-                k.last_paid_at, c.paid_in_full_at
-         FROM charges c
-         LEFT JOIN LATERAL (
-             SELECT sum(pa.amount_gnf) AS paid_gnf, max(p.occurred_at) AS last_paid_at
-             FROM payment_allocations pa
-             JOIN payments p ON p.id = pa.payment_id
-             WHERE pa.charge_id = c.id
-               AND ($3::timestamptz IS NULL OR p.occurred_at < $3)
-         ) k ON true
-         WHERE c.tenant_id = $1 AND c.due_date <= $2
-         ORDER BY c.due_date, c.period, c.id",
-    )
-    .bind(tenant_id)
-    .bind(as_of)
-    .bind(paid_before)
-    .fetch_all(conn)
-    .await
+    .await?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,11 +212,8 @@ const WORD_SIMILARITY_THRESHOLD: &str = "0.5";
 
 /// The query's words that carry meaning for French full-text search: French stop words
 /// ("de", "la", ...) are left out, so they do not make every full-text match fail.
-pub async fn meaningful_words(
-    conn: &mut PgConnection,
-    words: &[String],
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
+pub async fn meaningful_words(conn: &mut PgConnection, words: &[String]) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
         "SELECT w FROM unnest($1::text[]) WITH ORDINALITY AS x(w, n)
          WHERE numnode(to_tsquery('french_unaccent', w || ':*')) > 0
             OR w ~ '^[0-9]+$'
@@ -318,16 +221,13 @@ pub async fn meaningful_words(
     )
     .bind(words)
     .fetch_all(conn)
-    .await
+    .await?)
 }
 
 /// For each word, the sites whose code is the word or whose name contains it (accents and
 /// case ignored; words of fewer than 3 letters only match codes). Resolved before the search
 /// so that the planner sees the actual site ids.
-pub async fn sites_matching(
-    conn: &mut PgConnection,
-    words: &[String],
-) -> Result<Vec<Vec<Uuid>>, sqlx::Error> {
+pub async fn sites_matching(conn: &mut PgConnection, words: &[String]) -> Result<Vec<Vec<Uuid>>> {
     let rows: Vec<(i64, Uuid)> = sqlx::query_as(
         "SELECT w.n, s.id
          FROM unnest($1::text[]) WITH ORDINALITY AS w(word, n)
@@ -368,10 +268,7 @@ pub struct SearchHit {
 /// expression of `tenants_full_name_trgm_idx`); or when the phone digits start one of its
 /// phone forms. Relevance = full-text rank + 0.5 when every word matched + name similarity
 /// (+ 1 for a phone match).
-pub async fn search(
-    conn: &mut PgConnection,
-    query: &SearchQuery<'_>,
-) -> Result<Vec<SearchHit>, sqlx::Error> {
+pub async fn search(conn: &mut PgConnection, query: &SearchQuery<'_>) -> Result<Vec<SearchHit>> {
     // Each bound value becomes a constant of its own plan, so the indexes apply.
     sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
         .execute(&mut *conn)
@@ -447,7 +344,7 @@ pub async fn search(
         .push_bind(query.limit)
         .push(" OFFSET ")
         .push_bind(query.offset);
-    qb.build_query_as().fetch_all(&mut *conn).await
+    Ok(qb.build_query_as().fetch_all(&mut *conn).await?)
 }
 
 /// Every word matches the name, unit or phone (full text, prefix), the unit (substring,
@@ -506,26 +403,65 @@ fn push_all_words_tsquery(qb: &mut QueryBuilder<'_, Postgres>, words: &[String])
 // ---------------------------------------------------------------------------------------------
 // History (timeline).
 
-/// Sort labels of the timeline's sources; also the `kind` of the keyset cursor.
-pub mod history_kind {
-    pub const CHARGE: &str = "charge";
-    pub const PAYMENT: &str = "payment";
-    pub const REVERSAL: &str = "reversal";
-    pub const CALL: &str = "call";
-    pub const VISIT: &str = "visit";
+/// The sources of the timeline, with their sort labels (also the `kind` of the keyset cursor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HistoryKind {
+    Charge,
+    Payment,
+    Reversal,
+    Call,
+    Visit,
     /// A promise being made (the promise row itself).
-    pub const PROMISE_MADE: &str = "promise";
+    PromiseMade,
     /// A later event of a promise (`promise_events`).
-    pub const PROMISE_EVENT: &str = "promise_event";
-    pub const ALL: [&str; 7] = [
-        CHARGE,
-        PAYMENT,
-        REVERSAL,
-        CALL,
-        VISIT,
-        PROMISE_MADE,
-        PROMISE_EVENT,
+    PromiseEvent,
+}
+
+impl HistoryKind {
+    pub const ALL: [HistoryKind; 7] = [
+        HistoryKind::Charge,
+        HistoryKind::Payment,
+        HistoryKind::Reversal,
+        HistoryKind::Call,
+        HistoryKind::Visit,
+        HistoryKind::PromiseMade,
+        HistoryKind::PromiseEvent,
     ];
+
+    /// The sort label (the SQL below and the page tokens).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryKind::Charge => "charge",
+            HistoryKind::Payment => "payment",
+            HistoryKind::Reversal => "reversal",
+            HistoryKind::Call => "call",
+            HistoryKind::Visit => "visit",
+            HistoryKind::PromiseMade => "promise",
+            HistoryKind::PromiseEvent => "promise_event",
+        }
+    }
+}
+
+impl std::str::FromStr for HistoryKind {
+    type Err = UnknownDbValue;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        HistoryKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| UnknownDbValue {
+                kind: "history kind",
+                value: s.to_owned(),
+            })
+    }
+}
+
+impl TryFrom<String> for HistoryKind {
+    type Error = UnknownDbValue;
+
+    fn try_from(s: String) -> std::result::Result<Self, Self::Error> {
+        s.parse()
+    }
 }
 
 /// The position of an entry in the timeline: entries are ordered by this key, which is unique
@@ -534,15 +470,17 @@ pub mod history_kind {
 pub struct HistoryKey {
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: HistoryKind,
+    /// The row's id: a charge's number, else a UUID.
     pub id: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct HistoryQuery<'a> {
     pub tenant_id: Uuid,
-    /// Sources to include ([`history_kind`] labels).
-    pub kinds: &'a [&'static str],
+    /// Sources to include.
+    pub kinds: &'a [HistoryKind],
     /// occurred_at in [start, end).
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
@@ -556,7 +494,7 @@ pub struct HistoryQuery<'a> {
 pub async fn history_keys(
     conn: &mut PgConnection,
     query: &HistoryQuery<'_>,
-) -> Result<Vec<HistoryKey>, sqlx::Error> {
+) -> Result<Vec<HistoryKey>> {
     let (cmp, dir) = if query.oldest_first {
         (">", "ASC")
     } else {
@@ -595,85 +533,17 @@ pub async fn history_keys(
          ORDER BY h.occurred_at {dir}, h.received_at {dir}, h.kind {dir}, h.id {dir}
          LIMIT $9"
     );
-    let kinds: Vec<&str> = query.kinds.to_vec();
-    sqlx::query_as(&sql)
+    let kinds: Vec<&str> = query.kinds.iter().map(|kind| kind.as_str()).collect();
+    Ok(sqlx::query_as(&sql)
         .bind(query.tenant_id)
         .bind(kinds)
         .bind(query.start)
         .bind(query.end)
         .bind(query.after.map(|k| k.occurred_at))
         .bind(query.after.map(|k| k.received_at))
-        .bind(query.after.map(|k| k.kind.clone()))
+        .bind(query.after.map(|k| k.kind.as_str()))
         .bind(query.after.map(|k| k.id.clone()))
         .bind(query.limit)
         .fetch_all(conn)
-        .await
-}
-
-/// A monthly charge with its current figures.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ChargeRow {
-    pub id: i64,
-    pub period: NaiveDate,
-    pub due_date: NaiveDate,
-    pub due_gnf: i64,
-    pub paid_gnf: i64,
-    pub paid_in_full_at: Option<DateTime<Utc>>,
-}
-
-pub async fn charges_by_ids(
-    conn: &mut PgConnection,
-    charge_ids: &[i64],
-) -> Result<Vec<ChargeRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, period, due_date, amount_due_gnf AS due_gnf, amount_paid_gnf AS paid_gnf,
-                paid_in_full_at
-         FROM charges WHERE id = ANY($1)",
-    )
-    .bind(charge_ids)
-    .fetch_all(conn)
-    .await
-}
-
-/// A change of a promise after it was made.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PromiseEventRow {
-    pub id: i64,
-    pub promise_id: Uuid,
-    pub kind: String,
-    pub occurred_at: DateTime<Utc>,
-    pub received_at: DateTime<Utc>,
-    pub actor_id: Option<Uuid>,
-    pub actor_name: Option<String>,
-    pub previous_promised_date: Option<NaiveDate>,
-    pub reason: Option<String>,
-}
-
-const PROMISE_EVENT_SELECT: &str = "SELECT e.id, e.promise_id, e.kind, e.occurred_at,
-        e.received_at, e.actor_id, u.full_name AS actor_name, e.previous_promised_date, e.reason
-    FROM promise_events e
-    LEFT JOIN users u ON u.id = e.actor_id";
-
-/// The promise ids of promise events.
-pub async fn promise_ids_of_events(
-    conn: &mut PgConnection,
-    event_ids: &[i64],
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT DISTINCT promise_id FROM promise_events WHERE id = ANY($1)")
-        .bind(event_ids)
-        .fetch_all(conn)
-        .await
-}
-
-/// Every event of `promise_ids`, in the order they were written.
-pub async fn promise_events_of(
-    conn: &mut PgConnection,
-    promise_ids: &[Uuid],
-) -> Result<Vec<PromiseEventRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "{PROMISE_EVENT_SELECT} WHERE e.promise_id = ANY($1) ORDER BY e.promise_id, e.id"
-    ))
-    .bind(promise_ids)
-    .fetch_all(conn)
-    .await
+        .await?)
 }

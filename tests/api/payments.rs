@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use akig::proto::v1::collections_service_client::CollectionsServiceClient;
 use akig::proto::v1::{
-    GetPaymentRequest, ListPaymentsRequest, Payment, PaymentKind, PaymentMethod, PromiseStatus,
-    RecordPaymentRequest, RecordPaymentResponse, ReversePaymentRequest, ReversePaymentResponse,
+    GetPaymentRequest, GetTenantRequest, ListPaymentsRequest, Payment, PaymentKind, PaymentMethod,
+    PromiseStatus, RecordPaymentRequest, RecordPaymentResponse, ReversePaymentRequest,
+    ReversePaymentResponse,
 };
 use chrono::{Datelike, NaiveDate, Utc};
 use sqlx::PgPool;
@@ -17,8 +18,8 @@ use tonic_types::StatusExt;
 use uuid::Uuid;
 
 use crate::support::{
-    KALOUM, TestApp, TestDb, authed, bad_fields, count, create_charges, create_site, create_tenant,
-    create_user, error_reason, insert_mission, message, spawn_app, ts,
+    KALOUM, TestApp, TestDb, authed, bad_fields, count, create_charge, create_charges, create_site,
+    create_tenant, create_user, error_reason, insert_mission, message, spawn_app, ts,
 };
 
 const MONTH: i64 = 1_000_000;
@@ -285,6 +286,44 @@ async fn a_payment_pays_the_oldest_months_first() {
             .await
             .expect("get"),
         payment
+    );
+}
+
+/// The balance a payment answers is computed from what it wrote (`domain::allocation`); a read
+/// computes it in SQL (`store::tenants`). Both count only the charges already due.
+#[tokio::test]
+async fn the_balance_a_payment_answers_is_the_one_a_read_shows() {
+    let w = World::new().await;
+    let today = Utc::now().date_naive();
+    for due in [
+        today - chrono::Duration::days(40),
+        today - chrono::Duration::days(10),
+        today + chrono::Duration::days(20),
+    ] {
+        let period = due.with_day(1).expect("first of the month");
+        create_charge(&w.pool, w.tenant, period, due, MONTH).await;
+    }
+    let answered = w
+        .pay(cash(w.tenant, 1_500_000))
+        .await
+        .balance
+        .expect("balance");
+    assert_eq!(answered.outstanding_gnf, 500_000);
+    let card = w
+        .app
+        .collections(&w.agent_token)
+        .await
+        .get_tenant(GetTenantRequest {
+            tenant_id: w.tenant.to_string(),
+        })
+        .await
+        .expect("tenant")
+        .into_inner()
+        .tenant
+        .expect("card");
+    assert_eq!(
+        (card.outstanding_gnf, card.credit_gnf),
+        (answered.outstanding_gnf, answered.credit_gnf)
     );
 }
 
@@ -1204,6 +1243,52 @@ async fn the_visit_and_mission_named_must_be_the_tenants() {
     assert_eq!(payment.visit_id, visit.to_string());
     assert_eq!(payment.mission_id, own_mission.to_string());
     assert_eq!(payment.notes, "Payé à la porte");
+}
+
+/// A mission named by a payment must be the collecting agent's, as for calls and visits: the
+/// mission of another agent for the same tenant is refused, whoever records the payment.
+#[tokio::test]
+async fn the_mission_named_must_be_the_collecting_agents() {
+    let w = World::new().await;
+    create_charges(&w.pool, w.tenant, month(2026, 10), 1, MONTH).await;
+    let colleague = create_user(&w.pool, "agent2.kal", "agent", &[w.site], None).await;
+    let colleagues_mission = insert_mission(&w.pool, colleague, w.tenant, w.site).await;
+
+    // The agent names a colleague's mission for this very tenant.
+    let mut own_payment = cash(w.tenant, 100_000);
+    own_payment.mission_id = colleagues_mission.to_string();
+    let status = w
+        .record(own_payment, &w.agent_token)
+        .await
+        .expect_err("another agent's mission");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["mission_id"]);
+    assert_eq!(error_reason(&status), "ERROR_REASON_MISSION_MISMATCH");
+
+    // The admin records it for the agent: still the colleague's mission.
+    let mut for_the_agent = cash(w.tenant, 100_000);
+    for_the_agent.agent_id = w.agent.to_string();
+    for_the_agent.mission_id = colleagues_mission.to_string();
+    let status = w
+        .record(for_the_agent, &w.admin_token)
+        .await
+        .expect_err("another agent's mission");
+    assert_eq!(error_reason(&status), "ERROR_REASON_MISSION_MISMATCH");
+    assert_eq!(w.count("SELECT count(*) FROM payments").await, 0);
+
+    // Recorded for the colleague who collected it, the mission fits.
+    let mut for_the_colleague = cash(w.tenant, 100_000);
+    for_the_colleague.agent_id = colleague.to_string();
+    for_the_colleague.mission_id = colleagues_mission.to_string();
+    let payment = w
+        .record(for_the_colleague, &w.admin_token)
+        .await
+        .expect("the collector's own mission")
+        .payment
+        .expect("payment");
+    assert_eq!(payment.mission_id, colleagues_mission.to_string());
+    assert_eq!(payment.agent.expect("agent").user_id, colleague.to_string());
+    assert_eq!(w.count("SELECT count(*) FROM payments").await, 1);
 }
 
 #[tokio::test]

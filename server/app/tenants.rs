@@ -1,0 +1,606 @@
+//! Reads about tenants: the tenant card, search, arrears, and the timeline.
+//!
+//! Decisions:
+//! - "Today" and every day boundary are Africa/Conakry days (`domain::clock`).
+//! - Every read runs in one read-only snapshot (`store::begin_read`).
+//! - Arrears for a past day: what had been paid on a charge is the sum of the allocations of
+//!   the payments and reversals whose occurred_at (when the money changed hands) is on or
+//!   before that day; for today or later, the current `amount_paid_gnf`. The credit is always
+//!   the current one (the ledger does not date credit movements). The figures are the domain's
+//!   (`domain::arrears`).
+//! - Search leaves out what is outside the caller's scope, silently: a `site_ids` filter
+//!   naming other sites just finds nothing there.
+//! - Promise statuses are derived on the day of the read; a timeline event shows the promise's
+//!   date, status and reschedule count as they were right after it (`domain::timeline`), its
+//!   amount and paid figure as they are now.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::payments::Entry;
+use super::{AppError, sites_in_scope, tenant_in_scope};
+use crate::auth::caller::Caller;
+use crate::domain::{
+    AgingBuckets, Arrears, ChargeStanding, InteractionKind, Overdue, PaymentKind, PromiseChange,
+    PromiseNow, PromiseSnapshot, arrears, conakry_day, conakry_day_start,
+};
+use crate::store::charges::{self, ChargeRow};
+use crate::store::interactions::{self, InteractionRow, LastInteractionRow};
+use crate::store::payments;
+use crate::store::promises::{self, PromiseEventRow, PromiseRow};
+use crate::store::tenants::{self as store, HistoryKey, HistoryKind, TenantCardRow, TenantRefRow};
+use crate::store::{begin_read, one_page};
+
+/// A promise as shown at one point of its life.
+#[derive(Debug, Clone)]
+pub struct PromiseAt {
+    pub row: PromiseRow,
+    pub snapshot: PromiseSnapshot,
+}
+
+/// What a tenant card shows.
+#[derive(Debug, Clone)]
+pub struct Card {
+    pub row: TenantCardRow,
+    /// Of the oldest unpaid charge due by today.
+    pub overdue: Overdue,
+    pub last_interaction: Option<LastInteractionRow>,
+    pub pending_promise: Option<PromiseAt>,
+}
+
+/// The card of one tenant the caller may see.
+pub async fn card(
+    pool: &PgPool,
+    caller: &Caller,
+    tenant_id: Uuid,
+    today: NaiveDate,
+    aging: &AgingBuckets,
+) -> Result<Card, AppError> {
+    let mut tx = begin_read(pool).await?;
+    tenant_in_scope(&mut *tx, caller, tenant_id).await?;
+    cards(&mut tx, &[tenant_id], today, aging)
+        .await?
+        .pop()
+        .ok_or(AppError::NotFound("tenant"))
+}
+
+/// The cards of `ids`, in the order of `ids` (unknown ids left out).
+async fn cards(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    today: NaiveDate,
+    aging: &AgingBuckets,
+) -> Result<Vec<Card>, AppError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = store::cards(conn, ids, today).await?;
+    let mut last: HashMap<Uuid, LastInteractionRow> = interactions::latest_of_tenants(conn, ids)
+        .await?
+        .into_iter()
+        .map(|row| (row.tenant_id, row))
+        .collect();
+    let mut pending: HashMap<Uuid, PromiseRow> = HashMap::new();
+    // Newest first: the first one seen per tenant is kept.
+    for row in promises::pending_of_tenants(conn, ids, today).await? {
+        pending.entry(row.tenant_id).or_insert(row);
+    }
+    let mut by_id: HashMap<Uuid, TenantCardRow> =
+        rows.into_iter().map(|row| (row.id, row)).collect();
+    Ok(ids
+        .iter()
+        .filter_map(|id| {
+            let row = by_id.remove(id)?;
+            let overdue = row
+                .oldest_unpaid_due_date
+                .map(|due| aging.overdue(due, today))
+                .unwrap_or_default();
+            Some(Card {
+                row,
+                overdue,
+                last_interaction: last.remove(id),
+                pending_promise: pending.remove(id).map(|row| PromiseAt {
+                    snapshot: PromiseSnapshot::current(&promise_now(&row)),
+                    row,
+                }),
+            })
+        })
+        .collect())
+}
+
+fn promise_now(row: &PromiseRow) -> PromiseNow {
+    PromiseNow {
+        promised_date: row.promised_date,
+        original_promised_date: row.original_promised_date,
+        status: row.status,
+        reschedule_count: row.reschedule_count,
+        cancel_reason: row.cancel_reason.clone(),
+        reschedule_reason: row.reschedule_reason.clone(),
+        status_changed_at: row.status_changed_at,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arrears
+
+/// The arrears of a tenant on `as_of`, with the tenant.
+#[derive(Debug, Clone)]
+pub struct TenantArrears {
+    pub tenant: TenantRefRow,
+    pub arrears: Arrears,
+}
+
+/// The arrears of a tenant the caller may see, on `as_of` (see the module's decisions).
+pub async fn arrears_on(
+    pool: &PgPool,
+    caller: &Caller,
+    tenant_id: Uuid,
+    as_of: NaiveDate,
+    include_paid: bool,
+    today: NaiveDate,
+    aging: &AgingBuckets,
+) -> Result<TenantArrears, AppError> {
+    let mut tx = begin_read(pool).await?;
+    tenant_in_scope(&mut *tx, caller, tenant_id).await?;
+    let tenant = store::tenant_ref(&mut tx, tenant_id)
+        .await?
+        .ok_or(AppError::NotFound("tenant"))?;
+    let paid_before = if as_of >= today {
+        None
+    } else {
+        Some(conakry_day_start(day_after(as_of)))
+    };
+    let paid = charges::arrears_charges(&mut tx, tenant_id, as_of, paid_before).await?;
+    let arrears = arrears(&paid, as_of, include_paid, paid_before.is_none(), aging)?;
+    Ok(TenantArrears { tenant, arrears })
+}
+
+/// The day after `day` (or `day` at the end of the calendar).
+pub fn day_after(day: NaiveDate) -> NaiveDate {
+    day.checked_add_days(Days::new(1)).unwrap_or(day)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Search
+
+/// Words of a search query used for matching; more are ignored (the trigram match still sees
+/// the whole query).
+pub const QUERY_MAX_WORDS: usize = 8;
+const WORD_MAX_CHARS: usize = 64;
+/// A search pages through its first 1,000 hits at most (offset paging).
+pub const SEARCH_MAX_OFFSET: i64 = 1_000;
+
+/// A tenant search, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search {
+    /// The query, trimmed.
+    pub text: String,
+    /// `None`: every site the caller may see.
+    pub site_ids: Option<Vec<Uuid>>,
+    pub only_in_arrears: bool,
+    pub show_inactive: bool,
+}
+
+/// One page of search results.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Cards with their relevance, most relevant first.
+    pub hits: Vec<(Card, f64)>,
+    /// Where the next page starts, if there is one.
+    pub next_offset: Option<i64>,
+}
+
+/// The tenants the caller may see that match `search`, from `offset` on.
+pub async fn search(
+    pool: &PgPool,
+    caller: &Caller,
+    search: &Search,
+    offset: i64,
+    page_size: i64,
+    today: NaiveDate,
+    aging: &AgingBuckets,
+) -> Result<Found, AppError> {
+    let nothing = Found {
+        hits: Vec::new(),
+        next_offset: None,
+    };
+    let Some(site_ids) = sites_in_scope(&caller.scope(), search.site_ids.as_deref()) else {
+        return Ok(nothing);
+    };
+    let limit = page_size.min(SEARCH_MAX_OFFSET - offset);
+    if limit <= 0 {
+        return Ok(nothing);
+    }
+    let mut tx = begin_read(pool).await?;
+    let words = store::meaningful_words(&mut tx, &query_words(&search.text)).await?;
+    let word_sites = store::sites_matching(&mut tx, &words).await?;
+    let phone_digits = phone_digits(&search.text);
+    let mut hits = store::search(
+        &mut tx,
+        &store::SearchQuery {
+            text: &search.text,
+            words: &words,
+            word_sites: &word_sites,
+            phone_digits: phone_digits.as_deref(),
+            site_ids: site_ids.as_deref(),
+            show_inactive: search.show_inactive,
+            only_in_arrears: search.only_in_arrears,
+            today,
+            limit: limit + 1,
+            offset,
+        },
+    )
+    .await?;
+    let more = one_page(&mut hits, limit);
+    let next_offset = offset + limit;
+    let ids: Vec<Uuid> = hits.iter().map(|hit| hit.id).collect();
+    let mut cards: HashMap<Uuid, Card> = cards(&mut tx, &ids, today, aging)
+        .await?
+        .into_iter()
+        .map(|card| (card.row.id, card))
+        .collect();
+    Ok(Found {
+        hits: hits
+            .iter()
+            .filter_map(|hit| cards.remove(&hit.id).map(|card| (card, hit.relevance)))
+            .collect(),
+        next_offset: (more && next_offset < SEARCH_MAX_OFFSET).then_some(next_offset),
+    })
+}
+
+/// The words of a query: runs of letters and digits, lower case, at most
+/// [`QUERY_MAX_WORDS`] of at most 64 characters, repeats dropped. Only letters and digits
+/// survive, so a word is always safe inside `to_tsquery`.
+pub fn query_words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for word in text.split(|c: char| !c.is_alphanumeric()) {
+        if word.is_empty() {
+            continue;
+        }
+        let word: String = word.to_lowercase().chars().take(WORD_MAX_CHARS).collect();
+        if !words.contains(&word) {
+            words.push(word);
+        }
+        if words.len() == QUERY_MAX_WORDS {
+            break;
+        }
+    }
+    words
+}
+
+/// The digits of a query that is a phone number (or part of one): digits with optional
+/// spaces, '+', '-', '.', parentheses; 3 to 15 digits.
+pub fn phone_digits(text: &str) -> Option<String> {
+    let compact: String = text
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '+' | '-' | '.' | '(' | ')'))
+        .collect();
+    (compact.len() >= 3 && compact.len() <= 15 && compact.chars().all(|c| c.is_ascii_digit()))
+        .then_some(compact)
+}
+
+// ---------------------------------------------------------------------------------------------
+// History
+
+/// A page of a tenant's timeline, asked for.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    pub tenant_id: Uuid,
+    /// Sources to include (all of them when the request names none).
+    pub kinds: Vec<HistoryKind>,
+    /// occurred_at in [start, end).
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub oldest_first: bool,
+    pub page_size: i64,
+}
+
+/// What happened, as the timeline shows it.
+#[derive(Debug, Clone)]
+pub enum Happened {
+    /// A monthly charge, with today's figures.
+    Charge {
+        row: ChargeRow,
+        standing: ChargeStanding,
+        /// The day it became fully paid.
+        paid_on: Option<NaiveDate>,
+    },
+    Payment(Entry),
+    Reversal(Entry),
+    Call(InteractionRow),
+    Visit(InteractionRow),
+    PromiseMade(PromiseAt),
+    PromiseEvent {
+        event: PromiseEventRow,
+        promise: PromiseAt,
+    },
+}
+
+/// One timeline entry: its position, who did it, and what happened.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub key: HistoryKey,
+    /// (id, name) of the user who did it, when one did.
+    pub actor: Option<(Uuid, String)>,
+    pub happened: Happened,
+}
+
+/// One page of a tenant's timeline.
+#[derive(Debug, Clone)]
+pub struct History {
+    pub tenant: TenantRefRow,
+    pub entries: Vec<HistoryEntry>,
+    /// More entries follow the last one.
+    pub more: bool,
+}
+
+/// The timeline of a tenant the caller may see, after `after` in the requested order.
+pub async fn history(
+    pool: &PgPool,
+    caller: &Caller,
+    query: &HistoryQuery,
+    after: Option<&HistoryKey>,
+    today: NaiveDate,
+    aging: &AgingBuckets,
+) -> Result<History, AppError> {
+    let mut tx = begin_read(pool).await?;
+    tenant_in_scope(&mut *tx, caller, query.tenant_id).await?;
+    let tenant = store::tenant_ref(&mut tx, query.tenant_id)
+        .await?
+        .ok_or(AppError::NotFound("tenant"))?;
+    let mut keys = store::history_keys(
+        &mut tx,
+        &store::HistoryQuery {
+            tenant_id: query.tenant_id,
+            kinds: &query.kinds,
+            start: query.start,
+            end: query.end,
+            after,
+            oldest_first: query.oldest_first,
+            limit: query.page_size + 1,
+        },
+    )
+    .await?;
+    let more = one_page(&mut keys, query.page_size);
+    let entries = entries(&mut tx, keys, today, aging).await?;
+    Ok(History {
+        tenant,
+        entries,
+        more,
+    })
+}
+
+/// The ids of one page's entries, by source.
+#[derive(Default)]
+struct PageIds {
+    charges: Vec<i64>,
+    ledger: Vec<Uuid>,
+    interactions: Vec<Uuid>,
+    promises: Vec<Uuid>,
+    events: Vec<i64>,
+}
+
+impl PageIds {
+    fn of(keys: &[HistoryKey]) -> Result<Self, AppError> {
+        let bad = |key: &HistoryKey| AppError::internal(anyhow::anyhow!("bad history id {key:?}"));
+        let uuid = |key: &HistoryKey| Uuid::parse_str(&key.id).map_err(|_| bad(key));
+        let number = |key: &HistoryKey| key.id.parse::<i64>().map_err(|_| bad(key));
+        let mut ids = Self::default();
+        for key in keys {
+            match key.kind {
+                HistoryKind::Charge => ids.charges.push(number(key)?),
+                HistoryKind::Payment | HistoryKind::Reversal => ids.ledger.push(uuid(key)?),
+                HistoryKind::Call | HistoryKind::Visit => ids.interactions.push(uuid(key)?),
+                HistoryKind::PromiseMade => ids.promises.push(uuid(key)?),
+                HistoryKind::PromiseEvent => ids.events.push(number(key)?),
+            }
+        }
+        Ok(ids)
+    }
+}
+
+/// The rows of one page, loaded by source: a few queries per page, whatever its size.
+struct PageRows {
+    charges: HashMap<i64, ChargeRow>,
+    ledger: HashMap<Uuid, Entry>,
+    interactions: HashMap<Uuid, InteractionRow>,
+    promises: HashMap<Uuid, PromiseRow>,
+    /// Every event of the page's promises, per promise in the order they were written.
+    events_of: HashMap<Uuid, Vec<PromiseEventRow>>,
+}
+
+impl PageRows {
+    async fn load(
+        conn: &mut PgConnection,
+        ids: PageIds,
+        today: NaiveDate,
+    ) -> Result<Self, AppError> {
+        let mut rows = Self {
+            charges: HashMap::new(),
+            ledger: HashMap::new(),
+            interactions: HashMap::new(),
+            promises: HashMap::new(),
+            events_of: HashMap::new(),
+        };
+        if !ids.charges.is_empty() {
+            for row in charges::by_ids(conn, &ids.charges).await? {
+                rows.charges.insert(row.id, row);
+            }
+        }
+        if !ids.ledger.is_empty() {
+            let mut allocations: HashMap<Uuid, Vec<payments::AllocationRow>> = HashMap::new();
+            for row in payments::allocations(&mut *conn, &ids.ledger).await? {
+                allocations.entry(row.payment_id).or_default().push(row);
+            }
+            for row in payments::entries_by_ids(&mut *conn, &ids.ledger).await? {
+                let own = allocations.remove(&row.id).unwrap_or_default();
+                rows.ledger.insert(
+                    row.id,
+                    Entry {
+                        row,
+                        allocations: own,
+                    },
+                );
+            }
+        }
+        if !ids.interactions.is_empty() {
+            for row in interactions::by_ids(&mut *conn, &ids.interactions).await? {
+                rows.interactions.insert(row.id, row);
+            }
+        }
+        let mut promise_ids = ids.promises;
+        if !ids.events.is_empty() {
+            promise_ids.extend(promises::of_events(conn, &ids.events).await?);
+        }
+        promise_ids.sort();
+        promise_ids.dedup();
+        if !promise_ids.is_empty() {
+            for row in promises::by_ids(conn, &promise_ids, today).await? {
+                rows.promises.insert(row.id, row);
+            }
+            for event in promises::events_of(conn, &promise_ids).await? {
+                rows.events_of
+                    .entry(event.promise_id)
+                    .or_default()
+                    .push(event);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The promise right after `upto` (`None`: right after it was made).
+    fn promise_at(&self, promise_id: Uuid, upto: Option<i64>) -> Option<PromiseAt> {
+        let row = self.promises.get(&promise_id)?;
+        let changes: Vec<PromiseChange> = self
+            .events_of
+            .get(&promise_id)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|e| PromiseChange {
+                id: e.id,
+                kind: e.kind,
+                occurred_at: e.occurred_at,
+                previous_promised_date: e.previous_promised_date,
+                reason: e.reason.clone(),
+            })
+            .collect();
+        Some(PromiseAt {
+            snapshot: PromiseSnapshot::after(&promise_now(row), &changes, upto),
+            row: row.clone(),
+        })
+    }
+
+    fn event(&self, event_id: i64) -> Option<&PromiseEventRow> {
+        self.events_of
+            .values()
+            .flatten()
+            .find(|event| event.id == event_id)
+    }
+}
+
+/// The entries of `keys`, in their order (a row gone meanwhile is left out).
+async fn entries(
+    conn: &mut PgConnection,
+    keys: Vec<HistoryKey>,
+    today: NaiveDate,
+    aging: &AgingBuckets,
+) -> Result<Vec<HistoryEntry>, AppError> {
+    let mut rows = PageRows::load(conn, PageIds::of(&keys)?, today).await?;
+    let mut entries = Vec::with_capacity(keys.len());
+    for key in keys {
+        let uuid = Uuid::parse_str(&key.id).ok();
+        let number = key.id.parse::<i64>().ok();
+        let found = match key.kind {
+            HistoryKind::Charge => number
+                .and_then(|id| rows.charges.remove(&id))
+                .map(|row| (None, charge_entry(row, today, aging))),
+            HistoryKind::Payment | HistoryKind::Reversal => {
+                uuid.and_then(|id| rows.ledger.remove(&id)).map(|entry| {
+                    let actor = Some((entry.row.agent_id, entry.row.agent_name.clone()));
+                    match entry.row.kind {
+                        PaymentKind::Reversal => (actor, Happened::Reversal(entry)),
+                        PaymentKind::Payment => (actor, Happened::Payment(entry)),
+                    }
+                })
+            }
+            HistoryKind::Call | HistoryKind::Visit => uuid
+                .and_then(|id| rows.interactions.remove(&id))
+                .map(|row| {
+                    let actor = Some((row.agent_id, row.agent_name.clone()));
+                    match row.kind {
+                        InteractionKind::Visit => (actor, Happened::Visit(row)),
+                        InteractionKind::Call => (actor, Happened::Call(row)),
+                    }
+                }),
+            HistoryKind::PromiseMade => {
+                uuid.and_then(|id| rows.promise_at(id, None))
+                    .map(|promise| {
+                        let actor = Some((promise.row.agent_id, promise.row.agent_name.clone()));
+                        (actor, Happened::PromiseMade(promise))
+                    })
+            }
+            HistoryKind::PromiseEvent => {
+                number
+                    .and_then(|id| rows.event(id).cloned())
+                    .and_then(|event| {
+                        let promise = rows.promise_at(event.promise_id, Some(event.id))?;
+                        let actor = event
+                            .actor_id
+                            .map(|id| (id, event.actor_name.clone().unwrap_or_default()));
+                        Some((actor, Happened::PromiseEvent { event, promise }))
+                    })
+            }
+        };
+        if let Some((actor, happened)) = found {
+            entries.push(HistoryEntry {
+                key,
+                actor,
+                happened,
+            });
+        }
+    }
+    Ok(entries)
+}
+
+/// A charge in the timeline, with today's figures; a fully paid one shows the day it became
+/// so.
+fn charge_entry(row: ChargeRow, today: NaiveDate, aging: &AgingBuckets) -> Happened {
+    let standing = ChargeStanding::on(row.due_gnf, row.paid_gnf, row.due_date, today, aging);
+    let paid_on = if standing.outstanding == 0 {
+        row.paid_in_full_at.map(conakry_day)
+    } else {
+        None
+    };
+    Happened::Charge {
+        row,
+        standing,
+        paid_on,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_words_and_phone_digits() {
+        assert_eq!(
+            query_words("  Keïta, Aïssatou  keïta "),
+            ["keïta", "aïssatou"]
+        );
+        assert_eq!(query_words("N'Diaye B-12"), ["n", "diaye", "b", "12"]);
+        assert_eq!(query_words("'&|!():*<>"), Vec::<String>::new());
+        assert_eq!(query_words(&"a ".repeat(50)).len(), 1);
+        assert_eq!(query_words("a b c d e f g h i j").len(), QUERY_MAX_WORDS);
+        assert_eq!(
+            phone_digits("+224 621 23-45-67").as_deref(),
+            Some("224621234567")
+        );
+        assert_eq!(phone_digits("621"), Some("621".to_owned()));
+        assert_eq!(phone_digits("62"), None);
+        assert_eq!(phone_digits("Diallo 621"), None);
+    }
+}
