@@ -16,7 +16,6 @@ pub mod layers;
 pub mod limits;
 pub mod metrics;
 pub mod proto;
-pub mod ratelimit;
 pub mod redis;
 pub mod seed;
 pub mod startup;

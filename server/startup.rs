@@ -33,7 +33,7 @@ use crate::proto::v1::{
     missions_service_server::MissionsServiceServer,
 };
 use crate::redis::Redis;
-pub use crate::state::AppState;
+use crate::state::AppState;
 use crate::store::sessions;
 use crate::{client_ip, db, proto, telemetry};
 

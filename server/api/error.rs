@@ -443,8 +443,8 @@ impl From<crate::auth::tokens::TokenError> for ApiError {
     }
 }
 
-impl From<crate::ratelimit::Limited> for ApiError {
-    fn from(limited: crate::ratelimit::Limited) -> Self {
+impl From<crate::limits::Limited> for ApiError {
+    fn from(limited: crate::limits::Limited) -> Self {
         Self::ResourceExhausted {
             message: limited.message(),
             retry_after: limited.wait,

@@ -3,7 +3,7 @@
 use crate::api::convert::{self, timestamp};
 use crate::api::error::ApiError;
 use crate::proto::v1 as pb;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::audit::{self, AuditFilter, AuditRow, Outcome};
 
 /// Longest `action` filter, in characters.

@@ -24,11 +24,11 @@ use crate::api::convert;
 use crate::api::error::ApiError;
 use crate::auth::caller::Caller;
 use crate::auth::rbac::Permission;
+use crate::client_ip::ClientIp;
 use crate::idempotency::IdempotencyKey;
 use crate::proto::v1 as pb;
 use crate::proto::v1::auth_service_server::AuthService;
-use crate::ratelimit::ClientIp;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::audit::{AuditEvent, Outcome};
 
 #[derive(Clone)]

@@ -7,7 +7,7 @@ use super::{Write, audit_by, permission_names, users::parse_role};
 use crate::api::error::{ApiError, Violations};
 use crate::auth::rbac::{Permission, Role};
 use crate::proto::v1 as pb;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::audit::{self, Outcome};
 use crate::store::users;
 

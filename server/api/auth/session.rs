@@ -10,7 +10,7 @@ use crate::auth::caller::Caller;
 use crate::auth::password;
 use crate::auth::tokens::{self, AccessGrant};
 use crate::proto::v1 as pb;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::audit::{self, AuditEvent, Outcome};
 use crate::store::sessions::{self, RevokeReason};
 use crate::store::users::{self, LoginName};

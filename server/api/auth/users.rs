@@ -11,7 +11,7 @@ use crate::auth::caller::Caller;
 use crate::auth::password;
 use crate::auth::rbac::{Permission, Role};
 use crate::proto::v1 as pb;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::audit::{self, Outcome};
 use crate::store::sessions::{self, RevokeReason};
 use crate::store::users::{self, NewUser, UserChanges, UserFilter, UserRow, WriteError};

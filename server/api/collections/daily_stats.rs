@@ -14,7 +14,7 @@ use crate::api::parse::{self, today};
 use crate::app::daily_stats::{self as app, StatsPlan};
 use crate::auth::caller::Caller;
 use crate::proto::v1 as pb;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const IDS_MAX: usize = 200;
 

@@ -29,7 +29,7 @@ use crate::domain::{
     check_outcome_promise,
 };
 use crate::proto::v1 as pb;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const NOTES: Text = Text::note(2_000);
 /// A call longer than a day is a device error.

@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use crate::proto::v1 as pb;
 use crate::proto::v1::collections_service_server::CollectionsService;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Full paths of the service's mutating RPCs: the method part of their idempotency keys.
 pub mod rpc {

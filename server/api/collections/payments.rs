@@ -24,7 +24,7 @@ use crate::auth::caller::Caller;
 use crate::domain::{OperatorReference, PaymentAmount, TimeBounds};
 use crate::idempotency::IdempotencyError;
 use crate::proto::v1 as pb;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::payments::{Cursor, PaymentFilter};
 
 const NOTES: Text = Text::note(2_000);

@@ -23,7 +23,7 @@ use crate::app::promises::{self as app, Change, PromiseUpdate};
 use crate::auth::caller::Caller;
 use crate::domain::{OccurredAt, PaymentAmount, PromisedDate, conakry_day};
 use crate::proto::v1 as pb;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::promises::{Cursor, ListFilter};
 
 const REASON: Text = Text::line(3, 500);

@@ -18,7 +18,7 @@ use crate::app::tenants::{self as app, HistoryQuery, SEARCH_MAX_OFFSET, Search};
 use crate::auth::caller::Caller;
 use crate::domain::AgingBuckets;
 use crate::proto::v1 as pb;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::tenants::{HistoryKey, HistoryKind};
 
 const QUERY: Text = Text::line(1, 200);

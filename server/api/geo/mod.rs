@@ -22,7 +22,7 @@ use crate::geo::Searches;
 use crate::geo::search::{BUSY_RETRY_AFTER, Busy};
 use crate::proto::v1 as pb;
 use crate::proto::v1::geo_service_server::GeoService;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Clone)]
 pub struct GeoApi {

@@ -15,7 +15,7 @@ use crate::domain::route::problem::{
 use crate::domain::route::trip::Trip;
 use crate::geo::search::SearchRequest;
 use crate::proto::v1 as pb;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::locations;
 
 const RPC: &str = "optimize_route";

@@ -7,7 +7,7 @@ use akig::auth::tokens::TokenKeys;
 use akig::config::{
     AuthConfig, CollectionsConfig, CorsOrigins, DatabaseConfig, LogFormat, RedisConfig, ServeConfig,
 };
-use akig::ratelimit::{Limit, RateLimitConfig};
+use akig::config::{Limit, RateLimitConfig};
 use akig::startup::Application;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;

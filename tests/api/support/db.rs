@@ -70,9 +70,7 @@ impl TestDb {
             Some(template) => format!(r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#),
             None => format!(r#"CREATE DATABASE "{name}""#),
         };
-        on_server(&run.server, &sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        create_database(&run.server, &sql).await;
         let pool = PgPoolOptions::new()
             .max_connections(5)
             .idle_timeout(Some(Duration::from_secs(1)))
@@ -179,8 +177,15 @@ async fn create_template(server: &PgConnectOptions, template: &str) {
         .run(&mut conn)
         .await
         .unwrap_or_else(|e| panic!("migrate {template}: {e}"));
-    // A template may have no connection when it is copied.
+    // A template may have no connection when it is copied: closed to connections from now on
+    // (autovacuum included), so copies do not race with anything.
     conn.close().await.expect("close the template connection");
+    on_server(
+        server,
+        &format!(r#"ALTER DATABASE "{template}" WITH ALLOW_CONNECTIONS false"#),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("close {template} to connections: {e}"));
 }
 
 /// Opens the run's liveness connection on a thread of its own and keeps it open (reconnecting
@@ -304,6 +309,23 @@ async fn drop_database(server: &PgConnectOptions, name: &str) -> Result<(), sqlx
 }
 
 /// Runs one statement on the server's maintenance database, on a connection of its own.
+/// Runs a `CREATE DATABASE`, retrying for up to 10 s while its template is busy ("source
+/// database is being accessed by other users": a connection that is still closing, or an
+/// autovacuum worker that got in before the template was closed to connections).
+async fn create_database(server: &PgConnectOptions, sql: &str) {
+    let mut attempts = 0;
+    loop {
+        match on_server(server, sql).await {
+            Ok(()) => return,
+            Err(e) if attempts < 100 && e.to_string().contains("accessed by other users") => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{sql}: {e}"),
+        }
+    }
+}
+
 async fn on_server(server: &PgConnectOptions, sql: &str) -> Result<(), sqlx::Error> {
     let mut conn = PgConnection::connect_with(server).await?;
     let outcome = conn.execute(sql).await.map(|_| ());
