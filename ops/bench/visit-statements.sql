@@ -1,22 +1,13 @@
 -- pgbench model of the statements one RecordVisit runs (an agent's visit with no promise),
--- in order and with the server's SQL text: the caller's standing (authentication layer), BEGIN,
--- the idempotency key claim, the tenant lock, the visit INSERT with its score events and daily
--- figures, the key completion with the audit row, COMMIT. Run by ops/bench.sh to show what
+-- in order and with the server's SQL text: BEGIN, the idempotency key claim, the tenant lock, the visit INSERT with its score events and daily
+-- figures, the key completion with the audit row, COMMIT. The caller's standing is served from
+-- the shared cache (ADR 0009), so no statement of its own. Run by ops/bench.sh to show what
 -- the database alone makes of that work, without the server: the server's rate divided by
 -- this one is its own overhead. Keep it in step with server/auth/layer.rs,
 -- server/idempotency.rs and server/store/{sessions,tenants,interactions,audit}.rs.
 -- bench_pairs (n, agent_id, tenant_id) is created by ops/bench.sh.
 \set n random(1, :pairs)
 \set key random(1, 9000000000000000000)
-SELECT u.token_version, u.disabled, u.role_id,
-       ARRAY(SELECT DISTINCT site_id FROM user_sites
-             WHERE user_id = u.id
-                OR user_id IN (SELECT id FROM users WHERE supervisor_id = u.id)
-             ORDER BY site_id) AS site_ids,
-       EXISTS (SELECT 1 FROM refresh_tokens
-               WHERE family_id = md5(:key::text)::uuid AND user_id = u.id
-                 AND revoked_at IS NOT NULL) AS session_revoked
-FROM users u WHERE u.id = (SELECT agent_id FROM bench_pairs WHERE n = :n);
 BEGIN;
 WITH lock AS (
     SELECT pg_try_advisory_xact_lock(:key) AS locked
