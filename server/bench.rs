@@ -2,6 +2,10 @@
 //! payments through the real gRPC API, with throughput and latency percentiles. Driven by
 //! `ops/bench.sh`, which also runs pgbench on the same PostgreSQL for the comparison.
 //!
+//! `--rpc backdated-payment` measures RecordPayment of payments back-dated 1 to 25 days, each
+//! of which replays the tenant's whole ledger (ADR 0010; 18 months of history on the demo
+//! data).
+//!
 //! `--rpc optimize-route --stops N` measures OptimizeRoute end to end the same way (driven by
 //! `ops/bench/routes.sh`): each call orders N random tenants of the agent's sites (points near
 //! them when the sites have fewer with a home), a closed tour from one of them, on foot, with
@@ -24,6 +28,9 @@ use uuid::Uuid;
 enum Rpc {
     Visit,
     Payment,
+    /// A payment back-dated 1 to 25 days: it lands before the tenant's recent payments, so
+    /// the replay of the tenant's whole ledger (18 months on the demo data) shifts them.
+    BackdatedPayment,
     OptimizeRoute,
 }
 
@@ -139,6 +146,17 @@ async fn main() -> anyhow::Result<()> {
                         .record_payment(authed(payment(tenant, &mut rng), &agent.token))
                         .await
                         .map(drop),
+                    Rpc::BackdatedPayment => {
+                        let mut request = payment(tenant, &mut rng);
+                        let days = rng.random_range(1..=25);
+                        request.occurred_at = Some(akig::api::convert::timestamp(
+                            chrono::Utc::now() - chrono::Duration::days(days),
+                        ));
+                        client
+                            .record_payment(authed(request, &agent.token))
+                            .await
+                            .map(drop)
+                    }
                     Rpc::OptimizeRoute => geo
                         .optimize_route(authed(
                             route(&agent.tenants, stops, &mut rng),
@@ -176,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
     let rate = latencies.len() as f64 / measured.as_secs_f64();
     let stops = match args.rpc {
         Rpc::OptimizeRoute => format!(" stops={}", args.stops),
-        Rpc::Visit | Rpc::Payment => String::new(),
+        Rpc::Visit | Rpc::Payment | Rpc::BackdatedPayment => String::new(),
     };
     println!(
         "rpc={:?}{stops} concurrency={} seconds={} ok={} rate_per_s={:.1} p50_ms={:.2} p99_ms={:.2} errors={:?}",

@@ -16,6 +16,7 @@
 
 pub mod daily_stats;
 pub mod interactions;
+mod ledger;
 pub mod payments;
 pub mod promises;
 pub mod reversals;

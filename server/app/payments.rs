@@ -6,6 +6,10 @@
 //! rolled-back call gives its number back and receipts stay gap-free.
 //!
 //! Decisions:
+//! - Where the money goes is not decided by upload order: the payment takes its place in the
+//!   tenant's ledger by `occurred_at` (then receipt order) and the ledger is replayed under
+//!   the tenant lock (`app::ledger`, `domain::ledger`, ADR 0010); a back-dated payment may
+//!   re-allocate later ones, which audit records.
 //! - A payment's `request_id` is kept for good (`payments_request_id_key`). A retry that
 //!   arrives after its idempotency key expired finds the stored entry and is answered with it
 //!   (same payment, receipt and allocations; balance and promise as they are now) instead of an
@@ -34,15 +38,16 @@
 //!   one is [`AppError::OperatorReferenceDuplicate`]; once the first is reversed the reference
 //!   is free again (a payment recorded on the wrong tenant is reversed and recorded again).
 
+use chrono::NaiveDate;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Act, AppError, ensure_covers, promises};
+use super::{Act, AppError, ensure_covers, ledger, promises};
 use crate::auth::caller::{Caller, Scope};
 use crate::auth::rbac::Role;
-use crate::domain::allocation::{self, Allocation, OpenCharge};
+use crate::domain::ledger::{self as domain_ledger, LedgerPayment};
 use crate::domain::{
-    InteractionKind, OccurredAt, OperatorReference, PaymentAmount, PaymentKind, PaymentMethod,
+    Gnf, InteractionKind, OccurredAt, OperatorReference, PaymentAmount, PaymentKind, PaymentMethod,
     PromiseStatus, ScoreEventKind, conakry_day, receipt_year,
 };
 use crate::store::audit::AuditEvent;
@@ -129,11 +134,12 @@ pub async fn record(
     if lookup_first && let Some(stored) = payment.stored(conn).await? {
         return Ok(stored);
     }
-    let (pending, open) =
-        store::pending_promise_and_open_charges(conn, tenant.id, input.promise_id.is_none())
-            .await?;
+    let pending = match input.promise_id {
+        None => store::pending_promise(conn, tenant.id).await?,
+        Some(_) => None,
+    };
     match payment.checked(conn, pending).await {
-        Ok(promise) => payment.write(conn, tenant, promise, &open).await,
+        Ok(promise) => payment.write(conn, tenant, promise).await,
         Err(error) if error.is_fault() => Err(error),
         Err(error) => match payment.stored(conn).await? {
             Some(stored) => Ok(stored),
@@ -225,7 +231,7 @@ impl Payment<'_> {
 
     /// The visit, mission and promise the payment names, and its operator reference; answers
     /// the promise it counts towards (locked): the one it names, else the tenant's pending one
-    /// (`pending`, read with the open charges).
+    /// (`pending`).
     async fn checked(
         &self,
         conn: &mut PgConnection,
@@ -279,17 +285,27 @@ impl Payment<'_> {
         Ok(promise)
     }
 
-    /// Allocates, numbers and writes the payment, its score and promise, and answers from what
-    /// was written, with the audit event.
+    /// Numbers and writes the payment, replays the tenant's ledger with it (`app::ledger`),
+    /// writes its score and promise, and answers from what was written, with the audit event.
     async fn write(
         &self,
         conn: &mut PgConnection,
         tenant: LockedTenant,
         promise: Option<PromiseState>,
-        open: &[OpenCharge],
     ) -> Result<Recorded, AppError> {
         let input = self.input;
-        let allocation = allocation::allocate(open, input.amount);
+        let stored = store::ledger(conn, tenant.id).await?;
+        let new = LedgerPayment {
+            payment_id: Uuid::now_v7(),
+            occurred_at: ledger::stored_instant(input.occurred_at.get()),
+            received_at: ledger::stored_instant(self.act.now),
+            amount: input.amount.gnf(),
+            reversed_at: None,
+        };
+        let mut payments = stored.payments.clone();
+        payments.push(new);
+        let replayed = domain_ledger::replay(&stored.charges, &payments)?;
+        let credit_part = replayed.credit_part(&new);
         // The promise named, or the pending one if the payment came after it was made.
         let linked = promise
             .as_ref()
@@ -306,7 +322,7 @@ impl Payment<'_> {
             payments_count: 1,
             payments_gnf: input.amount.francs(),
         });
-        let entry = self.entry(&tenant, &allocation, linked);
+        let entry = self.entry(&tenant, &new, credit_part, linked);
         let inserted = match store::insert_entry(conn, &entry, score.as_ref()).await {
             Ok(inserted) => inserted,
             Err(StoreError::Conflict(Constraint::PaymentRequestId)) => {
@@ -318,8 +334,20 @@ impl Payment<'_> {
             }
             Err(error) => return Err(error.into()),
         };
-        let allocations =
-            write_allocations(conn, inserted.id, &allocation, input.occurred_at.get()).await?;
+        let cause = ledger::Cause {
+            entry_id: inserted.id,
+            history: Vec::new(),
+        };
+        ledger::write(
+            conn,
+            self.act,
+            &tenant,
+            &stored,
+            &stored.lines,
+            &replayed,
+            cause,
+        )
+        .await?;
         if let Some(promise) = &promise {
             promises::rederive(conn, promise, self.act.now).await?;
         }
@@ -338,9 +366,23 @@ impl Payment<'_> {
         let today = conakry_day(self.act.now);
         let balance = Balance {
             tenant_id: tenant.id,
-            outstanding_gnf: allocation.outstanding_due_by(open, today).francs(),
-            credit_gnf: tenant.credit_gnf + allocation.to_credit.francs(),
+            outstanding_gnf: replayed.outstanding_due_by(today).francs(),
+            credit_gnf: replayed.credit.francs(),
         };
+        let allocations = replayed
+            .lines_of(inserted.id)
+            .map(|line| AllocationRow {
+                payment_id: inserted.id,
+                charge_id: line.charge_id,
+                period: stored
+                    .charges
+                    .iter()
+                    .find(|c| c.charge_id == line.charge_id)
+                    .map_or(NaiveDate::MIN, |c| c.period),
+                amount_gnf: line.amount.francs(),
+                outstanding_after_gnf: line.outstanding_after.francs(),
+            })
+            .collect();
         let promise = match promise {
             Some(promise) => promise_store::get(&mut *conn, promise.id, today).await?,
             None => None,
@@ -348,7 +390,7 @@ impl Payment<'_> {
         Ok(Recorded {
             score_points: inserted.score_points,
             entry: Entry {
-                row: self.written(tenant, inserted, &allocation, linked),
+                row: self.written(tenant, inserted, credit_part, linked),
                 allocations,
             },
             balance,
@@ -366,11 +408,13 @@ impl Payment<'_> {
     fn entry(
         &self,
         tenant: &LockedTenant,
-        allocation: &Allocation,
+        new: &LedgerPayment,
+        credit_part: Gnf,
         promise_id: Option<Uuid>,
     ) -> store::NewEntry<'_> {
         let input = self.input;
         store::NewEntry {
+            id: new.payment_id,
             tenant_id: tenant.id,
             site_id: tenant.site_id,
             reverses_payment_id: None,
@@ -379,8 +423,8 @@ impl Payment<'_> {
             operator_reference: self.reference(),
             payer_phone: input.payer_phone.as_deref(),
             receipt_year: receipt_year(self.act.now),
-            occurred_at: input.occurred_at.get(),
-            received_at: self.act.now,
+            occurred_at: new.occurred_at,
+            received_at: new.received_at,
             agent_id: self.collector,
             recorded_by: self.recorded_by(),
             interaction_id: input.visit_id,
@@ -388,8 +432,7 @@ impl Payment<'_> {
             mission_id: input.mission_id,
             notes: &input.notes,
             reason: None,
-            credit_gnf: allocation.to_credit.francs(),
-            tenant_credit_delta: allocation.to_credit.francs(),
+            credit_gnf: credit_part.francs(),
             request_id: self.act.request_id,
         }
     }
@@ -399,7 +442,7 @@ impl Payment<'_> {
         &self,
         tenant: LockedTenant,
         inserted: store::InsertedEntry,
-        allocation: &Allocation,
+        credit_part: Gnf,
         promise_id: Option<Uuid>,
     ) -> PaymentRow {
         let input = self.input;
@@ -426,43 +469,13 @@ impl Payment<'_> {
             promise_id,
             mission_id: input.mission_id,
             notes: input.notes.clone(),
-            credit_gnf: allocation.to_credit.francs(),
+            credit_gnf: credit_part.francs(),
             reverses_payment_id: None,
             reason: None,
             reversal_id: None,
             collector_id: self.collector,
         }
     }
-}
-
-/// Writes the allocation rows of a new payment (each moves its charge), and answers them as a
-/// read would show them, oldest charge first.
-async fn write_allocations(
-    conn: &mut PgConnection,
-    payment_id: Uuid,
-    allocation: &Allocation,
-    paid_at: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<AllocationRow>, AppError> {
-    let mut rows = Vec::with_capacity(allocation.lines.len());
-    for line in &allocation.lines {
-        let allocated = store::allocate(
-            conn,
-            payment_id,
-            line.charge_id,
-            line.amount.francs(),
-            paid_at,
-        )
-        .await?;
-        rows.push(AllocationRow {
-            payment_id,
-            charge_id: line.charge_id,
-            period: allocated.period,
-            amount_gnf: line.amount.francs(),
-            outstanding_after_gnf: allocated.outstanding_after_gnf,
-        });
-    }
-    rows.sort_by_key(|a| (a.period, a.charge_id));
-    Ok(rows)
 }
 
 pub(super) async fn load(

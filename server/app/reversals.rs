@@ -1,13 +1,17 @@
-//! Reversals of payments: a reversal entry reopens exactly the charges its payment paid and
-//! takes its credit back (`domain::allocation::reverse`).
+//! Reversals of payments: a reversal entry takes back exactly what its payment had allocated
+//! at that moment (its rows, negated) and its credit part; then the tenant's ledger is replayed
+//! without the payment (`app::ledger`, ADR 0010), so the credit and the later payments cover
+//! the reopened charges.
 //!
 //! Decisions:
 //! - Only a payment can be reversed, once, and not before it happened.
 //! - A reversal entry takes its own receipt number from the site's counter (the schema
 //!   requires one on every row), so the sequence of a site and year stays gap-free across
 //!   payments and reversals.
-//! - The credit a payment left may have been spent on later charges since: the reversal is
-//!   then refused ([`AppError::PaymentCreditUsed`]).
+//! - A reversal is never refused because the payment's credit was spent since: the replay
+//!   re-allocates what is left ([`AppError::PaymentCreditUsed`] is no longer answered).
+//! - The payment's rows and the reversal entry's rows stay as written (history); only the rows
+//!   of the payments still valid are re-allocated.
 //! - The points of the payment go back (-3 for its collecting agent, on the reversal's day)
 //!   only if it earned some; the payment's promise is derived again (`promises::rederive`).
 //! - The request_id of a reversal is kept for good, as a payment's: a retry answers the stored
@@ -17,14 +21,14 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::payments::{Entry, load, with_allocations};
-use super::{Act, AppError, promises};
+use super::{Act, AppError, ledger, promises};
 use crate::auth::caller::Caller;
-use crate::domain::allocation::{self, Reversal, ReversalError};
-use crate::domain::{Gnf, OccurredAt, PaymentKind, ScoreEventKind, conakry_day, receipt_year};
+use crate::domain::ledger::{self as domain_ledger, LedgerPayment, Line};
+use crate::domain::{OccurredAt, PaymentKind, ScoreEventKind, conakry_day, receipt_year};
 use crate::store::audit::AuditEvent;
-use crate::store::payments::{self as store, PaymentRow};
+use crate::store::payments::{self as store, PaymentRow, RowWrite};
 use crate::store::promises as promise_store;
-use crate::store::tenants::{self as tenant_store, Balance};
+use crate::store::tenants::{self as tenant_store, Balance, LockedTenant};
 use crate::store::{Constraint, StoreError, scores};
 
 const REVERSE_ACTION: &str = "collections.payments.reverse";
@@ -61,8 +65,8 @@ pub async fn reversal_tenant(
 }
 
 /// Reverses a payment of `tenant_id` (see [`reversal_tenant`]): writes the reversal entry that
-/// reopens exactly the charges the payment paid and takes its credit back, takes the points
-/// back and derives the payment's promise again. A retry of a stored reversal answers it.
+/// takes back what the payment had allocated and its credit part, replays the tenant's ledger
+/// without it, takes the points back and derives the payment's promise again. A retry of a stored reversal answers it.
 pub async fn reverse(
     conn: &mut PgConnection,
     act: &Act<'_>,
@@ -81,8 +85,7 @@ pub async fn reverse(
         return reversed(conn, stored.id, input.payment_id, act, None).await;
     }
     let original = reversible(conn, input).await?;
-    let reversal = plan(conn, &original, Gnf::new(tenant.credit_gnf)).await?;
-    let reversal_id = write(conn, act, input, &original, &reversal).await?;
+    let reversal_id = write(conn, act, input, &tenant, &original).await?;
     take_points_back(conn, &original, reversal_id, input.occurred_at).await?;
     if let Some(promise_id) = original.promise_id
         && let Some(promise) = promise_store::state(conn, promise_id).await?
@@ -118,37 +121,49 @@ async fn reversible(conn: &mut PgConnection, input: &NewReversal) -> Result<Paym
     Ok(original)
 }
 
-/// What reversing `original` does, the tenant's credit being `credit` now.
-async fn plan(
-    conn: &mut PgConnection,
-    original: &PaymentRow,
-    credit: Gnf,
-) -> Result<Reversal, AppError> {
-    let allocations: Vec<(i64, Gnf)> = store::allocations_of_payment(conn, original.id)
-        .await?
-        .into_iter()
-        .map(|(charge_id, amount)| (charge_id, Gnf::new(amount)))
-        .collect();
-    let left = Gnf::new(original.credit_gnf);
-    allocation::reverse(&allocations, left, credit).map_err(|error| match error {
-        ReversalError::CreditAlreadyUsed { missing } => AppError::PaymentCreditUsed {
-            credit: left,
-            missing,
-        },
-        other => AppError::internal(other),
-    })
-}
-
-/// Writes the reversal entry (numbered, the credit moved) and its allocations; answers its id.
+/// Writes the reversal entry (numbered), its rows (the payment's rows negated) and the
+/// replay of the tenant's ledger without the payment; answers the entry's id.
 async fn write(
     conn: &mut PgConnection,
     act: &Act<'_>,
     input: &NewReversal,
+    tenant: &LockedTenant,
     original: &PaymentRow,
-    reversal: &Reversal,
 ) -> Result<Uuid, AppError> {
-    let occurred_at = input.occurred_at.get();
+    let stored = store::ledger(conn, tenant.id).await?;
+    let reversal_id = Uuid::now_v7();
+    let occurred_at = ledger::stored_instant(input.occurred_at.get());
+    let (own, still_valid): (Vec<Line>, Vec<Line>) = stored
+        .lines
+        .iter()
+        .partition(|line| line.payment_id == original.id);
+    let paid_now = |charge_id: i64| {
+        stored
+            .charge_figures
+            .iter()
+            .find(|c| c.0 == charge_id)
+            .map_or(0, |c| c.1.francs())
+    };
+    let due = |charge_id: i64| {
+        stored
+            .charges
+            .iter()
+            .find(|c| c.charge_id == charge_id)
+            .map_or(0, |c| c.due.francs())
+    };
+    let history: Vec<RowWrite> = own
+        .iter()
+        .map(|line| RowWrite {
+            payment_id: reversal_id,
+            charge_id: line.charge_id,
+            amount_gnf: -line.amount.francs(),
+            outstanding_after_gnf: due(line.charge_id) - paid_now(line.charge_id)
+                + line.amount.francs(),
+        })
+        .collect();
+    let allocated: i64 = own.iter().map(|line| line.amount.francs()).sum();
     let entry = store::NewEntry {
+        id: reversal_id,
         tenant_id: original.tenant_id,
         site_id: original.site_id,
         reverses_payment_id: Some(original.id),
@@ -158,7 +173,7 @@ async fn write(
         payer_phone: None,
         receipt_year: receipt_year(act.now),
         occurred_at,
-        received_at: act.now,
+        received_at: ledger::stored_instant(act.now),
         agent_id: act.caller.user_id,
         recorded_by: None,
         interaction_id: None,
@@ -166,8 +181,7 @@ async fn write(
         mission_id: None,
         notes: "",
         reason: Some(&input.reason),
-        credit_gnf: original.credit_gnf,
-        tenant_credit_delta: reversal.credit_delta.francs(),
+        credit_gnf: (original.amount_gnf - allocated).clamp(0, original.amount_gnf),
         request_id: act.request_id,
     };
     let inserted = store::insert_entry(conn, &entry, None)
@@ -177,16 +191,24 @@ async fn write(
             StoreError::Conflict(Constraint::PaymentReversed) => AppError::PaymentAlreadyReversed,
             other => other.into(),
         })?;
-    for line in &reversal.lines {
-        store::allocate(
-            conn,
-            inserted.id,
-            line.charge_id,
-            line.amount.francs(),
-            occurred_at,
-        )
-        .await?;
-    }
+    let payments: Vec<LedgerPayment> = stored
+        .payments
+        .iter()
+        .map(|p| LedgerPayment {
+            reversed_at: if p.payment_id == original.id {
+                Some(occurred_at)
+            } else {
+                p.reversed_at
+            },
+            ..*p
+        })
+        .collect();
+    let replayed = domain_ledger::replay(&stored.charges, &payments)?;
+    let cause = ledger::Cause {
+        entry_id: inserted.id,
+        history,
+    };
+    ledger::write(conn, act, tenant, &stored, &still_valid, &replayed, cause).await?;
     Ok(inserted.id)
 }
 

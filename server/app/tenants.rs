@@ -3,10 +3,10 @@
 //! Decisions:
 //! - "Today" and every day boundary are Africa/Conakry days (`domain::clock`).
 //! - Every read runs in one read-only snapshot (`store::begin_read`).
-//! - Arrears for a past day: what had been paid on a charge is the sum of the allocations of
-//!   the payments and reversals whose occurred_at (when the money changed hands) is on or
-//!   before that day; for today or later, the current `amount_paid_gnf`. The credit is always
-//!   the current one (the ledger does not date credit movements). The figures are the domain's
+//! - Arrears for a past day: the tenant's ledger replayed as it stood at the end of that day
+//!   (`domain::ledger::as_of`: the charges issued by then, the payments and reversals that had
+//!   happened by then), credit included; for today or later, the stored figures the last
+//!   replay wrote (`amount_paid_gnf`, the tenant's credit). The report is the domain's
 //!   (`domain::arrears`).
 //! - Search leaves out what is outside the caller's scope, silently: a `site_ids` filter
 //!   naming other sites just finds nothing there.
@@ -23,9 +23,10 @@ use uuid::Uuid;
 use super::payments::Entry;
 use super::{AppError, sites_in_scope, tenant_in_scope};
 use crate::auth::caller::Caller;
+use crate::domain::ledger;
 use crate::domain::{
     AgingBuckets, Arrears, ChargeStanding, InteractionKind, Overdue, PaymentKind, PromiseChange,
-    PromiseNow, PromiseSnapshot, arrears, conakry_day, conakry_day_start,
+    PromiseNow, PromiseSnapshot, arrears, conakry_day,
 };
 use crate::store::charges::{self, ChargeRow};
 use crate::store::interactions::{self, InteractionRow, LastInteractionRow};
@@ -145,16 +146,19 @@ pub async fn arrears_on(
 ) -> Result<TenantArrears, AppError> {
     let mut tx = begin_read(pool).await?;
     tenant_in_scope(&mut *tx, caller, tenant_id).await?;
-    let tenant = store::tenant_ref(&mut tx, tenant_id)
+    let mut tenant = store::tenant_ref(&mut tx, tenant_id)
         .await?
         .ok_or(AppError::NotFound("tenant"))?;
-    let paid_before = if as_of >= today {
-        None
+    let current = as_of >= today;
+    let paid = if current {
+        charges::arrears_charges(&mut tx, tenant_id, as_of).await?
     } else {
-        Some(conakry_day_start(day_after(as_of)))
+        let stored = payments::ledger(&mut tx, tenant_id).await?;
+        let then = ledger::as_of(&stored.charges, &stored.payments, as_of)?;
+        tenant.credit_gnf = then.credit.francs();
+        then.charges_due_by(as_of)
     };
-    let paid = charges::arrears_charges(&mut tx, tenant_id, as_of, paid_before).await?;
-    let arrears = arrears(&paid, as_of, include_paid, paid_before.is_none(), aging)?;
+    let arrears = arrears(&paid, as_of, include_paid, current, aging)?;
     Ok(TenantArrears { tenant, arrears })
 }
 

@@ -2,6 +2,10 @@
 //! becomes tenant credit; a newly issued charge consumes the credit; a reversal undoes exactly
 //! what its payment did.
 //!
+//! What the server records is the replay of the whole ledger (`domain::ledger`), which
+//! applies this FIFO rule to the payments in time order; the functions here serve the seed's
+//! simulation, which allocates one payment at a time in time order.
+//!
 //! Decisions:
 //! - A payment pays every open charge it is given, oldest period first, whether the charge is
 //!   already due or not: the current month's charge, once issued, is paid before anything turns

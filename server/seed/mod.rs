@@ -425,8 +425,10 @@ async fn write_ledger(
         .execute(&mut *conn)
         .await?;
     let inserted = sqlx::query(
-        "INSERT INTO payment_allocations (payment_id, charge_id, amount_gnf, created_at)
-         SELECT a.payment_id, c.id, a.amount_gnf, a.created_at
+        "INSERT INTO payment_allocations
+           (payment_id, charge_id, amount_gnf, created_at, outstanding_after_gnf)
+         SELECT a.payment_id, c.id, a.amount_gnf, a.created_at,
+                c.amount_due_gnf - sum(a.amount_gnf) OVER (PARTITION BY c.id ORDER BY a.ord)
          FROM seed_allocations a
          JOIN charges c ON c.tenant_id = a.tenant_id AND c.period = a.period
          ORDER BY a.ord",

@@ -9,40 +9,33 @@ use uuid::Uuid;
 use super::error::Result;
 use crate::domain::ChargePaid;
 
-/// The tenant's charges due on or before `as_of`, oldest first, paid or not, with what had
-/// been paid on each by then (`domain::arrears`).
+/// The tenant's charges due on or before `as_of`, oldest first, paid or not, with their
+/// current paid figures (what the last replay wrote) and when the last payment counted on each
+/// occurred (`domain::arrears`). A past day's figures are replayed instead
+/// (`domain::ledger::as_of`).
 ///
 /// Not `tenant_arrears()` of the views migration: it selects by period rather than due date,
-/// leaves out paid charges and only knows the current amounts.
-///
-/// `paid_before`: `None` takes the current `amount_paid_gnf`; `Some(t)` counts only the
-/// allocations of payments and reversals whose occurred_at is before `t` (the figure as it
-/// stood at the end of a past day).
+/// leaves out paid charges.
 pub async fn arrears_charges(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     as_of: NaiveDate,
-    paid_before: Option<DateTime<Utc>>,
 ) -> Result<Vec<ChargePaid>> {
     let rows = sqlx::query(
         "SELECT c.id, c.period, c.due_date, c.amount_due_gnf AS due_gnf,
-                CASE WHEN $3::timestamptz IS NULL THEN c.amount_paid_gnf
-                     ELSE coalesce(k.paid_gnf, 0)::bigint END AS paid_gnf,
-                k.last_paid_at, c.paid_in_full_at
+                c.amount_paid_gnf AS paid_gnf, k.last_paid_at, c.paid_in_full_at
          FROM charges c
          LEFT JOIN LATERAL (
-             SELECT sum(pa.amount_gnf) AS paid_gnf, max(p.occurred_at) AS last_paid_at
+             SELECT max(p.occurred_at) AS last_paid_at
              FROM payment_allocations pa
              JOIN payments p ON p.id = pa.payment_id
              WHERE pa.charge_id = c.id
-               AND ($3::timestamptz IS NULL OR p.occurred_at < $3)
          ) k ON true
          WHERE c.tenant_id = $1 AND c.due_date <= $2
          ORDER BY c.due_date, c.period, c.id",
     )
     .bind(tenant_id)
     .bind(as_of)
-    .bind(paid_before)
     .fetch_all(conn)
     .await?;
     rows.iter()

@@ -1,127 +1,41 @@
-//! SQL of the money ledger: payments and reversals (append-only), their allocations to
-//! charges, receipt numbers, tenant credit, the promise a payment counts towards, and the
-//! score events of payments.
+//! SQL of the money ledger: payments and reversals (append-only facts), their allocations to
+//! charges and the tenant's credit (derived: rewritten by difference by each replay, ADR
+//! 0010), receipt numbers, the promise a payment counts towards, and the score events of
+//! payments.
 //!
 //! Every write runs inside the caller's transaction, after `store::tenants::lock`: the tenant
 //! row lock serialises the payments and reversals of one tenant, so charges, credit and
 //! allocations are read and written by one transaction at a time. Locks are taken in this
-//! order: tenant, the pending promise and the open charges (one statement), a promise the payment
-//! names, operator reference, receipt counter of the site (taken by the insert).
+//! order: tenant, the pending promise, a promise the payment names, operator reference,
+//! receipt counter of the site (taken by the insert); the charges and allocation rows a replay
+//! writes are the tenant's, which the tenant lock already serialises.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::error::{Result, StoreError, decode};
+use super::error::{Result, StoreError};
 use super::promises::{PROMISE_STATE, PromiseState};
 use crate::auth::caller::Scope;
-use crate::domain::{Gnf, OpenCharge, PaymentKind, PaymentMethod, ScoreEventKind};
+use crate::domain::ledger::{ChargeOutcome, LedgerCharge, LedgerPayment, Line};
+use crate::domain::{Gnf, PaymentKind, PaymentMethod, ScoreEventKind};
 
-/// What a payment reads under its tenant lock: the tenant's pending promise (when asked for)
-/// and its open charges, as one row: the promise's columns (NULL when there is none) and the
-/// charges as arrays, oldest period first.
-#[derive(Debug, sqlx::FromRow)]
-struct OpenStateRow {
-    promise_id: Option<Uuid>,
-    promise_tenant_id: Option<Uuid>,
-    promise_status: Option<String>,
-    promise_amount_gnf: Option<i64>,
-    promise_promised_date: Option<NaiveDate>,
-    promise_covered_gnf: Option<i64>,
-    promise_made_at: Option<DateTime<Utc>>,
-    charge_ids: Vec<i64>,
-    charge_periods: Vec<NaiveDate>,
-    charge_due_dates: Vec<NaiveDate>,
-    charge_due_gnf: Vec<i64>,
-    charge_paid_gnf: Vec<i64>,
-}
-
-/// The tenant's pending promise (at most one; the newest if the data says otherwise; only
-/// when `with_pending`) and its open charges, oldest period first, all locked, in one
-/// statement. Runs after the tenant lock (`store::tenants::lock`), in a statement of its own:
-/// under READ COMMITTED it then reads with a snapshot taken after the tenant lock was granted, so it
-/// sees the promise a call or visit that held the lock before it has just made.
-pub async fn pending_promise_and_open_charges(
+/// The tenant's pending promise (at most one; the newest if the data says otherwise), locked.
+/// Runs after the tenant lock (`store::tenants::lock`), in a statement of its own: under READ
+/// COMMITTED it then reads with a snapshot taken after the tenant lock was granted, so it sees
+/// the promise a call or visit that held the lock before it has just made.
+pub async fn pending_promise(
     conn: &mut PgConnection,
     tenant_id: Uuid,
-    with_pending: bool,
-) -> Result<(Option<PromiseState>, Vec<OpenCharge>)> {
-    let row: OpenStateRow = sqlx::query_as(&format!(
-        "SELECT pp.id AS promise_id, pp.tenant_id AS promise_tenant_id,
-                pp.status AS promise_status, pp.amount_gnf AS promise_amount_gnf,
-                pp.promised_date AS promise_promised_date, pp.covered_gnf AS promise_covered_gnf,
-                pp.made_at AS promise_made_at,
-                oc.charge_ids, oc.charge_periods, oc.charge_due_dates, oc.charge_due_gnf,
-                oc.charge_paid_gnf
-         FROM (SELECT 1) AS one
-         LEFT JOIN LATERAL (
-             {PROMISE_STATE} WHERE $2 AND p.tenant_id = $1 AND p.status = 'pending'
-             ORDER BY p.created_at DESC, p.id DESC LIMIT 1 FOR UPDATE OF p) pp ON true
-         CROSS JOIN LATERAL (
-             SELECT coalesce(array_agg(c.id ORDER BY c.period, c.id), '{{}}') AS charge_ids,
-                    coalesce(array_agg(c.period ORDER BY c.period, c.id), '{{}}')
-                        AS charge_periods,
-                    coalesce(array_agg(c.due_date ORDER BY c.period, c.id), '{{}}')
-                        AS charge_due_dates,
-                    coalesce(array_agg(c.amount_due_gnf ORDER BY c.period, c.id), '{{}}')
-                        AS charge_due_gnf,
-                    coalesce(array_agg(c.amount_paid_gnf ORDER BY c.period, c.id), '{{}}')
-                        AS charge_paid_gnf
-             FROM (SELECT id, period, due_date, amount_due_gnf, amount_paid_gnf
-                   FROM charges
-                   WHERE tenant_id = $1 AND amount_paid_gnf < amount_due_gnf
-                   ORDER BY period, id
-                   FOR UPDATE) c) oc"
+) -> Result<Option<PromiseState>> {
+    sqlx::query_as(&format!(
+        "{PROMISE_STATE} WHERE p.tenant_id = $1 AND p.status = 'pending'
+         ORDER BY p.created_at DESC, p.id DESC LIMIT 1 FOR UPDATE OF p"
     ))
     .bind(tenant_id)
-    .bind(with_pending)
-    .fetch_one(conn)
-    .await?;
-    let promise = match (
-        row.promise_id,
-        row.promise_tenant_id,
-        row.promise_status,
-        row.promise_amount_gnf,
-        row.promise_promised_date,
-        row.promise_covered_gnf,
-        row.promise_made_at,
-    ) {
-        (
-            Some(id),
-            Some(tenant_id),
-            Some(status),
-            Some(amount_gnf),
-            Some(promised_date),
-            Some(covered_gnf),
-            Some(made_at),
-        ) => Some(PromiseState {
-            id,
-            tenant_id,
-            status: decode(&status)?,
-            amount_gnf,
-            promised_date,
-            covered_gnf,
-            made_at,
-        }),
-        _ => None,
-    };
-    let charges = row
-        .charge_ids
-        .iter()
-        .zip(&row.charge_periods)
-        .zip(&row.charge_due_dates)
-        .zip(row.charge_due_gnf.iter().zip(&row.charge_paid_gnf))
-        .map(
-            |(((&charge_id, &period), &due_date), (&due, &paid))| OpenCharge {
-                charge_id,
-                period,
-                due_date,
-                due: Gnf::new(due),
-                paid: Gnf::new(paid),
-            },
-        )
-        .collect();
-    Ok((promise, charges))
+    .fetch_optional(conn)
+    .await
+    .map_err(StoreError::from)
 }
 
 /// Serialises the payments that carry one operator reference (whatever their tenant), so the
@@ -195,6 +109,8 @@ pub async fn by_request_id(
 /// A ledger row to insert: a payment, or a reversal (`reverses_payment_id` and `reason` set).
 #[derive(Debug, Clone)]
 pub struct NewEntry<'a> {
+    /// Chosen by the caller: the replay orders payments by id last.
+    pub id: Uuid,
     pub tenant_id: Uuid,
     pub site_id: Uuid,
     pub reverses_payment_id: Option<Uuid>,
@@ -214,10 +130,9 @@ pub struct NewEntry<'a> {
     pub mission_id: Option<Uuid>,
     pub notes: &'a str,
     pub reason: Option<&'a str>,
+    /// The part of the amount that went to no charge when it was written (a reversal: the
+    /// credit part of the payment it cancels, at that moment).
     pub credit_gnf: i64,
-    /// Added to the tenant's credit by the same statement (a payment: the credit it leaves; a
-    /// reversal: minus what is taken back).
-    pub tenant_credit_delta: i64,
     pub request_id: Uuid,
 }
 
@@ -248,8 +163,8 @@ pub struct InsertedEntry {
     pub score_points: i64,
 }
 
-/// Inserts the entry, numbered and with the tenant's credit moved, and with `score` its score
-/// event and daily figures, in one statement.
+/// Inserts the entry, numbered, and with `score` its score event and daily figures, in one
+/// statement. Its allocation rows and the tenant's credit are the replay's ([`write_replay`]).
 pub async fn insert_entry(
     conn: &mut PgConnection,
     entry: &NewEntry<'_>,
@@ -261,15 +176,13 @@ pub async fn insert_entry(
         PaymentKind::Payment
     };
     sqlx::query_as(
-        "WITH credit AS (
-             UPDATE tenants SET credit_gnf = credit_gnf + $21 WHERE id = $1 AND $21 <> 0),
-         inserted AS (
+        "WITH inserted AS (
              INSERT INTO payments
-               (tenant_id, site_id, kind, amount_gnf, method, operator_reference, payer_phone,
+               (id, tenant_id, site_id, kind, amount_gnf, method, operator_reference, payer_phone,
                 receipt_number, occurred_at, received_at, agent_id, recorded_by,
                 interaction_id, promise_id, mission_id, notes, reverses_payment_id, reason,
                 credit_gnf, request_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, next_receipt_number($2, $8), $9, $10, $11,
+             VALUES ($21, $1, $2, $3, $4, $5, $6, $7, next_receipt_number($2, $8), $9, $10, $11,
                      $12, $13, $14, $15, $16, $17, $18, $19, $20)
              RETURNING id, receipt_number, occurred_at, received_at, agent_id, recorded_by),
          event AS (
@@ -311,7 +224,7 @@ pub async fn insert_entry(
     .bind(entry.reason)
     .bind(entry.credit_gnf)
     .bind(entry.request_id)
-    .bind(entry.tenant_credit_delta)
+    .bind(entry.id)
     .bind(score.map(|s| s.agent_id))
     .bind(score.map(|s| s.day))
     .bind(score.map(|s| s.kind.as_str()))
@@ -323,64 +236,199 @@ pub async fn insert_entry(
     .map_err(StoreError::from)
 }
 
-/// What [`allocate`] answers: the charge's month and the outstanding amount right after the
-/// allocation, counted as the reads count it (what the charge's allocations have paid).
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
-pub struct Allocated {
-    pub period: NaiveDate,
+/// One tenant's ledger as stored: the facts (charges, payments with when they were reversed)
+/// and the derived rows of the valid payments, read under the tenant lock by a write, or in a
+/// read snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct StoredLedger {
+    pub charges: Vec<LedgerCharge>,
+    /// (charge id, amount_paid_gnf, paid_in_full_at) as stored.
+    pub charge_figures: Vec<(i64, Gnf, Option<DateTime<Utc>>)>,
+    /// Every payment of the tenant (not the reversal entries), reversed or not.
+    pub payments: Vec<LedgerPayment>,
+    /// The allocation rows of the valid payments.
+    pub lines: Vec<Line>,
+}
+
+#[derive(sqlx::FromRow)]
+struct LedgerChargeRow {
+    id: i64,
+    period: NaiveDate,
+    due_date: NaiveDate,
+    amount_due_gnf: i64,
+    amount_paid_gnf: i64,
+    paid_in_full_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct LedgerPaymentRow {
+    id: Uuid,
+    occurred_at: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+    amount_gnf: i64,
+    reversed_at: Option<DateTime<Utc>>,
+    charge_ids: Vec<i64>,
+    amounts: Vec<i64>,
+    outstanding_after: Vec<i64>,
+}
+
+/// The tenant's ledger (two statements: charges, then payments with their rows).
+pub async fn ledger(conn: &mut PgConnection, tenant_id: Uuid) -> Result<StoredLedger> {
+    let charges: Vec<LedgerChargeRow> = sqlx::query_as(
+        "SELECT id, period, due_date, amount_due_gnf, amount_paid_gnf, paid_in_full_at
+         FROM charges WHERE tenant_id = $1 ORDER BY period, id",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let payments: Vec<LedgerPaymentRow> = sqlx::query_as(
+        "SELECT p.id, p.occurred_at, p.received_at, p.amount_gnf, r.occurred_at AS reversed_at,
+                coalesce(array_agg(a.charge_id ORDER BY a.charge_id)
+                         FILTER (WHERE a.charge_id IS NOT NULL), '{}') AS charge_ids,
+                coalesce(array_agg(a.amount_gnf ORDER BY a.charge_id)
+                         FILTER (WHERE a.charge_id IS NOT NULL), '{}') AS amounts,
+                coalesce(array_agg(a.outstanding_after_gnf ORDER BY a.charge_id)
+                         FILTER (WHERE a.charge_id IS NOT NULL), '{}') AS outstanding_after
+         FROM payments p
+         LEFT JOIN payments r ON r.reverses_payment_id = p.id
+         LEFT JOIN payment_allocations a ON a.payment_id = p.id AND r.id IS NULL
+         WHERE p.tenant_id = $1 AND p.kind = 'payment'
+         GROUP BY p.id, r.occurred_at",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut ledger = StoredLedger::default();
+    for c in charges {
+        ledger.charges.push(LedgerCharge {
+            charge_id: c.id,
+            period: c.period,
+            due_date: c.due_date,
+            due: Gnf::new(c.amount_due_gnf),
+        });
+        ledger
+            .charge_figures
+            .push((c.id, Gnf::new(c.amount_paid_gnf), c.paid_in_full_at));
+    }
+    for p in payments {
+        ledger.payments.push(LedgerPayment {
+            payment_id: p.id,
+            occurred_at: p.occurred_at,
+            received_at: p.received_at,
+            amount: Gnf::new(p.amount_gnf),
+            reversed_at: p.reversed_at,
+        });
+        for ((&charge_id, &amount), &after) in p
+            .charge_ids
+            .iter()
+            .zip(&p.amounts)
+            .zip(&p.outstanding_after)
+        {
+            ledger.lines.push(Line {
+                payment_id: p.id,
+                charge_id,
+                amount: Gnf::new(amount),
+                outstanding_after: Gnf::new(after),
+            });
+        }
+    }
+    Ok(ledger)
+}
+
+/// One allocation row to write: for a reversal entry the amount is negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowWrite {
+    pub payment_id: Uuid,
+    pub charge_id: i64,
+    pub amount_gnf: i64,
     pub outstanding_after_gnf: i64,
 }
 
-/// Writes one allocation row (negative for a reversal) and moves the charge's paid amount by
-/// the same amount, in one statement; `paid_in_full_at` is set to `paid_at` when the charge
-/// becomes fully paid and cleared when it reopens. The allocations already written for the
-/// charge are all older than this one (the tenant lock), so the outstanding amount after it is
-/// the charge's amount less them and this one.
-pub async fn allocate(
-    conn: &mut PgConnection,
-    payment_id: Uuid,
-    charge_id: i64,
-    amount_gnf: i64,
-    paid_at: DateTime<Utc>,
-) -> Result<Allocated> {
-    sqlx::query_as(
-        "WITH allocation AS (
-             INSERT INTO payment_allocations (payment_id, charge_id, amount_gnf)
-             VALUES ($1, $2, $3)),
-         charge AS (
-             UPDATE charges
-             SET amount_paid_gnf = amount_paid_gnf + $3,
-                 paid_in_full_at = CASE WHEN amount_paid_gnf + $3 = amount_due_gnf
-                                        THEN coalesce(paid_in_full_at, $4) END
-             WHERE id = $2
-             RETURNING period, amount_due_gnf)
-         SELECT period,
-                (amount_due_gnf - $3
-                 - (SELECT coalesce(sum(b.amount_gnf), 0) FROM payment_allocations b
-                    WHERE b.charge_id = $2))::bigint AS outstanding_after_gnf
-         FROM charge",
-    )
-    .bind(payment_id)
-    .bind(charge_id)
-    .bind(amount_gnf)
-    .bind(paid_at)
-    .fetch_one(conn)
-    .await
-    .map_err(StoreError::from)
+impl From<&Line> for RowWrite {
+    fn from(line: &Line) -> Self {
+        Self {
+            payment_id: line.payment_id,
+            charge_id: line.charge_id,
+            amount_gnf: line.amount.francs(),
+            outstanding_after_gnf: line.outstanding_after.francs(),
+        }
+    }
 }
 
-/// A payment's allocations (charge, amount > 0), in the order they were written (FIFO).
-pub async fn allocations_of_payment(
-    conn: &mut PgConnection,
-    payment_id: Uuid,
-) -> Result<Vec<(i64, i64)>> {
-    sqlx::query_as(
-        "SELECT charge_id, amount_gnf FROM payment_allocations WHERE payment_id = $1 ORDER BY id",
+/// What a replay writes: new rows (the new payment's, a reversal entry's, re-allocations),
+/// changed rows, rows that go, the charges whose figures change, and the tenant's credit.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayWrite {
+    pub insert: Vec<RowWrite>,
+    pub update: Vec<RowWrite>,
+    pub delete: Vec<(Uuid, i64)>,
+    pub charges: Vec<ChargeOutcome>,
+    pub credit_gnf: i64,
+}
+
+fn columns(rows: &[RowWrite]) -> (Vec<Uuid>, Vec<i64>, Vec<i64>, Vec<i64>) {
+    (
+        rows.iter().map(|r| r.payment_id).collect(),
+        rows.iter().map(|r| r.charge_id).collect(),
+        rows.iter().map(|r| r.amount_gnf).collect(),
+        rows.iter().map(|r| r.outstanding_after_gnf).collect(),
     )
-    .bind(payment_id)
-    .fetch_all(conn)
-    .await
-    .map_err(StoreError::from)
+}
+
+/// Writes a replay's difference in one statement (under the tenant lock).
+pub async fn write_replay(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    write: &ReplayWrite,
+) -> Result<()> {
+    let (ins_payment, ins_charge, ins_amount, ins_after) = columns(&write.insert);
+    let (upd_payment, upd_charge, upd_amount, upd_after) = columns(&write.update);
+    let del_payment: Vec<Uuid> = write.delete.iter().map(|d| d.0).collect();
+    let del_charge: Vec<i64> = write.delete.iter().map(|d| d.1).collect();
+    let charge_ids: Vec<i64> = write.charges.iter().map(|c| c.charge.charge_id).collect();
+    let charge_paid: Vec<i64> = write.charges.iter().map(|c| c.paid.francs()).collect();
+    let charge_full: Vec<Option<DateTime<Utc>>> =
+        write.charges.iter().map(|c| c.paid_in_full_at).collect();
+    sqlx::query(
+        "WITH removed AS (
+             DELETE FROM payment_allocations a
+             USING unnest($1::uuid[], $2::bigint[]) AS d(payment_id, charge_id)
+             WHERE a.payment_id = d.payment_id AND a.charge_id = d.charge_id),
+         changed AS (
+             UPDATE payment_allocations a
+             SET amount_gnf = u.amount_gnf, outstanding_after_gnf = u.outstanding_after_gnf
+             FROM unnest($3::uuid[], $4::bigint[], $5::bigint[], $6::bigint[])
+                  AS u(payment_id, charge_id, amount_gnf, outstanding_after_gnf)
+             WHERE a.payment_id = u.payment_id AND a.charge_id = u.charge_id),
+         added AS (
+             INSERT INTO payment_allocations
+               (payment_id, charge_id, amount_gnf, outstanding_after_gnf)
+             SELECT * FROM unnest($7::uuid[], $8::bigint[], $9::bigint[], $10::bigint[])),
+         charged AS (
+             UPDATE charges c SET amount_paid_gnf = u.paid, paid_in_full_at = u.paid_in_full_at
+             FROM unnest($11::bigint[], $12::bigint[], $13::timestamptz[])
+                  AS u(id, paid, paid_in_full_at)
+             WHERE c.id = u.id AND c.tenant_id = $14)
+         UPDATE tenants SET credit_gnf = $15 WHERE id = $14 AND credit_gnf <> $15",
+    )
+    .bind(del_payment)
+    .bind(del_charge)
+    .bind(upd_payment)
+    .bind(upd_charge)
+    .bind(upd_amount)
+    .bind(upd_after)
+    .bind(ins_payment)
+    .bind(ins_charge)
+    .bind(ins_amount)
+    .bind(ins_after)
+    .bind(charge_ids)
+    .bind(charge_paid)
+    .bind(charge_full)
+    .bind(tenant_id)
+    .bind(write.credit_gnf)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -427,7 +475,9 @@ const PAYMENT_SELECT: &str = "SELECT p.id, p.kind, p.receipt_number, p.tenant_id
         p.amount_gnf, p.method, p.operator_reference, p.payer_phone, p.agent_id,
         a.full_name AS agent_name, p.recorded_by, rb.full_name AS recorded_by_name,
         p.occurred_at, p.received_at, p.interaction_id, p.promise_id, p.mission_id, p.notes,
-        p.credit_gnf, p.reverses_payment_id, p.reason, rv.id AS reversal_id,
+        p.amount_gnf - abs((SELECT coalesce(sum(x.amount_gnf), 0) FROM payment_allocations x
+                            WHERE x.payment_id = p.id))::bigint AS credit_gnf,
+        p.reverses_payment_id, p.reason, rv.id AS reversal_id,
         coalesce(o.agent_id, p.agent_id) AS collector_id
     FROM payments p
     JOIN tenants t ON t.id = p.tenant_id
@@ -467,8 +517,8 @@ pub struct AllocationRow {
     pub charge_id: i64,
     pub period: NaiveDate,
     pub amount_gnf: i64,
-    /// Outstanding on the charge right after this row (allocation rows of one tenant are
-    /// written under the tenant lock, so their ids are in the order they applied).
+    /// Outstanding on the charge right after this row, as the replay that wrote it saw it
+    /// (`domain::ledger`).
     pub outstanding_after_gnf: i64,
 }
 
@@ -479,9 +529,7 @@ pub async fn allocations<'e>(
 ) -> Result<Vec<AllocationRow>> {
     sqlx::query_as(
         "SELECT a.payment_id, a.charge_id, c.period, a.amount_gnf,
-                c.amount_due_gnf - (SELECT coalesce(sum(b.amount_gnf), 0) FROM payment_allocations b
-                                    WHERE b.charge_id = a.charge_id AND b.id <= a.id)::bigint
-                    AS outstanding_after_gnf
+                a.outstanding_after_gnf
          FROM payment_allocations a JOIN charges c ON c.id = a.charge_id
          WHERE a.payment_id = ANY($1)
          ORDER BY a.payment_id, c.period, a.charge_id",

@@ -196,7 +196,9 @@ pub async fn insert_ledger_entry(pool: &PgPool, entry: &LedgerEntry<'_>) -> Uuid
     .expect("insert ledger entry");
     for &(charge_id, amount) in entry.allocations {
         sqlx::query(
-            "INSERT INTO payment_allocations (payment_id, charge_id, amount_gnf) VALUES ($1, $2, $3)",
+            "INSERT INTO payment_allocations (payment_id, charge_id, amount_gnf, outstanding_after_gnf)
+             SELECT $1, $2, $3, c.amount_due_gnf - c.amount_paid_gnf - $3
+             FROM charges c WHERE c.id = $2",
         )
         .bind(id)
         .bind(charge_id)
