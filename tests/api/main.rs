@@ -9,6 +9,7 @@ mod daily_stats;
 mod grpc_web;
 mod health;
 mod interactions;
+mod markers;
 mod migrations;
 mod payments;
 mod promises;
