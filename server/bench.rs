@@ -10,6 +10,11 @@
 //! `ops/bench/routes.sh`): each call orders N random tenants of the agent's sites (points near
 //! them when the sites have fewer with a home), a closed tour from one of them, on foot, with
 //! the default time budget and a fresh seed.
+//!
+//! `--rpc arrears-markers-city` and `--rpc arrears-markers-street` measure ListArrearsMarkers
+//! (driven by `ops/bench/markers.sh`) as the demo director (`directeur`, every site): the
+//! whole of Conakry at zoom 12 ([`CITY`], clusters when more than 2,000 tenants match), or a
+//! box of about 440 m around a random tenant's home at zoom 17 (markers).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,10 +37,17 @@ enum Rpc {
     /// the replay of the tenant's whole ledger (18 months on the demo data) shifts them.
     BackdatedPayment,
     OptimizeRoute,
+    ArrearsMarkersCity,
+    ArrearsMarkersStreet,
 }
 
+/// Conakry and its suburbs, (south, west, north, east) in degrees.
+const CITY: (f64, f64, f64, f64) = (9.40, -13.85, 9.85, -13.40);
+
 #[derive(Debug, Parser)]
-#[command(about = "Measure RecordVisit / RecordPayment / OptimizeRoute throughput and latency")]
+#[command(
+    about = "Measure RecordVisit / RecordPayment / OptimizeRoute / ListArrearsMarkers throughput and latency"
+)]
 struct Args {
     /// Server address.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
@@ -72,12 +84,19 @@ struct Agent {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let pool = sqlx::PgPool::connect(&args.database_url).await?;
-    let rows: Vec<(String, Uuid, Option<f64>, Option<f64>)> = sqlx::query_as(
+    let map = matches!(
+        args.rpc,
+        Rpc::ArrearsMarkersCity | Rpc::ArrearsMarkersStreet
+    );
+    let rows: Vec<(String, Uuid, Option<f64>, Option<f64>)> = sqlx::query_as(if map {
+        "SELECT 'directeur', t.id, t.home_latitude, t.home_longitude
+         FROM tenants t WHERE t.active AND t.home_latitude IS NOT NULL ORDER BY t.id"
+    } else {
         "SELECT u.username, t.id, t.home_latitude, t.home_longitude
          FROM users u JOIN user_sites us ON us.user_id = u.id
          JOIN tenants t ON t.site_id = us.site_id AND t.active
-         WHERE u.role_id = 'agent' AND NOT u.disabled ORDER BY u.username, t.id",
-    )
+         WHERE u.role_id = 'agent' AND NOT u.disabled ORDER BY u.username, t.id"
+    })
     .fetch_all(&pool)
     .await?;
     pool.close().await;
@@ -164,6 +183,14 @@ async fn main() -> anyhow::Result<()> {
                         ))
                         .await
                         .map(drop),
+                    Rpc::ArrearsMarkersCity => geo
+                        .list_arrears_markers(authed(city_map(), &agent.token))
+                        .await
+                        .map(drop),
+                    Rpc::ArrearsMarkersStreet => geo
+                        .list_arrears_markers(authed(street_map(home), &agent.token))
+                        .await
+                        .map(drop),
                 };
                 if sent < start + warm_up {
                     continue;
@@ -194,7 +221,11 @@ async fn main() -> anyhow::Result<()> {
     let rate = latencies.len() as f64 / measured.as_secs_f64();
     let stops = match args.rpc {
         Rpc::OptimizeRoute => format!(" stops={}", args.stops),
-        Rpc::Visit | Rpc::Payment | Rpc::BackdatedPayment => String::new(),
+        Rpc::Visit
+        | Rpc::Payment
+        | Rpc::BackdatedPayment
+        | Rpc::ArrearsMarkersCity
+        | Rpc::ArrearsMarkersStreet => String::new(),
     };
     println!(
         "rpc={:?}{stops} concurrency={} seconds={} ok={} rate_per_s={:.1} p50_ms={:.2} p99_ms={:.2} errors={:?}",
@@ -309,4 +340,39 @@ fn route(tenants: &[Target], stops: usize, rng: &mut impl Rng) -> pb::OptimizeRo
             seed: rng.random(),
         }),
     }
+}
+
+fn map_request(
+    south: f64,
+    west: f64,
+    north: f64,
+    east: f64,
+    zoom: i32,
+) -> pb::ListArrearsMarkersRequest {
+    let at = |latitude, longitude| {
+        Some(pb::LatLng {
+            latitude,
+            longitude,
+        })
+    };
+    pb::ListArrearsMarkersRequest {
+        bounds: Some(pb::BoundingBox {
+            south_west: at(south, west),
+            north_east: at(north, east),
+        }),
+        zoom,
+        ..Default::default()
+    }
+}
+
+/// The whole city at zoom 12.
+fn city_map() -> pb::ListArrearsMarkersRequest {
+    let (south, west, north, east) = CITY;
+    map_request(south, west, north, east, 12)
+}
+
+/// About 440 m (0.004°) around `home` at zoom 17.
+fn street_map(home: Option<(f64, f64)>) -> pb::ListArrearsMarkersRequest {
+    let (lat, lng) = home.unwrap_or((9.5092, -13.7122));
+    map_request(lat - 0.002, lng - 0.002, lat + 0.002, lng + 0.002, 17)
 }

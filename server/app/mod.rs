@@ -6,7 +6,7 @@
 //!
 //! Decisions:
 //! - One module per group of operations (payments, reversals, interactions, promises, tenants,
-//!   daily stats); a new service adds its own modules (missions, geo, dashboards).
+//!   daily stats, the arrears map); a new service adds its own modules (missions, geo, dashboards).
 //! - A write runs in the transaction the caller gives it (the idempotency run of the API);
 //!   a read opens its own read-only snapshot.
 //! - Errors are [`AppError`]: what went wrong in the product's words. The API maps each one
@@ -17,6 +17,7 @@
 pub mod daily_stats;
 pub mod interactions;
 mod ledger;
+pub mod map;
 pub mod payments;
 pub mod promises;
 pub mod reversals;

@@ -69,7 +69,7 @@ pub async fn card(
 }
 
 /// The cards of `ids`, in the order of `ids` (unknown ids left out).
-async fn cards(
+pub(crate) async fn cards(
     conn: &mut PgConnection,
     ids: &[Uuid],
     today: NaiveDate,

@@ -11,6 +11,7 @@ pub mod arrears;
 pub mod clock;
 pub mod daily;
 pub mod ledger;
+pub mod map;
 pub mod mission;
 pub mod money;
 pub mod outcome;

@@ -15,6 +15,7 @@ pub mod charges;
 pub mod error;
 pub mod interactions;
 pub mod locations;
+pub mod markers;
 pub mod missions;
 pub mod payments;
 pub mod promises;

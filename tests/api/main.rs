@@ -10,6 +10,7 @@ mod grpc_web;
 mod health;
 mod interactions;
 mod ledger;
+mod markers;
 mod migrations;
 mod payments;
 mod promises;

@@ -10,7 +10,7 @@ mod payments;
 mod promises;
 mod tenants;
 mod views;
-mod wire;
+pub(crate) mod wire;
 
 use tonic::{Request, Response, Status};
 

@@ -83,6 +83,18 @@ pub fn payment_kind(value: i32) -> Result<PaymentKind, EnumValueError> {
     })
 }
 
+/// An aging bucket of a request (a filter).
+pub fn aging_bucket(value: i32) -> Result<Bucket, EnumValueError> {
+    use pb::AgingBucket as P;
+    known(value, |proto| match proto {
+        P::Unspecified => None,
+        P::Days0To30 => Some(Bucket::Days0To30),
+        P::Days31To60 => Some(Bucket::Days31To60),
+        P::Days61To90 => Some(Bucket::Days61To90),
+        P::DaysOver90 => Some(Bucket::Over90),
+    })
+}
+
 /// A position of a request; the error names the coordinate (`LatLngError::field`).
 pub fn lat_lng(position: &pb::LatLng) -> Result<LatLng, LatLngError> {
     LatLng::parse(position.latitude, position.longitude)
@@ -226,6 +238,15 @@ mod tests {
         }
         assert_eq!(promise_status(0), Err(EnumValueError::Unspecified));
         assert_eq!(promise_status(99), Err(EnumValueError::Unknown));
+
+        for bucket in Bucket::ALL {
+            assert_eq!(
+                aging_bucket(pb::AgingBucket::from(bucket) as i32),
+                Ok(bucket)
+            );
+        }
+        assert_eq!(aging_bucket(0), Err(EnumValueError::Unspecified));
+        assert_eq!(aging_bucket(5), Err(EnumValueError::Unknown));
 
         for &kind in PaymentKind::ALL {
             assert_eq!(payment_kind(pb::PaymentKind::from(kind) as i32), Ok(kind));

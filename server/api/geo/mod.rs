@@ -1,6 +1,6 @@
-//! GeoService (carte): route optimisation, unary ([`routes`]) and live ([`session`]). The
-//! arrears map and the position RPCs answer UNIMPLEMENTED (the generated default) until their
-//! feature lands.
+//! GeoService (carte): the arrears map ([`markers`]) and route optimisation, unary ([`routes`])
+//! and live ([`session`]). The position RPCs answer UNIMPLEMENTED (the generated default) until
+//! their feature lands.
 //!
 //! Decisions
 //! - Problems are parsed once ([`convert`]), tenant stops are placed at their tenant's home
@@ -11,6 +11,7 @@
 //!   a session that ended or whose update replaced the search.
 
 pub mod convert;
+mod markers;
 mod routes;
 mod session;
 
@@ -49,6 +50,16 @@ impl From<Busy> for ApiError {
 
 #[tonic::async_trait]
 impl GeoService for GeoApi {
+    async fn list_arrears_markers(
+        &self,
+        request: Request<pb::ListArrearsMarkersRequest>,
+    ) -> Result<Response<pb::ListArrearsMarkersResponse>, Status> {
+        markers::list_arrears_markers(&self.state, &request)
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
     async fn optimize_route(
         &self,
         request: Request<pb::OptimizeRouteRequest>,
