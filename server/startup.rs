@@ -235,7 +235,7 @@ impl Application {
             .map_err(layers::refusal_status)
             .load_shed()
             .concurrency_limit(config.max_concurrent_requests)
-            .timeout(config.request_timeout)
+            .layer(layers::DeadlineLayer::new(config.request_timeout))
             .layer(client_ip::layer(&config.rate_limits.trusted_proxies))
             .layer(auth.layer())
             .layer(layers::address_limit(state.rate_limits.clone()))
