@@ -1,5 +1,5 @@
 //! Builds the server — listeners, tower layers, services, background tasks — and runs it until
-//! a shutdown signal, then drains calls and streams within a bound.
+//! a shutdown signal, then drains calls and streams and closes within the grace period.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -42,6 +42,8 @@ const DB_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// Ended sessions are deleted this long after their last access token can have expired.
 const SESSION_PURGE_MARGIN: Duration = Duration::from_secs(24 * 3600);
 const DB_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// What the background tasks and the pool get to close when the calls used the whole grace.
+const CLOSE_AT_LEAST: Duration = Duration::from_millis(250);
 
 /// Every descriptor set the server serves: ours, plus health and reflection.
 pub fn descriptor_sets() -> [&'static [u8]; 4] {
@@ -280,12 +282,16 @@ impl Application {
         });
         tokio::pin!(serve);
 
+        // The grace bounds the whole exit: draining the calls, then the background tasks and
+        // the pool, which calls stuck on an unreachable database would otherwise hold open.
+        let mut deadline = tokio::time::Instant::now() + config.shutdown_grace;
         let result = tokio::select! {
             result = &mut serve => result.map_err(anyhow::Error::from),
             () = shutdown.cancelled() => {
+                deadline = tokio::time::Instant::now() + config.shutdown_grace;
                 set_health(&health, ServingStatus::NotServing).await;
                 drain.cancel();
-                match tokio::time::timeout(config.shutdown_grace, &mut serve).await {
+                match tokio::time::timeout_at(deadline, &mut serve).await {
                     Ok(result) => result.map_err(anyhow::Error::from),
                     Err(_) => {
                         tracing::warn!(
@@ -298,8 +304,18 @@ impl Application {
             }
         };
         shutdown.cancel();
-        while background.join_next().await.is_some() {}
-        state.pool.close().await;
+        let close = async {
+            while background.join_next().await.is_some() {}
+            state.pool.close().await;
+        };
+        let close_by = deadline.max(tokio::time::Instant::now() + CLOSE_AT_LEAST);
+        if tokio::time::timeout_at(close_by, close).await.is_err() {
+            tracing::warn!(
+                "background tasks or database connections still busy at the end of the grace \
+                 period; abandoned"
+            );
+            background.abort_all();
+        }
         tracing::info!("stopped");
         result
     }
