@@ -93,7 +93,9 @@ impl Command {
         match self {
             Command::Serve(args) => {
                 let config = args.parse()?;
-                let app = Application::build(config).await?;
+                let pool = db::lazy_pool(&config.database);
+                db::check_schema_at_start(&pool, &config.database, args.migrate).await?;
+                let app = Application::build_with_pool(config, pool).await?;
                 let shutdown = app.shutdown_token();
                 tokio::spawn(async move {
                     wait_for_signal().await;

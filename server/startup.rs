@@ -388,8 +388,11 @@ async fn watch_database(pool: PgPool, health: HealthReporter, shutdown: Cancella
             () = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let up = db::ping(&pool, DB_PROBE_TIMEOUT).await;
-        metrics::gauge!(crate::metrics::DB_UP).set(if up { 1.0 } else { 0.0 });
+        let reachable = db::ping(&pool, DB_PROBE_TIMEOUT).await;
+        metrics::gauge!(crate::metrics::DB_UP).set(if reachable { 1.0 } else { 0.0 });
+        // Before SERVING: a schema the binary's migrations are not all applied to would fail
+        // every call.
+        let up = reachable && (serving || schema_is_served(&pool).await);
         if up != serving && !shutdown.is_cancelled() {
             serving = up;
             if up {
@@ -400,6 +403,20 @@ async fn watch_database(pool: PgPool, health: HealthReporter, shutdown: Cancella
                 set_health(&health, ServingStatus::NotServing).await;
             }
         }
+    }
+}
+
+/// Whether the schema may be served; says why not (once per probe that finds it so).
+async fn schema_is_served(pool: &PgPool) -> bool {
+    match tokio::time::timeout(DB_PROBE_TIMEOUT, db::schema_state(pool)).await {
+        Ok(Ok(state)) => match state.refusal() {
+            None => true,
+            Some(refusal) => {
+                tracing::error!("{refusal}; NOT_SERVING");
+                false
+            }
+        },
+        _ => false,
     }
 }
 
