@@ -45,10 +45,13 @@ const DB_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// What the background tasks and the pool get to close when the calls used the whole grace.
 const CLOSE_AT_LEAST: Duration = Duration::from_millis(250);
 
-/// Every descriptor set the server serves: ours, plus health and reflection.
-pub fn descriptor_sets() -> [&'static [u8]; 4] {
+/// Every descriptor set the server serves: ours, health and reflection, and the `google.rpc`
+/// error details (ErrorInfo, BadRequest, RetryInfo, ...) so that reflection clients such as
+/// grpcurl print them decoded.
+pub fn descriptor_sets() -> [&'static [u8]; 5] {
     [
         proto::FILE_DESCRIPTOR_SET,
+        tonic_types::pb::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
