@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::error::{ContextKind, ContextValue};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use std::str::FromStr;
 
@@ -71,6 +72,12 @@ enum UserCommand {
 pub const DEMO_PASSWORD: &str = "akig-demo-2026";
 
 impl Cli {
+    /// The command line, or the process ends with clap's error, which names the environment
+    /// variable of a bad value as well as its flag (`--listen <LISTEN> / AKIG_LISTEN`).
+    pub fn parse_args() -> Self {
+        Self::try_parse().unwrap_or_else(|error| with_env_name(error).exit())
+    }
+
     pub async fn run(self) -> ExitCode {
         let log_format = match &self.command {
             Command::Serve(args) => args.log_format,
@@ -92,8 +99,15 @@ impl Command {
     async fn run(self) -> anyhow::Result<()> {
         match self {
             Command::Serve(args) => {
-                let config = args.parse()?;
-                let app = Application::build(config).await?;
+                let config = args.parse().map_err(|e| {
+                    let flag = flag_of_env(e.setting)
+                        .map(|flag| format!("--{flag} / "))
+                        .unwrap_or_default();
+                    anyhow::anyhow!("invalid value for {flag}{}: {}", e.setting, e.reason)
+                })?;
+                let pool = db::lazy_pool(&config.database);
+                db::check_schema_at_start(&pool, &config.database, args.migrate).await?;
+                let app = Application::build_with_pool(config, pool).await?;
                 let shutdown = app.shutdown_token();
                 tokio::spawn(async move {
                     wait_for_signal().await;
@@ -197,6 +211,49 @@ impl UserCommand {
     }
 }
 
+/// Every argument of every subcommand, with its long flag and environment variable.
+fn flags_and_envs() -> Vec<(String, String)> {
+    fn walk(command: &clap::Command, into: &mut Vec<(String, String)>) {
+        for arg in command.get_arguments() {
+            if let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) {
+                into.push((long.to_owned(), env.to_string_lossy().into_owned()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            walk(sub, into);
+        }
+    }
+    let mut all = Vec::new();
+    walk(&Cli::command(), &mut all);
+    all
+}
+
+/// The long flag (without `--`) read from environment variable `env`.
+fn flag_of_env(env: &str) -> Option<String> {
+    flags_and_envs()
+        .into_iter()
+        .find(|(_, e)| e == env)
+        .map(|(long, _)| long)
+}
+
+/// clap's error, with the environment variable of the argument it names, if it has one.
+fn with_env_name(mut error: clap::Error) -> clap::Error {
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg).cloned() else {
+        return error;
+    };
+    let long = arg
+        .strip_prefix("--")
+        .and_then(|rest| rest.split([' ', '=']).next())
+        .unwrap_or_default();
+    if let Some((_, env)) = flags_and_envs().into_iter().find(|(l, _)| l == long) {
+        error.insert(
+            ContextKind::InvalidArg,
+            ContextValue::String(format!("{arg} / {env}")),
+        );
+    }
+    error
+}
+
 /// Resolves on SIGTERM (orchestrators) or SIGINT (Ctrl-C).
 async fn wait_for_signal() {
     let ctrl_c = async {
@@ -222,5 +279,34 @@ async fn wait_for_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("SIGINT received"),
         () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_value_names_its_flag_and_its_environment_variable() {
+        let error = Cli::try_parse_from([
+            "akig",
+            "serve",
+            "--database-url",
+            "postgres://u@localhost/db",
+            "--listen",
+            "not-an-address",
+        ])
+        .expect_err("bad address");
+        let text = with_env_name(error).to_string();
+        assert!(text.contains("--listen"), "{text}");
+        assert!(text.contains("AKIG_LISTEN"), "{text}");
+    }
+
+    #[test]
+    fn settings_map_to_their_flags() {
+        assert_eq!(flag_of_env("AKIG_LISTEN").as_deref(), Some("listen"));
+        assert_eq!(flag_of_env("DATABASE_URL").as_deref(), Some("database-url"));
+        assert_eq!(flag_of_env("AKIG_MIGRATE").as_deref(), Some("migrate"));
+        assert_eq!(flag_of_env("NOT_A_SETTING"), None);
     }
 }

@@ -49,6 +49,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AKIG_REDIS_PREFIX", default_value = "akig")]
     pub redis_prefix: String,
 
+    /// Apply pending database migrations at start. Without it, a server on an out-of-date
+    /// schema refuses to start and says to run `akig migrate`.
+    #[arg(long, env = "AKIG_MIGRATE", default_value_t = false)]
+    pub migrate: bool,
+
     /// Address for gRPC (HTTP/2) and gRPC-web (HTTP/1.1) on the same port.
     #[arg(long, env = "AKIG_LISTEN", default_value = "0.0.0.0:50051")]
     pub listen: SocketAddr,

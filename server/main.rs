@@ -1,6 +1,4 @@
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    akig::cli::Cli::parse().run().await
+    akig::cli::Cli::parse_args().run().await
 }

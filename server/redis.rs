@@ -46,6 +46,8 @@ pub struct Redis {
 
 struct Link {
     client: redis::Client,
+    /// The URL without its password, for the logs.
+    shown_url: String,
     prefix: String,
     manager: Mutex<Option<ConnectionManager>>,
     up: AtomicBool,
@@ -58,6 +60,7 @@ impl Redis {
         Ok(Self {
             inner: Arc::new(Link {
                 client: redis::Client::open(config.url.as_str())?,
+                shown_url: without_password(&config.url),
                 prefix: config.key_prefix.clone(),
                 manager: Mutex::new(None),
                 up: AtomicBool::new(false),
@@ -105,6 +108,8 @@ impl Redis {
     pub async fn run_link(self, shutdown: CancellationToken) {
         let mut interval = tokio::time::interval(PROBE_INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Why Redis cannot be used is said once per outage, the first at start included.
+        let mut told = false;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -112,15 +117,30 @@ impl Redis {
             }
             let was_up = self.is_up();
             let up = match self.probe().await {
-                Some(conn) => was_up || self.catch_up(conn).await,
-                None => false,
+                Ok(conn) => was_up || self.catch_up(conn).await,
+                Err(error) => {
+                    if !told {
+                        told = true;
+                        tracing::warn!(
+                            url = %self.inner.shown_url,
+                            error = %error,
+                            "redis unreachable: using the in-process cache until it is back"
+                        );
+                    }
+                    false
+                }
             };
             if up != was_up {
                 self.inner.up.store(up, Ordering::Relaxed);
                 if up {
-                    tracing::info!("redis connected");
-                } else {
-                    tracing::warn!("redis unreachable; falling back until it is back");
+                    told = false;
+                    tracing::info!(url = %self.inner.shown_url, "redis connected");
+                } else if !told {
+                    told = true;
+                    tracing::warn!(
+                        url = %self.inner.shown_url,
+                        "redis unreachable: using the in-process cache until it is back"
+                    );
                 }
             }
             metrics::gauge!(REDIS_UP).set(if self.is_up() { 1.0 } else { 0.0 });
@@ -128,8 +148,8 @@ impl Redis {
     }
 
     /// Pings Redis, connecting first when there is no connection yet; the connection when
-    /// Redis answered.
-    async fn probe(&self) -> Option<ConnectionManager> {
+    /// Redis answered, or why not.
+    async fn probe(&self) -> Result<ConnectionManager, String> {
         let existing = lock(&self.inner.manager).clone();
         let mut conn = match existing {
             Some(conn) => conn,
@@ -148,17 +168,14 @@ impl Redis {
                         *lock(&self.inner.manager) = Some(conn.clone());
                         conn
                     }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "redis connection attempt failed");
-                        return None;
-                    }
+                    Err(e) => return Err(e.to_string()),
                 }
             }
         };
         timed(redis::cmd("PING").query_async::<String>(&mut conn))
             .await
-            .ok()
             .map(|_| conn)
+            .map_err(|e| e.to_string())
     }
 
     async fn catch_up(&self, conn: ConnectionManager) -> bool {
@@ -188,4 +205,45 @@ pub async fn timed<T>(call: impl Future<Output = redis::RedisResult<T>>) -> redi
 // The guarded values are consistent after any panic (single assignments and pushes).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `url` with the password of its user part replaced by `***`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let user = rest[..at]
+        .split_once(':')
+        .map_or(&rest[..at], |(user, _)| user);
+    let password = if rest[..at].contains(':') { ":***" } else { "" };
+    format!("{scheme}://{user}{password}@{}", &rest[at + 1..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            without_password("redis://:s3cret@cache:6380/2"),
+            "redis://:***@cache:6380/2"
+        );
+        assert_eq!(
+            without_password("rediss://akig:p@ss@cache:6380"),
+            "rediss://akig:***@cache:6380"
+        );
+        assert_eq!(
+            without_password("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(
+            without_password("redis://akig@cache/0"),
+            "redis://akig@cache/0"
+        );
+    }
 }

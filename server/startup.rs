@@ -1,5 +1,5 @@
 //! Builds the server — listeners, tower layers, services, background tasks — and runs it until
-//! a shutdown signal, then drains calls and streams within a bound.
+//! a shutdown signal, then drains calls and streams and closes within the grace period.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -42,11 +42,16 @@ const DB_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// Ended sessions are deleted this long after their last access token can have expired.
 const SESSION_PURGE_MARGIN: Duration = Duration::from_secs(24 * 3600);
 const DB_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// What the background tasks and the pool get to close when the calls used the whole grace.
+const CLOSE_AT_LEAST: Duration = Duration::from_millis(250);
 
-/// Every descriptor set the server serves: ours, plus health and reflection.
-pub fn descriptor_sets() -> [&'static [u8]; 4] {
+/// Every descriptor set the server serves: ours, health and reflection, and the `google.rpc`
+/// error details (ErrorInfo, BadRequest, RetryInfo, ...) so that reflection clients such as
+/// grpcurl print them decoded.
+pub fn descriptor_sets() -> [&'static [u8]; 5] {
     [
         proto::FILE_DESCRIPTOR_SET,
+        tonic_types::pb::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
@@ -236,7 +241,7 @@ impl Application {
             .map_err(layers::refusal_status)
             .load_shed()
             .concurrency_limit(config.max_concurrent_requests)
-            .timeout(config.request_timeout)
+            .layer(layers::DeadlineLayer::new(config.request_timeout))
             .layer(client_ip::layer(&config.rate_limits.trusted_proxies))
             .layer(auth.layer())
             .layer(layers::address_limit(state.rate_limits.clone()))
@@ -281,12 +286,16 @@ impl Application {
         });
         tokio::pin!(serve);
 
+        // The grace bounds the whole exit: draining the calls, then the background tasks and
+        // the pool, which calls stuck on an unreachable database would otherwise hold open.
+        let mut deadline = tokio::time::Instant::now() + config.shutdown_grace;
         let result = tokio::select! {
             result = &mut serve => result.map_err(anyhow::Error::from),
             () = shutdown.cancelled() => {
+                deadline = tokio::time::Instant::now() + config.shutdown_grace;
                 set_health(&health, ServingStatus::NotServing).await;
                 drain.cancel();
-                match tokio::time::timeout(config.shutdown_grace, &mut serve).await {
+                match tokio::time::timeout_at(deadline, &mut serve).await {
                     Ok(result) => result.map_err(anyhow::Error::from),
                     Err(_) => {
                         tracing::warn!(
@@ -299,8 +308,18 @@ impl Application {
             }
         };
         shutdown.cancel();
-        while background.join_next().await.is_some() {}
-        state.pool.close().await;
+        let close = async {
+            while background.join_next().await.is_some() {}
+            state.pool.close().await;
+        };
+        let close_by = deadline.max(tokio::time::Instant::now() + CLOSE_AT_LEAST);
+        if tokio::time::timeout_at(close_by, close).await.is_err() {
+            tracing::warn!(
+                "background tasks or database connections still busy at the end of the grace \
+                 period; abandoned"
+            );
+            background.abort_all();
+        }
         tracing::info!("stopped");
         result
     }
@@ -373,8 +392,11 @@ async fn watch_database(pool: PgPool, health: HealthReporter, shutdown: Cancella
             () = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let up = db::ping(&pool, DB_PROBE_TIMEOUT).await;
-        metrics::gauge!(crate::metrics::DB_UP).set(if up { 1.0 } else { 0.0 });
+        let reachable = db::ping(&pool, DB_PROBE_TIMEOUT).await;
+        metrics::gauge!(crate::metrics::DB_UP).set(if reachable { 1.0 } else { 0.0 });
+        // Before SERVING: a schema the binary's migrations are not all applied to would fail
+        // every call.
+        let up = reachable && (serving || schema_is_served(&pool).await);
         if up != serving && !shutdown.is_cancelled() {
             serving = up;
             if up {
@@ -385,6 +407,20 @@ async fn watch_database(pool: PgPool, health: HealthReporter, shutdown: Cancella
                 set_health(&health, ServingStatus::NotServing).await;
             }
         }
+    }
+}
+
+/// Whether the schema may be served; says why not (once per probe that finds it so).
+async fn schema_is_served(pool: &PgPool) -> bool {
+    match tokio::time::timeout(DB_PROBE_TIMEOUT, db::schema_state(pool)).await {
+        Ok(Ok(state)) => match state.refusal() {
+            None => true,
+            Some(refusal) => {
+                tracing::error!("{refusal}; NOT_SERVING");
+                false
+            }
+        },
+        _ => false,
     }
 }
 

@@ -62,10 +62,7 @@ impl Caller {
         if self.has(permission) {
             Ok(())
         } else {
-            Err(ApiError::permission_denied(format!(
-                "missing permission {}",
-                permission.as_str()
-            )))
+            Err(ApiError::permission_missing(permission))
         }
     }
 

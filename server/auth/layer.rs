@@ -7,7 +7,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use http::Request;
@@ -19,13 +18,14 @@ use uuid::Uuid;
 
 use crate::api::error::ApiError;
 use crate::auth::caller::Caller;
-use crate::auth::rbac::{self, Access, Permission, Role};
+use crate::auth::rbac::{self, Access, Permission};
 use crate::auth::roles::RolePermissions;
 use crate::auth::standing::StandingCache;
 use crate::auth::tokens::TokenKeys;
 use crate::client_ip::ClientIp;
 use crate::layers::MethodCatalog;
 use crate::limits::{RateLimitChecked, RateLimits};
+use crate::proto::v1 as pb;
 use crate::store::audit::{self, AuditEvent, Outcome};
 
 /// The authentication layer: `tower::filter::AsyncFilter` with this predicate. A refused call
@@ -120,29 +120,28 @@ impl Shared {
     ) -> Result<Caller, ApiError> {
         let token = token.ok_or(ApiError::Unauthenticated)?;
         let claims = self.keys.verify_access(token).map_err(|reason| {
-            // The reason is logged; the token never is.
+            // The reason is logged; the token never is. The client learns only whether to
+            // refresh (TOKEN_EXPIRED) or to log in again (TOKEN_INVALID).
             tracing::info!(%reason, "access token refused");
-            ApiError::Unauthenticated
+            ApiError::from(reason)
         })?;
+        let invalid = || ApiError::unauthenticated(pb::ErrorReason::TokenInvalid);
         // Before any database work: a client over its limit costs no query.
         self.limits.check(Some(claims.sub), client_ip)?;
-        let standing = self
-            .standing
-            .get(claims.sub, claims.sid)
-            .await?
-            .ok_or(ApiError::Unauthenticated)?;
-        if standing.disabled || standing.session_revoked || standing.token_version != claims.ver {
+        let Some(standing) = self.standing.get(claims.sub, claims.sid).await? else {
+            tracing::info!(user_id = %claims.sub, "access token of an unknown user");
+            return Err(invalid());
+        };
+        if standing.disabled || !standing.session_active || standing.token_version != claims.ver {
             tracing::info!(
                 user_id = %claims.sub,
                 disabled = standing.disabled,
-                session_revoked = standing.session_revoked,
+                session_active = standing.session_active,
                 "access token no longer valid"
             );
-            return Err(ApiError::Unauthenticated);
+            return Err(invalid());
         }
-        let role = Role::from_str(&standing.role_id).map_err(|_| {
-            ApiError::internal(anyhow::anyhow!("unknown role {}", standing.role_id))
-        })?;
+        let role = standing.role;
         let permissions = self.roles.get(role).await?;
         if !permissions.contains(&permission) {
             let mut event =
@@ -153,11 +152,7 @@ impl Shared {
             if let Err(e) = audit::append(&self.pool, &event).await {
                 tracing::warn!(error = %e, "audit of a denied call failed");
             }
-            return Err(ApiError::permission_denied(format!(
-                "role {} lacks permission {}",
-                role.as_str(),
-                permission.as_str()
-            )));
+            return Err(ApiError::permission_missing(permission));
         }
         Ok(Caller {
             user_id: claims.sub,

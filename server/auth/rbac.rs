@@ -655,6 +655,8 @@ mod tests {
             P::CollectionsCallsRecord,
             P::CollectionsVisitsRecord,
             P::CollectionsPaymentsRecord,
+            // Their own payments only (scope), e.g. the receipt just recorded.
+            P::CollectionsPaymentsRead,
             P::MissionsRead,
             P::MissionsUpdate,
             P::GeoPositionsReport,

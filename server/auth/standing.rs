@@ -1,5 +1,5 @@
 //! The standing of a caller — token version, disabled flag, role, sites, whether the session
-//! was revoked — as the authentication layer checks it on every call, served from the shared
+//! was issued and is not revoked — as the authentication layer checks it on every call, served from the shared
 //! cache, with a revocation still taking effect on the next call on every replica.
 //!
 //! Decisions:
@@ -49,9 +49,10 @@ use tonic::service::LayerExt;
 use tower::{Service, ServiceExt};
 use uuid::Uuid;
 
+use crate::auth::rbac::Role;
 use crate::metrics::CACHE_REQUESTS;
 use crate::redis::{Redis, timed};
-use crate::store::sessions::{self, UserStanding};
+use crate::store::sessions::{self, Standing};
 
 /// The PostgreSQL channel of standing changes: payload a user id, or `sync:<uuid>`.
 pub const CHANNEL: &str = "akig_standing";
@@ -91,23 +92,24 @@ struct Entry {
     disabled: bool,
     role_id: String,
     site_ids: Vec<Uuid>,
-    session_revoked: bool,
+    session_active: bool,
 }
 
 impl Entry {
-    fn standing(self) -> UserStanding {
-        UserStanding {
+    /// The standing cached; `None` for a role this binary does not know (read afresh).
+    fn standing(self) -> Option<Standing> {
+        Some(Standing {
             token_version: self.token_version,
             disabled: self.disabled,
-            role_id: self.role_id,
+            role: self.role_id.parse::<Role>().ok()?,
             site_ids: self.site_ids,
-            session_revoked: self.session_revoked,
-        }
+            session_active: self.session_active,
+        })
     }
 }
 
 enum Lookup {
-    Hit(UserStanding),
+    Hit(Standing),
     /// Not cached (or cached under older epochs): the current epochs, to tag a fresh read.
     Miss {
         fleet: i64,
@@ -148,10 +150,10 @@ impl StandingCache {
         &self,
         user_id: Uuid,
         session_id: Uuid,
-    ) -> Result<Option<UserStanding>, sqlx::Error> {
+    ) -> Result<Option<Standing>, sqlx::Error> {
         let Some((redis, conn)) = self.usable().await else {
             count("miss");
-            return sessions::user_standing(&self.inner.pool, user_id, session_id).await;
+            return sessions::standing(&self.inner.pool, user_id, session_id).await;
         };
         match self.lookup(redis, conn.clone(), user_id, session_id).await {
             Ok(Lookup::Hit(standing)) => {
@@ -160,8 +162,7 @@ impl StandingCache {
             }
             Ok(Lookup::Miss { fleet, user }) => {
                 count("miss");
-                let standing =
-                    sessions::user_standing(&self.inner.pool, user_id, session_id).await?;
+                let standing = sessions::standing(&self.inner.pool, user_id, session_id).await?;
                 if let Some(standing) = &standing {
                     self.store(redis, conn, user_id, session_id, fleet, user, standing)
                         .await;
@@ -171,7 +172,7 @@ impl StandingCache {
             Err(error) => {
                 redis.failed(&error);
                 count("miss");
-                sessions::user_standing(&self.inner.pool, user_id, session_id).await
+                sessions::standing(&self.inner.pool, user_id, session_id).await
             }
         }
     }
@@ -331,8 +332,9 @@ impl StandingCache {
             && let Ok(entry) = serde_json::from_slice::<Entry>(&entry)
             && entry.fleet == fleet
             && entry.user == user
+            && let Some(standing) = entry.standing()
         {
-            return Ok(Lookup::Hit(entry.standing()));
+            return Ok(Lookup::Hit(standing));
         }
         if let (Some(fleet), Some(user)) = (fleet, user) {
             return Ok(Lookup::Miss { fleet, user });
@@ -362,16 +364,16 @@ impl StandingCache {
         session_id: Uuid,
         fleet: i64,
         user: i64,
-        standing: &UserStanding,
+        standing: &Standing,
     ) {
         let entry = Entry {
             fleet,
             user,
             token_version: standing.token_version,
             disabled: standing.disabled,
-            role_id: standing.role_id.clone(),
+            role_id: standing.role.as_str().to_owned(),
             site_ids: standing.site_ids.clone(),
-            session_revoked: standing.session_revoked,
+            session_active: standing.session_active,
         };
         let Ok(bytes) = serde_json::to_vec(&entry) else {
             return;

@@ -1,6 +1,7 @@
 //! Tower middleware around every gRPC and gRPC-web call. `crate::startup` stacks it, outermost
 //! first: request id and trace, CORS and gRPC-web, [`ObserveLayer`] (metrics, end of streams on
-//! shutdown), then the refusals — admission (a cap on calls at once), the server-side deadline,
+//! shutdown), then the refusals — admission (a cap on calls at once), the deadline (the
+//! server's or the client's `grpc-timeout`, [`DeadlineLayer`]),
 //! the client address (`crate::client_ip`), authentication (`crate::auth::layer`), the
 //! per-address limit ([`address_limit`]) — and [`PanicToInternal`] next to the services.
 //!
@@ -18,6 +19,7 @@
 //!   stream (an open stream is not cut).
 
 mod catalog;
+mod deadline;
 mod observe;
 
 use std::time::Duration;
@@ -30,6 +32,7 @@ use tower::BoxError;
 use tower::filter::{FilterLayer, Predicate};
 
 pub use catalog::{MethodCatalog, MethodInfo, RpcKind};
+pub use deadline::{Deadline, DeadlineLayer, client_timeout};
 pub use observe::{Observe, ObserveLayer};
 
 use crate::api::error::ApiError;

@@ -1,6 +1,15 @@
-//! Metrics of every call, and the end of open streams on shutdown: the one middleware written
-//! by hand, because it follows the response body to its last frame (the status of a stream
-//! comes in its trailers).
+//! Metrics of every call, the end of open streams on shutdown, and the codes gRPC specifies
+//! for tonic's own answers to what a client sent: the one middleware written by hand, because
+//! it follows the response body to its last frame (the status of a stream comes in its
+//! trailers).
+//!
+//! Decisions:
+//! - tonic answers a request message over the size limit with OUT_OF_RANGE and a message it
+//!   cannot decode (invalid UTF-8 in a string, a broken encoding) with INTERNAL. Both are the
+//!   client's doing: [`correct_status`] makes them RESOURCE_EXHAUSTED (as gRPC's own
+//!   implementations answer) and INVALID_ARGUMENT, in one place for every service and for
+//!   unary calls and streams alike. tonic gives these answers no type of their own, so they
+//!   are known by the start of their message; the integration tests hold the texts.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -77,14 +86,17 @@ where
             .map(|_| self.layer.shutdown.clone().cancelled_owned());
         metrics::counter!(GRPC_SERVER_STARTED, &labels.base()).increment(1);
         let call = CallRecord::start(labels);
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Called now, not when the future is first polled: the layers below start their
+        // clocks (`super::DeadlineLayer`) within tonic's call.
+        let answer = self.inner.call(request);
         Box::pin(async move {
-            let response = inner.call(request).await?;
+            let response = answer.await?;
             let (parts, body) = response.into_parts();
             // A trailers-only response (an error before any message) carries its status in
             // the headers; otherwise the status comes with the trailers at the end of the body.
             let mut call = call;
+            let mut parts = parts;
+            correct_status(&mut parts.headers);
             if let Some(code) = grpc_code(&parts.headers) {
                 call.finish(code);
             }
@@ -104,6 +116,38 @@ fn grpc_code(headers: &HeaderMap) -> Option<i32> {
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
+}
+
+/// tonic's answer to a request message over the size limit (`codec::decode`), OUT_OF_RANGE.
+const TOO_LARGE: &str = "Error, decoded message length too large";
+/// tonic-prost's answer to a message it cannot decode, INTERNAL.
+const UNDECODABLE: &str = "failed to decode Protobuf message";
+
+/// Rewrites the status in `headers` (a trailers-only answer's headers, or trailers) when it is
+/// one of tonic's answers to a bad request message: over the size limit, RESOURCE_EXHAUSTED;
+/// undecodable, INVALID_ARGUMENT. The message, which names the limit or the field, is kept.
+fn correct_status(headers: &mut HeaderMap) {
+    let Some(code) = grpc_code(headers) else {
+        return;
+    };
+    let corrected = match tonic::Code::from_i32(code) {
+        tonic::Code::OutOfRange | tonic::Code::Internal => {
+            let Some(status) = Status::from_header_map(headers) else {
+                return;
+            };
+            if code == tonic::Code::OutOfRange as i32 && status.message().starts_with(TOO_LARGE) {
+                tonic::Code::ResourceExhausted
+            } else if code == tonic::Code::Internal as i32
+                && status.message().starts_with(UNDECODABLE)
+            {
+                tonic::Code::InvalidArgument
+            } else {
+                return;
+            }
+        }
+        _ => return,
+    };
+    headers.insert("grpc-status", HeaderValue::from(corrected as i32));
 }
 
 struct CallLabels {
@@ -206,9 +250,12 @@ impl HttpBody for ObservedBody {
         if *this.drained {
             return Poll::Ready(None);
         }
-        let polled = this.inner.poll_frame(cx);
-        match &polled {
+        let mut polled = this.inner.poll_frame(cx);
+        match &mut polled {
             Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_mut() {
+                    correct_status(trailers);
+                }
                 if let Some(code) = frame.trailers_ref().and_then(grpc_code) {
                     this.call.finish(code);
                 }
@@ -251,6 +298,39 @@ impl HttpBody for ObservedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_request_messages_get_the_codes_grpc_specifies() {
+        let answer = |code: tonic::Code, message: &str| {
+            let mut headers = HeaderMap::new();
+            Status::new(code, message)
+                .add_header(&mut headers)
+                .expect("headers");
+            correct_status(&mut headers);
+            let status = Status::from_header_map(&headers).expect("status");
+            (status.code(), status.message().to_owned())
+        };
+        let too_large =
+            "Error, decoded message length too large: found 9 bytes, the limit is: 8 bytes";
+        assert_eq!(
+            answer(tonic::Code::OutOfRange, too_large),
+            (tonic::Code::ResourceExhausted, too_large.to_owned())
+        );
+        let undecodable = "failed to decode Protobuf message: LoginRequest.username: invalid string value: data is not UTF-8 encoded";
+        assert_eq!(
+            answer(tonic::Code::Internal, undecodable),
+            (tonic::Code::InvalidArgument, undecodable.to_owned())
+        );
+        // Anything else is left alone.
+        for (code, message) in [
+            (tonic::Code::Internal, "internal error"),
+            (tonic::Code::OutOfRange, "page out of range"),
+            (tonic::Code::InvalidArgument, too_large),
+            (tonic::Code::Ok, ""),
+        ] {
+            assert_eq!(answer(code, message), (code, message.to_owned()));
+        }
+    }
 
     #[test]
     fn grpc_code_reads_status_header() {

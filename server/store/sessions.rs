@@ -17,8 +17,10 @@ pub struct Standing {
     pub role: Role,
     /// The sites the user covers; a supervisor's include their team's.
     pub site_ids: Vec<Uuid>,
-    /// The session named by the token was revoked (logout, reuse, password change).
-    pub session_revoked: bool,
+    /// The session named by the token was issued to this user and is not revoked (logout,
+    /// reuse, password change). A session id that was never issued — a token forged with a
+    /// leaked key, or one naming another user's session — is not active.
+    pub session_active: bool,
 }
 
 /// The standing of `user_id` within the session `session_id`; `None` when there is no such
@@ -35,44 +37,19 @@ pub async fn standing<'e>(
                       WHERE user_id = u.id
                          OR user_id IN (SELECT id FROM users WHERE supervisor_id = u.id)
                       ORDER BY site_id) AS site_ids,
+                -- Issued to this user, and none of its tokens revoked (a revocation revokes
+                -- the whole family).
                 EXISTS (SELECT 1 FROM refresh_tokens
-                        WHERE family_id = $2 AND user_id = u.id AND revoked_at IS NOT NULL)
-                    AS session_revoked
+                        WHERE family_id = $2 AND user_id = u.id)
+                AND NOT EXISTS (SELECT 1 FROM refresh_tokens
+                        WHERE family_id = $2 AND revoked_at IS NOT NULL)
+                    AS session_active
          FROM users u WHERE u.id = $1",
     )
     .bind(user_id)
     .bind(session_id)
     .fetch_optional(executor)
     .await
-}
-
-/// [`Standing`] with the role as the database's text. Superseded by [`Standing`]: kept for
-/// callers not moved yet.
-#[derive(Debug, Clone)]
-pub struct UserStanding {
-    pub token_version: i32,
-    pub disabled: bool,
-    pub role_id: String,
-    pub site_ids: Vec<Uuid>,
-    pub session_revoked: bool,
-}
-
-/// [`standing`] as a [`UserStanding`]. Superseded by [`standing`]: kept for callers not moved
-/// yet.
-pub async fn user_standing<'e>(
-    executor: impl sqlx::PgExecutor<'e>,
-    user_id: Uuid,
-    session_id: Uuid,
-) -> Result<Option<UserStanding>, sqlx::Error> {
-    Ok(standing(executor, user_id, session_id)
-        .await?
-        .map(|standing| UserStanding {
-            token_version: standing.token_version,
-            disabled: standing.disabled,
-            role_id: standing.role.as_str().to_owned(),
-            site_ids: standing.site_ids,
-            session_revoked: standing.session_revoked,
-        }))
 }
 
 /// Why a session's tokens were revoked, as stored in `refresh_tokens.revoke_reason`.

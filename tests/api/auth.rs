@@ -748,6 +748,76 @@ async fn a_disabled_account_is_told_so_only_with_its_right_password() {
 }
 
 #[tokio::test]
+async fn access_token_refusals_tell_the_app_to_refresh_or_to_log_in_again() {
+    let db = TestDb::new().await;
+    let user_id = create_user(&db.pool, "fode.keita", "agent", &[], None).await;
+    create_user(&db.pool, "aissatou.barry", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
+    let own = app.login("fode.keita").await.tokens.expect("tokens");
+    let others = app.login("aissatou.barry").await.tokens.expect("tokens");
+    let now = chrono::Utc::now().timestamp();
+    let signed = |sub: uuid::Uuid, sid: &str, exp: i64| {
+        let claims = serde_json::json!({
+            "iss": "akig", "aud": "akig-api", "sub": sub, "iat": now - 60, "nbf": now - 60,
+            "exp": exp, "jti": uuid::Uuid::new_v4(), "sid": sid, "typ": "access", "ver": 0
+        });
+        let header = Header {
+            kid: Some(TEST_KID.to_owned()),
+            ..Header::new(Algorithm::HS256)
+        };
+        forge(&header, &claims, &TEST_SECRET)
+    };
+    // Sanity: correctly signed with a session that was issued, the token works.
+    who_am_i(&app, &signed(user_id, &own.session_id, now + 600))
+        .await
+        .expect("an issued session");
+
+    let expired = who_am_i(&app, &signed(user_id, &own.session_id, now - 3600))
+        .await
+        .expect_err("expired");
+    assert_eq!(expired.code(), Code::Unauthenticated);
+    assert_eq!(error_reason(&expired), "ERROR_REASON_TOKEN_EXPIRED");
+
+    let never_issued = uuid::Uuid::new_v4().to_string();
+    let cases = [
+        (
+            "a session never issued",
+            signed(user_id, &never_issued, now + 600),
+        ),
+        (
+            "another user's session",
+            signed(user_id, &others.session_id, now + 600),
+        ),
+        (
+            "a user who does not exist",
+            signed(uuid::Uuid::new_v4(), &own.session_id, now + 600),
+        ),
+        ("garbage", "not-a-token".to_owned()),
+    ];
+    for (name, token) in cases {
+        let status = who_am_i(&app, &token).await.expect_err(name);
+        assert_eq!(status.code(), Code::Unauthenticated, "{name}");
+        assert_eq!(
+            error_reason(&status),
+            "ERROR_REASON_TOKEN_INVALID",
+            "{name}"
+        );
+    }
+
+    // A role without the method's permission is told which one it lacks.
+    let denied = app
+        .auth_as(&own.access_token)
+        .await
+        .list_users(ListUsersRequest::default())
+        .await
+        .expect_err("agents do not list users");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&denied), "ERROR_REASON_PERMISSION_MISSING");
+    assert!(denied.message().contains("users."), "{}", denied.message());
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+#[tokio::test]
 async fn refresh_errors_tell_a_reused_token_from_an_invalid_or_expired_one() {
     let db = TestDb::new().await;
     create_user(&db.pool, "mariama.bangoura", "agent", &[], None).await;

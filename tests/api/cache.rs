@@ -254,7 +254,7 @@ mod standing {
         }
         assert!(standing.is_shared().await, "not shared within 5 s");
         let session = uuid::Uuid::new_v4();
-        let disabled = |standing: Option<akig::store::sessions::UserStanding>| {
+        let disabled = |standing: Option<akig::store::sessions::Standing>| {
             standing.expect("the user exists").disabled
         };
         assert!(!disabled(standing.get(user, session).await.expect("read")));

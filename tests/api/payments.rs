@@ -1288,3 +1288,29 @@ async fn one_request_id_for_two_different_payments_records_one() {
     assert_eq!(w.count("SELECT last_number FROM receipt_counters").await, 5);
     assert_ledger_consistent(&w.pool).await;
 }
+
+#[tokio::test]
+async fn an_agent_reads_the_receipt_of_their_own_payment_only() {
+    let world = World::new().await;
+    create_user(&world.pool, "agent.kal2", "agent", &[world.site], None).await;
+    let other_agent = world.app.token("agent.kal2").await;
+    let recorded = world
+        .pay(cash(world.tenant, 250_000))
+        .await
+        .payment
+        .expect("payment");
+
+    let receipt = world
+        .get(&recorded.payment_id, &world.agent_token)
+        .await
+        .expect("the collector reads the receipt");
+    assert_eq!(receipt.receipt_number, recorded.receipt_number);
+    assert_eq!(receipt.amount_gnf, 250_000);
+
+    let status = world
+        .get(&recorded.payment_id, &other_agent)
+        .await
+        .expect_err("another agent's payment");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    world.app.stop(Duration::from_secs(10)).await.expect("stop");
+}

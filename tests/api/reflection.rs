@@ -50,3 +50,42 @@ async fn reflection_lists_every_service_and_describes_them() {
     assert!(!files.file_descriptor_proto.is_empty());
     app.stop(Duration::from_secs(10)).await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn error_details_are_described_for_clients_to_decode() {
+    let db = TestDb::new().await;
+    let app = spawn_app(&db).await;
+    let mut client = ServerReflectionClient::new(app.channel().await);
+    let symbols = [
+        "google.rpc.ErrorInfo",
+        "google.rpc.BadRequest",
+        "google.rpc.RetryInfo",
+        "google.rpc.Status",
+    ];
+    let requests: Vec<ServerReflectionRequest> = symbols
+        .iter()
+        .map(|symbol| ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol((*symbol).to_owned())),
+        })
+        .collect();
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .expect("reflection stream opens")
+        .into_inner();
+    for symbol in symbols {
+        let answer = responses.message().await.expect("ok").expect("a response");
+        let Some(MessageResponse::FileDescriptorResponse(files)) = answer.message_response else {
+            panic!("{symbol}: expected file descriptors, got {answer:?}");
+        };
+        let name = symbol.rsplit('.').next().expect("a name");
+        let described = files.file_descriptor_proto.iter().any(|file| {
+            let file = <prost_types::FileDescriptorProto as prost::Message>::decode(&file[..])
+                .expect("a file descriptor");
+            file.package() == "google.rpc" && file.message_type.iter().any(|m| m.name() == name)
+        });
+        assert!(described, "{symbol} not described");
+    }
+    app.stop(Duration::from_secs(10)).await.expect("clean stop");
+}

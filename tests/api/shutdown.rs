@@ -4,7 +4,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::support::{TestDb, spawn_app};
+use akig::proto::v1::{LoginRequest, login_request};
+
+use crate::support::{TestDb, spawn_app, spawn_app_on_black_hole};
 
 #[tokio::test]
 async fn shutdown_ends_open_streams_and_stops_within_the_grace_period() {
@@ -58,4 +60,44 @@ async fn shutdown_ends_open_streams_and_stops_within_the_grace_period() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn the_grace_period_bounds_the_exit_while_calls_wait_on_a_stopped_database() {
+    let db = TestDb::new().await;
+    let grace = Duration::from_secs(3);
+    let (app, _hole) = spawn_app_on_black_hole(&db, Duration::from_secs(60), |config| {
+        config.shutdown_grace = grace;
+    })
+    .await;
+    // Calls that wait on the database: they would wait for the pool's minute.
+    let mut calls = tokio::task::JoinSet::new();
+    for n in 0..4 {
+        let client = app.auth_client().await;
+        calls.spawn(async move {
+            let mut client = client;
+            client
+                .login(LoginRequest {
+                    identifier: Some(login_request::Identifier::Username(format!("agent.{n}"))),
+                    password: "secret".to_owned(),
+                    device: None,
+                })
+                .await
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let started = Instant::now();
+    app.shutdown.cancel();
+    tokio::time::timeout(grace + Duration::from_secs(10), app.server)
+        .await
+        .expect("server stopped")
+        .expect("no panic")
+        .expect("clean exit");
+    assert!(
+        started.elapsed() < grace + Duration::from_millis(1_500),
+        "took {:?} with a grace of {grace:?}",
+        started.elapsed()
+    );
+    calls.abort_all();
 }

@@ -28,6 +28,7 @@
 //!   ([`fixtures`]); what a test checks goes through the real server and a real client.
 
 pub mod app;
+pub mod black_hole;
 pub mod clients;
 pub mod db;
 pub mod fixtures;
@@ -36,6 +37,7 @@ pub use app::{
     RedisMode, Relay, TEST_KID, TEST_SECRET, TestApp, limit, redis_url, spawn_app,
     spawn_app_behind_relay, spawn_app_with, test_config,
 };
+pub use black_hole::spawn_app_on_black_hole;
 pub use clients::{authed, bad_fields, date, error_reason, message, ts};
 pub use db::TestDb;
 pub use fixtures::{
