@@ -13,7 +13,7 @@
 //!
 //! `--rpc arrears-markers-city` and `--rpc arrears-markers-street` measure ListArrearsMarkers
 //! (driven by `ops/bench/markers.sh`) as the demo director (`directeur`, every site): the
-//! whole of Conakry at zoom 12 ([`CITY`], clusters when more than 2,000 tenants match), or a
+//! whole of Conakry at zoom 12 ([`CITY`], `max_markers` 100: always clusters), or a
 //! box of about 440 m around a random tenant's home at zoom 17 (markers).
 
 use std::collections::BTreeMap;
@@ -365,10 +365,13 @@ fn map_request(
     }
 }
 
-/// The whole city at zoom 12.
+/// The whole city at zoom 12, as clusters (above 100 tenants).
 fn city_map() -> pb::ListArrearsMarkersRequest {
     let (south, west, north, east) = CITY;
-    map_request(south, west, north, east, 12)
+    pb::ListArrearsMarkersRequest {
+        max_markers: 100,
+        ..map_request(south, west, north, east, 12)
+    }
 }
 
 /// About 440 m (0.004°) around `home` at zoom 17.

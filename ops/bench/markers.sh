@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ListArrearsMarkers end to end through the real server (docs/performance.md, "Arrears map"):
-# the demo director asks for the whole city at zoom 12 (clusters) and for a ~440 m box around a
+# the demo director asks for the whole city at zoom 12 (clusters: max_markers 100) and for a ~440 m box around a
 # random tenant's home at zoom 17 (markers); prints rate, p50 and p99 for each.
 #
 #   ops/bench/markers.sh [SECONDS] [CONCURRENCY] [SCALE]   (defaults: 20 s, 4, 0)
@@ -9,7 +9,8 @@
 # with 100000 the seed takes a few minutes.
 #
 # Uses DATABASE_URL's server (default postgres://postgres@127.0.0.1:5432) with a database of its
-# own, akig_bench_markers, re-created each run.
+# own, akig_bench_markers, re-created each run (AKIG_BENCH_REUSE=1 keeps it when it exists:
+# a second run on the same data skips the seed).
 set -euo pipefail
 
 seconds="${1:-20}"
@@ -26,15 +27,20 @@ port="${AKIG_BENCH_PORT:-28085}"  # below the ephemeral range, where port-0 list
 echo "==> Building (release)"
 cargo build --release --quiet --bin akig --bin akig-bench
 
-echo "==> Fresh database akig_bench_markers with the demo data (scale: ${scale})"
-psql "${server_url}/postgres" -qc "DROP DATABASE IF EXISTS akig_bench_markers" -c "CREATE DATABASE akig_bench_markers"
 export DATABASE_URL="${bench_url}"
-target/release/akig migrate >/dev/null
-target/release/akig seed --demo >/dev/null
-if [ "${scale}" -gt 0 ]; then
-  target/release/akig seed --scale "${scale}" >/dev/null
+exists="$(psql "${server_url}/postgres" -Atc "SELECT count(*) FROM pg_database WHERE datname = 'akig_bench_markers'")"
+if [ "${AKIG_BENCH_REUSE:-0}" = 1 ] && [ "${exists}" = 1 ]; then
+  echo "==> Reusing database akig_bench_markers"
+else
+  echo "==> Fresh database akig_bench_markers with the demo data (scale: ${scale})"
+  psql "${server_url}/postgres" -qc "DROP DATABASE IF EXISTS akig_bench_markers" -c "CREATE DATABASE akig_bench_markers"
+  target/release/akig migrate >/dev/null
+  target/release/akig seed --demo >/dev/null
+  if [ "${scale}" -gt 0 ]; then
+    target/release/akig seed --scale "${scale}" >/dev/null
+  fi
+  psql "${bench_url}" -qc "VACUUM ANALYZE"
 fi
-psql "${bench_url}" -qc "VACUUM ANALYZE"
 psql "${bench_url}" -Atc "SELECT 'tenants: ' || count(*) || ', with a home: ' || count(home_latitude) FROM tenants"
 
 echo "==> Starting the server on 127.0.0.1:${port}"
