@@ -86,13 +86,17 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     Some(ip.to_canonical())
 }
 
+/// Requests as the server sees them, for the unit tests of the layers that read the address.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    use std::net::SocketAddr;
 
-    const WHO_AM_I: &str = "/akig.v1.AuthService/WhoAmI";
+    use http::Request;
+    use tonic::body::Body;
+    use tonic::transport::server::TcpConnectInfo;
 
-    fn request(path: &str, peer: &str) -> Request<Body> {
+    /// A request for `path` from the TCP peer `peer` (an IP address).
+    pub(crate) fn request(path: &str, peer: &str) -> Request<Body> {
         let mut request = Request::builder()
             .uri(format!("http://akig{path}"))
             .body(Body::empty())
@@ -104,12 +108,22 @@ mod tests {
         request
     }
 
-    fn forwarded(mut request: Request<Body>, value: &'static str) -> Request<Body> {
+    /// `request` with an `x-forwarded-for` header appended.
+    pub(crate) fn forwarded(mut request: Request<Body>, value: &'static str) -> Request<Body> {
         request
             .headers_mut()
             .append("x-forwarded-for", http::HeaderValue::from_static(value));
         request
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WHO_AM_I: &str = "/akig.v1.AuthService/WhoAmI";
+
+    pub(crate) use super::testing::{forwarded, request};
 
     #[test]
     fn client_ip_edge_cases() {

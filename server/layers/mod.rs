@@ -163,10 +163,8 @@ mod tests {
 
     mod address_limit {
         use std::convert::Infallible;
-        use std::net::SocketAddr;
 
         use tonic::Code;
-        use tonic::transport::server::TcpConnectInfo;
         use tower::ServiceExt;
 
         use super::*;
@@ -193,24 +191,7 @@ mod tests {
             }
         }
 
-        fn request(path: &str, peer: &str) -> Request<Body> {
-            let mut request = Request::builder()
-                .uri(format!("http://akig{path}"))
-                .body(Body::empty())
-                .unwrap();
-            request.extensions_mut().insert(TcpConnectInfo {
-                local_addr: None,
-                remote_addr: Some(SocketAddr::new(peer.parse().unwrap(), 40000)),
-            });
-            request
-        }
-
-        fn forwarded(mut request: Request<Body>, value: &'static str) -> Request<Body> {
-            request
-                .headers_mut()
-                .append("x-forwarded-for", http::HeaderValue::from_static(value));
-            request
-        }
+        use crate::client_ip::testing::{forwarded, request};
 
         /// Calls through the client-address layer and the limit, a refusal turned into its
         /// answer as in the server; the inner service answers OK with the ClientIp it saw.
