@@ -544,12 +544,13 @@ async fn rollback(tx: sqlx::Transaction<'static, sqlx::Postgres>) {
 
 #[cfg(test)]
 mod tests {
+    use crate::testing::TestDb;
     use std::future::Future;
     use std::pin::Pin;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use sqlx::postgres::PgPoolOptions;
 
     use super::*;
     use crate::api::error::ApiError;
@@ -631,10 +632,10 @@ mod tests {
     }
 
     /// A pool of ten connections, for calls that overlap.
-    async fn ten_connections(options: PgPoolOptions, connect: PgConnectOptions) -> PgPool {
-        options
+    async fn ten_connections(db: &TestDb) -> PgPool {
+        PgPoolOptions::new()
             .max_connections(10)
-            .connect_with(connect)
+            .connect_with(db.connect_options())
             .await
             .unwrap()
     }
@@ -655,8 +656,10 @@ mod tests {
         .unwrap();
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn replay_returns_the_first_response_without_running_again(pool: PgPool) {
+    #[tokio::test]
+    async fn replay_returns_the_first_response_without_running_again() {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         let idem = idempotency(&pool);
         let calls = AtomicUsize::new(0);
         let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());
@@ -679,8 +682,10 @@ mod tests {
         assert_eq!((state.as_str(), code), ("completed", 0));
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn same_request_id_with_another_request_is_refused(pool: PgPool) {
+    #[tokio::test]
+    async fn same_request_id_with_another_request_is_refused() {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         let idem = idempotency(&pool);
         let calls = AtomicUsize::new(0);
         let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());
@@ -696,8 +701,10 @@ mod tests {
         assert_eq!(key_rows(&pool).await, 1);
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn keys_are_scoped_to_actor_and_method(pool: PgPool) {
+    #[tokio::test]
+    async fn keys_are_scoped_to_actor_and_method() {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         let idem = idempotency(&pool);
         let calls = AtomicUsize::new(0);
         let (alice, bob, request_id) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
@@ -728,8 +735,10 @@ mod tests {
         assert_eq!(key_rows(&pool).await, 3);
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn failed_work_is_not_remembered_and_can_be_retried(pool: PgPool) {
+    #[tokio::test]
+    async fn failed_work_is_not_remembered_and_can_be_retried() {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         let idem = idempotency(&pool);
         let calls = AtomicUsize::new(0);
         let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());
@@ -750,8 +759,10 @@ mod tests {
         assert_eq!(audit_rows(&pool).await, 1);
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn a_dropped_call_frees_its_key_at_once(pool: PgPool) {
+    #[tokio::test]
+    async fn a_dropped_call_frees_its_key_at_once() {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         let idem = idempotency(&pool);
         let calls = AtomicUsize::new(0);
         let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());
@@ -791,8 +802,10 @@ mod tests {
         );
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn a_call_whose_server_goes_silent_loses_its_key_after_the_staleness_bound(pool: PgPool) {
+    #[tokio::test]
+    async fn a_call_whose_server_goes_silent_loses_its_key_after_the_staleness_bound() {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         let idem = Idempotency::new(pool.clone(), DEFAULT_TTL, Duration::from_millis(300));
         let calls = Arc::new(AtomicUsize::new(0));
         let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());
@@ -841,8 +854,10 @@ mod tests {
         assert_eq!(committed, 1, "only the retry's write committed");
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn work_may_use_savepoints(pool: PgPool) {
+    #[tokio::test]
+    async fn work_may_use_savepoints() {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         let idem = idempotency(&pool);
         let calls = AtomicUsize::new(0);
         let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());
@@ -866,12 +881,10 @@ mod tests {
         assert_eq!(key_rows(&pool).await, 1);
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn concurrent_duplicates_run_the_work_once(
-        pool_options: PgPoolOptions,
-        connect_options: PgConnectOptions,
-    ) {
-        let pool = ten_connections(pool_options, connect_options).await;
+    #[tokio::test]
+    async fn concurrent_duplicates_run_the_work_once() {
+        let db = TestDb::new().await;
+        let pool = ten_connections(&db).await;
         let idem = idempotency(&pool);
         let calls = Arc::new(AtomicUsize::new(0));
         let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());
@@ -915,12 +928,10 @@ mod tests {
         assert_eq!(replay, answers[0]);
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn simultaneous_replays_of_a_completed_call_get_its_answer(
-        pool_options: PgPoolOptions,
-        connect_options: PgConnectOptions,
-    ) {
-        let pool = ten_connections(pool_options, connect_options).await;
+    #[tokio::test]
+    async fn simultaneous_replays_of_a_completed_call_get_its_answer() {
+        let db = TestDb::new().await;
+        let pool = ten_connections(&db).await;
         let idem = idempotency(&pool);
         let calls = Arc::new(AtomicUsize::new(0));
         let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());
@@ -950,8 +961,10 @@ mod tests {
         assert_eq!(audit_rows(&pool).await, 1);
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn a_stale_in_flight_key_is_taken_over_and_a_fresh_one_is_not(pool: PgPool) {
+    #[tokio::test]
+    async fn a_stale_in_flight_key_is_taken_over_and_a_fresh_one_is_not() {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         let idem = idempotency(&pool);
         let calls = AtomicUsize::new(0);
         let req = request(1);
@@ -992,8 +1005,10 @@ mod tests {
         assert_eq!(audit_rows(&pool).await, 1);
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn an_expired_key_counts_as_absent(pool: PgPool) {
+    #[tokio::test]
+    async fn an_expired_key_counts_as_absent() {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         let idem = idempotency(&pool);
         let calls = AtomicUsize::new(0);
         let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());
@@ -1014,8 +1029,10 @@ mod tests {
         assert_eq!(key_rows(&pool).await, 1);
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn purge_removes_only_expired_keys(pool: PgPool) {
+    #[tokio::test]
+    async fn purge_removes_only_expired_keys() {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         let idem = idempotency(&pool);
         for _ in 0..5 {
             let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());
@@ -1041,8 +1058,10 @@ mod tests {
         assert_eq!(idem.purge_expired(100).await.unwrap(), 0);
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn the_purge_job_deletes_expired_keys_until_shut_down(pool: PgPool) {
+    #[tokio::test]
+    async fn the_purge_job_deletes_expired_keys_until_shut_down() {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         let idem = idempotency(&pool);
         let add_key = async |rest: &str| {
             let key = key(Uuid::new_v4(), METHOD, Uuid::new_v4());

@@ -22,3 +22,5 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+pub mod testing;

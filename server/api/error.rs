@@ -29,6 +29,8 @@ use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 use crate::auth::rbac::Permission;
 use crate::proto::v1 as pb;
+use crate::store::StoreError;
+use crate::store::error::is_outage;
 
 /// Domain of our ErrorInfo details.
 pub const ERROR_DOMAIN: &str = "akig";
@@ -372,45 +374,31 @@ impl From<ApiError> for Status {
     }
 }
 
-/// SQLSTATEs that mean the server or the connection is going away or not there yet, not that
-/// the statement is wrong: class 08 (connection exception), 57P01 `admin_shutdown`, 57P02
-/// `crash_shutdown`, 57P03 `cannot_connect_now`, 53300 `too_many_connections` (PostgreSQL
-/// documentation, appendix A "PostgreSQL Error Codes").
-fn is_outage_sqlstate(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
-}
-
-/// Whether `error` says the database is out of reach (lost or refused connection, server
-/// shutting down or starting, pool timed out or closed) rather than that the call is wrong.
-pub fn is_outage(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_outage_sqlstate(&code)),
-        _ => false,
+impl From<sqlx::Error> for ApiError {
+    /// What the store makes of the error ([`StoreError`]'s `From<sqlx::Error>`), then its
+    /// status: one reading of a database error, wherever it comes from.
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::from(error).into()
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    /// A database outage is UNAVAILABLE; unique and foreign-key violations the store did not
-    /// map are ALREADY_EXISTS and NOT_FOUND; anything else is ours.
-    fn from(error: sqlx::Error) -> Self {
-        if is_outage(&error) {
-            tracing::warn!(error = %error, "database unavailable");
-            return Self::Unavailable;
-        }
-        match &error {
-            sqlx::Error::Database(db) if db.is_unique_violation() => Self::AlreadyExists {
+impl From<StoreError> for ApiError {
+    /// A named constraint that reached this point was not handled by its use case: it is
+    /// ALREADY_EXISTS without a reason, as any other unique violation. A missing reference is
+    /// NOT_FOUND "referenced object"; a database out of reach UNAVAILABLE (with RetryInfo);
+    /// anything else INTERNAL, logged with its cause.
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(_) | StoreError::Duplicate(_) => Self::AlreadyExists {
                 reason: None,
                 message: "already exists".to_owned(),
             },
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                Self::NotFound("referenced object")
+            StoreError::MissingReference(_) => Self::NotFound("referenced object"),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                Self::Unavailable
             }
-            _ => Self::Internal(error.into()),
+            StoreError::Other(cause) => Self::internal(cause),
         }
     }
 }
@@ -562,6 +550,7 @@ impl Violations {
 
 #[cfg(test)]
 mod tests {
+    use crate::testing::TestDb;
     use std::borrow::Cow;
 
     use sqlx::error::{DatabaseError, ErrorKind};
@@ -861,8 +850,10 @@ mod tests {
         );
     }
 
-    #[sqlx::test(migrations = false)]
-    async fn a_terminated_connection_is_unavailable(pool: sqlx::PgPool) {
+    #[tokio::test]
+    async fn a_terminated_connection_is_unavailable() {
+        let db = TestDb::empty().await;
+        let pool = db.pool.clone();
         let mut victim = pool.acquire().await.unwrap();
         let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
             .fetch_one(&mut *victim)

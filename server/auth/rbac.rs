@@ -369,9 +369,9 @@ impl TryFrom<i32> for Role {
 
 #[cfg(test)]
 mod tests {
+    use crate::testing::TestDb;
     use std::collections::{BTreeMap, BTreeSet};
 
-    use sqlx::PgPool;
 
     use super::*;
     use crate::layers::MethodCatalog;
@@ -584,8 +584,10 @@ mod tests {
         }
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn database_catalogue_and_grants_match_the_code(pool: PgPool) -> anyhow::Result<()> {
+    #[tokio::test]
+    async fn database_catalogue_and_grants_match_the_code() -> anyhow::Result<()> {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         let in_db: BTreeSet<String> = sqlx::query_scalar("SELECT id FROM permissions")
             .fetch_all(&pool)
             .await?

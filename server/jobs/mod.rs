@@ -34,16 +34,19 @@ impl Schedule {
 }
 
 /// Runs `work` on `schedule` until `shutdown`. `work` answers how many rows it handled, logged
-/// under `what` (the job's metric label) when not zero; a failed run is logged, counted and
-/// retried at the next tick.
-pub async fn run_every<F, Fut>(
+/// under `what` (the job's metric label) when not zero; a failed run, whatever its error type
+/// (`sqlx::Error`, `StoreError`, ...), is logged with its causes, counted in
+/// [`JOB_FAILURES`] and retried at the next tick. A run that succeeds sets
+/// [`JOB_LAST_SUCCESS`] to the time it ended (seconds since the Unix epoch).
+pub async fn run_every<F, Fut, E>(
     shutdown: CancellationToken,
     schedule: Schedule,
     what: &'static str,
     mut work: F,
 ) where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<u64, sqlx::Error>>,
+    Fut: Future<Output = Result<u64, E>>,
+    E: std::error::Error,
 {
     let every = schedule.every.max(Duration::from_millis(10));
     let first = tokio::time::Instant::now() + schedule.first_after;
@@ -68,9 +71,22 @@ pub async fn run_every<F, Fut>(
                 }
                 Err(error) => {
                     metrics::counter!(JOB_FAILURES, "job" => what).increment(1);
-                    tracing::warn!(job = what, error = %error, "failed; retried at the next run");
+                    let error = causes(&error);
+                    tracing::warn!(job = what, error, "failed; retried at the next run");
                 }
             },
         }
     }
+}
+
+/// `error` and its sources, joined by `: ` (a `StoreError` alone says only "database error").
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

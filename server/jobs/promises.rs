@@ -24,20 +24,8 @@ pub const FIRST_RUN_AFTER: Duration = Duration::from_secs(60);
 pub use crate::store::promises::SETTLE_LOCK_ID;
 
 /// Settles the promises due on `today` (`app::promises::settle_due`); answers how many.
-pub async fn settle_due_promises(pool: &PgPool, today: NaiveDate) -> Result<u64, sqlx::Error> {
-    promises::settle_due(pool, today).await.map_err(as_sqlx)
-}
-
-/// `run_every` counts database errors; a store error carries one, except a named conflict,
-/// which the settlement cannot meet (it inserts nothing unique).
-fn as_sqlx(error: StoreError) -> sqlx::Error {
-    match error {
-        StoreError::Conflict(constraint) => sqlx::Error::Protocol(constraint.name().to_owned()),
-        StoreError::Duplicate(cause)
-        | StoreError::MissingReference(cause)
-        | StoreError::Unavailable(cause)
-        | StoreError::Other(cause) => cause,
-    }
+pub async fn settle_due_promises(pool: &PgPool, today: NaiveDate) -> Result<u64, StoreError> {
+    promises::settle_due(pool, today).await
 }
 
 /// Runs [`settle_due_promises`] every `every` (first run [`FIRST_RUN_AFTER`] after start, or

@@ -504,6 +504,7 @@ async fn write_ledger(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::TestDb;
 
     const TABLES: [&str; 14] = [
         "sites",
@@ -599,8 +600,10 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, 11, 26).expect("valid date")
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn demo_seed_is_idempotent_and_consistent(pool: PgPool) -> anyhow::Result<()> {
+    #[tokio::test]
+    async fn demo_seed_is_idempotent_and_consistent() -> anyhow::Result<()> {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         let first = seed_demo(&pool, today()).await?;
         assert_eq!(first.sites, 12);
         assert_eq!(first.tenants, 2_000);
@@ -635,8 +638,10 @@ mod tests {
         Ok(())
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn demo_seed_rows_are_the_same_in_every_database(pool: PgPool) -> anyhow::Result<()> {
+    #[tokio::test]
+    async fn demo_seed_rows_are_the_same_in_every_database() -> anyhow::Result<()> {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         // The generation is pure: seeding writes exactly the rows generated, whose
         // determinism model::tests checks. Here: a fixed fingerprint of a few key rows.
         seed_demo(&pool, today()).await?;
@@ -657,8 +662,10 @@ mod tests {
         Ok(())
     }
 
-    #[sqlx::test(migrations = "./migrations")]
-    async fn scale_seed_batches_and_coexists_with_demo(pool: PgPool) -> anyhow::Result<()> {
+    #[tokio::test]
+    async fn scale_seed_batches_and_coexists_with_demo() -> anyhow::Result<()> {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         seed_demo(&pool, today()).await?;
         let scale = seed_scale(&pool, 2_500, today()).await?;
         assert_eq!(scale.tenants, 2_500);

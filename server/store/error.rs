@@ -50,8 +50,10 @@ pub enum StoreError {
 
 /// Whether `error` says the database is out of reach rather than that the call is wrong: a
 /// lost or refused connection, the server shutting down, starting or out of connections
-/// (SQLSTATE class 08, 57P01-57P03, 53300), the pool timed out or closed. Such a call rolled
-/// back and is safe to retry.
+/// (SQLSTATE class 08 `connection_exception`, 57P01 `admin_shutdown`, 57P02 `crash_shutdown`,
+/// 57P03 `cannot_connect_now`, 53300 `too_many_connections`: PostgreSQL documentation, appendix
+/// A "PostgreSQL Error Codes"), the pool timed out or closed. Such a call rolled back and is
+/// safe to retry. The one test of outage in the crate: the API's mapping and the jobs use it.
 pub fn is_outage(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::PoolTimedOut
@@ -104,6 +106,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::TestDb;
 
     #[test]
     fn pool_and_network_failures_are_unavailable() {
@@ -132,8 +135,10 @@ mod tests {
 
     /// Every constraint the store names exists in the schema, as a constraint or a unique
     /// index, so a renamed one cannot silently stop being recognised.
-    #[sqlx::test(migrations = "./migrations")]
-    async fn named_constraints_exist(pool: sqlx::PgPool) {
+    #[tokio::test]
+    async fn named_constraints_exist() {
+        let db = TestDb::new().await;
+        let pool = db.pool.clone();
         for constraint in Constraint::ALL {
             let exists: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = $1)

@@ -1,34 +1,14 @@
-//! What the collections' use cases and store errors mean on the wire: each [`AppError`] and
-//! [`StoreError`] becomes one [`ApiError`] (then one `tonic::Status`), with its ErrorReason from
-//! the proto enum, here and nowhere else.
+//! What the collections' use cases' errors mean on the wire: each [`AppError`] becomes one
+//! [`ApiError`] (then one `tonic::Status`), with its ErrorReason from the proto enum, here and
+//! nowhere else.
 //!
 //! Decisions:
-//! - A named constraint reaching this point was not handled by its use case: ALREADY_EXISTS
-//!   without a reason, as any other unique violation.
-//! - A missing reference is NOT_FOUND "referenced object"; a database out of reach is
-//!   UNAVAILABLE (with RetryInfo); anything else INTERNAL, logged with its cause.
+//! - A store error inside an [`AppError`] is mapped where every [`StoreError`](crate::store::StoreError) is
+//!   (`api::error`): a database error means the same whichever service meets it.
 
 use crate::api::error::ApiError;
 use crate::app::AppError;
 use crate::proto::v1::ErrorReason;
-use crate::store::StoreError;
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Conflict(_) | StoreError::Duplicate(_) => Self::AlreadyExists {
-                reason: None,
-                message: "already exists".to_owned(),
-            },
-            StoreError::MissingReference(_) => Self::NotFound("referenced object"),
-            StoreError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
-                Self::Unavailable
-            }
-            StoreError::Other(cause) => Self::internal(cause),
-        }
-    }
-}
 
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
@@ -76,6 +56,7 @@ mod tests {
 
     use super::*;
     use crate::domain::{Gnf, MissionMismatch, PaymentMethod, PromiseStatus};
+    use crate::store::StoreError;
 
     fn status(error: AppError) -> Status {
         Status::from(ApiError::from(error))

@@ -30,6 +30,7 @@
 pub mod app;
 pub mod black_hole;
 pub mod clients;
+#[path = "../../../server/testing.rs"]
 pub mod db;
 pub mod fixtures;
 

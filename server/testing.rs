@@ -1,10 +1,14 @@
 //! Test databases: each test gets a PostgreSQL database of its own, migrated, and dropped when
-//! the test ends, whether it passed or failed.
+//! the test ends, whether it passed or failed. Compiled into the library's unit tests only
+//! (`cfg(test)`), and into the integration tests as their `support::db` (a `#[path]` module):
+//! one implementation for both.
 //!
 //! Decisions
 //! - Names: `akig_test_<run>_<n>` for a test's database and `akig_test_<run>_tpl` for the
 //!   run's template, where `<run>` is `<pid>_<8 random hex digits>`, unique to this test
-//!   process. Two checkouts testing at once on one PostgreSQL never share a name.
+//!   process. Two checkouts testing at once on one PostgreSQL never share a name (sqlx's own
+//!   test attribute names a test's database after the test's path and drops any database of
+//!   that name before creating it: two checkouts running one test at once drop each other's).
 //! - Speed: the migrations run once per process, on the template; each test then copies it
 //!   (`CREATE DATABASE … TEMPLATE`: files are copied, no SQL is replayed).
 //! - Liveness: a run holds one connection named `akig_test_<run>` (`application_name`) for
