@@ -372,7 +372,6 @@ mod tests {
     use crate::testing::TestDb;
     use std::collections::{BTreeMap, BTreeSet};
 
-
     use super::*;
     use crate::layers::MethodCatalog;
     use crate::startup::descriptor_sets;

@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 
+use akig::domain::{Gnf, PromiseProgress, conakry_day};
 use akig::jobs::promises::{SETTLE_LOCK_ID, settle_due_promises};
 use akig::proto::v1::{
     CallDetails, DateRange, InteractionOutcome, ListPromisesRequest, ListPromisesResponse,
-    NewPromise, PaymentPromise, PromiseStatus, RecordCallRequest, UpdatePromiseRequest,
-    UpdatePromiseResponse,
+    NewPromise, PaymentMethod, PaymentPromise, PromiseStatus, RecordCallRequest,
+    RecordPaymentRequest, ReversePaymentRequest, UpdatePromiseRequest, UpdatePromiseResponse,
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use prost_types::FieldMask;
@@ -949,4 +950,163 @@ async fn the_job_yields_to_a_replica_holding_its_lock() {
         .expect("unlock");
     drop(other);
     assert_eq!(settle_due_promises(&w.pool, today()).await.expect("job"), 2);
+}
+
+/// Records `amount` in cash for `tenant` through the server, made at `occurred_at`; answers the
+/// payment's id.
+async fn pay(w: &World, tenant: Uuid, amount: i64, occurred_at: DateTime<Utc>) -> String {
+    let request = RecordPaymentRequest {
+        request_id: Uuid::new_v4().to_string(),
+        tenant_id: tenant.to_string(),
+        amount_gnf: amount,
+        method: PaymentMethod::Cash as i32,
+        occurred_at: Some(ts(occurred_at)),
+        ..Default::default()
+    };
+    message(
+        w.app
+            .collections(&w.agent_token)
+            .await
+            .record_payment(request),
+    )
+    .await
+    .expect("payment recorded")
+    .payment
+    .expect("payment")
+    .payment_id
+}
+
+/// The status and coverage of `promise_id` recomputed from the raw rows on `today`: the
+/// promise's amount, date and when it was made; the tenant's payments and reversals. A payment
+/// counts when it is not reversed and names the promise or was made since it, towards the
+/// status only when made by the promised date (Africa/Conakry days): the rule of
+/// `domain::promise`, applied here without the store's functions.
+async fn recomputed(pool: &PgPool, promise_id: &str, today: NaiveDate) -> (String, i64) {
+    let (id, tenant, amount, promised, made_at, cancelled): (
+        Uuid,
+        Uuid,
+        i64,
+        NaiveDate,
+        DateTime<Utc>,
+        bool,
+    ) = sqlx::query_as(
+        "SELECT p.id, p.tenant_id, p.amount_gnf, p.promised_date,
+                coalesce(i.occurred_at, p.created_at), p.status = 'cancelled'
+         FROM promises p LEFT JOIN interactions i ON i.id = p.interaction_id
+         WHERE p.id = $1::uuid",
+    )
+    .bind(promise_id)
+    .fetch_one(pool)
+    .await
+    .expect("promise");
+    let payments: Vec<(i64, DateTime<Utc>, Option<Uuid>, bool)> = sqlx::query_as(
+        "SELECT p.amount_gnf, p.occurred_at, p.promise_id,
+                EXISTS (SELECT 1 FROM payments r WHERE r.reverses_payment_id = p.id)
+         FROM payments p WHERE p.tenant_id = $1 AND p.kind = 'payment'",
+    )
+    .bind(tenant)
+    .fetch_all(pool)
+    .await
+    .expect("payments");
+    let paid_by_date: i64 = payments
+        .iter()
+        .filter(|(_, at, named, reversed)| {
+            !reversed && (*named == Some(id) || *at >= made_at) && conakry_day(*at) <= promised
+        })
+        .map(|(amount, ..)| amount)
+        .sum();
+    let progress = PromiseProgress {
+        amount: Gnf::new(amount),
+        promised_date: promised,
+        paid_by_promised_date: Gnf::new(paid_by_date),
+        cancelled,
+    };
+    (progress.status_on(today).as_str().to_owned(), paid_by_date)
+}
+
+#[tokio::test]
+async fn a_reversed_payment_no_longer_keeps_its_promise() {
+    let w = World::new().await;
+    let accountant = w.app.token("compta").await;
+    // One promise still ahead of its date, one whose date has passed.
+    let ahead = w.tenant(w.kal, "Aminata Bah").await;
+    let passed = w.tenant(w.kal, "Ibrahima Sow").await;
+    let promise_ahead = w
+        .promise(
+            &w.agent_token,
+            ahead,
+            300_000,
+            1,
+            today() + Duration::days(5),
+        )
+        .await;
+    let promise_passed = w
+        .promise(
+            &w.agent_token,
+            passed,
+            450_000,
+            6,
+            today() - Duration::days(2),
+        )
+        .await;
+    let paid_ahead = pay(&w, ahead, 300_000, Utc::now() - Duration::hours(1)).await;
+    // Collected four days ago, before the promised date, on a phone that was offline.
+    let paid_passed = pay(&w, passed, 450_000, made_at(4)).await;
+    for promise in [&promise_ahead, &promise_passed] {
+        assert_eq!(w.stored_status(&promise.promise_id).await, "kept");
+    }
+
+    for payment_id in [paid_ahead, paid_passed] {
+        let request = ReversePaymentRequest {
+            request_id: Uuid::new_v4().to_string(),
+            payment_id,
+            reason: "Chèque sans provision".to_owned(),
+            occurred_at: Some(ts(Utc::now() - Duration::minutes(1))),
+        };
+        message(
+            w.app
+                .collections(&accountant)
+                .await
+                .reverse_payment(request),
+        )
+        .await
+        .expect("reversed");
+    }
+
+    // Ahead of its date the promise is pending again; past it, with nothing left paid by the
+    // date, broken (the as-of rule of `domain::promise`).
+    assert_eq!(w.stored_status(&promise_ahead.promise_id).await, "pending");
+    assert_eq!(w.stored_status(&promise_passed.promise_id).await, "broken");
+    let listed = w
+        .list(&w.agent_token, ListPromisesRequest::default())
+        .await
+        .expect("list");
+    let shown: HashMap<String, i32> = listed
+        .promises
+        .iter()
+        .map(|p| (p.promise_id.clone(), p.status))
+        .collect();
+    assert_eq!(
+        shown[&promise_ahead.promise_id],
+        PromiseStatus::Pending as i32
+    );
+    assert_eq!(
+        shown[&promise_passed.promise_id],
+        PromiseStatus::Broken as i32
+    );
+    // The settlement job, run now, agrees and changes nothing.
+    assert_eq!(settle_due_promises(&w.pool, today()).await.expect("job"), 0);
+    for promise in [&promise_ahead, &promise_passed] {
+        let stored: (String, i64) =
+            sqlx::query_as("SELECT status, covered_gnf FROM promises WHERE id = $1::uuid")
+                .bind(&promise.promise_id)
+                .fetch_one(&w.pool)
+                .await
+                .expect("stored");
+        assert_eq!(
+            stored,
+            recomputed(&w.pool, &promise.promise_id, today()).await
+        );
+        assert_eq!(stored.1, 0, "nothing paid once the payment is reversed");
+    }
 }
