@@ -191,6 +191,15 @@ impl Application {
                 async move { sessions::purge_ended_families(&pool, grace, 1_000).await }
             },
         ));
+        background.spawn(crate::jobs::gauges::run_pool_sampler(
+            state.pool.clone(),
+            shutdown.clone(),
+        ));
+        background.spawn(crate::jobs::gauges::run_business_gauges(
+            state.pool.clone(),
+            shutdown.clone(),
+            crate::jobs::gauges::BUSINESS_EVERY,
+        ));
         background.spawn(crate::jobs::promises::run_promise_job(
             state.pool.clone(),
             shutdown.clone(),

@@ -1,8 +1,10 @@
 //! Background jobs: those that keep derived data in step with the ledger run in every replica
 //! and take a PostgreSQL advisory lock, so the work is done once however many replicas run;
 //! purges of rows past their retention run in every replica too, sharing the rows with
-//! `SKIP LOCKED`.
+//! `SKIP LOCKED`; the gauges of the metrics port are computed on a schedule in every replica
+//! (`gauges`), never on a scrape.
 
+pub mod gauges;
 pub mod promises;
 
 use std::future::Future;
@@ -48,6 +50,7 @@ pub async fn run_every<F, Fut, E>(
     Fut: Future<Output = Result<u64, E>>,
     E: std::error::Error,
 {
+    metrics::counter!(JOB_FAILURES, "job" => what).increment(0);
     let every = schedule.every.max(Duration::from_millis(10));
     let first = tokio::time::Instant::now() + schedule.first_after;
     let mut interval = tokio::time::interval_at(first, every);

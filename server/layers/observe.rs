@@ -28,6 +28,7 @@ use tower::{Layer, Service};
 use super::catalog::{MethodCatalog, MethodInfo};
 use crate::metrics::{
     GRPC_SERVER_HANDLED, GRPC_SERVER_HANDLING_SECONDS, GRPC_SERVER_IN_FLIGHT, GRPC_SERVER_STARTED,
+    STREAMS_OPEN,
 };
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -154,6 +155,8 @@ struct CallLabels {
     service: Arc<str>,
     method: Arc<str>,
     kind: &'static str,
+    /// A client, server or bidirectional stream: counted in [`STREAMS_OPEN`] too.
+    streaming: bool,
 }
 
 impl CallLabels {
@@ -163,11 +166,13 @@ impl CallLabels {
                 service: info.service.clone(),
                 method: info.method.clone(),
                 kind: info.kind.as_label(),
+                streaming: info.kind.is_streaming(),
             },
             None => Self {
                 service: "unknown".into(),
                 method: "unknown".into(),
                 kind: "unknown",
+                streaming: false,
             },
         }
     }
@@ -181,8 +186,8 @@ impl CallLabels {
     }
 }
 
-/// One call's metrics: in-flight while alive, and exactly one `handled` count with its status
-/// code — CANCELLED when the client went away before the end.
+/// One call's metrics: in-flight (and, for a stream, open by kind) while alive, and exactly one
+/// `handled` count with its status code — CANCELLED when the client went away before the end.
 struct CallRecord {
     labels: CallLabels,
     started: Instant,
@@ -192,6 +197,9 @@ struct CallRecord {
 impl CallRecord {
     fn start(labels: CallLabels) -> Self {
         metrics::gauge!(GRPC_SERVER_IN_FLIGHT, "grpc_type" => labels.kind).increment(1);
+        if labels.streaming {
+            metrics::gauge!(STREAMS_OPEN, "kind" => labels.method.to_string()).increment(1);
+        }
         Self {
             labels,
             started: Instant::now(),
@@ -225,6 +233,9 @@ impl Drop for CallRecord {
     fn drop(&mut self) {
         self.finish(tonic::Code::Cancelled as i32);
         metrics::gauge!(GRPC_SERVER_IN_FLIGHT, "grpc_type" => self.labels.kind).decrement(1);
+        if self.labels.streaming {
+            metrics::gauge!(STREAMS_OPEN, "kind" => self.labels.method.to_string()).decrement(1);
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod agents;
 pub mod audit;
 pub mod charges;
 pub mod error;
+pub mod gauges;
 pub mod interactions;
 pub mod locations;
 pub mod markers;

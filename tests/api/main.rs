@@ -12,6 +12,7 @@ mod health;
 mod interactions;
 mod ledger;
 mod markers;
+mod metrics;
 mod migrations;
 mod payments;
 mod promises;
