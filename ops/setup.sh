@@ -3,7 +3,8 @@
 #
 #   ops/setup.sh run  [-- ARGS]   migrate, load the demo data and start the server
 #                                 (ARGS are passed to `akig serve`)
-#   ops/setup.sh test [-- ARGS]   lint the protos and run the whole test suite
+#   ops/setup.sh test [-- ARGS]   lint the protos, check the monitoring set-up
+#                                 (promtool) and run the whole test suite
 #                                 (ARGS are passed to `cargo test --all-targets`)
 #
 # Needs only the Rust toolchain (rustup/cargo) on Debian 12 or Ubuntu. When
@@ -397,6 +398,27 @@ ensure_redis() {
   note "redis: ${RESOLVED_REDIS_URL}"
 }
 
+# promtool (Debian's `prometheus` package) for ops/check-monitoring.sh. The package would
+# start a Prometheus daemon of its own: the install forbids service starts (policy-rc.d, as
+# Debian's own image builds do), and any daemon left running is stopped.
+ensure_promtool() {
+  have promtool && return 0
+  local policy=/usr/sbin/policy-rc.d created=0
+  if [[ ! -e ${policy} ]]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "${policy}" >/dev/null
+    as_root chmod 755 "${policy}"
+    created=1
+  fi
+  apt_install prometheus
+  if ((created)); then
+    as_root rm -f "${policy}"
+  fi
+  if have systemctl && systemctl is-active --quiet prometheus 2>/dev/null; then
+    as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+  have promtool || die "promtool is still missing after installing the prometheus package"
+}
+
 # ---------------------------------------------------------------- commands
 
 cmd_run() {
@@ -458,6 +480,10 @@ cmd_test() {
     step "Linting the protos (ops/buf-lint.sh)"
     bash "${repo_root}/ops/buf-lint.sh"
   fi
+
+  ensure_promtool
+  step "Checking the monitoring set-up (ops/check-monitoring.sh)"
+  bash "${repo_root}/ops/check-monitoring.sh"
 
   step "Running tests (cargo test --all-targets${*:+ $*})"
   cargo test --all-targets "$@"

@@ -14,6 +14,7 @@ mod ledger;
 mod markers;
 mod metrics;
 mod migrations;
+mod monitoring;
 mod payments;
 mod promises;
 mod rate_limit;
