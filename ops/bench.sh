@@ -12,8 +12,11 @@
 # use 3 or more rounds to compare two versions on a shared machine.
 #
 # Uses DATABASE_URL's server (default postgres://postgres@127.0.0.1:5432) with a database of its
-# own, akig_bench, re-created each run. Run `ops/setup.sh test` once first on a fresh machine
-# (it installs and starts PostgreSQL and Redis).
+# own, AKIG_BENCH_DB (default akig_bench), re-created each run and left for a look afterwards
+# (drop it when done). The server listens on 127.0.0.1:AKIG_BENCH_PORT (default 50081), its
+# metrics on AKIG_BENCH_METRICS_PORT (default the next port): give two checkouts benchmarking
+# on one host their own database and ports. Run `ops/setup.sh test` once first on a fresh
+# machine (it installs and starts PostgreSQL and Redis).
 set -euo pipefail
 
 seconds="${1:-20}"
@@ -24,20 +27,23 @@ cd "${repo_root}"
 
 server_url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 server_url="${server_url%/*}"
-bench_url="${server_url}/akig_bench"
+bench_db="${AKIG_BENCH_DB:-akig_bench}"
+bench_url="${server_url}/${bench_db}"
 port="${AKIG_BENCH_PORT:-50081}"
+metrics_port="${AKIG_BENCH_METRICS_PORT:-$((port + 1))}"
 
 echo "==> Building (release)"
 cargo build --release --quiet --bin akig --bin akig-bench
 
-echo "==> Fresh database akig_bench with the demo data"
-psql "${server_url}/postgres" -qc "DROP DATABASE IF EXISTS akig_bench" -c "CREATE DATABASE akig_bench"
+echo "==> Fresh database ${bench_db} with the demo data"
+psql "${server_url}/postgres" -qc "DROP DATABASE IF EXISTS \"${bench_db}\"" \
+  -c "CREATE DATABASE \"${bench_db}\""
 export DATABASE_URL="${bench_url}"
 target/release/akig migrate >/dev/null
 target/release/akig seed --demo >/dev/null
 
 echo "==> Starting the server on 127.0.0.1:${port}"
-AKIG_LISTEN="127.0.0.1:${port}" AKIG_METRICS_LISTEN="127.0.0.1:$((port + 1))" \
+AKIG_LISTEN="127.0.0.1:${port}" AKIG_METRICS_LISTEN="127.0.0.1:${metrics_port}" \
   AKIG_RATE_USER_PER_SEC=1000000 AKIG_RATE_USER_BURST=1000000 \
   AKIG_RATE_IP_PER_SEC=1000000 AKIG_RATE_IP_BURST=1000000 \
   REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}" RUST_LOG=warn \
