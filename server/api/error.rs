@@ -148,6 +148,7 @@ fn unauthenticated_message(reason: pb::ErrorReason) -> &'static str {
     match reason {
         pb::ErrorReason::InvalidCredentials => "wrong username, phone or password",
         pb::ErrorReason::TokenExpired => "the token has expired",
+        pb::ErrorReason::TokenMissing => "no bearer token: send `authorization: Bearer <token>`",
         pb::ErrorReason::RefreshTokenReused => {
             "this refresh token was already used: the session is closed, log in again"
         }

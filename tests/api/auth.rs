@@ -65,6 +65,25 @@ async fn login_then_who_am_i() {
         .await
         .expect_err("no token");
     assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(error_reason(&status), "ERROR_REASON_TOKEN_MISSING");
+    // Another scheme is no bearer token either, on every service.
+    let mut basic = tonic::Request::new(akig::proto::v1::GetTenantRequest {
+        tenant_id: uuid::Uuid::new_v4().to_string(),
+    });
+    basic.metadata_mut().insert(
+        "authorization",
+        "Basic YWRtaW46YWRtaW4=".parse().expect("ascii"),
+    );
+    let status = message(
+        akig::proto::v1::collections_service_client::CollectionsServiceClient::new(
+            app.channel().await,
+        )
+        .get_tenant(basic),
+    )
+    .await
+    .expect_err("no bearer token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(error_reason(&status), "ERROR_REASON_TOKEN_MISSING");
     let leaked: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_log WHERE details::text LIKE '%' || $1 || '%'
             OR details::text LIKE '%' || $2 || '%'",

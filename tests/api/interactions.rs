@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::support::{
     KALOUM, TestApp, TestDb, bad_fields, count, create_site, create_tenant, create_user, date,
-    insert_mission, message, spawn_app, today, ts,
+    error_reason, insert_mission, message, spawn_app, today, ts,
 };
 
 const RENT: i64 = 1_000_000;
@@ -333,11 +333,13 @@ async fn a_tenant_of_another_site_is_permission_denied() {
         .await
         .expect_err("other site");
     assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&status), "ERROR_REASON_OUT_OF_SCOPE");
     let status = w
         .call(call_to(w.other_tenant, InteractionOutcome::NoAnswer))
         .await
         .expect_err("other site");
     assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&status), "ERROR_REASON_OUT_OF_SCOPE");
     assert_eq!(w.count("SELECT count(*) FROM interactions").await, 0);
 }
 
@@ -350,6 +352,7 @@ async fn a_role_without_the_permission_is_refused() {
         .await
         .expect_err("supervisors do not record calls");
     assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&status), "ERROR_REASON_PERMISSION_MISSING");
     assert_eq!(w.count("SELECT count(*) FROM interactions").await, 0);
 }
 
@@ -713,6 +716,7 @@ async fn only_an_admin_records_for_another_agent() {
         .await
         .expect_err("agents record only for themselves");
     assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&status), "ERROR_REASON_PERMISSION_MISSING");
     assert_eq!(w.count("SELECT count(*) FROM interactions").await, 0);
 
     // Naming oneself is the same as leaving it empty.

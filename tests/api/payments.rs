@@ -716,6 +716,7 @@ async fn scope_and_roles_of_payments() {
         .await
         .expect_err("other site");
     assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&denied), "ERROR_REASON_OUT_OF_SCOPE");
 
     // An agent recording in the name of another agent.
     let other_agent = w.app.token("agent.mat").await;
@@ -726,6 +727,7 @@ async fn scope_and_roles_of_payments() {
         .await
         .expect_err("for other");
     assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&denied), "ERROR_REASON_PERMISSION_MISSING");
     assert_eq!(w.count("SELECT count(*) FROM payments").await, 0);
 
     // The admin records a back-office entry for the agent: the agent collects and scores.
