@@ -493,6 +493,11 @@ pub struct Violations {
 }
 
 impl Violations {
+    /// No violation so far.
+    pub fn is_empty(&self) -> bool {
+        self.violations.is_empty()
+    }
+
     pub fn new() -> Self {
         Self::default()
     }
