@@ -7,6 +7,7 @@ mod auth;
 mod cache;
 mod daily_stats;
 mod edges;
+mod fuzz;
 mod grpc_web;
 mod health;
 mod interactions;
