@@ -18,6 +18,7 @@ mod payments;
 mod promises;
 mod rate_limit;
 mod rbac;
+mod recipes;
 mod reflection;
 mod routes;
 mod seed;
