@@ -1,8 +1,6 @@
 //! Small conversions between protobuf fields and domain values, each failing with the field's
 //! name so the client learns exactly what to fix.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -50,25 +48,6 @@ pub fn page_size(value: i32, default: i64, max: i64) -> Result<i64, ApiError> {
     }
 }
 
-/// Opaque page tokens: the keyset cursor, base64url encoded.
-pub fn encode_page_token(cursor: &str) -> String {
-    URL_SAFE_NO_PAD.encode(cursor)
-}
-
-/// The cursor of a page token; `None` for the first page. Errors: INVALID_ARGUMENT
-/// ([`invalid_page_token`]).
-pub fn decode_page_token(token: &str) -> Result<Option<String>, ApiError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .map(Some)
-        .ok_or_else(invalid_page_token)
-}
-
 /// INVALID_ARGUMENT on `page_token` (`ERROR_REASON_PAGE_TOKEN_INVALID`).
 pub fn invalid_page_token() -> ApiError {
     ApiError::invalid_with_reason(
@@ -108,25 +87,6 @@ pub fn optional_phone(field: &str, value: &str) -> Result<Option<String>, ApiErr
     }
 }
 
-/// Trims and bounds a free-text field; `None` when empty.
-pub fn optional_text(
-    field: &str,
-    value: &str,
-    max_chars: usize,
-) -> Result<Option<String>, ApiError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Ok(None);
-    }
-    if value.chars().count() > max_chars {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be at most {max_chars} characters"),
-        ));
-    }
-    Ok(Some(value.to_owned()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,17 +107,6 @@ mod tests {
         assert_eq!(page_size(10, 50, 500).unwrap(), 10);
         assert_eq!(page_size(10_000, 50, 500).unwrap(), 500);
         assert!(page_size(-1, 50, 500).is_err());
-    }
-
-    #[test]
-    fn page_tokens_round_trip_and_reject_garbage() {
-        let token = encode_page_token("mamadou.diallo");
-        assert_eq!(
-            decode_page_token(&token).unwrap().as_deref(),
-            Some("mamadou.diallo")
-        );
-        assert_eq!(decode_page_token("").unwrap(), None);
-        assert!(decode_page_token("@@@").is_err());
     }
 
     #[test]

@@ -150,6 +150,7 @@ fn unauthenticated_message(reason: pb::ErrorReason) -> &'static str {
     match reason {
         pb::ErrorReason::InvalidCredentials => "wrong username, phone or password",
         pb::ErrorReason::TokenExpired => "the token has expired",
+        pb::ErrorReason::TokenMissing => "no bearer token: send `authorization: Bearer <token>`",
         pb::ErrorReason::RefreshTokenReused => {
             "this refresh token was already used: the session is closed, log in again"
         }
@@ -480,6 +481,11 @@ pub struct Violations {
 }
 
 impl Violations {
+    /// No violation so far.
+    pub fn is_empty(&self) -> bool {
+        self.violations.is_empty()
+    }
+
     pub fn new() -> Self {
         Self::default()
     }

@@ -211,6 +211,38 @@ impl Text {
     }
 }
 
+/// The device a request comes from (`DeviceInfo`): each part optional, each checked as text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Device {
+    /// The app installation's id, at most 128 characters.
+    pub device_id: Option<String>,
+    /// The app's version, at most 64 characters.
+    pub app_version: Option<String>,
+    /// Platform and OS version, at most 64 characters.
+    pub platform: Option<String>,
+}
+
+const DEVICE_ID: Text = Text::line(0, 128);
+const DEVICE_LABEL: Text = Text::line(0, 64);
+
+/// A `DeviceInfo` (`field.device_id`, `field.app_version`, `field.platform`); absent, it is
+/// the empty [`Device`]. Problems go to `violations`, one per part at fault.
+pub fn device(violations: &mut Violations, field: &str, device: Option<&pb::DeviceInfo>) -> Device {
+    let Some(device) = device else {
+        return Device::default();
+    };
+    let mut part = |name: &str, text: Text, value: &str| {
+        violations
+            .absorb(text.parse_optional(&format!("{field}.{name}"), value))
+            .flatten()
+    };
+    Device {
+        device_id: part("device_id", DEVICE_ID, &device.device_id),
+        app_version: part("app_version", DEVICE_LABEL, &device.app_version),
+        platform: part("platform", DEVICE_LABEL, &device.platform),
+    }
+}
+
 /// C0 control characters and DEL.
 fn is_control(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}')
@@ -383,6 +415,37 @@ mod tests {
                 .parse_optional("q", " KAL-1 ")
                 .expect("given"),
             Some("KAL-1".to_owned())
+        );
+    }
+
+    #[test]
+    fn device_parts_are_text() {
+        let mut v = Violations::new();
+        assert_eq!(device(&mut v, "device", None), Device::default());
+        let info = pb::DeviceInfo {
+            device_id: " a1b2 ".into(),
+            app_version: String::new(),
+            platform: "android 13".into(),
+        };
+        assert_eq!(
+            device(&mut v, "device", Some(&info)),
+            Device {
+                device_id: Some("a1b2".into()),
+                app_version: None,
+                platform: Some("android 13".into()),
+            }
+        );
+        assert!(v.into_result().is_ok());
+        let hostile = pb::DeviceInfo {
+            device_id: "a\u{0}b".into(),
+            app_version: "x".repeat(65),
+            platform: "ios\n17".into(),
+        };
+        let mut v = Violations::new();
+        device(&mut v, "device", Some(&hostile));
+        assert_eq!(
+            fields(v.into_result().expect_err("refused")),
+            ["device.device_id", "device.app_version", "device.platform"]
         );
     }
 

@@ -23,8 +23,8 @@ use super::{Act, AppError, ensure_covers, promises};
 use crate::auth::caller::Caller;
 use crate::auth::rbac::Role;
 use crate::domain::{
-    Accuracy, InteractionKind, InteractionOutcome, LatLng, MaxDistance, NewPromise, ScoreEventKind,
-    check_visit, conakry_day, events_for_interaction,
+    Accuracy, FixTiming, InteractionKind, InteractionOutcome, LatLng, MaxDistance, NewPromise,
+    ScoreEventKind, check_timed_visit, conakry_day, events_for_interaction,
 };
 use crate::store::audit::AuditEvent;
 use crate::store::interactions::{self as store, InteractionRow, NewInteraction};
@@ -390,7 +390,12 @@ fn to_store<'a>(
                 .home_latitude
                 .zip(tenant.home_longitude)
                 .and_then(|(lat, lng)| LatLng::parse(lat, lng).ok());
-            let presence = check_visit(*location, *accuracy, *is_mock, home, far);
+            let timing = FixTiming {
+                fix_time: *fix_time,
+                occurred_at: action.occurred_at,
+            };
+            let presence =
+                check_timed_visit(*location, *accuracy, *is_mock, Some(timing), home, far);
             new.latitude = location.map(LatLng::latitude);
             new.longitude = location.map(LatLng::longitude);
             new.accuracy_m = location.map(|_| accuracy.metres());

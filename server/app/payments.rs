@@ -37,6 +37,9 @@
 //! - An operator reference (with its method) may be used by one live payment only: a second
 //!   one is [`AppError::OperatorReferenceDuplicate`]; once the first is reversed the reference
 //!   is free again (a payment recorded on the wrong tenant is reversed and recorded again).
+//!   References are compared by their key (`domain::operator_reference_key`: letters and
+//!   digits, upper-cased), so `mp261130.6186.a75896` is a duplicate of `MP261130.6186.A75896`;
+//!   the text is kept as typed.
 
 use chrono::NaiveDate;
 use sqlx::PgConnection;
@@ -276,9 +279,10 @@ impl Payment<'_> {
             }
             None => pending,
         };
-        if let Some(reference) = self.reference() {
-            store::lock_operator_reference(conn, input.method, reference).await?;
-            if store::operator_reference_used(conn, input.method, reference).await? {
+        if let Some(reference) = &input.operator_reference {
+            let key = reference.key();
+            store::lock_operator_reference(conn, input.method, key).await?;
+            if store::operator_reference_used(conn, input.method, key).await? {
                 return Err(AppError::OperatorReferenceDuplicate(input.method));
             }
         }

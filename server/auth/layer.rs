@@ -100,7 +100,10 @@ impl Shared {
             Access::Authenticated(permission) => permission,
             Access::Unmapped => {
                 tracing::error!(path, "method has no permission mapping: refused");
-                return Err(ApiError::permission_denied("method not permitted"));
+                return Err(ApiError::PermissionDenied {
+                    reason: Some(pb::ErrorReason::PermissionMissing),
+                    message: "no permission opens this method".to_owned(),
+                });
             }
         };
         let caller = self
@@ -118,7 +121,7 @@ impl Shared {
         permission: Permission,
         client_ip: Option<std::net::IpAddr>,
     ) -> Result<Caller, ApiError> {
-        let token = token.ok_or(ApiError::Unauthenticated)?;
+        let token = token.ok_or(ApiError::unauthenticated(pb::ErrorReason::TokenMissing))?;
         let claims = self.keys.verify_access(token).map_err(|reason| {
             // The reason is logged; the token never is. The client learns only whether to
             // refresh (TOKEN_EXPIRED) or to log in again (TOKEN_INVALID).

@@ -36,8 +36,8 @@ pub use outcome::{
     OutcomePromiseMismatch, PaymentKind, PaymentMethod, UnknownDbValue, check_outcome_promise,
 };
 pub use presence::{
-    Accuracy, AccuracyError, LatLng, LatLngError, LocationCheck, MaxDistance, PresenceCheck,
-    check_visit, stored_presence,
+    Accuracy, AccuracyError, FixTiming, LatLng, LatLngError, LocationCheck, MaxDistance,
+    PresenceCheck, StoredVisit, check_timed_visit, check_visit, stored_presence,
 };
 pub use promise::{
     DEFAULT_PROMISE_HORIZON_DAYS, NewPromise, NewPromiseError, NotPending, PromiseEventKind,

@@ -150,10 +150,31 @@ db_enum!(PaymentKind, "ledger entry kind", [Payment => "payment", Reversal => "r
 /// The longest operator reference accepted, in characters.
 pub const MAX_OPERATOR_REFERENCE_CHARS: usize = 64;
 
+/// The key an operator reference is compared by: its ASCII letters and digits, upper-cased;
+/// everything else (spaces, dots, dashes, slashes, any other punctuation) is dropped.
+///
+/// Operators print and read their references aloud with separators and in either case:
+/// `MP261130.6186.A75896`, `mp261130.6186.a75896`, `MP261130 6186 A75896` and
+/// `MP2611306186A75896` are one Orange Money transfer, key `MP2611306186A75896`. No operator
+/// tells two references apart by punctuation or case alone, so two references with one key
+/// are one transfer. The database repeats this rule in `operator_reference_key(text)` (the
+/// generated column `payments.operator_reference_key`); a test holds the two together.
+pub fn operator_reference_key(reference: &str) -> String {
+    reference
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
 /// An operator's transaction reference, e.g. `MP260112.1533.A12345`: trimmed, 1..=64
-/// printable ASCII characters (space included).
+/// printable ASCII characters (space included), at least one a letter or digit. The text is
+/// kept as typed; payments are compared by its [`OperatorReference::key`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct OperatorReference(String);
+pub struct OperatorReference {
+    text: String,
+    key: String,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum OperatorReferenceError {
@@ -163,6 +184,8 @@ pub enum OperatorReferenceError {
     TooLong,
     #[error("must contain only printable ASCII characters")]
     NotPrintableAscii,
+    #[error("must contain a letter or a digit")]
+    NoLetterOrDigit,
 }
 
 impl OperatorReference {
@@ -183,17 +206,30 @@ impl OperatorReference {
         if reference.len() > MAX_OPERATOR_REFERENCE_CHARS {
             return Err(OperatorReferenceError::TooLong);
         }
-        Ok(Some(Self(reference.to_owned())))
+        let key = operator_reference_key(reference);
+        if key.is_empty() {
+            return Err(OperatorReferenceError::NoLetterOrDigit);
+        }
+        Ok(Some(Self {
+            text: reference.to_owned(),
+            key,
+        }))
     }
 
+    /// The reference as typed (trimmed).
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    /// The key it is compared by ([`operator_reference_key`]).
+    pub fn key(&self) -> &str {
+        &self.key
     }
 }
 
 impl fmt::Display for OperatorReference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -316,5 +352,60 @@ mod tests {
             parse(PaymentMethod::OrangeMoney, &"é".repeat(40)),
             Err(OperatorReferenceError::NotPrintableAscii)
         );
+    }
+
+    #[test]
+    fn equivalent_references_share_a_key() {
+        let key = |raw: &str| {
+            OperatorReference::parse(PaymentMethod::OrangeMoney, raw)
+                .expect("valid")
+                .expect("present")
+                .key()
+                .to_owned()
+        };
+        for variant in [
+            "MP261130.6186.A75896",
+            "mp261130.6186.a75896",
+            "MP261130 6186 A75896",
+            " Mp261130-6186-a75896 ",
+            "MP2611306186A75896",
+            "mp2611306186a75896",
+            "MP261130/6186/A75896",
+        ] {
+            assert_eq!(key(variant), "MP2611306186A75896", "{variant:?}");
+        }
+        assert_ne!(key("MP261130.6186.A75896"), key("MP261130.6186.A75897"));
+        let typed = OperatorReference::parse(PaymentMethod::MtnMomo, " mp1.a ")
+            .expect("valid")
+            .expect("present");
+        assert_eq!((typed.as_str(), typed.key()), ("mp1.a", "MP1A"));
+        for blank in ["...", "- -", "#/"] {
+            assert_eq!(
+                OperatorReference::parse(PaymentMethod::MtnMomo, blank),
+                Err(OperatorReferenceError::NoLetterOrDigit),
+                "{blank:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_key_ignores_case_and_separators(
+            parts in proptest::collection::vec("[A-Za-z0-9]{1,6}", 1..5),
+            separators in proptest::collection::vec("[ .\\-/_]{0,2}", 5),
+        ) {
+            let plain: String = parts.concat();
+            let mut spaced = String::new();
+            for (part, separator) in parts.iter().zip(&separators) {
+                spaced.push_str(part);
+                spaced.push_str(separator);
+            }
+            let key = operator_reference_key(&plain);
+            proptest::prop_assert_eq!(&key, &plain.to_ascii_uppercase());
+            proptest::prop_assert_eq!(operator_reference_key(&spaced), key.clone());
+            proptest::prop_assert_eq!(operator_reference_key(&spaced.to_ascii_lowercase()), key.clone());
+            proptest::prop_assert_eq!(operator_reference_key(&key), key.clone());
+            proptest::prop_assert!(key.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+        }
     }
 }

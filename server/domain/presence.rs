@@ -2,9 +2,22 @@
 //!
 //! Rules, in this order:
 //! 1. a fix the phone flags as mocked is `MockLocation` and counts as far away;
-//! 2. no fix: `NoFix`; unknown home: `NoHomeLocation` (neither counts as far away: nothing
-//!    proves the agent was elsewhere);
-//! 3. otherwise the great-circle (haversine) distance decides, leniently: the fix's accuracy
+//! 2. no fix: `NoFix`;
+//! 3. a position devices give when they have no fix is `UnreliableFix` ([`is_placeholder`]):
+//!    0,0 ("null island"), the Android emulator's default position (Mountain View,
+//!    37.4220,-122.0840, within 0.001°), an accuracy of 0 or less (none given: Android reports
+//!    0, iOS a negative radius, when the position is not a real fix) or over
+//!    [`MAX_USEFUL_ACCURACY_M`] (2 km: a cell-tower guess that cannot place anyone at a door);
+//! 4. a fix taken at the wrong time is `StaleFix` ([`fix_time_problem`]): more than
+//!    [`MAX_FIX_AGE`] (10 min) before `occurred_at` (a position cached from earlier in the
+//!    round), more than [`MAX_FIX_LEAD`] (2 min, the skew between the GPS clock and the
+//!    device's) after it (taken after the visit it should prove), or before 2000-01-01 (a
+//!    device clock reset). A visit without a `fix_time` is not checked on time;
+//! 5. unknown home: `NoHomeLocation`;
+//!
+//!    `NoFix`, `UnreliableFix`, `StaleFix` and `NoHomeLocation` count neither as near nor
+//!    as far away: nothing proves the agent was there, nothing proves they were elsewhere;
+//! 6. otherwise the great-circle (haversine) distance decides, leniently: the fix's accuracy
 //!    radius is given to the agent, so the visit is far away only when
 //!    `distance - min(accuracy, max_distance) > max_distance`. A fix 250 m away with 80 m
 //!    accuracy is near for a 200 m limit (it may well have been 170 m away). The slack is
@@ -14,6 +27,7 @@
 
 use std::fmt;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use geo::{Distance, Haversine, Point};
 
 /// A position in degrees (WGS 84), both coordinates finite and in range.
@@ -108,11 +122,11 @@ impl fmt::Display for LatLng {
     }
 }
 
-/// The largest accuracy radius accepted, in metres.
-pub const MAX_ACCURACY_M: f64 = 10_000.0;
+/// The largest accuracy radius of a fix that can prove anything, in metres.
+pub const MAX_USEFUL_ACCURACY_M: f64 = 2_000.0;
 
-/// The horizontal accuracy of a fix (radius, metres): finite, 0..=10,000. 0 means the device
-/// gave none.
+/// The horizontal accuracy of a fix (radius, metres): finite, >= 0. 0 means the device gave
+/// none (a negative radius, iOS's "no valid position", is read as none).
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
 pub struct Accuracy(f64);
 
@@ -120,23 +134,16 @@ pub struct Accuracy(f64);
 pub enum AccuracyError {
     #[error("must be a finite number")]
     NotFinite,
-    #[error("must not be negative")]
-    Negative,
-    #[error("must be at most 10000 metres")]
-    TooLarge,
 }
 
 impl Accuracy {
+    /// A finite radius; negative means none (0).
     pub fn parse(metres: f64) -> Result<Self, AccuracyError> {
         if !metres.is_finite() {
             Err(AccuracyError::NotFinite)
-        } else if metres < 0.0 {
-            Err(AccuracyError::Negative)
-        } else if metres > MAX_ACCURACY_M {
-            Err(AccuracyError::TooLarge)
         } else {
-            // -0.0 becomes 0.0.
-            Ok(Self(metres + 0.0))
+            // -0.0 and negative radii become 0.0.
+            Ok(Self(metres.max(0.0) + 0.0))
         }
     }
 
@@ -183,29 +190,125 @@ pub enum LocationCheck {
     NoFix,
     NoHomeLocation,
     MockLocation,
+    /// A position devices give without a real fix ([`is_placeholder`]).
+    UnreliableFix,
+    /// A fix taken too long before the visit, after it, or before 2000 ([`fix_time_problem`]).
+    StaleFix,
 }
 
-/// What a stored visit shows, from the flags the server stored with it: its location check,
-/// and whether it counts as far away. A mocked fix counts as far away whatever was stored
-/// (rows written otherwise, the seeded data sets, may carry the mock flag alone).
-pub fn stored_presence(
-    is_mock: bool,
-    has_fix: bool,
-    has_distance: bool,
-    is_far: bool,
-) -> (LocationCheck, bool) {
-    let check = if is_mock {
-        LocationCheck::MockLocation
-    } else if !has_fix {
-        LocationCheck::NoFix
-    } else if !has_distance {
-        LocationCheck::NoHomeLocation
-    } else if is_far {
-        LocationCheck::FarAway
+/// How long before `occurred_at` a fix may have been taken and still prove the visit.
+pub const MAX_FIX_AGE: TimeDelta = TimeDelta::minutes(10);
+/// How long after `occurred_at` a fix may have been taken: the skew between the GPS clock
+/// (`fix_time`) and the device clock (`occurred_at`).
+pub const MAX_FIX_LEAD: TimeDelta = TimeDelta::minutes(2);
+/// No fix taken before 2000-01-01T00:00:00Z is real: a device whose clock was reset.
+pub const EARLIEST_FIX_UNIX_SECS: i64 = 946_684_800;
+
+/// Why a fix's time keeps it from proving a visit at `occurred_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FixTimeProblem {
+    /// Before 2000.
+    BeforeEpoch,
+    /// More than [`MAX_FIX_AGE`] before the visit.
+    TooOld,
+    /// More than [`MAX_FIX_LEAD`] after the visit.
+    AfterVisit,
+}
+
+/// Whether a fix taken at `fix_time` (GPS clock) may prove a visit at `occurred_at` (device
+/// clock): `None` when it may, or when the device gave no fix time.
+pub fn fix_time_problem(
+    fix_time: Option<DateTime<Utc>>,
+    occurred_at: DateTime<Utc>,
+) -> Option<FixTimeProblem> {
+    let fix_time = fix_time?;
+    if fix_time.timestamp() < EARLIEST_FIX_UNIX_SECS {
+        Some(FixTimeProblem::BeforeEpoch)
+    } else if fix_time < occurred_at - MAX_FIX_AGE {
+        Some(FixTimeProblem::TooOld)
+    } else if fix_time > occurred_at + MAX_FIX_LEAD {
+        Some(FixTimeProblem::AfterVisit)
     } else {
-        LocationCheck::Near
+        None
+    }
+}
+
+/// Positions devices report when they have no real fix, within 0.001° (about 110 m):
+/// 0,0 and the Android emulator's default (Google's campus, Mountain View).
+const PLACEHOLDER_POSITIONS: [(f64, f64); 2] = [(0.0, 0.0), (37.4220, -122.0840)];
+
+/// Whether a fix is a position a device gives when it has none: a placeholder position, or an
+/// accuracy of 0 (none given) or over [`MAX_USEFUL_ACCURACY_M`].
+pub fn is_placeholder(fix: LatLng, accuracy: Accuracy) -> bool {
+    let metres = accuracy.metres();
+    metres <= 0.0
+        || metres > MAX_USEFUL_ACCURACY_M
+        || PLACEHOLDER_POSITIONS.iter().any(|&(lat, lng)| {
+            (fix.latitude - lat).abs() <= 0.001 && (fix.longitude - lng).abs() <= 0.001
+        })
+}
+
+/// A visit as stored: what its location check is computed from again when it is read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StoredVisit {
+    pub is_mock: bool,
+    pub fix: Option<LatLng>,
+    /// Metres; `None` when not stored.
+    pub accuracy_m: Option<f64>,
+    pub fix_time: Option<DateTime<Utc>>,
+    pub occurred_at: DateTime<Utc>,
+    /// A distance to the home was stored (the home was known).
+    pub has_distance: bool,
+    /// `interactions.is_far_from_tenant`.
+    pub is_far: bool,
+}
+
+/// What a stored visit shows: its location check, and whether it counts as far away, by the
+/// module's rules from what was stored. A mocked fix counts as far away whatever was stored
+/// (rows written otherwise, the seeded data sets, may carry the mock flag alone); a fix that
+/// proves nothing never counts as far away.
+pub fn stored_presence(visit: &StoredVisit) -> (LocationCheck, bool) {
+    let accuracy = Accuracy::parse(visit.accuracy_m.unwrap_or(0.0)).unwrap_or_default();
+    let check = match visit.fix {
+        _ if visit.is_mock => LocationCheck::MockLocation,
+        None => LocationCheck::NoFix,
+        Some(fix) => match fix_problem(fix, accuracy, visit.fix_time, visit.occurred_at) {
+            Some(problem) => problem,
+            None if !visit.has_distance => LocationCheck::NoHomeLocation,
+            None if visit.is_far => LocationCheck::FarAway,
+            None => LocationCheck::Near,
+        },
     };
-    (check, is_far || is_mock)
+    (check, counts_as_far(check))
+}
+
+/// `UnreliableFix` or `StaleFix` when the fix proves nothing (rules 3 and 4).
+fn fix_problem(
+    fix: LatLng,
+    accuracy: Accuracy,
+    fix_time: Option<DateTime<Utc>>,
+    occurred_at: DateTime<Utc>,
+) -> Option<LocationCheck> {
+    if is_placeholder(fix, accuracy) {
+        Some(LocationCheck::UnreliableFix)
+    } else if fix_time_problem(fix_time, occurred_at).is_some() {
+        Some(LocationCheck::StaleFix)
+    } else {
+        None
+    }
+}
+
+fn counts_as_far(check: LocationCheck) -> bool {
+    matches!(check, LocationCheck::FarAway | LocationCheck::MockLocation)
+}
+
+/// When a visit's fix was taken and when the visit happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixTiming {
+    /// `fix_time` (GPS clock), if the device gave one.
+    pub fix_time: Option<DateTime<Utc>>,
+    /// The visit's `occurred_at` (device clock).
+    pub occurred_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -217,7 +320,8 @@ pub struct PresenceCheck {
     pub check: LocationCheck,
 }
 
-/// Checks a visit's fix against the tenant's home (see the module's rules).
+/// Checks a visit's fix against the tenant's home (see the module's rules), without the rule on
+/// the fix's time (4): for fixes whose time is unknown.
 pub fn check_visit(
     visit: Option<LatLng>,
     accuracy: Accuracy,
@@ -225,11 +329,30 @@ pub fn check_visit(
     home: Option<LatLng>,
     max_distance: MaxDistance,
 ) -> PresenceCheck {
+    check_timed_visit(visit, accuracy, is_mock, None, home, max_distance)
+}
+
+/// Checks a visit's fix against the tenant's home, every rule of the module applied (the
+/// fix's time when `timing` is given).
+pub fn check_timed_visit(
+    visit: Option<LatLng>,
+    accuracy: Accuracy,
+    is_mock: bool,
+    timing: Option<FixTiming>,
+    home: Option<LatLng>,
+    max_distance: MaxDistance,
+) -> PresenceCheck {
     let distance_m = visit.zip(home).map(|(fix, home)| fix.distance_m(home));
+    let problem = visit.and_then(|fix| match timing {
+        Some(timing) => fix_problem(fix, accuracy, timing.fix_time, timing.occurred_at),
+        None => is_placeholder(fix, accuracy).then_some(LocationCheck::UnreliableFix),
+    });
     let check = if is_mock {
         LocationCheck::MockLocation
     } else if visit.is_none() {
         LocationCheck::NoFix
+    } else if let Some(problem) = problem {
+        problem
     } else if home.is_none() {
         LocationCheck::NoHomeLocation
     } else {
@@ -241,7 +364,7 @@ pub fn check_visit(
     };
     PresenceCheck {
         distance_m,
-        far_away: matches!(check, LocationCheck::FarAway | LocationCheck::MockLocation),
+        far_away: counts_as_far(check),
         check,
     }
 }
@@ -329,7 +452,7 @@ mod tests {
         // 500 m away with 300 m accuracy: 500 - 300 = 200 would pass, but the slack is capped
         // at the 200 m limit.
         assert_eq!(check(east_500m(), 300.0), LocationCheck::FarAway);
-        assert_eq!(check(east_500m(), 10_000.0), LocationCheck::FarAway);
+        assert_eq!(check(east_500m(), 2_000.0), LocationCheck::FarAway);
         let limit = MaxDistance::parse(300.0).expect("valid");
         assert_eq!(
             check_visit(Some(east_500m()), accuracy(250.0), false, home, limit).check,
@@ -341,8 +464,9 @@ mod tests {
     fn boundary_is_near() {
         let home = kaloum();
         let fix = north_150m();
-        let exact = MaxDistance::parse(home.distance_m(fix)).expect("valid");
-        let result = check_visit(Some(fix), Accuracy::default(), false, Some(home), exact);
+        // 1 m of accuracy given to the agent: exactly at the limit.
+        let exact = MaxDistance::parse(home.distance_m(fix) - 1.0).expect("valid");
+        let result = check_visit(Some(fix), accuracy(1.0), false, Some(home), exact);
         assert_eq!(result.check, LocationCheck::Near);
     }
 
@@ -434,40 +558,232 @@ mod tests {
         assert_eq!(kaloum().to_string(), "9.509200,-13.712200");
     }
 
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().expect("RFC 3339")
+    }
+
+    fn stored(fix: Option<LatLng>, is_far: bool) -> StoredVisit {
+        StoredVisit {
+            is_mock: false,
+            fix,
+            accuracy_m: Some(10.0),
+            fix_time: None,
+            occurred_at: at("2026-11-30T10:00:00Z"),
+            has_distance: true,
+            is_far,
+        }
+    }
+
     #[test]
     fn stored_visits_show_what_was_stored() {
+        let home = Some(kaloum());
+        let mocked = StoredVisit {
+            is_mock: true,
+            ..stored(None, false)
+        };
         assert_eq!(
-            stored_presence(true, false, false, false),
+            stored_presence(&mocked),
             (LocationCheck::MockLocation, true)
         );
         assert_eq!(
-            stored_presence(false, false, false, false),
+            stored_presence(&stored(None, false)),
             (LocationCheck::NoFix, false)
         );
+        let no_home = StoredVisit {
+            has_distance: false,
+            ..stored(home, false)
+        };
         assert_eq!(
-            stored_presence(false, true, false, false),
+            stored_presence(&no_home),
             (LocationCheck::NoHomeLocation, false)
         );
         assert_eq!(
-            stored_presence(false, true, true, true),
+            stored_presence(&stored(home, true)),
             (LocationCheck::FarAway, true)
         );
         assert_eq!(
-            stored_presence(false, true, true, false),
+            stored_presence(&stored(home, false)),
             (LocationCheck::Near, false)
         );
+        // Stored far away, but the fix proves nothing: not far away.
+        let stale = StoredVisit {
+            fix_time: Some(at("2026-11-30T07:00:00Z")),
+            ..stored(home, true)
+        };
+        assert_eq!(stored_presence(&stale), (LocationCheck::StaleFix, false));
+        let vague = StoredVisit {
+            accuracy_m: Some(0.0),
+            ..stored(home, true)
+        };
+        assert_eq!(
+            stored_presence(&vague),
+            (LocationCheck::UnreliableFix, false)
+        );
+    }
+
+    #[test]
+    fn a_fix_taken_at_the_wrong_time_proves_nothing() {
+        let visit = at("2026-11-30T10:00:00Z");
+        for (fix_time, problem) in [
+            (None, None),
+            (Some("2026-11-30T10:00:00Z"), None),
+            (Some("2026-11-30T09:50:00Z"), None),
+            (Some("2026-11-30T10:02:00Z"), None),
+            (Some("2026-11-30T09:49:59Z"), Some(FixTimeProblem::TooOld)),
+            (Some("2026-11-30T06:00:00Z"), Some(FixTimeProblem::TooOld)),
+            (
+                Some("2026-11-30T10:02:01Z"),
+                Some(FixTimeProblem::AfterVisit),
+            ),
+            (
+                Some("2027-01-01T00:00:00Z"),
+                Some(FixTimeProblem::AfterVisit),
+            ),
+            (
+                Some("1999-12-31T23:59:59Z"),
+                Some(FixTimeProblem::BeforeEpoch),
+            ),
+            (
+                Some("1970-01-01T00:00:00Z"),
+                Some(FixTimeProblem::BeforeEpoch),
+            ),
+        ] {
+            assert_eq!(
+                fix_time_problem(fix_time.map(at), visit),
+                problem,
+                "{fix_time:?}"
+            );
+        }
+        // Hours old, the fix at the door does not prove the visit; nor, 500 m away, is it
+        // held against the agent.
+        let home = Some(kaloum());
+        let timing = |fix_time: &str| {
+            Some(FixTiming {
+                fix_time: Some(at(fix_time)),
+                occurred_at: visit,
+            })
+        };
+        for fix in [kaloum(), east_500m()] {
+            let check = check_timed_visit(
+                Some(fix),
+                accuracy(10.0),
+                false,
+                timing("2026-11-30T07:00:00Z"),
+                home,
+                MaxDistance::DEFAULT,
+            );
+            assert_eq!(check.check, LocationCheck::StaleFix);
+            assert!(!check.far_away);
+        }
+        let fresh = check_timed_visit(
+            Some(east_500m()),
+            accuracy(10.0),
+            false,
+            timing("2026-11-30T09:58:00Z"),
+            home,
+            MaxDistance::DEFAULT,
+        );
+        assert_eq!(fresh.check, LocationCheck::FarAway);
+        // A mocked fix is held against the agent whenever it was taken.
+        let mocked = check_timed_visit(
+            Some(kaloum()),
+            accuracy(10.0),
+            true,
+            timing("1999-01-01T00:00:00Z"),
+            home,
+            MaxDistance::DEFAULT,
+        );
+        assert_eq!(mocked.check, LocationCheck::MockLocation);
+    }
+
+    #[test]
+    fn positions_devices_give_without_a_fix_prove_nothing() {
+        let home = Some(kaloum());
+        let check = |fix: LatLng, acc: f64| {
+            check_visit(Some(fix), accuracy(acc), false, home, MaxDistance::DEFAULT)
+        };
+        let null_island = LatLng::parse(0.0, 0.0).expect("valid");
+        let emulator = LatLng::parse(37.421_998, -122.084).expect("valid");
+        for (fix, acc) in [
+            (null_island, 10.0),
+            (emulator, 5.0),
+            (kaloum(), 0.0),
+            (east_500m(), 0.0),
+            (east_500m(), -1.0),
+            (east_500m(), 2_000.1),
+            (east_500m(), 50_000.0),
+        ] {
+            let result = check(fix, acc);
+            assert_eq!(result.check, LocationCheck::UnreliableFix, "{fix} {acc}");
+            assert!(!result.far_away);
+        }
+        assert_eq!(check(kaloum(), 2_000.0).check, LocationCheck::Near);
+        // Real positions near the placeholders are positions.
+        let near_null = LatLng::parse(0.01, 0.0).expect("valid");
+        assert_eq!(check(near_null, 5.0).check, LocationCheck::FarAway);
+    }
+
+    proptest::proptest! {
+        /// A fix that proves nothing never counts as far away, wherever it is.
+        #[test]
+        fn a_fix_that_proves_nothing_is_never_far(
+            lat in -90.0f64..=90.0,
+            lng in -180.0f64..=180.0,
+            acc in -10.0f64..100_000.0,
+            fix_offset_secs in -86_400i64 * 365 * 30..86_400,
+            is_mock in proptest::bool::ANY,
+        ) {
+            let fix = LatLng::parse(lat, lng).expect("in range");
+            let occurred_at = at("2026-11-30T10:00:00Z");
+            let fix_time = occurred_at + TimeDelta::seconds(fix_offset_secs);
+            let accuracy = Accuracy::parse(acc).expect("finite");
+            let result = check_timed_visit(
+                Some(fix),
+                accuracy,
+                is_mock,
+                Some(FixTiming { fix_time: Some(fix_time), occurred_at }),
+                Some(kaloum()),
+                MaxDistance::DEFAULT,
+            );
+            let proves_nothing = is_placeholder(fix, accuracy)
+                || fix_time_problem(Some(fix_time), occurred_at).is_some();
+            if is_mock {
+                proptest::prop_assert_eq!(result.check, LocationCheck::MockLocation);
+            } else if proves_nothing {
+                proptest::prop_assert!(!result.far_away);
+                proptest::prop_assert!(matches!(
+                    result.check,
+                    LocationCheck::UnreliableFix | LocationCheck::StaleFix
+                ));
+            } else {
+                proptest::prop_assert!(matches!(
+                    result.check,
+                    LocationCheck::Near | LocationCheck::FarAway
+                ));
+            }
+            // A read gives what the write gave.
+            let stored = StoredVisit {
+                is_mock,
+                fix: Some(fix),
+                accuracy_m: Some(accuracy.metres()),
+                fix_time: Some(fix_time),
+                occurred_at,
+                has_distance: true,
+                is_far: result.far_away,
+            };
+            proptest::prop_assert_eq!(stored_presence(&stored), (result.check, result.far_away));
+        }
     }
 
     #[test]
     fn accuracy_and_limit_are_checked() {
         assert_eq!(Accuracy::parse(0.0).map(Accuracy::metres), Ok(0.0));
         assert_eq!(Accuracy::parse(-0.0).map(Accuracy::metres), Ok(0.0));
+        assert_eq!(Accuracy::parse(-1.0).map(Accuracy::metres), Ok(0.0));
         assert_eq!(
-            Accuracy::parse(10_000.0).map(Accuracy::metres),
-            Ok(10_000.0)
+            Accuracy::parse(50_000.0).map(Accuracy::metres),
+            Ok(50_000.0)
         );
-        assert_eq!(Accuracy::parse(10_000.1), Err(AccuracyError::TooLarge));
-        assert_eq!(Accuracy::parse(-1.0), Err(AccuracyError::Negative));
         assert_eq!(Accuracy::parse(f64::NAN), Err(AccuracyError::NotFinite));
         assert_eq!(
             Accuracy::parse(f64::INFINITY),

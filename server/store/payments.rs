@@ -38,16 +38,17 @@ pub async fn pending_promise(
     .map_err(StoreError::from)
 }
 
-/// Serialises the payments that carry one operator reference (whatever their tenant), so the
-/// duplicate check below cannot race. Released at the end of the transaction.
+/// Serialises the payments that carry one operator reference key (whatever their tenant and
+/// however the reference was typed), so the duplicate check below cannot race. Released at the
+/// end of the transaction. `key`: `OperatorReference::key`.
 pub async fn lock_operator_reference(
     conn: &mut PgConnection,
     method: PaymentMethod,
-    reference: &str,
+    key: &str,
 ) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(format!(
-            "akig.payments.operator_reference\n{}\n{reference}",
+            "akig.payments.operator_reference_key\n{}\n{key}",
             method.as_str()
         ))
         .execute(conn)
@@ -55,20 +56,21 @@ pub async fn lock_operator_reference(
     Ok(())
 }
 
-/// Whether a payment (not reversed) already carries this method and operator reference.
+/// Whether a payment (not reversed) already carries this method and operator reference key
+/// (the generated column `operator_reference_key`).
 pub async fn operator_reference_used(
     conn: &mut PgConnection,
     method: PaymentMethod,
-    reference: &str,
+    key: &str,
 ) -> Result<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (
              SELECT 1 FROM payments p
-             WHERE p.operator_reference = $2 AND p.method = $1 AND p.kind = 'payment'
+             WHERE p.operator_reference_key = $2 AND p.method = $1 AND p.kind = 'payment'
                AND NOT EXISTS (SELECT 1 FROM payments r WHERE r.reverses_payment_id = p.id))",
     )
     .bind(method.as_str())
-    .bind(reference)
+    .bind(key)
     .fetch_one(conn)
     .await
     .map_err(StoreError::from)
@@ -552,7 +554,8 @@ pub struct PaymentFilter {
     pub method: Option<PaymentMethod>,
     pub kind: Option<PaymentKind>,
     pub receipt_number: Option<String>,
-    pub operator_reference: Option<String>,
+    /// Entries whose operator reference has this key (`domain::operator_reference_key`).
+    pub operator_reference_key: Option<String>,
 }
 
 /// Keyset position: entries strictly after it in (occurred_at DESC, id DESC) order.
@@ -618,10 +621,10 @@ fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &PaymentFilter, s
             .push(" AND p.receipt_number = ")
             .push_bind(receipt.clone());
     }
-    if let Some(reference) = &filter.operator_reference {
+    if let Some(key) = &filter.operator_reference_key {
         query
-            .push(" AND p.operator_reference = ")
-            .push_bind(reference.clone());
+            .push(" AND p.operator_reference_key = ")
+            .push_bind(key.clone());
     }
 }
 

@@ -65,6 +65,25 @@ async fn login_then_who_am_i() {
         .await
         .expect_err("no token");
     assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(error_reason(&status), "ERROR_REASON_TOKEN_MISSING");
+    // Another scheme is no bearer token either, on every service.
+    let mut basic = tonic::Request::new(akig::proto::v1::GetTenantRequest {
+        tenant_id: uuid::Uuid::new_v4().to_string(),
+    });
+    basic.metadata_mut().insert(
+        "authorization",
+        "Basic YWRtaW46YWRtaW4=".parse().expect("ascii"),
+    );
+    let status = message(
+        akig::proto::v1::collections_service_client::CollectionsServiceClient::new(
+            app.channel().await,
+        )
+        .get_tenant(basic),
+    )
+    .await
+    .expect_err("no bearer token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(error_reason(&status), "ERROR_REASON_TOKEN_MISSING");
     let leaked: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_log WHERE details::text LIKE '%' || $1 || '%'
             OR details::text LIKE '%' || $2 || '%'",
@@ -1023,5 +1042,233 @@ async fn refusals_of_user_reads_carry_their_reason() {
         .expect_err("bad token");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(error_reason(&status), "ERROR_REASON_PAGE_TOKEN_INVALID");
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_login_with_a_control_character_in_its_device_tries_no_password() {
+    let db = TestDb::new().await;
+    create_user(&db.pool, "awa.camara", "agent", &[], None).await;
+    let app = spawn_app(&db).await;
+    let login = |password: &str, device_id: &str| akig::proto::v1::LoginRequest {
+        identifier: Some(akig::proto::v1::login_request::Identifier::Username(
+            "awa.camara".into(),
+        )),
+        password: password.to_owned(),
+        device: Some(akig::proto::v1::DeviceInfo {
+            device_id: device_id.to_owned(),
+            app_version: "2.3.1".into(),
+            platform: "android 13".into(),
+        }),
+    };
+    // Right and wrong password alike: refused on the field, with no audit row and no count
+    // towards the failed-login limit.
+    for password in [crate::support::PASSWORD, "mauvais-mot-de-passe"] {
+        for _ in 0..8 {
+            let status = message(app.auth_client().await.login(login(password, "tel\u{0}1")))
+                .await
+                .expect_err("NUL in device_id");
+            assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+            assert_eq!(crate::support::bad_fields(&status), ["device.device_id"]);
+        }
+    }
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'auth.login'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("count");
+    assert_eq!(rows, 0);
+    // Not throttled: the refused attempts tried no password.
+    let ok = message(
+        app.auth_client()
+            .await
+            .login(login(crate::support::PASSWORD, "tel-1")),
+    )
+    .await
+    .expect("login");
+    assert!(ok.tokens.is_some());
+    let device: (String, String, String) = sqlx::query_as(
+        "SELECT details->>'device_id', details->>'app_version', details->>'platform'
+           FROM audit_log WHERE action = 'auth.login' AND outcome = 'ok'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("audited");
+    assert_eq!(
+        device,
+        ("tel-1".into(), "2.3.1".into(), "android 13".into())
+    );
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
+#[tokio::test]
+async fn every_auth_text_field_refuses_control_characters() {
+    use akig::proto::v1::{
+        DeviceInfo, LoginRequest, Role, UpdateRolePermissionsRequest, login_request::Identifier,
+    };
+    let db = TestDb::new().await;
+    let admin_id = create_user(&db.pool, "admin.test", "admin", &[], None).await;
+    let app = spawn_app(&db).await;
+    let admin = app.token("admin.test").await;
+    let client = || async { app.auth_as(&admin).await };
+    let id = || uuid::Uuid::new_v4().to_string();
+    let login = |identifier: Identifier, device: DeviceInfo| LoginRequest {
+        identifier: Some(identifier),
+        password: crate::support::PASSWORD.into(),
+        device: Some(device),
+    };
+    let user = |username: &str, full_name: &str| User {
+        user_id: admin_id.to_string(),
+        username: username.into(),
+        full_name: full_name.into(),
+        role: Role::Agent as i32,
+        ..Default::default()
+    };
+    let hostile = ["\u{0}", "\u{1b}[2J", "\r", "\u{7f}", "\t", "\n"];
+    for bad in hostile {
+        let mut answers: Vec<(&str, Result<(), tonic::Status>)> = Vec::new();
+        let name = format!("awa{bad}camara");
+        let device = |field: &str| {
+            let mut device = DeviceInfo {
+                device_id: "tel-1".into(),
+                app_version: "2.3.1".into(),
+                platform: "android".into(),
+            };
+            let text = format!("x{bad}y");
+            match field {
+                "device_id" => device.device_id = text,
+                "app_version" => device.app_version = text,
+                "platform" => device.platform = text,
+                _ => {}
+            }
+            device
+        };
+        let auth = || async { app.auth_client().await };
+        for (field, request) in [
+            (
+                "username",
+                login(Identifier::Username(name.clone()), device("none")),
+            ),
+            (
+                "phone",
+                login(
+                    Identifier::Phone(format!("+224621{bad}234567")),
+                    device("none"),
+                ),
+            ),
+            (
+                "device.device_id",
+                login(Identifier::Username("awa".into()), device("device_id")),
+            ),
+            (
+                "device.app_version",
+                login(Identifier::Username("awa".into()), device("app_version")),
+            ),
+            (
+                "device.platform",
+                login(Identifier::Username("awa".into()), device("platform")),
+            ),
+        ] {
+            answers.push((field, message(auth().await.login(request)).await.map(drop)));
+        }
+        answers.push((
+            "refresh_token",
+            message(auth().await.refresh(RefreshRequest {
+                refresh_token: format!("abc{bad}def"),
+            }))
+            .await
+            .map(drop),
+        ));
+        answers.push((
+            "refresh_token",
+            message(client().await.logout(LogoutRequest {
+                request_id: id(),
+                refresh_token: format!("abc{bad}def"),
+                all_sessions: false,
+            }))
+            .await
+            .map(drop),
+        ));
+        for (field, new_user) in [
+            ("user.username", user(&name, "Awa Camara")),
+            (
+                "user.full_name",
+                user("awa.camara", &format!("Awa{bad}Camara")),
+            ),
+        ] {
+            let request = CreateUserRequest {
+                request_id: id(),
+                user: Some(new_user),
+                initial_password: "premier-mot-de-passe".into(),
+            };
+            answers.push((
+                field,
+                message(client().await.create_user(request)).await.map(drop),
+            ));
+        }
+        answers.push((
+            "user.full_name",
+            message(client().await.update_user(UpdateUserRequest {
+                request_id: id(),
+                user: Some(user("", &format!("Awa{bad}Camara"))),
+                update_mask: mask(&["full_name"]),
+            }))
+            .await
+            .map(drop),
+        ));
+        answers.push((
+            "query",
+            message(client().await.list_users(ListUsersRequest {
+                query: format!("aw{bad}a"),
+                ..Default::default()
+            }))
+            .await
+            .map(drop),
+        ));
+        for field in ["action", "target_type", "target_id"] {
+            let text = format!("auth{bad}login");
+            let mut request = ListAuditEntriesRequest::default();
+            match field {
+                "action" => request.action = text,
+                "target_type" => request.target_type = text,
+                _ => request.target_id = text,
+            }
+            answers.push((
+                field,
+                message(client().await.list_audit_entries(request))
+                    .await
+                    .map(drop),
+            ));
+        }
+        answers.push((
+            "permissions[0]",
+            message(
+                client()
+                    .await
+                    .update_role_permissions(UpdateRolePermissionsRequest {
+                        request_id: id(),
+                        role: Role::Agent as i32,
+                        permissions: vec![format!("collections.calls{bad}.record")],
+                    }),
+            )
+            .await
+            .map(drop),
+        ));
+        for (field, answer) in answers {
+            let status = answer.expect_err(field);
+            assert_eq!(
+                status.code(),
+                Code::InvalidArgument,
+                "{field} {bad:?}: {status:?}"
+            );
+            assert_eq!(crate::support::bad_fields(&status), [field], "{bad:?}");
+        }
+    }
+    // Nothing reached the tables.
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    assert_eq!(users, 1);
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::support::{
     KALOUM, TestApp, TestDb, bad_fields, count, create_site, create_tenant, create_user, date,
-    insert_mission, message, spawn_app, today, ts,
+    error_reason, insert_mission, message, spawn_app, today, ts,
 };
 
 const RENT: i64 = 1_000_000;
@@ -237,6 +237,113 @@ async fn a_visit_without_a_fix_or_home_is_flagged_not_refused() {
     assert_eq!(details.distance_to_home_m, None);
 }
 
+/// The visit's location check as GetTenantHistory shows it.
+async fn history_check(w: &World, tenant: Uuid) -> Vec<(i32, bool)> {
+    let history = message(w.app.collections(&w.token).await.get_tenant_history(
+        akig::proto::v1::GetTenantHistoryRequest {
+            tenant_id: tenant.to_string(),
+            ..Default::default()
+        },
+    ))
+    .await
+    .expect("history");
+    history
+        .entries
+        .iter()
+        .filter_map(|entry| match &entry.entry {
+            Some(akig::proto::v1::history_entry::Entry::Visit(visit)) => match &visit.details {
+                Some(interaction::Details::Visit(d)) => Some((d.location_check, d.far_away)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stale_or_placeholder_fix_is_no_proof_either_way() {
+    let w = World::new().await;
+    let occurred_at = Utc::now() - Duration::minutes(30);
+    let with = |lat: f64, lng: f64, accuracy_m: f64, fix_time: Option<chrono::DateTime<Utc>>| {
+        let mut request = visit_at(w.tenant, lat, lng);
+        request.occurred_at = Some(ts(occurred_at));
+        if let Some(visit) = request.visit.as_mut() {
+            visit.accuracy_m = accuracy_m;
+            visit.fix_time = fix_time.map(ts);
+        }
+        request
+    };
+    let far_lng = KALOUM_LNG + 0.01;
+    let epoch_1999 = chrono::DateTime::from_timestamp(915_148_800, 0).expect("1999-01-01");
+    // At the door, or a kilometre away: a fix taken hours before, after the visit, or in 1999
+    // proves nothing.
+    let stale = [
+        (KALOUM_LNG, occurred_at - Duration::hours(3)),
+        (far_lng, occurred_at - Duration::hours(3)),
+        (far_lng, occurred_at + Duration::minutes(20)),
+        (KALOUM_LNG, epoch_1999),
+    ]
+    .map(|(lng, fix_time)| {
+        (
+            with(KALOUM_LAT, lng, 10.0, Some(fix_time)),
+            LocationCheck::StaleFix,
+        )
+    });
+    let cases = [
+        // Positions of devices without a fix.
+        (with(0.0, 0.0, 10.0, None), LocationCheck::UnreliableFix),
+        (
+            with(37.4220, -122.0840, 5.0, None),
+            LocationCheck::UnreliableFix,
+        ),
+        (
+            with(KALOUM_LAT, far_lng, 0.0, None),
+            LocationCheck::UnreliableFix,
+        ),
+        (
+            with(KALOUM_LAT, far_lng, -1.0, None),
+            LocationCheck::UnreliableFix,
+        ),
+        (
+            with(KALOUM_LAT, far_lng, 25_000.0, None),
+            LocationCheck::UnreliableFix,
+        ),
+    ];
+    let mut expected = Vec::new();
+    for (request, check) in stale.into_iter().chain(cases) {
+        let response = w.visit(request).await.expect("recorded, not refused");
+        let details = visit_details(&response);
+        assert_eq!(details.location_check, check as i32, "{details:?}");
+        assert!(!details.far_away, "{details:?}");
+        expected.push((check as i32, false));
+    }
+    // A fresh, sharp fix still decides.
+    let fresh = w
+        .visit(with(
+            KALOUM_LAT,
+            far_lng,
+            10.0,
+            Some(occurred_at - Duration::minutes(1)),
+        ))
+        .await
+        .expect("recorded");
+    assert_eq!(
+        visit_details(&fresh).location_check,
+        LocationCheck::FarAway as i32
+    );
+    expected.push((LocationCheck::FarAway as i32, true));
+    // Reads show what the answers showed.
+    let mut shown = history_check(&w, w.tenant).await;
+    shown.sort();
+    expected.sort();
+    assert_eq!(shown, expected);
+    assert_eq!(
+        w.count("SELECT count(*) FROM interactions WHERE is_far_from_tenant")
+            .await,
+        1
+    );
+}
+
 #[tokio::test]
 async fn bad_coordinates_are_refused_naming_the_field_and_write_nothing() {
     let w = World::new().await;
@@ -256,9 +363,9 @@ async fn bad_coordinates_are_refused_naming_the_field_and_write_nothing() {
     }
     let mut bad_accuracy = visit_at(w.tenant, KALOUM_LAT, KALOUM_LNG);
     if let Some(visit) = bad_accuracy.visit.as_mut() {
-        visit.accuracy_m = -1.0;
+        visit.accuracy_m = f64::NAN;
     }
-    let status = w.visit(bad_accuracy).await.expect_err("negative accuracy");
+    let status = w.visit(bad_accuracy).await.expect_err("not a number");
     assert_eq!(bad_fields(&status), ["visit.accuracy_m"]);
 
     assert_eq!(w.count("SELECT count(*) FROM interactions").await, 0);
@@ -298,10 +405,27 @@ async fn other_bad_fields_are_each_named() {
     future.occurred_at = Some(ts(Utc::now() + Duration::hours(1)));
     let status = w.call(future).await.expect_err("in the future");
     assert_eq!(bad_fields(&status), ["occurred_at"]);
+    assert_eq!(error_reason(&status), "ERROR_REASON_OCCURRED_AT_IN_FUTURE");
     let mut old = call_to(w.tenant, InteractionOutcome::NoAnswer);
     old.occurred_at = Some(ts(Utc::now() - Duration::days(40)));
     let status = w.call(old).await.expect_err("too old");
     assert_eq!(bad_fields(&status), ["occurred_at"]);
+    assert_eq!(error_reason(&status), "ERROR_REASON_OCCURRED_AT_TOO_OLD");
+    // Visits alike, alone or with another bad field.
+    for (hours, reason) in [
+        (1, "ERROR_REASON_OCCURRED_AT_IN_FUTURE"),
+        (-24 * 40, "ERROR_REASON_OCCURRED_AT_TOO_OLD"),
+    ] {
+        let mut visit = visit_at(w.tenant, KALOUM_LAT, KALOUM_LNG);
+        visit.occurred_at = Some(ts(Utc::now() + Duration::hours(hours)));
+        let status = w.visit(visit.clone()).await.expect_err("out of bounds");
+        assert_eq!(bad_fields(&status), ["occurred_at"]);
+        assert_eq!(error_reason(&status), reason);
+        visit.notes = "\u{0}".into();
+        let status = w.visit(visit).await.expect_err("two faults");
+        assert_eq!(bad_fields(&status), ["notes", "occurred_at"]);
+        assert_eq!(error_reason(&status), reason);
+    }
     let mut missing = call_to(w.tenant, InteractionOutcome::NoAnswer);
     missing.request_id = String::new();
     let status = w.call(missing).await.expect_err("no request id");
@@ -333,11 +457,13 @@ async fn a_tenant_of_another_site_is_permission_denied() {
         .await
         .expect_err("other site");
     assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&status), "ERROR_REASON_OUT_OF_SCOPE");
     let status = w
         .call(call_to(w.other_tenant, InteractionOutcome::NoAnswer))
         .await
         .expect_err("other site");
     assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&status), "ERROR_REASON_OUT_OF_SCOPE");
     assert_eq!(w.count("SELECT count(*) FROM interactions").await, 0);
 }
 
@@ -350,6 +476,7 @@ async fn a_role_without_the_permission_is_refused() {
         .await
         .expect_err("supervisors do not record calls");
     assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&status), "ERROR_REASON_PERMISSION_MISSING");
     assert_eq!(w.count("SELECT count(*) FROM interactions").await, 0);
 }
 
@@ -532,6 +659,7 @@ async fn a_retry_older_than_the_offline_window_finds_its_stored_call() {
     };
     let status = w.call(fresh).await.expect_err("too old");
     assert_eq!(bad_fields(&status), ["occurred_at"]);
+    assert_eq!(error_reason(&status), "ERROR_REASON_OCCURRED_AT_TOO_OLD");
 }
 
 #[tokio::test]
@@ -713,6 +841,7 @@ async fn only_an_admin_records_for_another_agent() {
         .await
         .expect_err("agents record only for themselves");
     assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&status), "ERROR_REASON_PERMISSION_MISSING");
     assert_eq!(w.count("SELECT count(*) FROM interactions").await, 0);
 
     // Naming oneself is the same as leaving it empty.

@@ -716,6 +716,7 @@ async fn scope_and_roles_of_payments() {
         .await
         .expect_err("other site");
     assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&denied), "ERROR_REASON_OUT_OF_SCOPE");
 
     // An agent recording in the name of another agent.
     let other_agent = w.app.token("agent.mat").await;
@@ -726,6 +727,7 @@ async fn scope_and_roles_of_payments() {
         .await
         .expect_err("for other");
     assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(error_reason(&denied), "ERROR_REASON_PERMISSION_MISSING");
     assert_eq!(w.count("SELECT count(*) FROM payments").await, 0);
 
     // The admin records a back-office entry for the agent: the agent collects and scores.
@@ -892,6 +894,109 @@ async fn an_operator_reference_pays_once() {
     .expect("reversed");
     w.pay(again).await;
     assert_eq!(w.count("SELECT count(*) FROM payments").await, 3);
+}
+
+#[tokio::test]
+async fn an_operator_reference_typed_otherwise_is_the_same_transfer() {
+    let w = World::new().await;
+    create_charges(&w.pool, w.tenant, month(2026, 10), 1, MONTH).await;
+    let other_tenant = create_tenant(&w.pool, w.site, "Mamadou Diallo", MONTH, Some(KALOUM)).await;
+    let orange = |tenant: Uuid, reference: &str| RecordPaymentRequest {
+        method: PaymentMethod::OrangeMoney as i32,
+        operator_reference: reference.to_owned(),
+        ..cash(tenant, 100_000)
+    };
+    let paid = w
+        .pay(orange(w.tenant, " MP261130.6186.A75896 "))
+        .await
+        .payment
+        .expect("payment");
+    // Kept as typed (trimmed).
+    assert_eq!(paid.operator_reference, "MP261130.6186.A75896");
+    for variant in [
+        "MP261130.6186.A75896",
+        "mp261130.6186.a75896",
+        "MP261130 6186 A75896",
+        "MP2611306186A75896",
+        "mp261130-6186-a75896",
+        "Mp 261130.6186.A75896",
+    ] {
+        // On another tenant too: a transfer pays once.
+        for tenant in [w.tenant, other_tenant] {
+            let duplicate = w
+                .record(orange(tenant, variant), &w.agent_token)
+                .await
+                .expect_err(variant);
+            assert_eq!(duplicate.code(), Code::AlreadyExists, "{variant}");
+            assert_eq!(
+                error_reason(&duplicate),
+                "ERROR_REASON_OPERATOR_REFERENCE_DUPLICATE"
+            );
+        }
+    }
+    assert_eq!(w.count("SELECT count(*) FROM payments").await, 1);
+    // Another transfer, and the same reference with another operator, are payments of their own.
+    w.pay(orange(w.tenant, "MP261130.6186.A75897")).await;
+    let mtn = RecordPaymentRequest {
+        method: PaymentMethod::MtnMomo as i32,
+        ..orange(w.tenant, "mp261130.6186.a75896")
+    };
+    w.pay(mtn).await;
+    // A reference with no letter or digit is no reference.
+    let blank = w
+        .record(orange(w.tenant, "..."), &w.agent_token)
+        .await
+        .expect_err("blank");
+    assert_eq!(bad_fields(&blank), ["operator_reference"]);
+
+    // ListPayments finds it however it is typed.
+    let found = message(w.app.collections(&w.admin_token).await.list_payments(
+        ListPaymentsRequest {
+            operator_reference: "mp 2611306186 a75896".into(),
+            method: PaymentMethod::OrangeMoney as i32,
+            ..Default::default()
+        },
+    ))
+    .await
+    .expect("list");
+    let ids: Vec<&str> = found
+        .payments
+        .iter()
+        .map(|p| p.payment_id.as_str())
+        .collect();
+    assert_eq!(ids, [paid.payment_id.as_str()]);
+}
+
+#[tokio::test]
+async fn the_databases_reference_key_is_the_domains() {
+    use akig::domain::outcome::operator_reference_key;
+    let db = TestDb::new().await;
+    let mut samples: Vec<String> = [
+        "MP261130.6186.A75896",
+        "mp261130.6186.a75896",
+        " a-b c/d_e:f#g ",
+        "REC 12/3",
+        "...",
+        "~!@#$%^&*()_+{}|:<>?`-=[]\\;',./\"",
+        "zZ09",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    // Every printable ASCII character, alone and between letters.
+    for byte in b' '..=b'~' {
+        let c = char::from(byte);
+        samples.push(c.to_string());
+        samples.push(format!("a{c}B9"));
+    }
+    for sample in samples {
+        let sql: Option<String> = sqlx::query_scalar("SELECT operator_reference_key($1)")
+            .bind(&sample)
+            .fetch_one(&db.pool)
+            .await
+            .expect("key");
+        let rust = operator_reference_key(&sample);
+        assert_eq!(sql, (!rust.is_empty()).then_some(rust), "{sample:?}");
+    }
 }
 
 #[tokio::test]

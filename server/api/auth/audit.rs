@@ -1,17 +1,19 @@
 //! ListAuditEntries: the audit log, newest first.
 
 use crate::api::convert::{self, timestamp};
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, Violations};
+use crate::api::paging::Pager;
+use crate::api::parse::{self, Text};
 use crate::proto::v1 as pb;
 use crate::state::AppState;
 use crate::store::audit::{self, AuditFilter, AuditRow, Outcome};
 
-/// Longest `action` filter, in characters.
-const ACTION_MAX: usize = 100;
-/// Longest `target_type` filter, in characters.
-const TARGET_TYPE_MAX: usize = 50;
-/// Longest `target_id` filter, in characters.
-const TARGET_ID_MAX: usize = 100;
+/// The `action` filter.
+const ACTION: Text = Text::line(0, 100);
+/// The `target_type` filter.
+const TARGET_TYPE: Text = Text::line(0, 50);
+/// The `target_id` filter.
+const TARGET_ID: Text = Text::line(0, 100);
 
 fn parse_outcome(value: i32) -> Result<Option<Outcome>, ApiError> {
     match pb::AuditOutcome::try_from(value) {
@@ -23,36 +25,33 @@ fn parse_outcome(value: i32) -> Result<Option<Outcome>, ApiError> {
     }
 }
 
+/// The filter of a ListAuditEntries request, without its position (`before_id`).
 fn parse_filter(request: &pb::ListAuditEntriesRequest) -> Result<AuditFilter, ApiError> {
-    let before_id = convert::decode_page_token(&request.page_token)?
-        .map(|cursor| {
-            cursor
-                .parse::<i64>()
-                .map_err(|_| convert::invalid_page_token())
-        })
-        .transpose()?;
-    let range = request.time_range.as_ref();
-    let bound = |field: &str, at: Option<&prost_types::Timestamp>| {
-        at.map(|t| convert::from_timestamp(field, t)).transpose()
+    let mut violations = Violations::new();
+    let (since, until) =
+        parse::time_range(&mut violations, "time_range", request.time_range.as_ref());
+    let mut text = |field: &str, text: Text, value: &str| {
+        violations
+            .absorb(text.parse_optional(field, value))
+            .flatten()
     };
-    let since = bound(
-        "time_range.start_time",
-        range.and_then(|r| r.start_time.as_ref()),
-    )?;
-    let until = bound(
-        "time_range.end_time",
-        range.and_then(|r| r.end_time.as_ref()),
-    )?;
-    let outcome = parse_outcome(request.outcome)?;
+    let action = text("action", ACTION, &request.action);
+    let target_type = text("target_type", TARGET_TYPE, &request.target_type);
+    let target_id = text("target_id", TARGET_ID, &request.target_id);
+    let actor_id = violations
+        .absorb(convert::optional_uuid("actor_id", &request.actor_id))
+        .flatten();
+    let outcome = violations.absorb(parse_outcome(request.outcome)).flatten();
+    violations.into_result()?;
     Ok(AuditFilter {
-        actor_id: convert::optional_uuid("actor_id", &request.actor_id)?,
-        action: convert::optional_text("action", &request.action, ACTION_MAX)?,
-        target_type: convert::optional_text("target_type", &request.target_type, TARGET_TYPE_MAX)?,
-        target_id: convert::optional_text("target_id", &request.target_id, TARGET_ID_MAX)?,
+        actor_id,
+        action,
+        target_type,
+        target_id,
         outcome,
         since,
         until,
-        before_id,
+        before_id: None,
     })
 }
 
@@ -61,12 +60,12 @@ pub(super) async fn list(
     request: &pb::ListAuditEntriesRequest,
 ) -> Result<pb::ListAuditEntriesResponse, ApiError> {
     let limit = convert::page_size(request.page_size, 100, 1000)?;
-    let filter = parse_filter(request)?;
+    let mut filter = parse_filter(request)?;
+    let pager = Pager::new(&("audit", &filter));
+    filter.before_id = pager.position(&request.page_token, |parts| parts.parse::<i64>())?;
     let rows = audit::list(&state.pool, &filter, limit).await?;
     let next_page_token = match rows.last() {
-        Some(last) if rows.len() as i64 == limit => {
-            convert::encode_page_token(&last.id.to_string())
-        }
+        Some(last) if rows.len() as i64 == limit => pager.token(&[&last.id]),
         _ => String::new(),
     };
     Ok(pb::ListAuditEntriesResponse {

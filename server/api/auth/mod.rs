@@ -9,8 +9,14 @@
 //!   `REFRESH_TOKEN_REUSED`), and tells a disabled account (PERMISSION_DENIED,
 //!   `ACCOUNT_DISABLED`) from a wrong password. A disabled account is named only to whoever
 //!   gave its right password.
-//! - Mutating RPCs run under their idempotency key (`crate::idempotency`); their audit rows
-//!   commit with the work.
+//! - Mutating RPCs run under their idempotency key ([`crate::api::write::Write`], one
+//!   constant per RPC in [`rpc`]); their audit rows commit with the work.
+//! - Every text field goes through [`crate::api::parse::Text`] (no control character, bounded
+//!   length), including Login's device fields, before anything else is done with the request:
+//!   a login whose text is refused tries no password. Passwords are the exception: they are
+//!   hashed, never stored or shown as text, and a password is whatever bytes the user chose.
+//! - Lists page with [`crate::api::paging::Pager`]: a token works only with the filters it was
+//!   issued for.
 
 mod audit;
 mod roles;
@@ -18,18 +24,25 @@ mod session;
 mod users;
 
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
-use crate::api::convert;
 use crate::api::error::ApiError;
+use crate::api::write::Write;
 use crate::auth::caller::Caller;
 use crate::auth::rbac::Permission;
 use crate::client_ip::ClientIp;
-use crate::idempotency::IdempotencyKey;
 use crate::proto::v1 as pb;
 use crate::proto::v1::auth_service_server::AuthService;
 use crate::state::AppState;
-use crate::store::audit::{AuditEvent, Outcome};
+
+/// Full paths of the service's mutating RPCs: the method part of their idempotency keys.
+pub mod rpc {
+    pub const LOGOUT: &str = "/akig.v1.AuthService/Logout";
+    pub const CHANGE_PASSWORD: &str = "/akig.v1.AuthService/ChangePassword";
+    pub const CREATE_USER: &str = "/akig.v1.AuthService/CreateUser";
+    pub const UPDATE_USER: &str = "/akig.v1.AuthService/UpdateUser";
+    pub const RESET_PASSWORD: &str = "/akig.v1.AuthService/ResetPassword";
+    pub const UPDATE_ROLE_PERMISSIONS: &str = "/akig.v1.AuthService/UpdateRolePermissions";
+}
 
 #[derive(Clone)]
 pub struct AuthApi {
@@ -46,15 +59,6 @@ fn client_ip<T>(request: &Request<T>) -> Option<std::net::IpAddr> {
     request.extensions().get::<ClientIp>().map(|ip| ip.0)
 }
 
-/// The audit event of an action by `caller`.
-fn audit_by(caller: &Caller, request_id: Uuid, action: &str, outcome: Outcome) -> AuditEvent {
-    let mut event = AuditEvent::new(action, outcome).request(request_id);
-    event.actor_id = Some(caller.user_id);
-    event.actor_role = Some(caller.role.as_str().to_owned());
-    event.client_ip = caller.client_ip;
-    event
-}
-
 /// Permission names, sorted, as the API lists them.
 fn permission_names(permissions: impl IntoIterator<Item = Permission>) -> Vec<String> {
     let mut names: Vec<String> = permissions
@@ -63,39 +67,6 @@ fn permission_names(permissions: impl IntoIterator<Item = Permission>) -> Vec<St
         .collect();
     names.sort();
     names
-}
-
-/// A mutating call: its caller, its message and its idempotency key.
-struct Write<T> {
-    caller: Caller,
-    request: T,
-    key: IdempotencyKey,
-}
-
-impl<T> Write<T> {
-    fn into_parts(self) -> (Caller, T, IdempotencyKey) {
-        (self.caller, self.request, self.key)
-    }
-}
-
-/// Takes a mutating request apart; `method` is its gRPC path, `request_id` its field.
-fn write<T>(
-    request: Request<T>,
-    method: &'static str,
-    request_id: impl FnOnce(&T) -> &str,
-) -> Result<Write<T>, ApiError> {
-    let caller = Caller::of(&request)?.clone();
-    let request = request.into_inner();
-    let key = IdempotencyKey::new(
-        caller.user_id,
-        method,
-        convert::request_id(request_id(&request))?,
-    );
-    Ok(Write {
-        caller,
-        request,
-        key,
-    })
 }
 
 fn reply<T>(result: Result<T, ApiError>) -> Result<Response<T>, Status> {
@@ -124,8 +95,9 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::LogoutRequest>,
     ) -> Result<Response<pb::LogoutResponse>, Status> {
-        let write = write(request, "/akig.v1.AuthService/Logout", |m| &m.request_id)?;
-        reply(session::logout(&self.state, write).await)
+        let message = request.get_ref();
+        let write = Write::begin(&request, rpc::LOGOUT, &message.request_id)?;
+        reply(session::logout(&self.state, &write, message).await)
     }
 
     async fn who_am_i(
@@ -139,20 +111,18 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::ChangePasswordRequest>,
     ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
-        let write = write(request, "/akig.v1.AuthService/ChangePassword", |m| {
-            &m.request_id
-        })?;
-        reply(session::change_password(&self.state, write).await)
+        let message = request.get_ref();
+        let write = Write::begin(&request, rpc::CHANGE_PASSWORD, &message.request_id)?;
+        reply(session::change_password(&self.state, &write, message).await)
     }
 
     async fn create_user(
         &self,
         request: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::CreateUserResponse>, Status> {
-        let write = write(request, "/akig.v1.AuthService/CreateUser", |m| {
-            &m.request_id
-        })?;
-        reply(users::create(&self.state, write).await)
+        let message = request.get_ref();
+        let write = Write::begin(&request, rpc::CREATE_USER, &message.request_id)?;
+        reply(users::create(&self.state, &write, message).await)
     }
 
     async fn get_user(
@@ -173,20 +143,18 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::UpdateUserRequest>,
     ) -> Result<Response<pb::UpdateUserResponse>, Status> {
-        let write = write(request, "/akig.v1.AuthService/UpdateUser", |m| {
-            &m.request_id
-        })?;
-        reply(users::update(&self.state, write).await)
+        let message = request.get_ref();
+        let write = Write::begin(&request, rpc::UPDATE_USER, &message.request_id)?;
+        reply(users::update(&self.state, &write, message).await)
     }
 
     async fn reset_password(
         &self,
         request: Request<pb::ResetPasswordRequest>,
     ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
-        let write = write(request, "/akig.v1.AuthService/ResetPassword", |m| {
-            &m.request_id
-        })?;
-        reply(users::reset_password(&self.state, write).await)
+        let message = request.get_ref();
+        let write = Write::begin(&request, rpc::RESET_PASSWORD, &message.request_id)?;
+        reply(users::reset_password(&self.state, &write, message).await)
     }
 
     async fn list_roles(
@@ -207,10 +175,9 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::UpdateRolePermissionsRequest>,
     ) -> Result<Response<pb::UpdateRolePermissionsResponse>, Status> {
-        let write = write(request, "/akig.v1.AuthService/UpdateRolePermissions", |m| {
-            &m.request_id
-        })?;
-        reply(roles::update_role_permissions(&self.state, write).await)
+        let message = request.get_ref();
+        let write = Write::begin(&request, rpc::UPDATE_ROLE_PERMISSIONS, &message.request_id)?;
+        reply(roles::update_role_permissions(&self.state, &write, message).await)
     }
 
     async fn list_audit_entries(
@@ -218,5 +185,38 @@ impl AuthService for AuthApi {
         request: Request<pb::ListAuditEntriesRequest>,
     ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
         reply(audit::list(&self.state, request.get_ref()).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use crate::proto::FILE_DESCRIPTOR_SET;
+    use crate::proto::v1::auth_service_server::SERVICE_NAME;
+
+    #[test]
+    fn rpc_paths_are_the_services_methods() {
+        let set = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).expect("set");
+        let service = set
+            .file
+            .iter()
+            .flat_map(|file| file.service.iter())
+            .find(|service| SERVICE_NAME.ends_with(&format!(".{}", service.name())))
+            .expect("AuthService in the descriptor set");
+        for (path, method) in [
+            (super::rpc::LOGOUT, "Logout"),
+            (super::rpc::CHANGE_PASSWORD, "ChangePassword"),
+            (super::rpc::CREATE_USER, "CreateUser"),
+            (super::rpc::UPDATE_USER, "UpdateUser"),
+            (super::rpc::RESET_PASSWORD, "ResetPassword"),
+            (super::rpc::UPDATE_ROLE_PERMISSIONS, "UpdateRolePermissions"),
+        ] {
+            assert_eq!(path, format!("/{SERVICE_NAME}/{method}"));
+            assert!(
+                service.method.iter().any(|m| m.name() == method),
+                "{method}"
+            );
+        }
     }
 }

@@ -3,12 +3,17 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use super::{Write, audit_by, permission_names, users::parse_role};
+use super::{permission_names, users::parse_role};
 use crate::api::error::{ApiError, Violations};
+use crate::api::parse::Text;
+use crate::api::write::Write;
 use crate::auth::rbac::{Permission, Role};
 use crate::proto::v1 as pb;
 use crate::state::AppState;
-use crate::store::audit::{self, Outcome};
+use crate::store::audit;
+
+/// A permission name as given, before it is looked up in the catalogue.
+const PERMISSION: Text = Text::line(1, 100);
 use crate::store::users;
 
 fn role_definition(role: Role, permissions: Vec<String>) -> pb::RoleDefinition {
@@ -57,9 +62,9 @@ pub(super) async fn list_permissions(
 /// INVALID_ARGUMENT (unknown permission name), FAILED_PRECONDITION (`ADMIN_ROLE_FIXED`).
 pub(super) async fn update_role_permissions(
     state: &AppState,
-    write: Write<pb::UpdateRolePermissionsRequest>,
+    write: &Write<'_>,
+    request: &pb::UpdateRolePermissionsRequest,
 ) -> Result<pb::UpdateRolePermissionsResponse, ApiError> {
-    let (caller, request, key) = write.into_parts();
     let role = parse_role("role", request.role)?;
     if role == Role::Admin {
         return Err(ApiError::failed_precondition(
@@ -73,7 +78,9 @@ pub(super) async fn update_role_permissions(
         .iter()
         .enumerate()
         .filter_map(|(i, name)| {
-            violations.check(&format!("permissions[{i}]"), Permission::from_str(name))
+            let field = format!("permissions[{i}]");
+            let name = violations.absorb(PERMISSION.parse(&field, name))?;
+            violations.check(&field, Permission::from_str(&name))
         })
         .collect();
     violations.into_result()?;
@@ -81,16 +88,13 @@ pub(super) async fn update_role_permissions(
     names.dedup();
     let response = state
         .idempotency
-        .run(key, &request, async |conn| {
+        .run(write.key(), request, async |conn| {
             users::replace_role_permissions(conn, role, &names).await?;
-            let event = audit_by(
-                &caller,
-                key.request_id,
-                Permission::RolesUpdate.as_str(),
-                Outcome::Ok,
-            )
-            .target("role", role.as_str())
-            .detail("permissions", names.clone());
+            let event = write
+                .act()
+                .audit(Permission::RolesUpdate.as_str())
+                .target("role", role.as_str())
+                .detail("permissions", names.clone());
             audit::append(&mut *conn, &event).await?;
             Ok::<_, ApiError>(pb::UpdateRolePermissionsResponse {
                 role: Some(role_definition(role, names.clone())),

@@ -3,9 +3,11 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Write, audit_by, permission_names, users::parse_username};
+use super::{permission_names, users::parse_username};
 use crate::api::convert::{self, timestamp};
 use crate::api::error::{ApiError, Violations};
+use crate::api::parse::{self, Device, Text};
+use crate::api::write::Write;
 use crate::auth::caller::Caller;
 use crate::auth::password;
 use crate::auth::tokens::{self, AccessGrant};
@@ -15,9 +17,12 @@ use crate::store::audit::{self, AuditEvent, Outcome};
 use crate::store::sessions::{self, RevokeReason};
 use crate::store::users::{self, LoginName};
 
-const REFRESH_TOKEN_MAX: usize = 200;
-/// Of the device id the audit log keeps: it is the client's text.
-const DEVICE_ID_AUDITED_CHARS: usize = 64;
+/// A refresh token as presented: the server issues them far shorter than this.
+const REFRESH_TOKEN: Text = Text::line(1, 200);
+/// A refresh token given to Logout, where empty means "this session".
+const OPTIONAL_REFRESH_TOKEN: Text = Text::line(0, 200);
+/// A phone number as typed, before it is read as E.164.
+const PHONE: Text = Text::line(1, 32);
 
 /// A signed access token with the refresh token issued beside it.
 fn issue_pair(
@@ -41,41 +46,39 @@ fn issue_pair(
 struct Credentials {
     name: LoginName,
     password: String,
-    device_id: Option<String>,
+    device: Device,
 }
 
 impl Credentials {
+    /// Every field at once, before anything is looked up: a login with a refused field tries
+    /// no password and writes no audit row.
     fn parse(request: pb::LoginRequest) -> Result<Self, ApiError> {
+        let mut violations = Violations::new();
         let name = match &request.identifier {
-            Some(pb::login_request::Identifier::Username(u)) => {
-                LoginName::Username(parse_username("username", u)?.to_lowercase())
-            }
-            Some(pb::login_request::Identifier::Phone(p)) => {
-                LoginName::Phone(convert::phone("phone", p)?)
-            }
+            Some(pb::login_request::Identifier::Username(u)) => violations
+                .absorb(parse_username("username", u))
+                .map(|u| LoginName::Username(u.to_lowercase())),
+            Some(pb::login_request::Identifier::Phone(p)) => violations
+                .absorb(
+                    PHONE
+                        .parse("phone", p)
+                        .and_then(|p| convert::phone("phone", &p)),
+                )
+                .map(LoginName::Phone),
             None => {
-                return Err(ApiError::invalid(
-                    "identifier",
-                    "give a username or a phone",
-                ));
+                violations.add("identifier", "give a username or a phone");
+                None
             }
         };
         if request.password.is_empty() || request.password.chars().count() > password::MAX_LENGTH {
-            return Err(ApiError::invalid(
-                "password",
-                "required, at most 128 characters",
-            ));
+            violations.add("password", "required, at most 128 characters");
         }
+        let device = parse::device(&mut violations, "device", request.device.as_ref());
+        violations.into_result()?;
         Ok(Self {
-            name,
+            name: name.ok_or_else(|| ApiError::invalid("identifier", "required"))?,
             password: request.password,
-            device_id: request.device.map(|device| {
-                device
-                    .device_id
-                    .chars()
-                    .take(DEVICE_ID_AUDITED_CHARS)
-                    .collect()
-            }),
+            device,
         })
     }
 
@@ -101,8 +104,15 @@ pub(super) async fn login(
     let account = credentials.account();
     let mut event = AuditEvent::new("auth.login", Outcome::Failed);
     event.client_ip = ip;
-    if let Some(device_id) = &credentials.device_id {
-        event = event.detail("device_id", device_id.as_str());
+    let device = &credentials.device;
+    for (key, value) in [
+        ("device_id", &device.device_id),
+        ("app_version", &device.app_version),
+        ("platform", &device.platform),
+    ] {
+        if let Some(value) = value {
+            event = event.detail(key, value.as_str());
+        }
     }
 
     if let Err(wait) = state.login_throttle.check(&account, ip) {
@@ -201,10 +211,8 @@ pub(super) async fn refresh(
     ip: Option<std::net::IpAddr>,
 ) -> Result<pb::RefreshResponse, ApiError> {
     let invalid = || ApiError::unauthenticated(pb::ErrorReason::TokenInvalid);
-    let presented = request.refresh_token.trim();
-    if presented.is_empty() || presented.len() > REFRESH_TOKEN_MAX {
-        return Err(ApiError::invalid("refresh_token", "required"));
-    }
+    let presented = REFRESH_TOKEN.parse("refresh_token", &request.refresh_token)?;
+    let presented = presented.as_str();
     if !tokens::looks_like_refresh_token(presented) {
         return Err(invalid());
     }
@@ -312,29 +320,32 @@ async fn reuse_detected(
 /// Closes the caller's session, the one of a refresh token of theirs, or all their sessions.
 pub(super) async fn logout(
     state: &AppState,
-    write: Write<pb::LogoutRequest>,
+    write: &Write<'_>,
+    request: &pb::LogoutRequest,
 ) -> Result<pb::LogoutResponse, ApiError> {
-    let (caller, request, key) = write.into_parts();
-    let presented = request.refresh_token.trim();
+    let act = write.act();
+    let caller = act.caller;
+    let presented =
+        OPTIONAL_REFRESH_TOKEN.parse_optional("refresh_token", &request.refresh_token)?;
     let family = if request.all_sessions {
         None
-    } else if presented.is_empty() {
-        Some(caller.session_id)
-    } else {
+    } else if let Some(presented) = presented {
         // Only a session of the caller's own can be closed this way.
         Some(
             sessions::family_of(
                 &state.pool,
-                &tokens::refresh_token_hash(presented),
+                &tokens::refresh_token_hash(&presented),
                 caller.user_id,
             )
             .await?
             .ok_or(ApiError::invalid("refresh_token", "not a session of yours"))?,
         )
+    } else {
+        Some(caller.session_id)
     };
     state
         .idempotency
-        .run(key, &request, async |conn| {
+        .run(write.key(), request, async |conn| {
             let revoked = match family {
                 Some(family) => {
                     let live = sessions::revoke_family(conn, family, RevokeReason::Logout).await?;
@@ -345,7 +356,8 @@ pub(super) async fn logout(
                         .await?
                 }
             };
-            let event = audit_by(&caller, key.request_id, "auth.logout", Outcome::Ok)
+            let event = act
+                .audit("auth.logout")
                 .detail("sessions", revoked)
                 .detail("all_sessions", request.all_sessions);
             audit::append(&mut *conn, &event).await?;
@@ -377,10 +389,11 @@ pub(super) async fn who_am_i(
 /// and `CURRENT_PASSWORD_WRONG` for a wrong current one (audited as denied).
 pub(super) async fn change_password(
     state: &AppState,
-    write: Write<pb::ChangePasswordRequest>,
+    write: &Write<'_>,
+    request: &pb::ChangePasswordRequest,
 ) -> Result<pb::ChangePasswordResponse, ApiError> {
-    let (caller, request, key) = write.into_parts();
-    let request_id = key.request_id;
+    let act = write.act();
+    let caller = act.caller;
     let mut violations = Violations::new();
     if request.current_password.is_empty() {
         violations.add("current_password", "required");
@@ -395,7 +408,7 @@ pub(super) async fn change_password(
     violations.into_result()?;
     let response = state
         .idempotency
-        .run(key, &request, async |conn| {
+        .run(write.key(), request, async |conn| {
             let current = users::password_hash(conn, caller.user_id).await?;
             let ok = password::verify(request.current_password.clone(), current)
                 .await
@@ -422,7 +435,8 @@ pub(super) async fn change_password(
             } else {
                 0
             };
-            let event = audit_by(&caller, request_id, "auth.password.change", Outcome::Ok)
+            let event = act
+                .audit("auth.password.change")
                 .target("user", caller.user_id)
                 .detail("closed_sessions", closed);
             audit::append(&mut *conn, &event).await?;
@@ -436,7 +450,8 @@ pub(super) async fn change_password(
         .is_err_and(|e| e.field_violations().is_some())
     {
         // Written outside the rolled-back transaction of the attempt.
-        let event = audit_by(&caller, request_id, "auth.password.change", Outcome::Denied);
+        let mut event = act.audit("auth.password.change");
+        event.outcome = Outcome::Denied;
         audit::append(&state.pool, &event).await?;
     }
     response

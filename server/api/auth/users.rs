@@ -4,23 +4,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use uuid::Uuid;
 
-use super::{Write, audit_by};
 use crate::api::convert::{self, timestamp};
 use crate::api::error::{ApiError, Violations};
+use crate::api::paging::{Pager, Parts};
+use crate::api::parse::{self, Text};
+use crate::api::write::Write;
 use crate::auth::caller::Caller;
 use crate::auth::password;
 use crate::auth::rbac::{Permission, Role};
 use crate::proto::v1 as pb;
 use crate::state::AppState;
-use crate::store::audit::{self, Outcome};
+use crate::store::audit;
 use crate::store::sessions::{self, RevokeReason};
 use crate::store::users::{self, NewUser, UserChanges, UserFilter, UserRow, WriteError};
 
-const USERNAME_MAX: usize = 64;
-const FULL_NAME_MAX: usize = 120;
+const USERNAME: Text = Text::line(2, 64);
+const FULL_NAME: Text = Text::line(1, 120);
 const SITES_MAX: usize = 200;
-/// Longest free-text filter of ListUsers, in characters.
-const QUERY_MAX: usize = 100;
+/// The free-text filter of ListUsers.
+const QUERY: Text = Text::line(0, 100);
 
 impl From<WriteError> for ApiError {
     fn from(error: WriteError) -> Self {
@@ -55,17 +57,16 @@ pub(super) fn to_proto_user(user: UserRow) -> pb::User {
 
 /// A username as the users table accepts it.
 pub(super) fn parse_username(field: &str, value: &str) -> Result<String, ApiError> {
-    let value = value.trim();
-    let valid = (2..=USERNAME_MAX).contains(&value.len())
-        && value
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
+    let value = USERNAME.parse(field, value)?;
+    let valid = value
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if valid {
-        Ok(value.to_owned())
+        Ok(value)
     } else {
         Err(ApiError::invalid(
             field,
@@ -79,28 +80,11 @@ pub(super) fn parse_role(field: &str, value: i32) -> Result<Role, ApiError> {
 }
 
 fn parse_full_name(field: &str, value: &str) -> Result<String, ApiError> {
-    let name = value.trim();
-    if name.is_empty() || name.chars().count() > FULL_NAME_MAX {
-        return Err(ApiError::invalid(field, "required, at most 120 characters"));
-    }
-    Ok(name.to_owned())
+    FULL_NAME.parse(field, value)
 }
 
 fn parse_site_ids(field: &str, values: &[String]) -> Result<Vec<Uuid>, ApiError> {
-    if values.len() > SITES_MAX {
-        return Err(ApiError::invalid(
-            field,
-            format!("at most {SITES_MAX} sites"),
-        ));
-    }
-    let mut ids = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| convert::uuid(&format!("{field}[{i}]"), v))
-        .collect::<Result<Vec<_>, _>>()?;
-    ids.sort();
-    ids.dedup();
-    Ok(ids)
+    parse::ids(field, values, SITES_MAX)
 }
 
 fn parse_new_user(user: &pb::User, initial_password: &str) -> Result<NewUser, ApiError> {
@@ -183,9 +167,9 @@ fn temporary_password() -> String {
 /// (`USER_ALREADY_EXISTS`), NOT_FOUND for an unknown site or supervisor.
 pub(super) async fn create(
     state: &AppState,
-    write: Write<pb::CreateUserRequest>,
+    write: &Write<'_>,
+    request: &pb::CreateUserRequest,
 ) -> Result<pb::CreateUserResponse, ApiError> {
-    let (caller, request, key) = write.into_parts();
     let user = request
         .user
         .as_ref()
@@ -193,21 +177,18 @@ pub(super) async fn create(
     let mut new_user = parse_new_user(user, &request.initial_password)?;
     state
         .idempotency
-        .run(key, &request, async |conn| {
+        .run(write.key(), request, async |conn| {
             new_user.password_hash = Some(
                 password::hash(request.initial_password.clone())
                     .await
                     .map_err(ApiError::internal)?,
             );
             let created = users::create(conn, &new_user).await?;
-            let event = audit_by(
-                &caller,
-                key.request_id,
-                Permission::UsersCreate.as_str(),
-                Outcome::Ok,
-            )
-            .target("user", created.id)
-            .detail("role", created.role.as_str());
+            let event = write
+                .act()
+                .audit(Permission::UsersCreate.as_str())
+                .target("user", created.id)
+                .detail("role", created.role.as_str());
             audit::append(&mut *conn, &event).await?;
             Ok::<_, ApiError>(pb::CreateUserResponse {
                 user: Some(to_proto_user(created)),
@@ -235,6 +216,7 @@ pub(super) async fn get(
     })
 }
 
+/// The filter of a ListUsers request, without its position (`after_username`).
 fn parse_filter(request: &pb::ListUsersRequest) -> Result<UserFilter, ApiError> {
     Ok(UserFilter {
         role: match request.role {
@@ -244,8 +226,8 @@ fn parse_filter(request: &pb::ListUsersRequest) -> Result<UserFilter, ApiError> 
         site_id: convert::optional_uuid("site_id", &request.site_id)?,
         supervisor_id: convert::optional_uuid("supervisor_id", &request.supervisor_id)?,
         show_disabled: request.show_disabled,
-        query: convert::optional_text("query", &request.query, QUERY_MAX)?,
-        after_username: convert::decode_page_token(&request.page_token)?,
+        query: QUERY.parse_optional("query", &request.query)?,
+        after_username: None,
     })
 }
 
@@ -256,12 +238,14 @@ pub(super) async fn list(
     request: &pb::ListUsersRequest,
 ) -> Result<pb::ListUsersResponse, ApiError> {
     let limit = convert::page_size(request.page_size, 50, 500)?;
-    let filter = parse_filter(request)?;
+    let mut filter = parse_filter(request)?;
+    let pager = Pager::new(&("users", &filter));
+    filter.after_username = pager.position(&request.page_token, |parts: &mut Parts<'_>| {
+        parts.last().map(str::to_owned)
+    })?;
     let (rows, total) = users::list(&state.pool, &caller.scope(), &filter, limit).await?;
     let next_page_token = match rows.last() {
-        Some(last) if rows.len() as i64 == limit => {
-            convert::encode_page_token(&last.username.to_lowercase())
-        }
+        Some(last) if rows.len() as i64 == limit => pager.token(&[&last.username.to_lowercase()]),
         _ => String::new(),
     };
     Ok(pb::ListUsersResponse {
@@ -276,10 +260,11 @@ pub(super) async fn list(
 /// oneself; ALREADY_EXISTS (`USER_ALREADY_EXISTS`) for a phone taken.
 pub(super) async fn update(
     state: &AppState,
-    write: Write<pb::UpdateUserRequest>,
+    write: &Write<'_>,
+    request: &pb::UpdateUserRequest,
 ) -> Result<pb::UpdateUserResponse, ApiError> {
-    let (caller, request, key) = write.into_parts();
-    let request_id = key.request_id;
+    let act = write.act();
+    let caller = act.caller;
     let user = request
         .user
         .as_ref()
@@ -297,25 +282,22 @@ pub(super) async fn update(
     }
     state
         .idempotency
-        .run(key, &request, async |conn| {
+        .run(write.key(), request, async |conn| {
             let before = users::get(conn, user_id)
                 .await?
                 .ok_or(ApiError::NotFound("user"))?;
             let after = users::update(conn, user_id, &changes)
                 .await?
                 .ok_or(ApiError::NotFound("user"))?;
-            let mut event = audit_by(
-                &caller,
-                request_id,
-                Permission::UsersUpdate.as_str(),
-                Outcome::Ok,
-            )
-            .target("user", user_id);
+            let mut event = act
+                .audit(Permission::UsersUpdate.as_str())
+                .target("user", user_id);
             if before.role != after.role {
                 let (from, to) = (before.role.as_str(), after.role.as_str());
                 event = event.detail("role_from", from).detail("role_to", to);
                 // A role change is also an auth event of its own.
-                let role_change = audit_by(&caller, request_id, "auth.role_change", Outcome::Ok)
+                let role_change = act
+                    .audit("auth.role_change")
                     .target("user", user_id)
                     .detail("from", from)
                     .detail("to", to);
@@ -336,9 +318,9 @@ pub(super) async fn update(
 /// user's sessions. Errors: INVALID_ARGUMENT (`PASSWORD_TOO_WEAK`), NOT_FOUND.
 pub(super) async fn reset_password(
     state: &AppState,
-    write: Write<pb::ResetPasswordRequest>,
+    write: &Write<'_>,
+    request: &pb::ResetPasswordRequest,
 ) -> Result<pb::ResetPasswordResponse, ApiError> {
-    let (caller, request, key) = write.into_parts();
     let user_id = convert::uuid("user_id", &request.user_id)?;
     if !request.new_password.is_empty() {
         let mut violations = Violations::new();
@@ -355,7 +337,7 @@ pub(super) async fn reset_password(
     let reset_here = AtomicBool::new(false);
     let mut response = state
         .idempotency
-        .run(key, &request, async |conn| {
+        .run(write.key(), request, async |conn| {
             let hash = password::hash(new_password)
                 .await
                 .map_err(ApiError::internal)?;
@@ -366,14 +348,11 @@ pub(super) async fn reset_password(
             let closed =
                 sessions::revoke_user_sessions(conn, user_id, None, RevokeReason::PasswordReset)
                     .await?;
-            let event = audit_by(
-                &caller,
-                key.request_id,
-                Permission::UsersResetPassword.as_str(),
-                Outcome::Ok,
-            )
-            .target("user", user_id)
-            .detail("closed_sessions", closed);
+            let event = write
+                .act()
+                .audit(Permission::UsersResetPassword.as_str())
+                .target("user", user_id)
+                .detail("closed_sessions", closed);
             audit::append(&mut *conn, &event).await?;
             // Stored for replays without the password: it is shown once.
             Ok::<_, ApiError>(pb::ResetPasswordResponse {

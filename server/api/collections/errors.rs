@@ -16,7 +16,10 @@ impl From<AppError> for ApiError {
         match error {
             AppError::NotFound(what) => Self::NotFound(what),
             AppError::OutOfScope(message) => Self::out_of_scope(message),
-            AppError::NotAllowed(message) => Self::permission_denied(message),
+            AppError::NotAllowed(message) => Self::PermissionDenied {
+                reason: Some(ErrorReason::PermissionMissing),
+                message: message.to_owned(),
+            },
             AppError::Invalid { field, message } => Self::invalid(field, message),
             AppError::MissionMismatch(mismatch) => Self::invalid_with_reason(
                 "mission_id",
@@ -81,7 +84,7 @@ mod tests {
             (
                 AppError::NotAllowed("only an admin may record a call or visit for another agent"),
                 Code::PermissionDenied,
-                "",
+                "ERROR_REASON_PERMISSION_MISSING",
             ),
             (
                 AppError::invalid("visit_id", "is a call, not a visit"),

@@ -13,13 +13,12 @@
 
 use chrono::{DateTime, Utc};
 use tonic::Request;
-use tonic_types::FieldViolation;
 use uuid::Uuid;
 
 use super::promises::promised_date;
 use super::{rpc, views, wire};
 use crate::api::convert;
-use crate::api::error::{ApiError, Violations, WireReason};
+use crate::api::error::{ApiError, Violations};
 use crate::api::parse::{self, Text};
 use crate::api::write::Write;
 use crate::app::interactions::{self as app, Action, Details};
@@ -101,44 +100,18 @@ async fn parse_action(
         })
     })();
     // The offline window last: a lone "too old" may be a late retry of a stored action.
-    if let Err(error) = v.into_result() {
-        return Err(match too_far {
-            Some(too_far) => with_violation(error, "occurred_at", &too_far),
-            None => error,
-        });
-    }
-    let parsed = parsed.ok_or_else(invalid_request)?;
-    match too_far {
-        None => Ok(parsed),
-        Some(OccurredAtError::TooOld { .. })
-            if app::is_stored(&state.pool, parsed.request_id).await? =>
-        {
-            Ok(parsed)
+    let late_retry = match (&too_far, &parsed) {
+        (Some(OccurredAtError::TooOld { .. }), Some(parsed)) if v.is_empty() => {
+            app::is_stored(&state.pool, parsed.request_id).await?
         }
-        Some(too_far) => Err(ApiError::invalid("occurred_at", too_far.to_string())),
+        _ => false,
+    };
+    if !late_retry && let Some(too_far) = too_far {
+        // The rule and the reasons of payments (`OCCURRED_AT_IN_FUTURE`, `_TOO_OLD`).
+        v.check_reasoned::<(), _>("occurred_at", Err(too_far));
     }
-}
-
-/// `error` (INVALID_ARGUMENT) with one more violation, and its ErrorReason when it has none.
-fn with_violation(error: ApiError, field: &str, fault: &OccurredAtError) -> ApiError {
-    let violation = FieldViolation::new(field, fault.to_string());
-    match error {
-        ApiError::InvalidArgument(mut violations) => {
-            violations.push(violation);
-            match fault.wire_reason() {
-                Some(reason) => ApiError::InvalidArgumentBecause { violations, reason },
-                None => ApiError::InvalidArgument(violations),
-            }
-        }
-        ApiError::InvalidArgumentBecause {
-            mut violations,
-            reason,
-        } => {
-            violations.push(violation);
-            ApiError::InvalidArgumentBecause { violations, reason }
-        }
-        other => other,
-    }
+    v.into_result()?;
+    parsed.ok_or_else(invalid_request)
 }
 
 fn invalid_request() -> ApiError {

@@ -21,6 +21,7 @@ use crate::app::AppError;
 use crate::app::payments::{self as app, NewPayment};
 use crate::app::reversals::{self, NewReversal};
 use crate::auth::caller::Caller;
+use crate::domain::outcome::operator_reference_key;
 use crate::domain::{OperatorReference, PaymentAmount, TimeBounds};
 use crate::idempotency::IdempotencyError;
 use crate::proto::v1 as pb;
@@ -242,9 +243,11 @@ fn parse_filter(request: &pb::ListPaymentsRequest) -> Result<PaymentFilter, ApiE
     let receipt_number = v
         .absorb(REFERENCE.parse_optional("receipt_number", &request.receipt_number))
         .flatten();
-    let operator_reference = v
+    // Found however it was typed: compared by its key, as duplicates are.
+    let operator_reference_key = v
         .absorb(REFERENCE.parse_optional("operator_reference", &request.operator_reference))
-        .flatten();
+        .flatten()
+        .map(|reference| operator_reference_key(&reference));
     v.into_result()?;
     Ok(PaymentFilter {
         site_ids,
@@ -255,7 +258,7 @@ fn parse_filter(request: &pb::ListPaymentsRequest) -> Result<PaymentFilter, ApiE
         method,
         kind,
         receipt_number,
-        operator_reference,
+        operator_reference_key,
     })
 }
 

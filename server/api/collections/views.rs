@@ -12,8 +12,8 @@ use crate::app::payments::Entry;
 use crate::app::tenants::{Card, Happened, HistoryEntry, PromiseAt};
 use crate::domain::daily::{Activity, DailyFigures, Figures};
 use crate::domain::{
-    ArrearsLine, ChargeStanding, InteractionKind, PaymentKind, PromiseSnapshot, PromiseStatus,
-    settled_at, stored_presence,
+    ArrearsLine, ChargeStanding, InteractionKind, LatLng, PaymentKind, PromiseSnapshot,
+    PromiseStatus, StoredVisit, settled_at, stored_presence,
 };
 use crate::proto::v1 as pb;
 use crate::store::interactions::InteractionRow;
@@ -116,12 +116,18 @@ pub fn payment(entry: &Entry) -> pb::Payment {
 pub fn interaction(row: &InteractionRow) -> pb::Interaction {
     let details = match row.kind {
         InteractionKind::Visit => {
-            let (check, far_away) = stored_presence(
-                row.is_mock_location,
-                row.latitude.is_some(),
-                row.distance_to_tenant_m.is_some(),
-                row.is_far_from_tenant,
-            );
+            let (check, far_away) = stored_presence(&StoredVisit {
+                is_mock: row.is_mock_location,
+                fix: row
+                    .latitude
+                    .zip(row.longitude)
+                    .and_then(|(lat, lng)| LatLng::parse(lat, lng).ok()),
+                accuracy_m: row.accuracy_m,
+                fix_time: row.fix_time,
+                occurred_at: row.occurred_at,
+                has_distance: row.distance_to_tenant_m.is_some(),
+                is_far: row.is_far_from_tenant,
+            });
             pb::interaction::Details::Visit(pb::VisitDetails {
                 location: row
                     .latitude

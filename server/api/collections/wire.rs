@@ -202,6 +202,8 @@ impl From<LocationCheck> for pb::LocationCheck {
             LocationCheck::NoFix => pb::LocationCheck::NoFix,
             LocationCheck::NoHomeLocation => pb::LocationCheck::NoHomeLocation,
             LocationCheck::MockLocation => pb::LocationCheck::MockLocation,
+            LocationCheck::UnreliableFix => pb::LocationCheck::UnreliableFix,
+            LocationCheck::StaleFix => pb::LocationCheck::StaleFix,
         }
     }
 }
