@@ -18,6 +18,7 @@ pub mod daily_stats;
 pub mod interactions;
 mod ledger;
 pub mod map;
+pub mod missions;
 pub mod payments;
 pub mod promises;
 pub mod reversals;
@@ -58,6 +59,15 @@ pub enum AppError {
     /// The tenant has moved out.
     #[error("the tenant has moved out")]
     TenantInactive,
+    /// Another generation of missions for the day holds its lock.
+    #[error("{}", missions::GENERATION_RUNNING)]
+    GenerationRunning,
+    /// The mission status change is not allowed.
+    #[error(transparent)]
+    MissionTransition(crate::domain::TransitionError),
+    /// Only a planned mission can be reassigned.
+    #[error(transparent)]
+    MissionAlreadyStarted(crate::domain::AlreadyStarted),
     /// Only a pending promise can be changed or paid towards by name.
     #[error("the promise is {0}, not pending")]
     PromiseNotPending(PromiseStatus),

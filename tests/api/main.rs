@@ -13,6 +13,7 @@ mod interactions;
 mod ledger;
 mod markers;
 mod migrations;
+mod missions;
 mod payments;
 mod promises;
 mod rate_limit;
