@@ -77,7 +77,16 @@ pub struct Generated {
     pub replaced_count: i64,
     pub kept_count: i64,
     pub unassigned_count: i64,
-    pub audit: Option<AuditEvent>,
+}
+
+impl Generated {
+    /// The audit event of a stored generation by `act`.
+    pub fn audit(&self, act: &Act<'_>) -> AuditEvent {
+        act.audit("missions.generate")
+            .detail("mission_date", self.day.to_string())
+            .detail("created", self.created_count)
+            .detail("replaced", self.replaced_count)
+    }
 }
 
 /// Why a generation cannot run now.
@@ -104,21 +113,38 @@ struct PlanInput {
     speed: Speed,
 }
 
+/// Who plans: the sites and agents they may plan (a caller's scope; the scheduled run plans
+/// the whole company), and when.
+#[derive(Debug, Clone)]
+pub struct Planner {
+    pub scope: Scope,
+    pub now: DateTime<Utc>,
+}
+
+impl Planner {
+    /// A caller's write.
+    pub fn of(act: &Act<'_>) -> Self {
+        Self {
+            scope: act.caller.scope(),
+            now: act.now,
+        }
+    }
+}
+
 /// GenerateMissions' use case, in the caller's transaction (a dry run: in a read snapshot).
 pub async fn generate(
     conn: &mut PgConnection,
-    act: &Act<'_>,
+    planner: &Planner,
     input: &GenerateInput,
     config: &MissionsConfig,
     speed: Speed,
 ) -> Result<Generated, AppError> {
-    let caller = act.caller;
     if !input.dry_run && !store::try_lock_day(conn, input.day).await? {
         return Err(AppError::GenerationRunning);
     }
-    let sites = sites_of(conn, caller, input.site_ids.as_deref()).await?;
+    let sites = sites_of(conn, &planner.scope, input.site_ids.as_deref()).await?;
     let site_ids: Vec<Uuid> = sites.iter().map(|s| s.id).collect();
-    let supervisor = match caller.scope() {
+    let supervisor = match planner.scope {
         Scope::Team { supervisor_id, .. } => Some(supervisor_id),
         _ => None,
     };
@@ -208,7 +234,7 @@ pub async fn generate(
         .await?
     } else {
         store::upsert_planned(conn, input.day, &changed).await?;
-        store::cancel_replaced(conn, &replaced, act.now).await?;
+        store::cancel_replaced(conn, &replaced, planner.now).await?;
         store::of_day(conn, input.day, &site_ids).await?
     };
     let missions: Vec<MissionRow> = missions
@@ -216,12 +242,6 @@ pub async fn generate(
         .filter(|m| !(m.status == "cancelled" && in_plan.contains(&m.tenant_id)))
         .collect();
     let agents = summaries(&plan_input.agents, &missions, &plan_input.facts);
-    let audit = (!input.dry_run).then(|| {
-        act.audit("missions.generate")
-            .detail("mission_date", input.day.to_string())
-            .detail("created", created_count)
-            .detail("replaced", replaced.len() as i64)
-    });
     Ok(Generated {
         day: input.day,
         dry_run: input.dry_run,
@@ -232,7 +252,6 @@ pub async fn generate(
         replaced_count: replaced.len() as i64,
         kept_count,
         unassigned_count: plan.unassigned_count,
-        audit,
     })
 }
 
@@ -328,10 +347,9 @@ fn summaries(
 /// every site of the scope.
 async fn sites_of(
     conn: &mut PgConnection,
-    caller: &Caller,
+    scope: &Scope,
     requested: Option<&[Uuid]>,
 ) -> Result<Vec<PlanSite>, AppError> {
-    let scope = caller.scope();
     let sites = store::plan_sites(conn, requested).await?;
     if let Some(requested) = requested
         && requested

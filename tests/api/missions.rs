@@ -694,3 +694,44 @@ async fn agents_see_their_own_missions_and_supervisors_their_team() {
     assert_eq!(error_reason(&status), "ERROR_REASON_RANGE_TOO_LONG");
     let _ = w.kal;
 }
+
+#[tokio::test]
+async fn the_scheduled_run_plans_tomorrow_for_the_company_once() {
+    let w = World::new().await;
+    let config = akig::config::MissionsConfig::default();
+    let speed = akig::geo::RouteConfig::default()
+        .speeds
+        .of(akig::domain::route::problem::TravelMode::Walking);
+    let tomorrow = today() + Duration::days(1);
+    // Another replica is planning tomorrow: this one skips.
+    let mut tx = w.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(akig::store::missions::PLAN_LOCK_CLASS)
+        .bind(akig::store::missions::day_key(tomorrow))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let skipped = akig::jobs::missions::generate_tomorrow(&w.pool, &config, speed)
+        .await
+        .expect("skipped run");
+    assert_eq!(skipped, 0);
+    tx.rollback().await.unwrap();
+    assert_eq!(w.count("SELECT count(*) FROM missions").await, 0);
+
+    let created = akig::jobs::missions::generate_tomorrow(&w.pool, &config, speed)
+        .await
+        .expect("run");
+    // Both sites: KAL's 20 candidates fit 2 agents × 12; MAT's 3 go to a3.
+    assert_eq!(created, 23);
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM missions WHERE mission_date = '{tomorrow}'"
+        ))
+        .await,
+        23
+    );
+    let again = akig::jobs::missions::generate_tomorrow(&w.pool, &config, speed)
+        .await
+        .expect("second replica");
+    assert_eq!(again, 0, "a later replica finds the same plan");
+}

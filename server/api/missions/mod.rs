@@ -150,15 +150,17 @@ async fn generate(
     };
     if input.dry_run {
         let mut tx = crate::store::begin_read(&state.pool).await?;
-        let generated = app::generate(&mut tx, write.act(), &input, config, speed).await?;
+        let planner = app::Planner::of(write.act());
+        let generated = app::generate(&mut tx, &planner, &input, config, speed).await?;
         return respond(&mut tx, generated).await;
     }
     state
         .idempotency
         .run_audited(write.key(), message, async |conn| {
-            let generated = app::generate(conn, write.act(), &input, config, speed).await?;
-            let audit = generated.audit.clone();
-            Ok::<_, ApiError>((respond(conn, generated).await?, audit))
+            let planner = app::Planner::of(write.act());
+            let generated = app::generate(conn, &planner, &input, config, speed).await?;
+            let audit = generated.audit(write.act());
+            Ok::<_, ApiError>((respond(conn, generated).await?, Some(audit)))
         })
         .await
 }
