@@ -20,6 +20,7 @@ mod ledger;
 pub mod map;
 pub mod missions;
 pub mod payments;
+pub mod performance;
 pub mod promises;
 pub mod reversals;
 pub mod tenants;

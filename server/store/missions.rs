@@ -584,6 +584,7 @@ pub async fn plan_version(
 /// An agent's supervisor, sites and last known position, for scope checks and start points.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AgentAccount {
+    pub full_name: String,
     pub supervisor_id: Option<Uuid>,
     pub site_ids: Vec<Uuid>,
     pub latitude: Option<f64>,
@@ -596,7 +597,7 @@ pub async fn agent_account(
     agent_id: Uuid,
 ) -> Result<Option<AgentAccount>> {
     Ok(sqlx::query_as(
-        "SELECT u.supervisor_id,
+        "SELECT u.full_name, u.supervisor_id,
                 ARRAY(SELECT us.site_id FROM user_sites us WHERE us.user_id = u.id
                       ORDER BY us.site_id) AS site_ids,
                 p.latitude, p.longitude

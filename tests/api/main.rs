@@ -15,6 +15,7 @@ mod markers;
 mod migrations;
 mod missions;
 mod payments;
+mod performance;
 mod promises;
 mod rate_limit;
 mod rbac;

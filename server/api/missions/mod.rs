@@ -1,6 +1,7 @@
 //! MissionsService: GenerateMissions, ListTodayMissions, ListAgentMissions and UpdateMission,
-//! thin adapters over `app::missions`. The performance and ranking RPCs answer UNIMPLEMENTED
-//! (the generated default) until their feature lands.
+//! thin adapters over `app::missions`; GetDailyRanking, GetMonthlyRanking and
+//! GetPerformanceHistory over `app::performance`. GetAgentPerformance answers UNIMPLEMENTED
+//! (the generated default) until its feature lands.
 //!
 //! Decisions:
 //! - Missions are shown with their tenant's card as of the answer (`app::tenants::cards`), so
@@ -9,6 +10,7 @@
 //!   not even its answer (its request_id is checked, not kept).
 //! - ListAgentMissions pages by (date, agent, route order, id); a token is tied to its filters.
 
+mod performance;
 mod views;
 
 use chrono::{Days, NaiveDate, Utc};
@@ -84,6 +86,27 @@ impl MissionsService for MissionsApi {
         request: Request<pb::UpdateMissionRequest>,
     ) -> Result<Response<pb::UpdateMissionResponse>, Status> {
         answer(update(&self.state, &request).await)
+    }
+
+    async fn get_daily_ranking(
+        &self,
+        request: Request<pb::GetDailyRankingRequest>,
+    ) -> Result<Response<pb::GetDailyRankingResponse>, Status> {
+        answer(performance::daily_ranking(&self.state, &request).await)
+    }
+
+    async fn get_monthly_ranking(
+        &self,
+        request: Request<pb::GetMonthlyRankingRequest>,
+    ) -> Result<Response<pb::GetMonthlyRankingResponse>, Status> {
+        answer(performance::monthly_ranking(&self.state, &request).await)
+    }
+
+    async fn get_performance_history(
+        &self,
+        request: Request<pb::GetPerformanceHistoryRequest>,
+    ) -> Result<Response<pb::GetPerformanceHistoryResponse>, Status> {
+        answer(performance::history(&self.state, &request).await)
     }
 }
 

@@ -180,3 +180,26 @@ pub fn generated(g: &Generated, missions: Vec<pb::Mission>) -> pb::GenerateMissi
         unassigned_count: g.unassigned_count,
     }
 }
+
+/// Activity figures from an agent's daily counters (the counters hold no far-away visits,
+/// promised amounts or reversal counts: those stay 0 here).
+pub fn counters_activity(
+    calls: i64,
+    visits: i64,
+    refusals: i64,
+    promises: i64,
+    payments: i64,
+    collected_gnf: i64,
+    score: i64,
+) -> pb::ActivityFigures {
+    pb::ActivityFigures {
+        call_count: calls,
+        visit_count: visits,
+        refusal_count: refusals,
+        promise_count: promises,
+        payment_count: payments,
+        collected_gnf,
+        score_points: score,
+        ..Default::default()
+    }
+}
