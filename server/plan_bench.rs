@@ -70,34 +70,46 @@ async fn main() -> anyhow::Result<()> {
     let mut out_sites = Vec::new();
     let mut total_distance = 0.0;
     let mut worst_balance = 0;
+    // Each agent's missions over the whole plan (an agent may cover several sites).
+    let mut totals: HashMap<_, usize> = HashMap::new();
+    for m in &preview.missions {
+        *totals.entry(m.agent_id).or_default() += 1;
+    }
     for site in &sites {
-        let site_agents: Vec<_> = agents
+        let covering: Vec<_> = agents
             .iter()
-            .filter(|a| a.site_ids.first() == Some(&site.id))
+            .filter(|a| a.site_ids.contains(&site.id))
             .collect();
         let mine: Vec<_> = preview
             .missions
             .iter()
             .filter(|m| m.site_id == site.id)
             .collect();
-        if site_agents.is_empty() {
+        if covering.is_empty() || mine.is_empty() {
             continue;
         }
-        let mut loads: BTreeMap<_, usize> = site_agents.iter().map(|a| (a.id, 0)).collect();
+        // Balance: missions per agent covering the site, over the whole plan.
+        let loads: Vec<usize> = covering
+            .iter()
+            .map(|a| totals.get(&a.id).copied().unwrap_or(0))
+            .collect();
+        let balance = loads.iter().max().unwrap_or(&0) - loads.iter().min().unwrap_or(&0);
+        worst_balance = worst_balance.max(balance);
+        // VROOM gets this site's tenants and, as vehicles, the agents with missions here, each
+        // with as many visits here as this plan gave them, from the same start.
+        let mut here: BTreeMap<_, usize> = BTreeMap::new();
         let mut distance = 0.0;
         for m in &mine {
-            *loads.entry(m.agent_id).or_default() += 1;
+            *here.entry(m.agent_id).or_default() += 1;
             distance += m.estimated_distance_m.unwrap_or(0.0);
         }
-        let balance = loads.values().max().unwrap_or(&0) - loads.values().min().unwrap_or(&0);
-        worst_balance = worst_balance.max(balance);
         total_distance += distance;
         out_sites.push(json!({
             "site": site.code,
-            "agents": site_agents.iter().map(|a| json!({
+            "agents": covering.iter().filter(|a| here.contains_key(&a.id)).map(|a| json!({
                 "id": a.id,
                 "start": [a.latitude.unwrap_or(site.latitude), a.longitude.unwrap_or(site.longitude)],
-                "capacity": max,
+                "capacity": here[&a.id],
             })).collect::<Vec<_>>(),
             "jobs": mine.iter().filter_map(|m| homes.get(&m.tenant_id)).map(|h| json!([h.latitude, h.longitude])).collect::<Vec<_>>(),
             "distance_m": distance,

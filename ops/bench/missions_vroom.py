@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """VROOM (pyvroom) on the same assignment as akig's mission planner (ops/bench/missions.sh).
 
-Reads the JSON of akig-plan-bench on stdin: per site, the agents (start point, capacity) and
-the tenants akig planned. Gives VROOM, per site, the same agents as vehicles (start at the
+Reads the JSON of akig-plan-bench on stdin: per site, the agents akig gave missions there
+(start point, and as capacity the number of visits akig gave them there) and the tenants akig
+planned there. Gives VROOM, per site, the same agents as vehicles (start at the
 same point, no end: open routes, capacity in visits) and the same tenants as jobs (one visit
 each), with the same great-circle distances in whole metres (haversine, mean Earth radius
 6,371,008.8 m) as the cost, and prints akig's and VROOM's total route length and time side by
@@ -42,6 +43,7 @@ def solve(site, threads, exploration):
     jobs = routes[routes["type"] == "job"]
     loads = jobs.groupby("vehicle_id").size().reindex([v.id for v in vehicles], fill_value=0)
     return solution.summary.cost, len(site["jobs"]) - len(jobs), int(loads.max() - loads.min())
+
 
 
 def main():

@@ -189,3 +189,161 @@ async fn rankings_tie_with_rank_semantics_and_show_the_callers_entry() {
         10
     );
 }
+
+/// The daily table recomputed from the raw facts: points from the score events, counters from
+/// the calls, visits and payments themselves.
+const RECOMPUTED: &str = "
+    WITH days AS (
+        SELECT agent_id, day FROM score_events
+        UNION SELECT agent_id, (occurred_at AT TIME ZONE 'Africa/Conakry')::date FROM interactions
+        UNION SELECT agent_id, (occurred_at AT TIME ZONE 'Africa/Conakry')::date FROM payments
+              WHERE kind = 'payment')
+    SELECT d.agent_id, d.day,
+           (SELECT coalesce(sum(points), 0) FROM score_events e
+            WHERE e.agent_id = d.agent_id AND e.day = d.day)::int AS score,
+           (SELECT count(*) FROM interactions i WHERE i.agent_id = d.agent_id AND i.kind = 'call'
+              AND (i.occurred_at AT TIME ZONE 'Africa/Conakry')::date = d.day)::int AS calls,
+           (SELECT count(*) FROM interactions i WHERE i.agent_id = d.agent_id AND i.kind = 'visit'
+              AND (i.occurred_at AT TIME ZONE 'Africa/Conakry')::date = d.day)::int AS visits,
+           (SELECT count(*) FROM score_events e WHERE e.agent_id = d.agent_id AND e.day = d.day
+              AND e.kind = 'promise')::int AS promises,
+           (SELECT count(*) FROM interactions i WHERE i.agent_id = d.agent_id
+              AND i.outcome = 'refused'
+              AND (i.occurred_at AT TIME ZONE 'Africa/Conakry')::date = d.day)::int AS refusals,
+           (SELECT count(*) FROM payments p WHERE p.agent_id = d.agent_id AND p.kind = 'payment'
+              AND (p.occurred_at AT TIME ZONE 'Africa/Conakry')::date = d.day)::int
+              AS payments_count,
+           (SELECT coalesce(sum(amount_gnf), 0) FROM payments p WHERE p.agent_id = d.agent_id
+              AND p.kind = 'payment'
+              AND (p.occurred_at AT TIME ZONE 'Africa/Conakry')::date = d.day)::bigint
+              AS payments_gnf
+    FROM days d";
+
+const STORED: &str = "SELECT agent_id, day, score, calls, visits, promises, refusals,
+                             payments_count, payments_gnf FROM agent_daily_scores";
+
+#[tokio::test]
+async fn daily_scores_equal_their_recomputation_from_the_raw_events() {
+    use akig::proto::v1::{
+        CallDetails, InteractionOutcome, LatLng, NewPromise, PaymentMethod, RecordCallRequest,
+        RecordPaymentRequest, RecordVisitRequest, ReversePaymentRequest, VisitDetails,
+    };
+    use chrono::Utc;
+
+    use crate::support::{KALOUM, create_charges, create_tenant, date, ts};
+
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let kal = create_site(pool, "KAL").await;
+    let sup = create_user(pool, "sup", "supervisor", &[kal], None).await;
+    create_user(pool, "a1", "agent", &[kal], Some(sup)).await;
+    create_user(pool, "a2", "agent", &[kal], Some(sup)).await;
+    let mut tenants = Vec::new();
+    for i in 0..3 {
+        let tenant = create_tenant(pool, kal, &format!("T{i}"), 200_000, Some(KALOUM)).await;
+        create_charges(pool, tenant, today() - Duration::days(90), 3, 200_000).await;
+        tenants.push(tenant);
+    }
+    let app = spawn_app(&db).await;
+    let (a1, a2, sup) = (
+        app.token("a1").await,
+        app.token("a2").await,
+        app.token("sup").await,
+    );
+    let at = |minutes: i64| Some(ts(Utc::now() - Duration::minutes(minutes)));
+    // A mixed sequence over two agents and, for a1, yesterday and today: visits (one refused),
+    // calls (one with a promise, one refused), payments, and a reversal of one of them.
+    let mut payments = Vec::new();
+    for (token, tenant, minutes) in [
+        (&a1, tenants[0], 60 * 24 + 30),
+        (&a1, tenants[1], 50),
+        (&a2, tenants[2], 40),
+    ] {
+        let mut collections = app.collections(token).await;
+        for outcome in [InteractionOutcome::Absent, InteractionOutcome::Refused] {
+            collections
+                .record_visit(RecordVisitRequest {
+                    request_id: Uuid::new_v4().to_string(),
+                    tenant_id: tenant.to_string(),
+                    occurred_at: at(minutes),
+                    outcome: outcome as i32,
+                    notes: "visite".into(),
+                    visit: Some(VisitDetails {
+                        location: Some(LatLng {
+                            latitude: KALOUM.0,
+                            longitude: KALOUM.1,
+                        }),
+                        accuracy_m: 10.0,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .expect("visit");
+        }
+        for (outcome, promise) in [
+            (InteractionOutcome::PromiseMade, true),
+            (InteractionOutcome::Refused, false),
+        ] {
+            collections
+                .record_call(RecordCallRequest {
+                    request_id: Uuid::new_v4().to_string(),
+                    tenant_id: tenant.to_string(),
+                    occurred_at: at(minutes - 1),
+                    outcome: outcome as i32,
+                    call: Some(CallDetails {
+                        phone: "+224620000000".into(),
+                        duration: Some(prost_types::Duration {
+                            seconds: 60,
+                            nanos: 0,
+                        }),
+                    }),
+                    promise: promise.then(|| NewPromise {
+                        amount_gnf: 100_000,
+                        promised_date: Some(date(today() + Duration::days(5))),
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .expect("call");
+        }
+        let paid = collections
+            .record_payment(RecordPaymentRequest {
+                request_id: Uuid::new_v4().to_string(),
+                tenant_id: tenant.to_string(),
+                amount_gnf: 150_000,
+                method: PaymentMethod::Cash as i32,
+                occurred_at: at(minutes - 2),
+                ..Default::default()
+            })
+            .await
+            .expect("payment")
+            .into_inner();
+        payments.push(paid.payment.unwrap().payment_id);
+    }
+    app.collections(&sup)
+        .await
+        .reverse_payment(ReversePaymentRequest {
+            request_id: Uuid::new_v4().to_string(),
+            payment_id: payments[1].clone(),
+            reason: "Billet faux".into(),
+            occurred_at: at(5),
+        })
+        .await
+        .expect("reversal");
+
+    type Row = (Uuid, NaiveDate, i32, i32, i32, i32, i32, i32, i64);
+    let mut stored: Vec<Row> = sqlx::query_as(STORED).fetch_all(pool).await.unwrap();
+    let mut recomputed: Vec<Row> = sqlx::query_as(RECOMPUTED).fetch_all(pool).await.unwrap();
+    stored.sort();
+    recomputed.sort();
+    assert_eq!(stored.len(), 3, "a1 yesterday and today, a2 today");
+    assert_eq!(stored, recomputed);
+    // a1 today: visits 1 + 1, promise 2, refusals -2, payment 3, reversal -3 = 2.
+    let a1_today = stored
+        .iter()
+        .filter(|r| r.1 == crate::support::today())
+        .map(|r| r.2)
+        .collect::<Vec<_>>();
+    assert!(a1_today.contains(&2), "{stored:?}");
+}
