@@ -134,6 +134,32 @@ pub struct CollectionsArgs {
     /// How long a request_id is remembered, in days (at least the offline bound).
     #[arg(long, env = "AKIG_IDEMPOTENCY_TTL_DAYS", default_value_t = 30)]
     pub idempotency_ttl_days: u64,
+
+    #[command(flatten)]
+    pub missions: MissionsArgs,
+}
+
+/// Mission planning.
+#[derive(Debug, Clone, Args)]
+pub struct MissionsArgs {
+    /// Most missions per agent and day when GenerateMissions does not say (1..50).
+    #[arg(long, env = "AKIG_MISSIONS_MAX_PER_AGENT", default_value_t = 12)]
+    pub missions_max_per_agent: u32,
+    /// Outstanding (GNF) at or above which a tenant is a candidate by arrears.
+    #[arg(
+        long,
+        env = "AKIG_MISSIONS_MIN_OUTSTANDING_GNF",
+        default_value_t = 50_000
+    )]
+    pub missions_min_outstanding_gnf: i64,
+    /// A tenant contacted in the last this many days is not planned (0: no such rule).
+    #[arg(long, env = "AKIG_MISSIONS_RECENT_CONTACT_DAYS", default_value_t = 3)]
+    pub missions_recent_contact_days: u32,
+    /// Africa/Conakry time (HH:MM) of the daily scheduled generation, which plans the next
+    /// day; "off": no scheduled run. Also the cut-off after which a GenerateMissions without a
+    /// date plans tomorrow.
+    #[arg(long, env = "AKIG_MISSIONS_SCHEDULE", default_value = "18:00")]
+    pub missions_schedule: String,
 }
 
 /// Token settings.
@@ -248,6 +274,62 @@ pub struct CollectionsConfig {
     pub max_offline_age: Duration,
     pub promise_horizon_days: u32,
     pub idempotency_ttl: Duration,
+    pub missions: MissionsConfig,
+}
+
+/// Mission planning settings (`MissionsArgs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissionsConfig {
+    /// Default of GenerateMissions' max_visits_per_agent.
+    pub max_per_agent: u32,
+    pub rules: crate::domain::priority::CandidateRules,
+    /// Africa/Conakry local time of the scheduled run (and the cut-off of the default date);
+    /// `None`: no scheduled run, and the default date is always today.
+    pub schedule: Option<chrono::NaiveTime>,
+}
+
+impl Default for MissionsConfig {
+    /// 12 visits, 50,000 GNF, 3 days, no scheduled run.
+    fn default() -> Self {
+        Self {
+            max_per_agent: 12,
+            rules: crate::domain::priority::CandidateRules::default(),
+            schedule: None,
+        }
+    }
+}
+
+impl MissionsArgs {
+    pub fn parse(&self) -> Result<MissionsConfig, ConfigError> {
+        if !(1..=50).contains(&self.missions_max_per_agent) {
+            return Err(ConfigError::new(
+                "AKIG_MISSIONS_MAX_PER_AGENT",
+                "must be between 1 and 50",
+            ));
+        }
+        if self.missions_min_outstanding_gnf < 1 {
+            return Err(ConfigError::new(
+                "AKIG_MISSIONS_MIN_OUTSTANDING_GNF",
+                "must be at least 1 franc",
+            ));
+        }
+        let schedule = match self.missions_schedule.trim() {
+            "off" => None,
+            value => Some(
+                chrono::NaiveTime::parse_from_str(value, "%H:%M").map_err(|_| {
+                    ConfigError::new("AKIG_MISSIONS_SCHEDULE", "a local time HH:MM, or off")
+                })?,
+            ),
+        };
+        Ok(MissionsConfig {
+            max_per_agent: self.missions_max_per_agent,
+            rules: crate::domain::priority::CandidateRules {
+                min_outstanding_gnf: self.missions_min_outstanding_gnf,
+                recent_contact_days: i64::from(self.missions_recent_contact_days),
+            },
+            schedule,
+        })
+    }
 }
 
 impl Default for CollectionsConfig {
@@ -259,6 +341,7 @@ impl Default for CollectionsConfig {
             max_offline_age: Duration::from_secs(30 * 24 * 3600),
             promise_horizon_days: 90,
             idempotency_ttl: Duration::from_secs(30 * 24 * 3600),
+            missions: MissionsConfig::default(),
         }
     }
 }
@@ -498,6 +581,7 @@ impl CollectionsArgs {
             max_offline_age: days(self.max_offline_days),
             promise_horizon_days: self.promise_horizon_days,
             idempotency_ttl: days(self.idempotency_ttl_days),
+            missions: self.missions.parse()?,
         })
     }
 }

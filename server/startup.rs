@@ -205,6 +205,12 @@ impl Application {
             shutdown.clone(),
             crate::jobs::promises::DEFAULT_EVERY,
         ));
+        background.spawn(crate::jobs::missions::run_mission_job(
+            state.pool.clone(),
+            shutdown.clone(),
+            state.collections.missions.clone(),
+            state.route.speeds.of(state.route.default_travel_mode),
+        ));
         if let Some(listener) = metrics_listener {
             background.spawn(telemetry::serve_metrics(
                 listener,

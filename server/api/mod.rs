@@ -7,6 +7,7 @@ pub mod collections;
 pub mod convert;
 pub mod error;
 pub mod geo;
+pub mod missions;
 pub mod paging;
 pub mod parse;
 pub mod write;
@@ -14,10 +15,9 @@ pub mod write;
 pub use auth::AuthApi;
 pub use collections::CollectionsApi;
 pub use geo::GeoApi;
+pub use missions::MissionsApi;
 
-use crate::proto::v1::{
-    dashboard_service_server::DashboardService, missions_service_server::MissionsService,
-};
+use crate::proto::v1::dashboard_service_server::DashboardService;
 use crate::state::AppState;
 
 /// Fully-qualified names of the five `akig.v1` services, as health and reflection report them.
@@ -48,5 +48,4 @@ macro_rules! service {
     };
 }
 
-service!(MissionsApi, MissionsService);
 service!(DashboardApi, DashboardService);

@@ -213,6 +213,15 @@ impl Recording<'_> {
         } else {
             inserted.score_points
         };
+        if let Some(mission_id) = action.mission_id {
+            super::missions::on_action(
+                conn,
+                mission_id,
+                crate::store::missions::Closing::Interaction(inserted.id),
+                action.occurred_at,
+            )
+            .await?;
+        }
         let audit = self.audit(inserted.id, promise_id, far_away);
 
         // The answer from what this transaction wrote, as a read of it would show it.

@@ -18,7 +18,9 @@ pub mod daily_stats;
 pub mod interactions;
 mod ledger;
 pub mod map;
+pub mod missions;
 pub mod payments;
+pub mod performance;
 pub mod promises;
 pub mod reversals;
 pub mod tenants;
@@ -58,6 +60,15 @@ pub enum AppError {
     /// The tenant has moved out.
     #[error("the tenant has moved out")]
     TenantInactive,
+    /// Another generation of missions for the day holds its lock.
+    #[error("{}", missions::GENERATION_RUNNING)]
+    GenerationRunning,
+    /// The mission status change is not allowed.
+    #[error(transparent)]
+    MissionTransition(crate::domain::TransitionError),
+    /// Only a planned mission can be reassigned.
+    #[error(transparent)]
+    MissionAlreadyStarted(crate::domain::AlreadyStarted),
     /// Only a pending promise can be changed or paid towards by name.
     #[error("the promise is {0}, not pending")]
     PromiseNotPending(PromiseStatus),

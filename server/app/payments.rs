@@ -355,6 +355,15 @@ impl Payment<'_> {
         if let Some(promise) = &promise {
             promises::rederive(conn, promise, self.act.now).await?;
         }
+        if let Some(mission_id) = input.mission_id {
+            super::missions::on_action(
+                conn,
+                mission_id,
+                crate::store::missions::Closing::Payment(inserted.id),
+                input.occurred_at.get(),
+            )
+            .await?;
+        }
 
         let audit = self
             .act

@@ -15,7 +15,9 @@ pub mod map;
 pub mod mission;
 pub mod money;
 pub mod outcome;
+pub mod planning;
 pub mod presence;
+pub mod priority;
 pub mod promise;
 pub mod receipt;
 pub mod route;
@@ -29,7 +31,10 @@ pub use allocation::{
 };
 pub use arrears::{AgingLine, Arrears, ArrearsLine, ChargePaid, ChargeStanding, arrears};
 pub use clock::{OccurredAt, OccurredAtError, TimeBounds, conakry_day, conakry_day_start};
-pub use mission::{MissionLink, MissionMismatch};
+pub use mission::{
+    AlreadyStarted, MissionActor, MissionLink, MissionMismatch, MissionStatus, Transition,
+    TransitionError, check_reassign, progress_on_action,
+};
 pub use money::{AmountError, Gnf, MAX_PAYMENT_GNF, MoneyOverflow, PaymentAmount};
 pub use outcome::{
     InteractionKind, InteractionOutcome, OperatorReference, OperatorReferenceError,

@@ -5,6 +5,7 @@
 //! (`gauges`), never on a scrape.
 
 pub mod gauges;
+pub mod missions;
 pub mod promises;
 
 use std::future::Future;

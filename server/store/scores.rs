@@ -124,3 +124,131 @@ pub async fn points_of_payment(conn: &mut PgConnection, payment_id: Uuid) -> Res
     .fetch_one(conn)
     .await?)
 }
+
+/// An agent's figures over a period, from the daily rows (zeros without any).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AgentFigures {
+    pub agent_id: Uuid,
+    pub full_name: String,
+    pub site_ids: Vec<Uuid>,
+    pub score: i64,
+    pub calls: i64,
+    pub visits: i64,
+    pub promises: i64,
+    pub refusals: i64,
+    pub payments_count: i64,
+    pub payments_gnf: i64,
+    /// RANK() by score over the agents ranked: ties share a rank, the next one is skipped.
+    pub rank: i64,
+}
+
+/// Which agents a ranking covers.
+#[derive(Debug, Clone, Default)]
+pub struct RankedAgents {
+    /// Only agents covering one of these sites; `None`: any.
+    pub site_ids: Option<Vec<Uuid>>,
+    /// Only agents of this supervisor.
+    pub supervisor_id: Option<Uuid>,
+}
+
+/// The active agents of `agents` with their figures over `from..=to`, ranked by score with
+/// RANK(); listed by rank, then amount collected (higher first), then name, then id.
+pub async fn ranking(
+    conn: &mut PgConnection,
+    agents: &RankedAgents,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<AgentFigures>> {
+    Ok(sqlx::query_as(
+        "WITH figures AS (
+             SELECT u.id AS agent_id, u.full_name,
+                    ARRAY(SELECT us.site_id FROM user_sites us WHERE us.user_id = u.id
+                          ORDER BY us.site_id) AS site_ids,
+                    coalesce(sum(s.score), 0)::bigint AS score,
+                    coalesce(sum(s.calls), 0)::bigint AS calls,
+                    coalesce(sum(s.visits), 0)::bigint AS visits,
+                    coalesce(sum(s.promises), 0)::bigint AS promises,
+                    coalesce(sum(s.refusals), 0)::bigint AS refusals,
+                    coalesce(sum(s.payments_count), 0)::bigint AS payments_count,
+                    coalesce(sum(s.payments_gnf), 0)::bigint AS payments_gnf
+             FROM users u
+             LEFT JOIN agent_daily_scores s ON s.agent_id = u.id AND s.day BETWEEN $1 AND $2
+             WHERE u.role_id = 'agent' AND NOT u.disabled
+               AND ($3::uuid[] IS NULL OR EXISTS (
+                       SELECT 1 FROM user_sites us WHERE us.user_id = u.id
+                         AND us.site_id = ANY($3)))
+               AND ($4::uuid IS NULL OR u.supervisor_id = $4)
+             GROUP BY u.id)
+         SELECT *, rank() OVER (ORDER BY score DESC) AS rank FROM figures
+         ORDER BY score DESC, payments_gnf DESC, full_name, agent_id",
+    )
+    .bind(from)
+    .bind(to)
+    .bind(agents.site_ids.as_deref())
+    .bind(agents.supervisor_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// One day of an agent's figures, zeros on a day without a row.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DayFigures {
+    pub agent_id: Uuid,
+    pub day: NaiveDate,
+    pub score: i64,
+    pub calls: i64,
+    pub visits: i64,
+    pub promises: i64,
+    pub refusals: i64,
+    pub payments_count: i64,
+    pub payments_gnf: i64,
+    pub missions_planned: i64,
+    pub missions_in_progress: i64,
+    pub missions_done: i64,
+    pub missions_failed: i64,
+    pub missions_cancelled: i64,
+}
+
+/// Every day of `from..=to` for each of `agent_ids`, by agent then day; days without activity
+/// or missions are zeros.
+pub async fn daily_series(
+    conn: &mut PgConnection,
+    agent_ids: &[Uuid],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<DayFigures>> {
+    Ok(sqlx::query_as(
+        "SELECT a.agent_id, d.day::date AS day,
+                coalesce(s.score, 0)::bigint AS score, coalesce(s.calls, 0)::bigint AS calls,
+                coalesce(s.visits, 0)::bigint AS visits,
+                coalesce(s.promises, 0)::bigint AS promises,
+                coalesce(s.refusals, 0)::bigint AS refusals,
+                coalesce(s.payments_count, 0)::bigint AS payments_count,
+                coalesce(s.payments_gnf, 0)::bigint AS payments_gnf,
+                coalesce(m.planned, 0) AS missions_planned,
+                coalesce(m.in_progress, 0) AS missions_in_progress,
+                coalesce(m.done, 0) AS missions_done,
+                coalesce(m.failed, 0) AS missions_failed,
+                coalesce(m.cancelled, 0) AS missions_cancelled
+         FROM unnest($1::uuid[]) AS a(agent_id)
+         CROSS JOIN generate_series($2::date, $3::date, interval '1 day') AS d(day)
+         LEFT JOIN agent_daily_scores s ON s.agent_id = a.agent_id AND s.day = d.day::date
+         LEFT JOIN (
+             SELECT agent_id, mission_date,
+                    count(*) FILTER (WHERE status <> 'cancelled') AS planned,
+                    count(*) FILTER (WHERE status = 'in_progress') AS in_progress,
+                    count(*) FILTER (WHERE status = 'done') AS done,
+                    count(*) FILTER (WHERE status = 'failed') AS failed,
+                    count(*) FILTER (WHERE status = 'cancelled') AS cancelled
+             FROM missions
+             WHERE agent_id = ANY($1) AND mission_date BETWEEN $2 AND $3
+             GROUP BY agent_id, mission_date
+         ) m ON m.agent_id = a.agent_id AND m.mission_date = d.day::date
+         ORDER BY array_position($1::uuid[], a.agent_id), d.day",
+    )
+    .bind(agent_ids)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?)
+}

@@ -29,6 +29,15 @@ impl From<AppError> for ApiError {
             AppError::TenantInactive => {
                 Self::failed_precondition(ErrorReason::TenantInactive, message)
             }
+            AppError::GenerationRunning => {
+                Self::aborted(ErrorReason::MissionGenerationRunning, message)
+            }
+            AppError::MissionTransition(_) => {
+                Self::failed_precondition(ErrorReason::MissionTransitionInvalid, message)
+            }
+            AppError::MissionAlreadyStarted(_) => {
+                Self::failed_precondition(ErrorReason::MissionAlreadyStarted, message)
+            }
             AppError::PromiseNotPending(_) => {
                 Self::failed_precondition(ErrorReason::PromiseNotPending, message)
             }

@@ -1,0 +1,247 @@
+//! GetDailyRanking, GetMonthlyRanking and GetPerformanceHistory over `app::performance`.
+
+use chrono::{Datelike, Days, Months, NaiveDate, Utc};
+use tonic::Request;
+use uuid::Uuid;
+
+use super::views::counters_activity as activity;
+use crate::api::convert;
+use crate::api::error::{ApiError, Violations};
+use crate::api::parse::{self, date_proto, month_proto, today, user_ref};
+use crate::app::performance::{self as app, Medal, Ranking, RankingQuery};
+use crate::auth::caller::Caller;
+use crate::proto::v1 as pb;
+use crate::state::AppState;
+use crate::store::scores::AgentFigures;
+
+const TOP_DEFAULT: usize = 10;
+const HISTORY_DAYS_DEFAULT: u64 = 30;
+const HISTORY_DAYS_MAX: i64 = 366;
+const HISTORY_AGENTS_MAX: usize = 50;
+
+fn scope_query(
+    v: &mut Violations,
+    scope: Option<&pb::RankingScope>,
+    top_count: i32,
+) -> (Option<Vec<Uuid>>, Option<Uuid>, usize) {
+    let (sites, supervisor) = match scope {
+        Some(scope) => (
+            v.absorb(parse::ids("scope.site_ids", &scope.site_ids, 100))
+                .filter(|ids| !ids.is_empty()),
+            v.absorb(convert::optional_uuid(
+                "scope.supervisor_id",
+                &scope.supervisor_id,
+            ))
+            .flatten(),
+        ),
+        None => (None, None),
+    };
+    let top = match top_count {
+        0 => TOP_DEFAULT,
+        n @ 1..=100 => n as usize,
+        _ => {
+            v.add("top_count", "must be 1..100 (0: 10)");
+            TOP_DEFAULT
+        }
+    };
+    (sites, supervisor, top)
+}
+
+fn entry(figures: &AgentFigures) -> pb::RankingEntry {
+    pb::RankingEntry {
+        rank: i32::try_from(figures.rank).unwrap_or(i32::MAX),
+        medal: match app::medal(figures.rank) {
+            Medal::Gold => pb::Medal::Gold,
+            Medal::Silver => pb::Medal::Silver,
+            Medal::Bronze => pb::Medal::Bronze,
+            Medal::None => pb::Medal::None,
+        } as i32,
+        agent: Some(user_ref(figures.agent_id, &figures.full_name)),
+        site_ids: figures.site_ids.iter().map(Uuid::to_string).collect(),
+        score_points: figures.score,
+        activity: Some(activity(
+            figures.calls,
+            figures.visits,
+            figures.refusals,
+            figures.promises,
+            figures.payments_count,
+            figures.payments_gnf,
+            figures.score,
+        )),
+    }
+}
+
+fn entries(ranking: &Ranking) -> (Vec<pb::RankingEntry>, Option<pb::RankingEntry>) {
+    (
+        ranking.entries.iter().map(entry).collect(),
+        ranking.caller_entry.as_ref().map(entry),
+    )
+}
+
+pub(super) async fn daily_ranking(
+    state: &AppState,
+    request: &Request<pb::GetDailyRankingRequest>,
+) -> Result<pb::GetDailyRankingResponse, ApiError> {
+    let caller = Caller::of(request)?;
+    let message = request.get_ref();
+    let mut v = Violations::new();
+    let day = match &message.date {
+        Some(date) => v.absorb(parse::date("date", date)),
+        None => Some(today()),
+    };
+    let (site_ids, supervisor_id, top) =
+        scope_query(&mut v, message.scope.as_ref(), message.top_count);
+    v.into_result()?;
+    let day = day.unwrap_or_else(today);
+    let ranking = app::ranking(
+        &state.pool,
+        caller,
+        &RankingQuery {
+            site_ids,
+            supervisor_id,
+            from: day,
+            to: day,
+            top,
+        },
+    )
+    .await?;
+    let (entries, caller_entry) = entries(&ranking);
+    Ok(pb::GetDailyRankingResponse {
+        date: Some(date_proto(day)),
+        entries,
+        caller_entry,
+        ranked_agent_count: ranking.ranked_count,
+        compute_time: Some(convert::timestamp(Utc::now())),
+    })
+}
+
+pub(super) async fn monthly_ranking(
+    state: &AppState,
+    request: &Request<pb::GetMonthlyRankingRequest>,
+) -> Result<pb::GetMonthlyRankingResponse, ApiError> {
+    let caller = Caller::of(request)?;
+    let message = request.get_ref();
+    let mut v = Violations::new();
+    let first = match &message.month {
+        Some(month) => {
+            let first = u32::try_from(month.month)
+                .ok()
+                .and_then(|m| NaiveDate::from_ymd_opt(month.year, m, 1))
+                .filter(|d| (2000..=2100).contains(&d.year()));
+            if first.is_none() {
+                v.add("month", "must be a month of 2000..2100");
+            }
+            first
+        }
+        None => today().with_day(1),
+    };
+    let (site_ids, supervisor_id, top) =
+        scope_query(&mut v, message.scope.as_ref(), message.top_count);
+    v.into_result()?;
+    let first = first.unwrap_or_else(today);
+    let last = first
+        .checked_add_months(Months::new(1))
+        .and_then(|d| d.pred_opt())
+        .unwrap_or(first);
+    let ranking = app::ranking(
+        &state.pool,
+        caller,
+        &RankingQuery {
+            site_ids,
+            supervisor_id,
+            from: first,
+            to: last,
+            top,
+        },
+    )
+    .await?;
+    let (entries, caller_entry) = entries(&ranking);
+    Ok(pb::GetMonthlyRankingResponse {
+        month: Some(month_proto(first)),
+        entries,
+        caller_entry,
+        ranked_agent_count: ranking.ranked_count,
+        compute_time: Some(convert::timestamp(Utc::now())),
+    })
+}
+
+pub(super) async fn history(
+    state: &AppState,
+    request: &Request<pb::GetPerformanceHistoryRequest>,
+) -> Result<pb::GetPerformanceHistoryResponse, ApiError> {
+    let caller = Caller::of(request)?;
+    let message = request.get_ref();
+    let mut v = Violations::new();
+    if message.agent_ids.len() > HISTORY_AGENTS_MAX {
+        v.absorb::<()>(Err(ApiError::invalid_with_reason(
+            "agent_ids",
+            pb::ErrorReason::RangeTooLong,
+            format!("at most {HISTORY_AGENTS_MAX} agents"),
+        )));
+    }
+    let mut agent_ids = Vec::new();
+    for (i, id) in message
+        .agent_ids
+        .iter()
+        .take(HISTORY_AGENTS_MAX)
+        .enumerate()
+    {
+        if let Some(id) = v.absorb(convert::uuid(&format!("agent_ids[{i}]"), id))
+            && !agent_ids.contains(&id)
+        {
+            agent_ids.push(id);
+        }
+    }
+    if message.agent_ids.is_empty() {
+        agent_ids.push(caller.user_id);
+    }
+    let (from, to) = parse::date_range(&mut v, "date_range", message.date_range.as_ref());
+    let to = to.unwrap_or_else(today);
+    let from = from.unwrap_or_else(|| {
+        to.checked_sub_days(Days::new(HISTORY_DAYS_DEFAULT - 1))
+            .unwrap_or(to)
+    });
+    if (to - from).num_days() >= HISTORY_DAYS_MAX {
+        v.absorb::<()>(Err(ApiError::invalid_with_reason(
+            "date_range",
+            pb::ErrorReason::RangeTooLong,
+            format!("at most {HISTORY_DAYS_MAX} days"),
+        )));
+    }
+    v.into_result()?;
+    let series = app::history(&state.pool, caller, &agent_ids, from, to).await?;
+    Ok(pb::GetPerformanceHistoryResponse {
+        date_range: Some(pb::DateRange {
+            start_date: Some(date_proto(from)),
+            end_date: Some(date_proto(to)),
+        }),
+        series: series
+            .into_iter()
+            .map(|(id, name, points)| pb::AgentPerformanceSeries {
+                agent: Some(user_ref(id, &name)),
+                points: points
+                    .iter()
+                    .map(|p| pb::DailyPerformancePoint {
+                        date: Some(date_proto(p.day)),
+                        activity: Some(activity(
+                            p.calls,
+                            p.visits,
+                            p.refusals,
+                            p.promises,
+                            p.payments_count,
+                            p.payments_gnf,
+                            p.score,
+                        )),
+                        missions: Some(pb::MissionFigures {
+                            planned_count: p.missions_planned,
+                            in_progress_count: p.missions_in_progress,
+                            done_count: p.missions_done,
+                            failed_count: p.missions_failed,
+                            cancelled_count: p.missions_cancelled,
+                        }),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,205 @@
+//! Missions on the wire: rows of `store::missions` with their tenant's card, the enums both
+//! ways, and the answer of GenerateMissions.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sqlx::PgConnection;
+
+use crate::api::collections::views::card;
+use crate::api::convert::timestamp;
+use crate::api::error::ApiError;
+use crate::api::parse::{date_proto, id_or_empty, today, user_ref};
+use crate::app::missions::Generated;
+use crate::domain::priority::MissionReason;
+use crate::domain::{AgingBuckets, MissionStatus};
+use crate::proto::v1 as pb;
+use crate::state::AppState;
+use crate::store::missions::MissionRow;
+
+/// The configured aging buckets (tenant cards show them).
+pub fn aging(state: &AppState) -> Result<AgingBuckets, ApiError> {
+    AgingBuckets::parse(&state.collections.aging_bounds).map_err(ApiError::internal)
+}
+
+/// Seconds as a protobuf duration.
+pub fn duration(secs: f64) -> prost_types::Duration {
+    let d = Duration::from_secs_f64(secs.max(0.0));
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A status from the wire: `Some(None)` for UNSPECIFIED, `None` for an unknown value.
+pub fn status(value: i32) -> Option<Option<MissionStatus>> {
+    Some(match pb::MissionStatus::try_from(value).ok()? {
+        pb::MissionStatus::Unspecified => None,
+        pb::MissionStatus::Planned => Some(MissionStatus::Planned),
+        pb::MissionStatus::InProgress => Some(MissionStatus::InProgress),
+        pb::MissionStatus::Done => Some(MissionStatus::Done),
+        pb::MissionStatus::Failed => Some(MissionStatus::Failed),
+        pb::MissionStatus::Cancelled => Some(MissionStatus::Cancelled),
+    })
+}
+
+fn status_proto(value: &str) -> pb::MissionStatus {
+    match value.parse::<MissionStatus>() {
+        Ok(MissionStatus::Planned) => pb::MissionStatus::Planned,
+        Ok(MissionStatus::InProgress) => pb::MissionStatus::InProgress,
+        Ok(MissionStatus::Done) => pb::MissionStatus::Done,
+        Ok(MissionStatus::Failed) => pb::MissionStatus::Failed,
+        Ok(MissionStatus::Cancelled) => pb::MissionStatus::Cancelled,
+        Err(_) => pb::MissionStatus::Unspecified,
+    }
+}
+
+/// Failure reasons: the wire value and the database spelling.
+const FAILURE_REASONS: [(pb::MissionFailureReason, &str); 7] = [
+    (pb::MissionFailureReason::TenantAbsent, "tenant_absent"),
+    (pb::MissionFailureReason::Refused, "refused"),
+    (pb::MissionFailureReason::TenantMoved, "tenant_moved"),
+    (
+        pb::MissionFailureReason::AddressNotFound,
+        "address_not_found",
+    ),
+    (pb::MissionFailureReason::Unsafe, "unsafe"),
+    (pb::MissionFailureReason::NoTime, "no_time"),
+    (pb::MissionFailureReason::Other, "other"),
+];
+
+/// A failure reason from the wire: `Some(None)` for UNSPECIFIED (clears it), `None` for an
+/// unknown value.
+pub fn failure_reason(value: i32) -> Option<Option<&'static str>> {
+    if value == pb::MissionFailureReason::Unspecified as i32 {
+        return Some(None);
+    }
+    FAILURE_REASONS
+        .iter()
+        .find(|(wire, _)| *wire as i32 == value)
+        .map(|(_, db)| Some(*db))
+}
+
+fn failure_reason_proto(value: Option<&str>) -> pb::MissionFailureReason {
+    value
+        .and_then(|v| FAILURE_REASONS.iter().find(|(_, db)| *db == v))
+        .map_or(pb::MissionFailureReason::Unspecified, |(wire, _)| *wire)
+}
+
+fn reason_proto(value: &str) -> pb::MissionReason {
+    match MissionReason::parse(value) {
+        Some(MissionReason::Arrears) => pb::MissionReason::Arrears,
+        Some(MissionReason::PromiseDue) => pb::MissionReason::PromiseDue,
+        Some(MissionReason::PromiseBroken) => pb::MissionReason::PromiseBroken,
+        Some(MissionReason::NoRecentContact) => pb::MissionReason::NoRecentContact,
+        None => pb::MissionReason::Unspecified,
+    }
+}
+
+/// The missions with their tenants' cards (one read for all), in the rows' order.
+pub async fn missions(
+    conn: &mut PgConnection,
+    rows: &[MissionRow],
+    aging: &AgingBuckets,
+) -> Result<Vec<pb::Mission>, ApiError> {
+    let mut ids: Vec<_> = rows.iter().map(|m| m.tenant_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let cards: HashMap<_, _> = crate::app::tenants::cards(conn, &ids, today(), aging)
+        .await?
+        .into_iter()
+        .map(|c| (c.row.id, card(&c)))
+        .collect();
+    Ok(rows
+        .iter()
+        .map(|m| mission(m, cards.get(&m.tenant_id).cloned()))
+        .collect())
+}
+
+/// One mission.
+pub fn mission(m: &MissionRow, tenant: Option<pb::Tenant>) -> pb::Mission {
+    let (visit_id, call_id) = match m.closing_interaction_kind.as_deref() {
+        Some("visit") => (m.closing_interaction_id, None),
+        Some(_) => (None, m.closing_interaction_id),
+        None => (None, None),
+    };
+    pb::Mission {
+        mission_id: if m.id.is_nil() {
+            String::new()
+        } else {
+            m.id.to_string()
+        },
+        mission_date: Some(date_proto(m.mission_date)),
+        agent_id: m.agent_id.to_string(),
+        agent_name: m.agent_name.clone(),
+        tenant,
+        priority: m.priority,
+        reasons: m.reasons.iter().map(|r| reason_proto(r) as i32).collect(),
+        route_order: m.route_order.unwrap_or(0),
+        distance_from_previous_m: m.estimated_distance_m.unwrap_or(0.0),
+        travel_duration_from_previous: m.estimated_travel_secs.map(duration),
+        status: status_proto(&m.status) as i32,
+        failure_reason: failure_reason_proto(m.failure_reason.as_deref()) as i32,
+        status_note: m.status_note.clone().unwrap_or_default(),
+        arrival_time: m.arrived_at.map(timestamp),
+        arrival_source: match m.arrival_source.as_deref() {
+            Some("geofence") => pb::ArrivalSource::Geofence,
+            Some("declared") => pb::ArrivalSource::Declared,
+            _ => pb::ArrivalSource::Unspecified,
+        } as i32,
+        start_time: m.started_at.map(timestamp),
+        end_time: m.finished_at.map(timestamp),
+        visit_id: id_or_empty(visit_id),
+        call_id: id_or_empty(call_id),
+        payment_id: id_or_empty(m.closing_payment_id),
+        update_time: (!m.id.is_nil()).then(|| timestamp(m.updated_at)),
+    }
+}
+
+/// GenerateMissions' answer.
+pub fn generated(g: &Generated, missions: Vec<pb::Mission>) -> pb::GenerateMissionsResponse {
+    pb::GenerateMissionsResponse {
+        mission_date: Some(date_proto(g.day)),
+        dry_run: g.dry_run,
+        missions,
+        agents: g
+            .agents
+            .iter()
+            .map(|a| pb::AgentPlanSummary {
+                agent: Some(user_ref(a.agent_id, &a.agent_name)),
+                mission_count: a.mission_count,
+                total_distance_m: a.distance_m,
+                total_travel_duration: Some(duration(a.travel_secs)),
+                outstanding_gnf: a.outstanding_gnf,
+            })
+            .collect(),
+        candidate_count: g.candidate_count,
+        created_count: g.created_count,
+        replaced_count: g.replaced_count,
+        kept_count: g.kept_count,
+        unassigned_count: g.unassigned_count,
+    }
+}
+
+/// Activity figures from an agent's daily counters (the counters hold no far-away visits,
+/// promised amounts or reversal counts: those stay 0 here).
+pub fn counters_activity(
+    calls: i64,
+    visits: i64,
+    refusals: i64,
+    promises: i64,
+    payments: i64,
+    collected_gnf: i64,
+    score: i64,
+) -> pb::ActivityFigures {
+    pb::ActivityFigures {
+        call_count: calls,
+        visit_count: visits,
+        refusal_count: refusals,
+        promise_count: promises,
+        payment_count: payments,
+        collected_gnf,
+        score_points: score,
+        ..Default::default()
+    }
+}
