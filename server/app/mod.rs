@@ -19,6 +19,7 @@ pub mod interactions;
 mod ledger;
 pub mod map;
 pub mod payments;
+pub mod positions;
 pub mod promises;
 pub mod reversals;
 pub mod tenants;

@@ -3,6 +3,7 @@
 //! purges of rows past their retention run in every replica too, sharing the rows with
 //! `SKIP LOCKED`.
 
+pub mod partitions;
 pub mod promises;
 
 use std::future::Future;
