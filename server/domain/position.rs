@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use super::presence::{Accuracy, LatLng};
 
@@ -151,7 +151,11 @@ pub fn validate(
     if !motion_ok {
         return Err(RejectReason::InvalidMotion);
     }
-    let fix_time = raw.fix_time.ok_or(RejectReason::FixTimeMissing)?;
+    // Kept to the microsecond, PostgreSQL's precision, so that a resend compares equal.
+    let fix_time = raw
+        .fix_time
+        .ok_or(RejectReason::FixTimeMissing)?
+        .trunc_subsecs(6);
     if fix_time > now + rules.max_future_skew {
         return Err(RejectReason::FixTimeInFuture);
     }
