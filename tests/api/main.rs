@@ -9,6 +9,7 @@ mod daily_stats;
 mod edges;
 mod grpc_web;
 mod health;
+mod instances;
 mod interactions;
 mod ledger;
 mod markers;
