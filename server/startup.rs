@@ -113,7 +113,7 @@ impl Application {
             collections: config.collections.clone(),
             route: config.route.clone(),
             login_throttle: LoginThrottle::default(),
-            rate_limits: RateLimits::new(&config.rate_limits),
+            rate_limits: RateLimits::shared_through(&config.rate_limits, redis.clone()),
             auth: config.auth.clone(),
             pool,
             cache,
