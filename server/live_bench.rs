@@ -338,6 +338,8 @@ async fn watch(
     .await?;
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let stop = Arc::new(AtomicBool::new(false));
+    // Latencies count only after the warm-up.
+    let measuring = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for director in directors {
         let family = Uuid::new_v4();
@@ -368,6 +370,7 @@ async fn watch(
             .into_inner();
         let latencies = latencies.clone();
         let stop = stop.clone();
+        let measuring = measuring.clone();
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             let mut resyncs = 0u64;
@@ -379,7 +382,9 @@ async fn watch(
                 };
                 match message.event {
                     Some(pb::watch_agents_response::Event::PositionUpdate(location)) => {
-                        if let Some(fix) = location.position.and_then(|p| p.fix_time) {
+                        if let Some(fix) = location.position.and_then(|p| p.fix_time)
+                            && measuring.load(Ordering::Relaxed)
+                        {
                             let sent = fix.seconds as f64 + f64::from(fix.nanos) / 1e9;
                             let now = Utc::now();
                             let now = now.timestamp() as f64
@@ -396,7 +401,6 @@ async fn watch(
         }));
     }
     let mut senders = Vec::new();
-    let start = Instant::now();
     for (i, (_, token)) in agents.iter().enumerate() {
         let (tx, mut stream) = open(chans[i % chans.len()].clone(), token).await?;
         let stop = stop.clone();
@@ -427,7 +431,8 @@ async fn watch(
     }
     // Warm-up of 3 s, then measure.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    latencies.lock().await.clear();
+    measuring.store(true, Ordering::Relaxed);
+    let start = Instant::now();
     tokio::time::sleep(duration).await;
     stop.store(true, Ordering::Relaxed);
     for sender in senders {
