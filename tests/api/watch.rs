@@ -322,3 +322,64 @@ async fn a_slow_watcher_gets_a_resync_while_a_fast_one_keeps_up() {
     }
     assert!(resynced.expect("a resync") > 0);
 }
+
+#[tokio::test]
+async fn watch_agents_works_over_grpc_web() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use prost::Message;
+
+    let world = World::with(|_| {}).await;
+    let mut phone = Phone::open(&world.app, &world.kal_token)
+        .await
+        .expect("open");
+    phone.ack().await;
+    phone
+        .send(batch(vec![fix(1, HOME.0, HOME.1, Utc::now())]))
+        .await;
+    phone.ack().await;
+
+    // WatchAgentsRequest {} encodes to zero bytes: one uncompressed empty frame.
+    let request = http::Request::post(format!(
+        "http://{}/akig.v1.GeoService/WatchAgents",
+        world.app.addr
+    ))
+    .version(http::Version::HTTP_11)
+    .header("content-type", "application/grpc-web+proto")
+    .header("x-grpc-web", "1")
+    .header("authorization", format!("Bearer {}", world.director))
+    .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+    .expect("request");
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let response = client.request(request).await.expect("answers");
+    assert_eq!(response.status(), http::StatusCode::OK);
+    // The stream stays open: read frames until the first message is whole.
+    let mut body = response.into_body();
+    let mut buffer = Vec::new();
+    let message = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if buffer.len() >= 5 {
+                let len = u32::from_be_bytes([buffer[1], buffer[2], buffer[3], buffer[4]]) as usize;
+                if buffer.len() >= 5 + len {
+                    return WatchAgentsResponse::decode(&buffer[5..5 + len]).expect("message");
+                }
+            }
+            let frame = body.frame().await.expect("more").expect("frame");
+            if let Ok(data) = frame.into_data() {
+                buffer.extend_from_slice(&data);
+            }
+        }
+    })
+    .await
+    .expect("the snapshot within 10 s");
+    let Some(Event::Snapshot(snapshot)) = message.event else {
+        panic!("a snapshot first");
+    };
+    assert_eq!(snapshot.agents.len(), 1);
+    assert_eq!(
+        snapshot.agents[0].agent.clone().expect("agent").user_id,
+        world.kal_agent.to_string()
+    );
+}
