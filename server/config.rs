@@ -106,6 +106,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub route: crate::geo::RouteArgs,
+
+    #[command(flatten)]
+    pub live: crate::live::config::LiveArgs,
 }
 
 /// Business rules of collections.
@@ -264,6 +267,7 @@ pub struct ServeConfig {
     pub rate_limits: RateLimitConfig,
     pub collections: CollectionsConfig,
     pub route: crate::geo::RouteConfig,
+    pub live: crate::live::LiveConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -490,6 +494,7 @@ impl ServeArgs {
             rate_limits: self.rate_limits.parse()?,
             collections: self.collections.parse()?,
             route: self.route.parse()?,
+            live: self.live.parse()?,
         })
     }
 }

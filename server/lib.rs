@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod layers;
 pub mod limits;
+pub mod live;
 pub mod metrics;
 pub mod proto;
 pub mod redis;

@@ -47,6 +47,22 @@ pub const JOB_FAILURES: &str = "akig_job_failures_total";
 pub const ROUTE_SEARCHES: &str = "akig_route_searches_total";
 /// Gauge: route search slots taken now.
 pub const ROUTE_SEARCHES_RUNNING: &str = "akig_route_searches_running";
+/// Gauge: live streams open now, by `kind` (agent_session, watch_agents).
+pub const LIVE_STREAMS_OPEN: &str = "akig_live_streams_open";
+/// Counter: agent positions received (before validation).
+pub const POSITIONS_RECEIVED: &str = "akig_positions_received_total";
+/// Counter: agent positions stored (resends already stored are not counted).
+pub const POSITIONS_PERSISTED: &str = "akig_positions_persisted_total";
+/// Counter: agent positions refused, by `reason` (`domain::position::RejectReason::label`).
+pub const POSITIONS_REJECTED: &str = "akig_positions_rejected_total";
+/// Histogram: positions per ingest transaction.
+pub const POSITIONS_INGEST_BATCH_SIZE: &str = "akig_positions_ingest_batch_size";
+/// Histogram (seconds): duration of one ingest transaction.
+pub const POSITIONS_INGEST_SECONDS: &str = "akig_positions_ingest_seconds";
+/// Histogram (seconds): from the server's receipt of a position to its send to a watcher.
+pub const WATCH_LAG_SECONDS: &str = "akig_watch_lag_seconds";
+/// Counter: watchers that fell behind and got a resync.
+pub const WATCH_RESYNCS: &str = "akig_watch_resyncs_total";
 
 /// Gauge: streaming calls open now, by `kind` (the streaming method, e.g. `RouteSession`).
 pub const STREAMS_OPEN: &str = "akig_streams_open";
@@ -199,6 +215,25 @@ pub fn describe() {
         PUNCTUALITY_RATIO,
         "Share of the charges due in the last 365 days paid in full by their due date, by site."
     );
+    describe_gauge!(LIVE_STREAMS_OPEN, "Live streams open now, by kind.");
+    describe_counter!(POSITIONS_RECEIVED, "Agent positions received.");
+    describe_counter!(POSITIONS_PERSISTED, "Agent positions stored.");
+    describe_counter!(POSITIONS_REJECTED, "Agent positions refused, by reason.");
+    describe_histogram!(
+        POSITIONS_INGEST_BATCH_SIZE,
+        "Positions per ingest transaction."
+    );
+    describe_histogram!(
+        POSITIONS_INGEST_SECONDS,
+        Unit::Seconds,
+        "Duration of one ingest transaction."
+    );
+    describe_histogram!(
+        WATCH_LAG_SECONDS,
+        Unit::Seconds,
+        "From the receipt of a position to its send to a watcher."
+    );
+    describe_counter!(WATCH_RESYNCS, "Watchers that fell behind and got a resync.");
     register_zeros();
 }
 

@@ -65,6 +65,7 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     metrics_listener: Option<TcpListener>,
+    writers: crate::app::positions::Writers,
 }
 
 impl Application {
@@ -87,7 +88,21 @@ impl Application {
             })?),
             None => None,
         };
+        let live = crate::live::LiveHub::new(pool.clone(), config.live.clone(), redis.clone());
+        let mut position_rules = config.live.positions;
+        position_rules.max_future_skew = config.collections.max_clock_skew;
+        let (ingest, writers) = crate::app::positions::Ingest::new(
+            pool.clone(),
+            live.clone(),
+            position_rules,
+            config.live.arrival,
+            config.live.ingest_buffer,
+            config.live.ingest_max_rows,
+            config.live.ingest_writers,
+        );
         let state = AppState {
+            live,
+            ingest,
             roles: RolePermissions::new(pool.clone(), cache.clone()),
             standing: StandingCache::new(pool.clone(), redis.clone()),
             idempotency: Idempotency::new(
@@ -98,7 +113,7 @@ impl Application {
             collections: config.collections.clone(),
             route: config.route.clone(),
             login_throttle: LoginThrottle::default(),
-            rate_limits: RateLimits::new(&config.rate_limits),
+            rate_limits: RateLimits::shared_through(&config.rate_limits, redis.clone()),
             auth: config.auth.clone(),
             pool,
             cache,
@@ -111,6 +126,7 @@ impl Application {
             listener,
             local_addr,
             metrics_listener,
+            writers,
         })
     }
 
@@ -142,6 +158,7 @@ impl Application {
             listener,
             local_addr,
             metrics_listener,
+            writers,
         } = self;
         let shutdown = state.shutdown.clone();
         // Cancelled once health says NOT_SERVING: stop accepting and end open streams.
@@ -210,6 +227,14 @@ impl Application {
             shutdown.clone(),
             state.collections.missions.clone(),
             state.route.speeds.of(state.route.default_travel_mode),
+        ));
+        background.spawn(state.live.clone().run(shutdown.clone()));
+        background.spawn(writers.run(shutdown.clone()));
+        background.spawn(crate::jobs::partitions::run_partition_job(
+            state.pool.clone(),
+            shutdown.clone(),
+            state.live.config().partitions_ahead_days,
+            state.live.config().retention_days,
         ));
         if let Some(listener) = metrics_listener {
             background.spawn(telemetry::serve_metrics(

@@ -30,4 +30,7 @@ pub struct AppState {
     pub idempotency: Idempotency,
     pub collections: CollectionsConfig,
     pub route: crate::geo::RouteConfig,
+    /// Live positions: the hub (last positions, watchers, sessions) and the ingest buffer.
+    pub live: crate::live::LiveHub,
+    pub ingest: crate::app::positions::Ingest,
 }

@@ -21,6 +21,7 @@ pub mod map;
 pub mod missions;
 pub mod payments;
 pub mod performance;
+pub mod positions;
 pub mod promises;
 pub mod reversals;
 pub mod tenants;

@@ -8,6 +8,7 @@
 pub mod aging;
 pub mod allocation;
 pub mod arrears;
+pub mod arrival;
 pub mod clock;
 pub mod daily;
 pub mod ledger;
@@ -16,6 +17,7 @@ pub mod mission;
 pub mod money;
 pub mod outcome;
 pub mod planning;
+pub mod position;
 pub mod presence;
 pub mod priority;
 pub mod promise;
@@ -23,6 +25,7 @@ pub mod receipt;
 pub mod route;
 pub mod scoring;
 pub mod timeline;
+pub mod track;
 
 pub use aging::{AgingBoundsError, AgingBuckets, AgingTotals, Bucket, Overdue, days_overdue};
 pub use allocation::{

@@ -6,6 +6,7 @@
 
 pub mod gauges;
 pub mod missions;
+pub mod partitions;
 pub mod promises;
 
 use std::future::Future;

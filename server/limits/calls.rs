@@ -89,6 +89,20 @@ impl RateLimits {
         }
     }
 
+    /// The same limits, with the stream message limit shared by the replicas through `redis`.
+    pub fn shared_through(config: &RateLimitConfig, redis: Option<crate::redis::Redis>) -> Self {
+        let Some(redis) = redis else {
+            return Self::new(config);
+        };
+        Self {
+            inner: Arc::new(Limiters {
+                per_user: RateLimiter::keyed(quota(config.per_user)),
+                per_ip: RateLimiter::keyed(quota(config.per_ip)),
+                stream: StreamLimiter::shared_through(config.stream_messages, redis),
+            }),
+        }
+    }
+
     /// For handlers that read inbound streams (see [`StreamLimiter::limit`]).
     pub fn stream_limiter(&self) -> StreamLimiter {
         self.inner.stream.clone()

@@ -14,6 +14,7 @@
 
 pub mod calls;
 pub mod login;
+pub mod shared;
 pub mod stream;
 
 use std::net::{IpAddr, Ipv6Addr};

@@ -5,6 +5,8 @@
 //!   reading meanwhile, so HTTP/2 flow control slows the phone (flushing its offline buffer,
 //!   say) rather than cutting it.
 //! - Keyed by user, so that two streams of one user share the budget.
+//! - With Redis ([`StreamLimiter::shared_through`]) the budget is shared by the replicas
+//!   (`limits::shared`); the per-process limiter answers while Redis does not.
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use governor::RateLimiter;
 use uuid::Uuid;
 
 use super::calls::{Keyed, purge_keyed, quota};
+use super::shared::SharedGcra;
 use crate::config::Limit;
 use crate::metrics::RATE_LIMITED;
 
@@ -21,12 +24,22 @@ use crate::metrics::RATE_LIMITED;
 #[derive(Clone)]
 pub struct StreamLimiter {
     limiter: Arc<Keyed<Uuid>>,
+    shared: Option<SharedGcra>,
 }
 
 impl StreamLimiter {
     pub fn new(limit: Limit) -> Self {
         Self {
             limiter: Arc::new(RateLimiter::keyed(quota(limit))),
+            shared: None,
+        }
+    }
+
+    /// The same limit, shared with the other replicas through `redis`.
+    pub fn shared_through(limit: Limit, redis: crate::redis::Redis) -> Self {
+        Self {
+            shared: Some(SharedGcra::new(redis, limit, "stream")),
+            ..Self::new(limit)
         }
     }
 
@@ -36,16 +49,29 @@ impl StreamLimiter {
         S: Stream + Send + 'static,
         S::Item: Send,
     {
-        let limiter = self.limiter.clone();
+        let this = self.clone();
         futures::stream::unfold(
-            (Box::pin(stream), limiter),
-            move |(mut stream, limiter)| async move {
+            (Box::pin(stream), this),
+            move |(mut stream, this)| async move {
                 let item = stream.next().await?;
-                if limiter.check_key(&user).is_err() {
-                    metrics::counter!(RATE_LIMITED, "limit" => "stream").increment(1);
-                    limiter.until_key_ready(&user).await;
+                let shared = match &this.shared {
+                    Some(shared) => shared.spend(user).await,
+                    None => None,
+                };
+                match shared {
+                    Some(wait) if wait.is_zero() => {}
+                    Some(wait) => {
+                        metrics::counter!(RATE_LIMITED, "limit" => "stream").increment(1);
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => {
+                        if this.limiter.check_key(&user).is_err() {
+                            metrics::counter!(RATE_LIMITED, "limit" => "stream").increment(1);
+                            this.limiter.until_key_ready(&user).await;
+                        }
+                    }
                 }
-                Some((item, (stream, limiter)))
+                Some((item, (stream, this)))
             },
         )
     }

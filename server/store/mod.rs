@@ -10,6 +10,7 @@
 //!   mission lookup ([`missions::link`]), one score writer ([`scores::add`]).
 
 pub mod agents;
+pub mod arrivals;
 pub mod audit;
 pub mod charges;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod locations;
 pub mod markers;
 pub mod missions;
 pub mod payments;
+pub mod positions;
 pub mod promises;
 pub mod scores;
 pub mod sessions;

@@ -1,6 +1,7 @@
 //! GeoService (carte): the arrears map ([`markers`]) and route optimisation, unary ([`routes`])
-//! and live ([`session`]). The position RPCs answer UNIMPLEMENTED (the generated default) until
-//! their feature lands.
+//! and live ([`session`]); live agent positions: the phone's channel ([`agent_session`]),
+//! offline uploads and snapshots ([`positions`]), dashboards' live map ([`watch`]) and tracks
+//! ([`track`]), over the hub of `crate::live`.
 //!
 //! Decisions
 //! - Problems are parsed once ([`convert`]), tenant stops are placed at their tenant's home
@@ -10,10 +11,14 @@
 //! - Searches are cancelled as soon as nobody waits for them: a unary call whose client left,
 //!   a session that ended or whose update replaced the search.
 
+mod agent_session;
 pub mod convert;
 mod markers;
+mod positions;
 mod routes;
 mod session;
+mod track;
+mod watch;
 
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -72,5 +77,48 @@ impl GeoService for GeoApi {
         request: Request<Streaming<pb::RouteSessionRequest>>,
     ) -> Result<Response<BoxStream<pb::RouteSessionResponse>>, Status> {
         session::route_session(self, request).await
+    }
+
+    async fn agent_session(
+        &self,
+        request: Request<Streaming<pb::AgentSessionRequest>>,
+    ) -> Result<Response<BoxStream<pb::AgentSessionResponse>>, Status> {
+        agent_session::agent_session(self, request).await
+    }
+
+    async fn report_positions(
+        &self,
+        request: Request<pb::ReportPositionsRequest>,
+    ) -> Result<Response<pb::ReportPositionsResponse>, Status> {
+        positions::report_positions(&self.state, &request)
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn watch_agents(
+        &self,
+        request: Request<pb::WatchAgentsRequest>,
+    ) -> Result<Response<BoxStream<pb::WatchAgentsResponse>>, Status> {
+        watch::watch_agents(self, request).await
+    }
+
+    async fn list_agent_positions(
+        &self,
+        request: Request<pb::ListAgentPositionsRequest>,
+    ) -> Result<Response<pb::ListAgentPositionsResponse>, Status> {
+        positions::list_agent_positions(&self.state, &request)
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn get_agent_track(
+        &self,
+        request: Request<pb::GetAgentTrackRequest>,
+    ) -> Result<Response<pb::GetAgentTrackResponse>, Status> {
+        track::get_agent_track(&self.state, &request)
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
     }
 }
