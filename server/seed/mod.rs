@@ -105,7 +105,8 @@ async fn run(pool: &PgPool, spec: Spec) -> anyhow::Result<SeedReport> {
     sqlx::query(
         "CREATE TEMPORARY TABLE seed_allocations (
             ord bigint NOT NULL, payment_id uuid NOT NULL, tenant_id uuid NOT NULL,
-            period date NOT NULL, amount_gnf bigint NOT NULL, created_at timestamptz NOT NULL
+            period date NOT NULL, amount_gnf bigint NOT NULL, outstanding_after_gnf bigint NOT NULL,
+            created_at timestamptz NOT NULL
          ) ON COMMIT DROP",
     )
     .execute(&mut *tx)
@@ -414,19 +415,26 @@ async fn write_ledger(
         .await?;
     let staged = copy_rows(
         conn,
-        "seed_allocations (ord, payment_id, tenant_id, period, amount_gnf, created_at)",
+        "seed_allocations (ord, payment_id, tenant_id, period, amount_gnf, outstanding_after_gnf, \
+         created_at)",
         ledger
             .payments
             .iter()
-            .flat_map(|p| p.allocations.iter().map(move |a| (p, a)))
+            .flat_map(|p| {
+                p.allocations
+                    .iter()
+                    .zip(&p.outstanding_after)
+                    .map(move |(a, after)| (p, a, after))
+            })
             .enumerate(),
-        |r, (ord, (p, &(c, amount)))| {
+        |r, (ord, (p, &(c, amount), &after))| {
             let charge = &ledger.charges[c];
             r.int(ord as i64)
                 .uuid(p.id)
                 .uuid(tenant_id(charge.tenant))
                 .date(charge.period)
                 .int(amount)
+                .int(after)
                 .ts(p.received_at);
         },
     )
@@ -437,8 +445,7 @@ async fn write_ledger(
     let inserted = sqlx::query(
         "INSERT INTO payment_allocations
            (payment_id, charge_id, amount_gnf, created_at, outstanding_after_gnf)
-         SELECT a.payment_id, c.id, a.amount_gnf, a.created_at,
-                c.amount_due_gnf - sum(a.amount_gnf) OVER (PARTITION BY c.id ORDER BY a.ord)
+         SELECT a.payment_id, c.id, a.amount_gnf, a.created_at, a.outstanding_after_gnf
          FROM seed_allocations a
          JOIN charges c ON c.tenant_id = a.tenant_id AND c.period = a.period
          ORDER BY a.ord",

@@ -122,6 +122,26 @@ async fn demo_seed_money_is_consistent() {
 }
 
 #[tokio::test]
+async fn seeded_ledgers_are_the_ones_a_replay_gives() {
+    let db = TestDb::new().await;
+    akig::seed::seed_demo(&db.pool, TODAY).await.expect("seed");
+    // Tenants with a reversal (their later payments move to the reopened months), and a few
+    // without.
+    let tenants: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "(SELECT DISTINCT tenant_id FROM payments WHERE kind = 'reversal')
+         UNION ALL
+         (SELECT id FROM tenants ORDER BY id LIMIT 20)",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("tenants");
+    assert!(tenants.len() > 25, "{} tenants", tenants.len());
+    for tenant in tenants {
+        crate::ledger::assert_stored_is_the_replay(&db.pool, tenant).await;
+    }
+}
+
+#[tokio::test]
 async fn demo_visits_are_judged_as_the_server_judges_recorded_ones() {
     let db = TestDb::new().await;
     use akig::domain::presence::{Accuracy, LatLng, MaxDistance, check_visit};
