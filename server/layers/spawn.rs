@@ -5,8 +5,8 @@
 //! - A handler future dropped at an `.await` inside its database work (the client disconnected,
 //!   the deadline passed) can leave a pooled connection inside an open transaction: sqlx 0.8.6
 //!   returns to the pool a connection whose `BEGIN` was in flight when its future was dropped
-//!   (launchbadge/sqlx#4393, fixed upstream for 0.9 by PR #4394; no 0.8.x release carries the
-//!   fix). The next borrower then fails ("SET TRANSACTION ISOLATION LEVEL must be called before
+//!   (sqlx issue #4393, fixed upstream by PR #4394; no 0.8.x release carries the fix, 0.8.6
+//!   is the last). The next borrower then fails ("SET TRANSACTION ISOLATION LEVEL must be called before
 //!   any query") and the connection holds its locks until recycled. Spawning the handler future
 //!   means nothing ever drops it half-way: a unit of database work always ends with its
 //!   `COMMIT` or `ROLLBACK`, whatever the client does.
