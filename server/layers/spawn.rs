@@ -17,12 +17,16 @@
 //!   `acquire_timeout`), not by the admission cap.
 //! - A panic in the handler is resumed in the caller's future, so the panic layer above answers
 //!   INTERNAL as before. The task keeps the call's tracing span.
+//! - Calls whose work must stop when their client leaves run inline instead
+//!   ([`SpawnLayer::inline`]): OptimizeRoute's search is CPU work with no transaction, and
+//!   dropping it frees its search slot at once (no CPU burnt for nobody).
 //! - Streams: the handler future ends when the response head is ready; the messages of a
 //!   response stream are produced by its body, which is not spawned (a stream's database work
 //!   runs in tasks of its own).
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::Request;
@@ -30,14 +34,29 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 /// Applies [`SpawnToCompletion`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SpawnLayer;
+#[derive(Debug, Clone, Default)]
+pub struct SpawnLayer {
+    inline: Arc<[&'static str]>,
+}
+
+impl SpawnLayer {
+    /// Runs the calls of these paths (`/package.Service/Method`) inline: dropped with their
+    /// client, as without this layer.
+    pub fn inline(paths: &[&'static str]) -> Self {
+        Self {
+            inline: paths.into(),
+        }
+    }
+}
 
 impl<S> Layer<S> for SpawnLayer {
     type Service = SpawnToCompletion<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SpawnToCompletion { inner }
+        SpawnToCompletion {
+            inner,
+            inline: self.inline.clone(),
+        }
     }
 }
 
@@ -45,6 +64,7 @@ impl<S> Layer<S> for SpawnLayer {
 #[derive(Debug, Clone)]
 pub struct SpawnToCompletion<S> {
     inner: S,
+    inline: Arc<[&'static str]>,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -65,6 +85,9 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        if self.inline.contains(&request.uri().path()) {
+            return Box::pin(self.inner.call(request));
+        }
         let task = tokio::spawn(self.inner.call(request).in_current_span());
         Box::pin(async move {
             match task.await {
@@ -79,7 +102,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
@@ -87,8 +109,9 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn a_call_dropped_half_way_still_runs_to_its_end() {
+    /// Calls `path` through a layer running `inline` paths inline, with a handler that takes
+    /// 50 ms; the caller gives up after 5 ms. Answers whether the handler ran to its end.
+    async fn ran_to_its_end(layer: SpawnLayer, path: &str) -> bool {
         let finished = Arc::new(AtomicBool::new(false));
         let seen = finished.clone();
         let inner = tower::service_fn(move |_: Request<()>| {
@@ -99,16 +122,26 @@ mod tests {
                 Ok::<_, std::convert::Infallible>(())
             }
         });
-        let call = SpawnLayer.layer(inner).oneshot(Request::new(()));
-        // The caller gives up long before the handler ends.
+        let mut request = Request::new(());
+        *request.uri_mut() = path.parse().unwrap();
+        let call = layer.layer(inner).oneshot(request);
         let gave_up = tokio::time::timeout(Duration::from_millis(5), call).await;
         assert!(gave_up.is_err());
         assert!(!seen.load(Ordering::SeqCst));
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(
-            seen.load(Ordering::SeqCst),
-            "the handler was not run to its end"
-        );
+        seen.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_half_way_still_runs_to_its_end() {
+        let layer = SpawnLayer::inline(&["/akig.v1.GeoService/OptimizeRoute"]);
+        assert!(ran_to_its_end(layer, "/akig.v1.CollectionsService/GetTenant").await);
+    }
+
+    #[tokio::test]
+    async fn an_inline_path_is_dropped_with_its_caller() {
+        let layer = SpawnLayer::inline(&["/akig.v1.GeoService/OptimizeRoute"]);
+        assert!(!ran_to_its_end(layer, "/akig.v1.GeoService/OptimizeRoute").await);
     }
 
     #[tokio::test]
@@ -119,7 +152,7 @@ mod tests {
             }
             Ok::<(), std::convert::Infallible>(())
         });
-        let call = tokio::spawn(SpawnLayer.layer(inner).oneshot(Request::new(())));
+        let call = tokio::spawn(SpawnLayer::default().layer(inner).oneshot(Request::new(())));
         let error = call.await.expect_err("the panic is resumed");
         assert!(error.is_panic());
     }
