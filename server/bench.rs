@@ -15,6 +15,13 @@
 //! (driven by `ops/bench/markers.sh`) as the demo director (`directeur`, every site): the
 //! whole of Conakry at zoom 12 ([`CITY`], `max_markers` 100: always clusters), or a
 //! box of about 440 m around a random tenant's home at zoom 17 (markers).
+//!
+//! `--rpc reads --out DIR` prepares the read benchmark of `ops/bench/reads.sh`: it logs in as
+//! the demo director, writes `DIR/token` and one gRPC-framed request per read
+//! (`DIR/<name>.bin`, `DIR/<name>.path`) for h2load — GetTenant, GetTenantArrears, a timeline
+//! page (GetTenantHistory, 50 entries), SearchTenants on the commonest surname, GetDailyStats
+//! for the company's day, WhoAmI and the health check — and measures each one's single-caller
+//! latency (`--seconds` each, one call at a time), one line per read.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,6 +46,8 @@ enum Rpc {
     OptimizeRoute,
     ArrearsMarkersCity,
     ArrearsMarkersStreet,
+    /// The read benchmark's requests and single-caller latencies (see the module docs).
+    Reads,
 }
 
 /// Conakry and its suburbs, (south, west, north, east) in degrees.
@@ -69,6 +78,9 @@ struct Args {
     /// Password of the demo agents.
     #[arg(long, default_value = "akig-demo-2026")]
     password: String,
+    /// Where `--rpc reads` writes its requests.
+    #[arg(long, default_value = "target/bench-reads")]
+    out: std::path::PathBuf,
 }
 
 /// A tenant to act on, with its home (latitude, longitude) when known.
@@ -83,6 +95,9 @@ struct Agent {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if matches!(args.rpc, Rpc::Reads) {
+        return reads(&args).await;
+    }
     let pool = sqlx::PgPool::connect(&args.database_url).await?;
     let map = matches!(
         args.rpc,
@@ -191,6 +206,7 @@ async fn main() -> anyhow::Result<()> {
                         .list_arrears_markers(authed(street_map(home), &agent.token))
                         .await
                         .map(drop),
+                    Rpc::Reads => unreachable!("handled before the load loop"),
                 };
                 if sent < start + warm_up {
                     continue;
@@ -213,11 +229,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     latencies.sort();
-    let percentile = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+    let percentile = |p: f64| percentile_ms(&latencies, p);
     let rate = latencies.len() as f64 / measured.as_secs_f64();
     let stops = match args.rpc {
         Rpc::OptimizeRoute => format!(" stops={}", args.stops),
@@ -225,7 +237,8 @@ async fn main() -> anyhow::Result<()> {
         | Rpc::Payment
         | Rpc::BackdatedPayment
         | Rpc::ArrearsMarkersCity
-        | Rpc::ArrearsMarkersStreet => String::new(),
+        | Rpc::ArrearsMarkersStreet
+        | Rpc::Reads => String::new(),
     };
     println!(
         "rpc={:?}{stops} concurrency={} seconds={} ok={} rate_per_s={:.1} p50_ms={:.2} p99_ms={:.2} errors={:?}",
@@ -239,6 +252,13 @@ async fn main() -> anyhow::Result<()> {
         errors
     );
     Ok(())
+}
+
+/// The `p` quantile (0..=1, nearest rank) of `sorted` latencies, in milliseconds; 0 if none.
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
@@ -378,4 +398,165 @@ fn city_map() -> pb::ListArrearsMarkersRequest {
 fn street_map(home: Option<(f64, f64)>) -> pb::ListArrearsMarkersRequest {
     let (lat, lng) = home.unwrap_or((9.5092, -13.7122));
     map_request(lat - 0.002, lng - 0.002, lat + 0.002, lng + 0.002, 17)
+}
+
+/// A message in the gRPC wire framing: no compression, length (big-endian u32), message.
+fn grpc_frame(message: &impl prost::Message) -> Vec<u8> {
+    let body = message.encode_to_vec();
+    let mut framed = Vec::with_capacity(5 + body.len());
+    framed.push(0);
+    framed.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
+    framed.extend_from_slice(&body);
+    framed
+}
+
+/// `--rpc reads`: writes the h2load requests and prints each read's single-caller latency.
+async fn reads(args: &Args) -> anyhow::Result<()> {
+    let pool = sqlx::PgPool::connect(&args.database_url).await?;
+    // A tenant with the median number of charges, the commonest surname.
+    let tenant: Uuid = sqlx::query_scalar(
+        "SELECT tenant_id FROM (
+           SELECT tenant_id, count(*) AS n, row_number() OVER (ORDER BY count(*), tenant_id) AS r,
+                  count(*) OVER () AS total
+           FROM charges GROUP BY tenant_id) c
+         WHERE r = (total + 1) / 2",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let surname: String = sqlx::query_scalar(
+        "SELECT split_part(full_name, ' ', -1) FROM tenants
+         GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await?;
+    pool.close().await;
+
+    let channel = Channel::from_shared(args.target.clone())?.connect().await?;
+    let login = AuthServiceClient::new(channel.clone())
+        .login(pb::LoginRequest {
+            identifier: Some(pb::login_request::Identifier::Username(
+                "directeur".to_owned(),
+            )),
+            password: args.password.clone(),
+            device: None,
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("login of directeur: {s}"))?
+        .into_inner();
+    let token = login.tokens.map(|t| t.access_token).unwrap_or_default();
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(args.out.join("token"), &token)?;
+
+    let tenant_id = tenant.to_string();
+    let get_tenant = pb::GetTenantRequest {
+        tenant_id: tenant_id.clone(),
+    };
+    let arrears = pb::GetTenantArrearsRequest {
+        tenant_id: tenant_id.clone(),
+        ..Default::default()
+    };
+    let history = pb::GetTenantHistoryRequest {
+        tenant_id: tenant_id.clone(),
+        page_size: 50,
+        ..Default::default()
+    };
+    let search = pb::SearchTenantsRequest {
+        query: surname.clone(),
+        ..Default::default()
+    };
+    let daily = pb::GetDailyStatsRequest::default();
+    let who = pb::WhoAmIRequest {};
+    let health = tonic_health::pb::HealthCheckRequest::default();
+    let requests: [(&str, &str, Vec<u8>); 7] = [
+        (
+            "get-tenant",
+            "/akig.v1.CollectionsService/GetTenant",
+            grpc_frame(&get_tenant),
+        ),
+        (
+            "arrears",
+            "/akig.v1.CollectionsService/GetTenantArrears",
+            grpc_frame(&arrears),
+        ),
+        (
+            "timeline",
+            "/akig.v1.CollectionsService/GetTenantHistory",
+            grpc_frame(&history),
+        ),
+        (
+            "search",
+            "/akig.v1.CollectionsService/SearchTenants",
+            grpc_frame(&search),
+        ),
+        (
+            "daily-stats",
+            "/akig.v1.CollectionsService/GetDailyStats",
+            grpc_frame(&daily),
+        ),
+        ("who-am-i", "/akig.v1.AuthService/WhoAmI", grpc_frame(&who)),
+        (
+            "health",
+            "/grpc.health.v1.Health/Check",
+            grpc_frame(&health),
+        ),
+    ];
+    for (name, path, body) in &requests {
+        std::fs::write(args.out.join(format!("{name}.bin")), body)?;
+        std::fs::write(args.out.join(format!("{name}.path")), path)?;
+    }
+    println!("tenant={tenant} search={surname:?}");
+
+    let mut collections = CollectionsServiceClient::new(channel.clone());
+    let mut auth = AuthServiceClient::new(channel.clone());
+    let mut health_client = tonic_health::pb::health_client::HealthClient::new(channel);
+    for (name, _, _) in &requests {
+        let mut latencies = Vec::new();
+        let mut errors = 0_u64;
+        let end = Instant::now() + Duration::from_secs(args.seconds);
+        let mut n = 0_u64;
+        while Instant::now() < end {
+            let sent = Instant::now();
+            let outcome = match *name {
+                "get-tenant" => collections
+                    .get_tenant(authed(get_tenant.clone(), &token))
+                    .await
+                    .map(drop),
+                "arrears" => collections
+                    .get_tenant_arrears(authed(arrears.clone(), &token))
+                    .await
+                    .map(drop),
+                "timeline" => collections
+                    .get_tenant_history(authed(history.clone(), &token))
+                    .await
+                    .map(drop),
+                "search" => collections
+                    .search_tenants(authed(search.clone(), &token))
+                    .await
+                    .map(drop),
+                "daily-stats" => collections
+                    .get_daily_stats(authed(daily.clone(), &token))
+                    .await
+                    .map(drop),
+                "who-am-i" => auth.who_am_i(authed(who, &token)).await.map(drop),
+                _ => health_client.check(health.clone()).await.map(drop),
+            };
+            n += 1;
+            // The first calls warm the connection and the statement cache.
+            if n <= 20 {
+                continue;
+            }
+            match outcome {
+                Ok(()) => latencies.push(sent.elapsed()),
+                Err(_) => errors += 1,
+            }
+        }
+        latencies.sort();
+        println!(
+            "single-caller read={name} ok={} p50_ms={:.2} p99_ms={:.2} errors={errors}",
+            latencies.len(),
+            percentile_ms(&latencies, 0.50),
+            percentile_ms(&latencies, 0.99),
+        );
+    }
+    Ok(())
 }

@@ -8,15 +8,24 @@
 //!   NOT_SERVING, and says why; the health probe checks the schema again before SERVING.
 //! - A schema *newer* than the binary (a newer replica migrated first, in a rolling update) is
 //!   served with a warning: migrations only add.
+//! - JIT compilation is off on every connection of the server and the commands ([`session_options`]):
+//!   this is short-statement OLTP, where compiling costs more than it saves (65–195 ms added to a
+//!   single statement on a 100,000-tenant dataset, for statements that run in 1–5 ms). Set per
+//!   connection rather than per database so that no deployment step can forget it.
 
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::DatabaseConfig;
 
 /// The migrations under `migrations/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The session settings of every connection: `jit = off` (see the module documentation).
+pub fn session_options(options: PgConnectOptions) -> PgConnectOptions {
+    options.options([("jit", "off")])
+}
 
 /// A pool that connects on first use, so the server starts (and reports NOT_SERVING) while
 /// PostgreSQL is still down.
@@ -24,7 +33,7 @@ pub fn lazy_pool(config: &DatabaseConfig) -> PgPool {
     PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
-        .connect_lazy_with(config.connect_options.clone())
+        .connect_lazy_with(session_options(config.connect_options.clone()))
 }
 
 /// Connects now, failing with the cause when PostgreSQL cannot be reached.
@@ -32,7 +41,7 @@ pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
-        .connect_with(config.connect_options.clone())
+        .connect_with(session_options(config.connect_options.clone()))
         .await
 }
 

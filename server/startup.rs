@@ -282,6 +282,9 @@ impl Application {
             .load_shed()
             .concurrency_limit(config.max_concurrent_requests)
             .layer(layers::DeadlineLayer::new(config.request_timeout))
+            .layer(layers::SpawnLayer::inline(&[
+                "/akig.v1.GeoService/OptimizeRoute",
+            ]))
             .layer(client_ip::layer(&config.rate_limits.trusted_proxies))
             .layer(auth.layer())
             .layer(layers::address_limit(state.rate_limits.clone()))

@@ -276,14 +276,22 @@ pub fn query_words(text: &str) -> Vec<String> {
 }
 
 /// The digits of a query that is a phone number (or part of one): digits with optional
-/// spaces, '+', '-', '.', parentheses; 3 to 15 digits.
+/// spaces, '+', '-', '.', parentheses; 3 to 15 digits once the international call prefix
+/// `00` is dropped (`00224 621…` is `+224 621…`, ITU-T E.164 dialling from Guinea and most of
+/// the world). Local numbers (`621…`) and `+224…` keep their digits.
 pub fn phone_digits(text: &str) -> Option<String> {
     let compact: String = text
         .chars()
         .filter(|c| !matches!(c, ' ' | '+' | '-' | '.' | '(' | ')'))
         .collect();
-    (compact.len() >= 3 && compact.len() <= 15 && compact.chars().all(|c| c.is_ascii_digit()))
-        .then_some(compact)
+    if !compact.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let international = compact
+        .strip_prefix("00")
+        .filter(|rest| rest.starts_with(|c: char| c != '0'));
+    let digits = international.unwrap_or(&compact);
+    (digits.len() >= 3 && digits.len() <= 15).then(|| digits.to_owned())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -606,5 +614,12 @@ mod tests {
         assert_eq!(phone_digits("621"), Some("621".to_owned()));
         assert_eq!(phone_digits("62"), None);
         assert_eq!(phone_digits("Diallo 621"), None);
+        assert_eq!(
+            phone_digits("00224 621 23 45 67").as_deref(),
+            Some("224621234567")
+        );
+        assert_eq!(phone_digits("00224").as_deref(), Some("224"));
+        assert_eq!(phone_digits("00 2"), None);
+        assert_eq!(phone_digits("000"), Some("000".to_owned()));
     }
 }

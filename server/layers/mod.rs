@@ -1,8 +1,8 @@
 //! Tower middleware around every gRPC and gRPC-web call. `crate::startup` stacks it, outermost
 //! first: request id and trace, CORS and gRPC-web, [`ObserveLayer`] (metrics, end of streams on
 //! shutdown), then the refusals — admission (a cap on calls at once), the deadline (the
-//! server's or the client's `grpc-timeout`, [`DeadlineLayer`]),
-//! the client address (`crate::client_ip`), authentication (`crate::auth::layer`), the
+//! server's or the client's `grpc-timeout`, [`DeadlineLayer`]), [`SpawnLayer`] (the rest of the
+//! call runs as a task, to completion), the client address (`crate::client_ip`), authentication (`crate::auth::layer`), the
 //! per-address limit ([`address_limit`]) — and [`PanicToInternal`] next to the services.
 //!
 //! Decisions:
@@ -21,6 +21,7 @@
 mod catalog;
 mod deadline;
 mod observe;
+mod spawn;
 
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ use tower::filter::{FilterLayer, Predicate};
 pub use catalog::{MethodCatalog, MethodInfo, RpcKind};
 pub use deadline::{Deadline, DeadlineLayer, client_timeout};
 pub use observe::{Observe, ObserveLayer};
+pub use spawn::{SpawnLayer, SpawnToCompletion};
 
 use crate::api::error::ApiError;
 use crate::client_ip::ClientIp;

@@ -4,7 +4,8 @@
 //! the `today` argument, never from the OS random source or the clock, so two databases
 //! seeded with the same arguments hold identical rows. Both are idempotent: a data set is
 //! written in one transaction that ends by recording it in `seed_runs`; a later run finds
-//! that row and changes nothing.
+//! that row and changes nothing. The database is ANALYZEd after a data set is written, so that
+//! no plan depends on autovacuum having run.
 //!
 //! The generation itself is pure ([`model`]); this module only writes it, with COPY.
 
@@ -104,7 +105,8 @@ async fn run(pool: &PgPool, spec: Spec) -> anyhow::Result<SeedReport> {
     sqlx::query(
         "CREATE TEMPORARY TABLE seed_allocations (
             ord bigint NOT NULL, payment_id uuid NOT NULL, tenant_id uuid NOT NULL,
-            period date NOT NULL, amount_gnf bigint NOT NULL, created_at timestamptz NOT NULL
+            period date NOT NULL, amount_gnf bigint NOT NULL, outstanding_after_gnf bigint NOT NULL,
+            created_at timestamptz NOT NULL
          ) ON COMMIT DROP",
     )
     .execute(&mut *tx)
@@ -148,6 +150,15 @@ async fn run(pool: &PgPool, spec: Spec) -> anyhow::Result<SeedReport> {
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    // Fresh statistics for every plan that reads what was loaded: autovacuum may be off, and
+    // lags bulk loads where it is on (without them the planner guesses, e.g., 189 allocations
+    // per charge where there is one).
+    let analyze_started = Instant::now();
+    sqlx::query("ANALYZE").execute(pool).await?;
+    tracing::info!(
+        elapsed_ms = analyze_started.elapsed().as_millis() as u64,
+        "statistics gathered (ANALYZE)"
+    );
     tracing::info!(
         data_set = spec.name,
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -404,19 +415,26 @@ async fn write_ledger(
         .await?;
     let staged = copy_rows(
         conn,
-        "seed_allocations (ord, payment_id, tenant_id, period, amount_gnf, created_at)",
+        "seed_allocations (ord, payment_id, tenant_id, period, amount_gnf, outstanding_after_gnf, \
+         created_at)",
         ledger
             .payments
             .iter()
-            .flat_map(|p| p.allocations.iter().map(move |a| (p, a)))
+            .flat_map(|p| {
+                p.allocations
+                    .iter()
+                    .zip(&p.outstanding_after)
+                    .map(move |(a, after)| (p, a, after))
+            })
             .enumerate(),
-        |r, (ord, (p, &(c, amount)))| {
+        |r, (ord, (p, &(c, amount), &after))| {
             let charge = &ledger.charges[c];
             r.int(ord as i64)
                 .uuid(p.id)
                 .uuid(tenant_id(charge.tenant))
                 .date(charge.period)
                 .int(amount)
+                .int(after)
                 .ts(p.received_at);
         },
     )
@@ -427,8 +445,7 @@ async fn write_ledger(
     let inserted = sqlx::query(
         "INSERT INTO payment_allocations
            (payment_id, charge_id, amount_gnf, created_at, outstanding_after_gnf)
-         SELECT a.payment_id, c.id, a.amount_gnf, a.created_at,
-                c.amount_due_gnf - sum(a.amount_gnf) OVER (PARTITION BY c.id ORDER BY a.ord)
+         SELECT a.payment_id, c.id, a.amount_gnf, a.created_at, a.outstanding_after_gnf
          FROM seed_allocations a
          JOIN charges c ON c.tenant_id = a.tenant_id AND c.period = a.period
          ORDER BY a.ord",

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::names::{self, Operator};
 use crate::domain::allocation::{self, OpenCharge};
+use crate::domain::ledger::{self, LedgerCharge, LedgerPayment};
 use crate::domain::presence::{Accuracy, LatLng, MaxDistance, check_visit};
 use crate::domain::{
     Gnf, InteractionKind, InteractionOutcome, PaymentAmount, PromiseProgress, PromiseStatus,
@@ -813,6 +814,9 @@ pub struct Payment {
     pub request_id: Uuid,
     /// (index into `Ledger::charges`, signed amount).
     pub allocations: Vec<(usize, i64)>,
+    /// For each allocation, what remained to pay on its charge right after it
+    /// (`payment_allocations.outstanding_after_gnf`).
+    pub outstanding_after: Vec<i64>,
 }
 
 /// Charges and payments of a group of sites.
@@ -1023,6 +1027,7 @@ fn simulate_tenant(world: &World, t: usize, ledger: &mut Ledger) {
     let mut order: Vec<usize> = (0..events.len()).collect();
     order.sort_by_key(|&e| (events[e].at(), e));
     let offset = ledger.charges.len();
+    let first_payment = ledger.payments.len();
     let mut paid_by_event: HashMap<usize, usize> = HashMap::new();
     for e in order {
         let event = &events[e];
@@ -1048,6 +1053,7 @@ fn simulate_tenant(world: &World, t: usize, ledger: &mut Ledger) {
                     continue;
                 }
                 let allocations = allocate_fifo(&mut charges, amount, occurred_at);
+                let outstanding_after = remaining(&charges, &allocations);
                 let operator_reference = operator_reference(&mut rng, method, occurred_at);
                 paid_by_event.insert(e, ledger.payments.len());
                 ledger.payments.push(Payment {
@@ -1071,6 +1077,7 @@ fn simulate_tenant(world: &World, t: usize, ledger: &mut Ledger) {
                         .into_iter()
                         .map(|(i, a)| (offset + i, a))
                         .collect(),
+                    outstanding_after,
                 });
             }
             Event::Reverse { of, reason, .. } => {
@@ -1084,6 +1091,7 @@ fn simulate_tenant(world: &World, t: usize, ledger: &mut Ledger) {
                     .map(|&(i, a)| (i - offset, a))
                     .collect();
                 reverse_allocations(&mut charges, &local, occurred_at);
+                let outstanding_after = remaining(&charges, &local);
                 let reversal = Payment {
                     id: uuid_at(&mut rng, occurred_at),
                     tenant: t,
@@ -1102,12 +1110,79 @@ fn simulate_tenant(world: &World, t: usize, ledger: &mut Ledger) {
                     reason: Some(reason),
                     request_id: uuid_at(&mut rng, occurred_at),
                     allocations: original.allocations.iter().map(|&(i, a)| (i, -a)).collect(),
+                    outstanding_after,
                 };
                 ledger.payments.push(reversal);
             }
         }
     }
+    replay_ledger(&mut ledger.payments[first_payment..], &mut charges, offset);
     ledger.charges.extend(charges);
+}
+
+/// What remains to pay on each charge of `lines` (indices into `charges`), as `charges` stand.
+fn remaining(charges: &[Charge], lines: &[(usize, i64)]) -> Vec<i64> {
+    lines
+        .iter()
+        .map(|&(i, _)| charges[i].outstanding())
+        .collect()
+}
+
+/// Rewrites one tenant's derived figures as the server's replay of its ledger derives them
+/// (`domain::ledger::replay`, ADR 0010), so that a seeded ledger is one a replay leaves
+/// unchanged: the rows of valid payments (with what remained after each), each charge's paid
+/// amount and `paid_in_full_at`. The rows of reversed payments and of reversal entries stay as
+/// the simulation wrote them: they are history. `payments` are the tenant's (allocations
+/// indexing `Ledger::charges`, `offset` before `charges`).
+pub fn replay_ledger(payments: &mut [Payment], charges: &mut [Charge], offset: usize) {
+    let reversed_at: HashMap<Uuid, DateTime<Utc>> = payments
+        .iter()
+        .filter_map(|p| p.reverses.map(|original| (original, p.occurred_at)))
+        .collect();
+    let ledger_charges: Vec<LedgerCharge> = charges
+        .iter()
+        .enumerate()
+        .map(|(i, c)| LedgerCharge {
+            charge_id: i as i64,
+            period: c.period,
+            due_date: c.due_date,
+            due: Gnf::new(c.amount_due),
+        })
+        .collect();
+    let ledger_payments: Vec<LedgerPayment> = payments
+        .iter()
+        .filter(|p| !p.reversal)
+        .map(|p| LedgerPayment {
+            payment_id: p.id,
+            occurred_at: p.occurred_at,
+            received_at: p.received_at,
+            amount: Gnf::new(p.amount),
+            reversed_at: reversed_at.get(&p.id).copied(),
+        })
+        .collect();
+    let replayed = ledger::replay(&ledger_charges, &ledger_payments)
+        .expect("a seeded tenant's sums fit in i64");
+    // Payments are capped to what was outstanding: the valid ones never exceed the charges.
+    debug_assert!(replayed.credit.is_zero(), "seeded ledgers leave no credit");
+    for p in payments
+        .iter_mut()
+        .filter(|p| !p.reversal && !reversed_at.contains_key(&p.id))
+    {
+        let lines: Vec<_> = replayed.lines_of(p.id).collect();
+        p.allocations = lines
+            .iter()
+            .map(|l| (offset + l.charge_id as usize, l.amount.francs()))
+            .collect();
+        p.outstanding_after = lines.iter().map(|l| l.outstanding_after.francs()).collect();
+    }
+    for outcome in &replayed.charges {
+        let charge = &mut charges[outcome.charge.charge_id as usize];
+        charge.amount_paid = outcome.paid.francs();
+        charge.paid_in_full_at = outcome.paid_in_full_at;
+        if let Some(at) = outcome.last_paid_at {
+            charge.updated_at = charge.updated_at.max(at);
+        }
+    }
 }
 
 /// Mobile-money transaction id or bank reference, as the operator prints it.

@@ -35,12 +35,11 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 /// A read-only transaction on one snapshot (REPEATABLE READ), for the several queries of one
 /// read: a tenant card's balance, last interaction and pending promise agree with each other.
+/// One statement, one round trip.
 pub async fn begin_read(pool: &PgPool) -> error::Result<Transaction<'static, Postgres>> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
+    Ok(pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?)
 }
 
 /// Cuts `rows`, read with a limit of `page_size + 1`, to one page; answers whether more rows

@@ -159,7 +159,7 @@ fn ago(minutes: i64) -> DateTime<Utc> {
 
 /// The stored rows equal a replay from scratch of the stored facts: the rows of the valid
 /// payments, every charge's paid figure, the credit; and paid = sum of all rows per charge.
-async fn assert_stored_is_the_replay(pool: &PgPool, tenant: Uuid) {
+pub(crate) async fn assert_stored_is_the_replay(pool: &PgPool, tenant: Uuid) {
     let charges: Vec<ChargeFigures> = sqlx::query_as(
         "SELECT id, period, due_date, amount_due_gnf, amount_paid_gnf, paid_in_full_at
              FROM charges WHERE tenant_id = $1",

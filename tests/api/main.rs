@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod cache;
+mod cancellation;
 mod daily_stats;
 mod edges;
 mod fuzz;

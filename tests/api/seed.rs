@@ -108,6 +108,37 @@ async fn demo_seed_money_is_consistent() {
         "{in_arrears} tenants over 90 days in arrears"
     );
     assert!(fully_paid > 500, "{fully_paid} tenants fully paid");
+    // The seed gathered statistics on what it loaded (no plan waits for autovacuum).
+    let analyzed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_user_tables
+         WHERE relname IN ('tenants', 'charges', 'payments', 'payment_allocations',
+                           'interactions', 'promises', 'missions')
+           AND last_analyze IS NOT NULL",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("query");
+    assert_eq!(analyzed, 7, "tables without statistics after the seed");
+}
+
+#[tokio::test]
+async fn seeded_ledgers_are_the_ones_a_replay_gives() {
+    let db = TestDb::new().await;
+    akig::seed::seed_demo(&db.pool, TODAY).await.expect("seed");
+    // Tenants with a reversal (their later payments move to the reopened months), and a few
+    // without.
+    let tenants: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "(SELECT DISTINCT tenant_id FROM payments WHERE kind = 'reversal')
+         UNION ALL
+         (SELECT id FROM tenants ORDER BY id LIMIT 20)",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("tenants");
+    assert!(tenants.len() > 25, "{} tenants", tenants.len());
+    for tenant in tenants {
+        crate::ledger::assert_stored_is_the_replay(&db.pool, tenant).await;
+    }
 }
 
 #[tokio::test]

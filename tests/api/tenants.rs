@@ -1149,8 +1149,16 @@ async fn search_ignores_accents_and_typos_and_finds_phones_and_units() {
         w.names(query("Bangou"), director).await,
         ["Ousmane Bangoura"]
     );
-    // Phone digits, with or without the country code and spaces.
-    for text in ["621 23 45", "+224 621234567", "62123"] {
+    // Phone digits, with or without the country code (`+` or the international prefix `00`)
+    // and spaces.
+    for text in [
+        "621 23 45",
+        "+224 621234567",
+        "62123",
+        "00224 621 23 45 67",
+        "00224621234567",
+        "224 621 23",
+    ] {
         let hit = w.search(query(text), director).await.expect("search");
         assert_eq!(first_id(hit), Some(f.mamadou.to_string()), "{text}");
     }
