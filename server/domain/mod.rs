@@ -10,6 +10,7 @@ pub mod allocation;
 pub mod arrears;
 pub mod clock;
 pub mod daily;
+pub mod kpi;
 pub mod ledger;
 pub mod map;
 pub mod mission;
