@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod collections;
 pub mod convert;
+pub mod dashboard;
 pub mod error;
 pub mod geo;
 pub mod paging;
@@ -13,11 +14,10 @@ pub mod write;
 
 pub use auth::AuthApi;
 pub use collections::CollectionsApi;
+pub use dashboard::DashboardApi;
 pub use geo::GeoApi;
 
-use crate::proto::v1::{
-    dashboard_service_server::DashboardService, missions_service_server::MissionsService,
-};
+use crate::proto::v1::missions_service_server::MissionsService;
 use crate::state::AppState;
 
 /// Fully-qualified names of the five `akig.v1` services, as health and reflection report them.
@@ -49,4 +49,3 @@ macro_rules! service {
 }
 
 service!(MissionsApi, MissionsService);
-service!(DashboardApi, DashboardService);

@@ -12,6 +12,7 @@
 pub mod agents;
 pub mod audit;
 pub mod charges;
+pub mod dashboard;
 pub mod error;
 pub mod gauges;
 pub mod interactions;

@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod cache;
 mod daily_stats;
+mod dashboard;
 mod edges;
 mod grpc_web;
 mod health;

@@ -9,7 +9,7 @@ mod interactions;
 mod payments;
 mod promises;
 mod tenants;
-mod views;
+pub(crate) mod views;
 pub(crate) mod wire;
 
 use tonic::{Request, Response, Status};
