@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod collections;
 pub mod convert;
+pub mod dashboard;
 pub mod error;
 pub mod geo;
 pub mod missions;
@@ -14,11 +15,9 @@ pub mod write;
 
 pub use auth::AuthApi;
 pub use collections::CollectionsApi;
+pub use dashboard::DashboardApi;
 pub use geo::GeoApi;
 pub use missions::MissionsApi;
-
-use crate::proto::v1::dashboard_service_server::DashboardService;
-use crate::state::AppState;
 
 /// Fully-qualified names of the five `akig.v1` services, as health and reflection report them.
 pub const SERVICE_NAMES: [&str; 5] = [
@@ -28,24 +27,3 @@ pub const SERVICE_NAMES: [&str; 5] = [
     "akig.v1.GeoService",
     "akig.v1.DashboardService",
 ];
-
-macro_rules! service {
-    ($name:ident, $trait:ident) => {
-        #[derive(Clone)]
-        pub struct $name {
-            #[allow(dead_code)]
-            state: AppState,
-        }
-
-        impl $name {
-            pub fn new(state: AppState) -> Self {
-                Self { state }
-            }
-        }
-
-        #[tonic::async_trait]
-        impl $trait for $name {}
-    };
-}
-
-service!(DashboardApi, DashboardService);

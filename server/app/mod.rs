@@ -15,6 +15,7 @@
 //!   instead: a retry); the idempotency run stores it with the result.
 
 pub mod daily_stats;
+pub mod dashboard;
 pub mod interactions;
 mod ledger;
 pub mod map;

@@ -13,6 +13,7 @@ pub mod agents;
 pub mod arrivals;
 pub mod audit;
 pub mod charges;
+pub mod dashboard;
 pub mod error;
 pub mod gauges;
 pub mod interactions;

@@ -7,6 +7,7 @@ mod auth;
 mod cache;
 mod cancellation;
 mod daily_stats;
+mod dashboard;
 mod edges;
 mod fuzz;
 mod grpc_web;
