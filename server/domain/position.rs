@@ -9,8 +9,10 @@
 //! - The device clock may run ahead of the server by [`PositionRules::max_future_skew`]
 //!   (default 5 minutes) before a fix counts as "in the future"; a fix older than the
 //!   retention period is refused, since its daily partition is gone (or about to be).
-//! - Accuracy uses the visit rule's bounds (`presence::Accuracy`: finite, 0..=10,000 m): a
-//!   larger radius says nothing about where the phone was.
+//! - Accuracy must be finite and within 0..=[`MAX_ACCURACY_M`] (10,000 m): a larger radius
+//!   says nothing about where the phone was, and a negative one is how devices (iOS) mark a
+//!   fix they do not trust. A visit reads a negative radius as "none given" and judges the fix
+//!   unreliable (`presence`); a tracked position has no such second chance, so it is refused.
 //! - Reporting pace: low battery wins over everything (the phone must last the day), then
 //!   nearness to a tenant of the day (arrival needs fresh fixes), then idleness (not moving for
 //!   a few minutes).
@@ -26,6 +28,8 @@ use super::presence::{Accuracy, LatLng};
 /// Fastest ground speed accepted, metres per second (about 1,200 km/h: above any vehicle an
 /// agent rides; larger values are sensor garbage).
 pub const MAX_SPEED_MPS: f64 = 340.0;
+/// The largest accuracy radius a tracked position may carry, in metres.
+pub const MAX_ACCURACY_M: f64 = 10_000.0;
 /// Altitude bounds accepted, metres above the WGS84 ellipsoid.
 pub const ALTITUDE_RANGE_M: (f64, f64) = (-1_000.0, 20_000.0);
 
@@ -143,6 +147,9 @@ pub fn validate(
 ) -> Result<Position, RejectReason> {
     let (latitude, longitude) = raw.location.ok_or(RejectReason::InvalidLocation)?;
     let location = LatLng::parse(latitude, longitude).map_err(|_| RejectReason::InvalidLocation)?;
+    if !in_range(Some(raw.accuracy_m), 0.0, MAX_ACCURACY_M) {
+        return Err(RejectReason::InvalidAccuracy);
+    }
     let accuracy = Accuracy::parse(raw.accuracy_m).map_err(|_| RejectReason::InvalidAccuracy)?;
     let motion_ok = in_range(raw.speed_mps, 0.0, MAX_SPEED_MPS)
         && in_range(raw.heading_deg, 0.0, 360.0)

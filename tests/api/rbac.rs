@@ -20,13 +20,18 @@ async fn call_empty(
     grpc.ready()
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    grpc.unary::<(), (), _>(
+    let call = grpc.unary::<(), (), _>(
         authed((), token),
         PathAndQuery::from_static(path),
         tonic_prost::ProstCodec::default(),
-    )
-    .await
-    .map(|_| ())
+    );
+    // A server stream the caller may open (WatchAgents) keeps streaming and never answers as a
+    // unary call would: still open after a while means it got past authorisation, which
+    // answers at once when it refuses.
+    match tokio::time::timeout(Duration::from_secs(3), call).await {
+        Ok(outcome) => outcome.map(|_| ()),
+        Err(_) => Ok(()),
+    }
 }
 
 #[tokio::test]
