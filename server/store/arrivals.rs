@@ -41,14 +41,14 @@ pub async fn open_visits<'e>(
 }
 
 /// Writes `arrived_at` on each mission of `arrivals` still without one (the first arrival
-/// stays); answers how many missions were marked.
+/// stays), with `arrival_source` 'geofence'; answers how many missions were marked.
 pub async fn record<'e>(
     executor: impl PgExecutor<'e>,
     arrivals: &[(Uuid, DateTime<Utc>)],
 ) -> Result<u64, StoreError> {
     let (ids, times): (Vec<Uuid>, Vec<DateTime<Utc>>) = arrivals.iter().copied().unzip();
     let done = sqlx::query(
-        "UPDATE missions m SET arrived_at = a.arrived_at
+        "UPDATE missions m SET arrived_at = a.arrived_at, arrival_source = 'geofence'
          FROM UNNEST($1::uuid[], $2::timestamptz[]) AS a(id, arrived_at)
          WHERE m.id = a.id AND m.arrived_at IS NULL",
     )

@@ -137,6 +137,8 @@ pub struct AgentFigures {
     pub promises: i64,
     pub refusals: i64,
     pub payments_count: i64,
+    /// GNF collected, net of the reversals of this agent's payments dated in the span (as
+    /// GetDailyStats counts them: a reversal on its own day).
     pub payments_gnf: i64,
     /// RANK() by score over the agents ranked: ties share a rank, the next one is skipped.
     pub rank: i64,
@@ -170,7 +172,12 @@ pub async fn ranking(
                     coalesce(sum(s.promises), 0)::bigint AS promises,
                     coalesce(sum(s.refusals), 0)::bigint AS refusals,
                     coalesce(sum(s.payments_count), 0)::bigint AS payments_count,
-                    coalesce(sum(s.payments_gnf), 0)::bigint AS payments_gnf
+                    (coalesce(sum(s.payments_gnf), 0)
+                     - (SELECT coalesce(sum(r.amount_gnf), 0) FROM payments r
+                        JOIN payments o ON o.id = r.reverses_payment_id
+                        WHERE o.agent_id = u.id AND r.kind = 'reversal'
+                          AND (r.occurred_at AT TIME ZONE 'Africa/Conakry')::date
+                              BETWEEN $1 AND $2))::bigint AS payments_gnf
              FROM users u
              LEFT JOIN agent_daily_scores s ON s.agent_id = u.id AND s.day BETWEEN $1 AND $2
              WHERE u.role_id = 'agent' AND NOT u.disabled
@@ -201,6 +208,8 @@ pub struct DayFigures {
     pub promises: i64,
     pub refusals: i64,
     pub payments_count: i64,
+    /// GNF collected, net of the reversals of this agent's payments dated in the span (as
+    /// GetDailyStats counts them: a reversal on its own day).
     pub payments_gnf: i64,
     pub missions_planned: i64,
     pub missions_in_progress: i64,
@@ -224,7 +233,12 @@ pub async fn daily_series(
                 coalesce(s.promises, 0)::bigint AS promises,
                 coalesce(s.refusals, 0)::bigint AS refusals,
                 coalesce(s.payments_count, 0)::bigint AS payments_count,
-                coalesce(s.payments_gnf, 0)::bigint AS payments_gnf,
+                (coalesce(s.payments_gnf, 0)
+                 - (SELECT coalesce(sum(r.amount_gnf), 0) FROM payments r
+                    JOIN payments o ON o.id = r.reverses_payment_id
+                    WHERE o.agent_id = a.agent_id AND r.kind = 'reversal'
+                      AND (r.occurred_at AT TIME ZONE 'Africa/Conakry')::date = d.day::date
+                   ))::bigint AS payments_gnf,
                 coalesce(m.planned, 0) AS missions_planned,
                 coalesce(m.in_progress, 0) AS missions_in_progress,
                 coalesce(m.done, 0) AS missions_done,

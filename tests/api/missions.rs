@@ -410,6 +410,25 @@ async fn the_lifecycle_legal_and_illegal_and_a_visit_closing_its_mission() {
         mine[3].mission_id.clone(),
     );
 
+    // A declared arrival is a device time: not in the future.
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    let status = w
+        .update(
+            &a1,
+            Mission {
+                arrival_time: Some(prost_types::Timestamp {
+                    seconds: tomorrow.timestamp(),
+                    nanos: 0,
+                }),
+                ..status_of(&m1, MissionStatus::Planned)
+            },
+            &["arrival_time"],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&status), ["mission.arrival_time"]);
+    assert_eq!(error_reason(&status), "ERROR_REASON_OCCURRED_AT_IN_FUTURE");
+
     // DONE needs a link.
     let status = w
         .update(&a1, status_of(&m1, MissionStatus::Done), &["status"])

@@ -346,4 +346,46 @@ async fn daily_scores_equal_their_recomputation_from_the_raw_events() {
         .map(|r| r.2)
         .collect::<Vec<_>>();
     assert!(a1_today.contains(&2), "{stored:?}");
+
+    // The ranking's amount collected is net of reversals on their day, as GetDailyStats counts.
+    let ranking = MissionsServiceClient::new(app.channel().await)
+        .get_daily_ranking(authed(GetDailyRankingRequest::default(), &sup))
+        .await
+        .expect("ranking")
+        .into_inner();
+    assert_eq!(ranking.entries.len(), 2);
+    for entry in &ranking.entries {
+        let agent: Uuid = entry
+            .agent
+            .as_ref()
+            .expect("agent")
+            .user_id
+            .parse()
+            .unwrap();
+        let net: i64 = sqlx::query_scalar(
+            "SELECT ((SELECT coalesce(sum(amount_gnf), 0) FROM payments
+                     WHERE agent_id = $1 AND kind = 'payment'
+                       AND (occurred_at AT TIME ZONE 'Africa/Conakry')::date = $2)
+                  - (SELECT coalesce(sum(r.amount_gnf), 0) FROM payments r
+                     JOIN payments o ON o.id = r.reverses_payment_id
+                     WHERE o.agent_id = $1 AND r.kind = 'reversal'
+                       AND (r.occurred_at AT TIME ZONE 'Africa/Conakry')::date = $2))::bigint",
+        )
+        .bind(agent)
+        .bind(today())
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let collected = entry.activity.as_ref().expect("activity").collected_gnf;
+        assert_eq!(collected, net, "agent {agent}");
+    }
+    let collected: Vec<i64> = ranking
+        .entries
+        .iter()
+        .map(|e| e.activity.as_ref().unwrap().collected_gnf)
+        .collect();
+    assert!(
+        collected.contains(&0),
+        "a1's payment today was reversed: {collected:?}"
+    );
 }

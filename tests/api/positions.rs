@@ -511,6 +511,13 @@ async fn arrival_is_recorded_on_the_days_mission() {
             .await
             .expect("mission");
     assert_eq!(far, None);
+    let source: Option<String> =
+        sqlx::query_scalar("SELECT arrival_source FROM missions WHERE id = $1")
+            .bind(mission)
+            .fetch_one(&world.db.pool)
+            .await
+            .expect("mission");
+    assert_eq!(source.as_deref(), Some("geofence"));
 }
 
 #[tokio::test]

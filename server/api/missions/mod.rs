@@ -431,8 +431,17 @@ fn parse_update(
         update.agent_id = v.absorb(convert::uuid("mission.agent_id", &mission.agent_id));
     }
     if has("arrival_time") {
+        // A declared arrival obeys the bounds of any device time: not in the future beyond
+        // the clock skew, not older than the offline window.
         update.arrival_time = Some(match mission.arrival_time.as_ref() {
-            Some(at) => v.absorb(convert::from_timestamp("mission.arrival_time", at)),
+            Some(at) => parse::occurred_at(
+                &mut v,
+                "mission.arrival_time",
+                Some(at),
+                now,
+                parse::time_bounds(&state.collections),
+            )
+            .map(|at| at.get()),
             None => None,
         });
     }
