@@ -182,10 +182,23 @@ pub async fn generate(
         rules: config.rules,
         speed,
     };
-    let (plan, plan_input) =
+    let (mut plan, plan_input) =
         tokio::task::spawn_blocking(move || (plan_day(&plan_input), plan_input))
             .await
             .map_err(AppError::internal)?;
+    // Work kept from an earlier plan (started, finished) keeps its place in the agent's day;
+    // the new route comes after it, so no two missions of an agent share a route order.
+    let mut kept_last_order: HashMap<Uuid, i32> = HashMap::new();
+    for mission in existing
+        .iter()
+        .filter(|m| !replaceable(m) && m.status != "cancelled")
+    {
+        let last = kept_last_order.entry(mission.agent_id).or_default();
+        *last = (*last).max(mission.route_order.unwrap_or(0));
+    }
+    for planned in &mut plan.planned {
+        planned.route_order += kept_last_order.get(&planned.agent_id).copied().unwrap_or(0);
+    }
 
     // What differs from the stored plan.
     let stored: HashMap<Uuid, &DayMission> = existing
@@ -414,9 +427,8 @@ fn plan_day(input: &PlanInput) -> DayPlan {
         plan.unassigned_count += site_plan.unassigned.len() as i64;
         for (agent, route) in agents.iter().zip(&site_plan.routes) {
             *given.entry(agent.id).or_default() += route.stops.len();
-            let order = next_order.entry(agent.id).or_insert_with(|| {
-                input.kept_per_agent.get(&agent.id).copied().unwrap_or(0) as i32
-            });
+            // From 1; `generate` moves the route after the agent's kept work.
+            let order = next_order.entry(agent.id).or_insert(0);
             for (&c, &leg) in route.stops.iter().zip(&route.legs_m) {
                 *order += 1;
                 let (row, reasons) = &chosen[c];

@@ -279,7 +279,8 @@ async fn a_day_is_planned_balanced_within_capacity_and_regenerated_without_touch
         .iter()
         .filter(|m| m.agent_id == w.a1.to_string())
         .collect();
-    let started = mine[0].mission_id.clone();
+    // The last of a1's route: a kept mission that is not first in the day.
+    let started = mine[mine.len() - 1].mission_id.clone();
     w.update(
         &a1,
         status_of(&started, MissionStatus::InProgress),
@@ -315,6 +316,19 @@ async fn a_day_is_planned_balanced_within_capacity_and_regenerated_without_touch
         per_agent.values().all(|&n| n == MAX as usize),
         "{per_agent:?}"
     );
+    // The kept mission keeps its place; the new route comes after it: no shared route order.
+    for agent in per_agent.keys() {
+        let mut orders: Vec<i32> = third
+            .missions
+            .iter()
+            .filter(|m| &m.agent_id == agent && m.status != MissionStatus::Cancelled as i32)
+            .map(|m| m.route_order)
+            .collect();
+        let count = orders.len();
+        orders.sort_unstable();
+        orders.dedup();
+        assert_eq!(orders.len(), count, "agent {agent}: {orders:?}");
+    }
     assert_eq!(
         w.count(&format!(
             "SELECT count(*) FROM missions WHERE tenant_id = '{paid_tenant}'
