@@ -638,6 +638,12 @@ async fn agents_see_their_own_missions_and_supervisors_their_team() {
         .await
         .expect("unchanged");
     assert!(same.unchanged && same.missions.is_empty());
+    // A supervisor names the agent whose day it wants.
+    let unnamed = today_list(sup.clone(), None, String::new())
+        .await
+        .unwrap_err();
+    assert_eq!(unnamed.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&unnamed), ["agent_id"]);
 
     let status = today_list(a1.clone(), Some(w.a2), String::new())
         .await

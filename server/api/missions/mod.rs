@@ -24,6 +24,7 @@ use crate::api::parse::{self, Text, today};
 use crate::api::write::Write;
 use crate::app::missions::{self as app, GenerateInput, MissionUpdate};
 use crate::auth::caller::{Caller, Scope};
+use crate::auth::rbac::Role;
 use crate::domain::MissionStatus;
 use crate::proto::v1 as pb;
 use crate::proto::v1::missions_service_server::MissionsService;
@@ -189,8 +190,17 @@ async fn generate(
 }
 
 /// The agent a read is about: the caller when empty.
+/// The agent named in `field`, or the caller when it is an agent and names none; anyone else
+/// must name one (INVALID_ARGUMENT on `field`).
 fn agent_or_caller(caller: &Caller, field: &str, value: &str) -> Result<Uuid, ApiError> {
-    Ok(convert::optional_uuid(field, value)?.unwrap_or(caller.user_id))
+    match convert::optional_uuid(field, value)? {
+        Some(agent) => Ok(agent),
+        None if caller.role == Role::Agent => Ok(caller.user_id),
+        None => Err(ApiError::invalid(
+            field,
+            "is required unless the caller is an agent",
+        )),
+    }
 }
 
 async fn list_today(
