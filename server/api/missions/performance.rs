@@ -71,11 +71,38 @@ fn entry(figures: &AgentFigures) -> pb::RankingEntry {
     }
 }
 
-fn entries(ranking: &Ranking) -> (Vec<pb::RankingEntry>, Option<pb::RankingEntry>) {
-    (
-        ranking.entries.iter().map(entry).collect(),
-        ranking.caller_entry.as_ref().map(entry),
+/// A ranking's entries, the caller's own entry and the number of agents ranked.
+struct Ranked {
+    entries: Vec<pb::RankingEntry>,
+    caller_entry: Option<pb::RankingEntry>,
+    ranked_count: i64,
+}
+
+/// Ranks the agents of `scope` (from [`scope_query`]) over `from..=to`.
+async fn ranked(
+    state: &AppState,
+    caller: &Caller,
+    (site_ids, supervisor_id, top): (Option<Vec<Uuid>>, Option<Uuid>, usize),
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Ranked, ApiError> {
+    let ranking: Ranking = app::ranking(
+        &state.pool,
+        caller,
+        &RankingQuery {
+            site_ids,
+            supervisor_id,
+            from,
+            to,
+            top,
+        },
     )
+    .await?;
+    Ok(Ranked {
+        entries: ranking.entries.iter().map(entry).collect(),
+        caller_entry: ranking.caller_entry.as_ref().map(entry),
+        ranked_count: ranking.ranked_count,
+    })
 }
 
 pub(super) async fn daily_ranking(
@@ -89,28 +116,15 @@ pub(super) async fn daily_ranking(
         Some(date) => v.absorb(parse::date("date", date)),
         None => Some(today()),
     };
-    let (site_ids, supervisor_id, top) =
-        scope_query(&mut v, message.scope.as_ref(), message.top_count);
+    let scope = scope_query(&mut v, message.scope.as_ref(), message.top_count);
     v.into_result()?;
     let day = day.unwrap_or_else(today);
-    let ranking = app::ranking(
-        &state.pool,
-        caller,
-        &RankingQuery {
-            site_ids,
-            supervisor_id,
-            from: day,
-            to: day,
-            top,
-        },
-    )
-    .await?;
-    let (entries, caller_entry) = entries(&ranking);
+    let ranked = ranked(state, caller, scope, day, day).await?;
     Ok(pb::GetDailyRankingResponse {
         date: Some(date_proto(day)),
-        entries,
-        caller_entry,
-        ranked_agent_count: ranking.ranked_count,
+        entries: ranked.entries,
+        caller_entry: ranked.caller_entry,
+        ranked_agent_count: ranked.ranked_count,
         compute_time: Some(convert::timestamp(Utc::now())),
     })
 }
@@ -135,32 +149,19 @@ pub(super) async fn monthly_ranking(
         }
         None => today().with_day(1),
     };
-    let (site_ids, supervisor_id, top) =
-        scope_query(&mut v, message.scope.as_ref(), message.top_count);
+    let scope = scope_query(&mut v, message.scope.as_ref(), message.top_count);
     v.into_result()?;
     let first = first.unwrap_or_else(today);
     let last = first
         .checked_add_months(Months::new(1))
         .and_then(|d| d.pred_opt())
         .unwrap_or(first);
-    let ranking = app::ranking(
-        &state.pool,
-        caller,
-        &RankingQuery {
-            site_ids,
-            supervisor_id,
-            from: first,
-            to: last,
-            top,
-        },
-    )
-    .await?;
-    let (entries, caller_entry) = entries(&ranking);
+    let ranked = ranked(state, caller, scope, first, last).await?;
     Ok(pb::GetMonthlyRankingResponse {
         month: Some(month_proto(first)),
-        entries,
-        caller_entry,
-        ranked_agent_count: ranking.ranked_count,
+        entries: ranked.entries,
+        caller_entry: ranked.caller_entry,
+        ranked_agent_count: ranked.ranked_count,
         compute_time: Some(convert::timestamp(Utc::now())),
     })
 }
