@@ -33,6 +33,14 @@ pub struct SeedReport {
     /// Rows of `payments`, reversals included.
     pub payments: u64,
     pub users: u64,
+    /// Calls and visits.
+    #[serde(default)]
+    pub interactions: u64,
+    #[serde(default)]
+    pub promises: u64,
+    /// Past missions (each closed by a visit).
+    #[serde(default)]
+    pub missions: u64,
 }
 
 /// Deterministic and idempotent demo data (fixed RNG seed). Running it twice changes nothing.
@@ -46,11 +54,25 @@ pub async fn seed_demo(pool: &PgPool, today: NaiveDate) -> anyhow::Result<SeedRe
     run(pool, Spec::demo(today)).await
 }
 
-/// Large deterministic dataset for benchmarks: `tenants` tenants spread over sites, 18 months of charges and payments each.
+/// Large deterministic data set for benchmarks, shaped like production: `tenants` tenants
+/// spread over sites, 18 months of charges and payments each, and the last six weeks of
+/// field work, as in the demo.
 ///
-/// 400 tenants per site (codes `SAAA`, `SAAB`, ...), one agent per two sites, users named
-/// `scale.*`. It can live beside the demo data set. Idempotent like [`seed_demo`]; asking
-/// for another tenant count once a scale data set exists is an error.
+/// - 400 tenants per site (codes `SAAA`, `SAAB`, ...), each with a home within 300 m of its
+///   site in one of Conakry's five communes; users named `scale.*`.
+/// - 3 field agents per 1,000 tenants, at least one per site (300 at 100,000), each working on
+///   one site: sites share them out in consecutive runs (1 or 2 agents a site at 100,000); one
+///   supervisor per 10 agents, one site manager per 10 sites.
+/// - Payment profiles: 55 % pay in full by the due date, 30 % 10 to 60 days late (a quarter
+///   of them in parts), 15 % leave many months unpaid; 0.4 % of payments are reversed.
+/// - Calls, visits, promises (pending, kept, partially kept, broken, cancelled, as
+///   `domain::promise` settles them against the payments), past missions and scores of the
+///   last 42 days, in the proportions of `model::simulate_activity`.
+/// - Each agent's last known position (where GenerateMissions starts their route): near their
+///   last visit, else at their site.
+///
+/// It can live beside the demo data set. Idempotent like [`seed_demo`]; asking for another
+/// tenant count once a scale data set exists is an error.
 pub async fn seed_scale(
     pool: &PgPool,
     tenants: u64,
@@ -125,10 +147,15 @@ async fn run(pool: &PgPool, spec: Spec) -> anyhow::Result<SeedReport> {
         let mut ledger = model::simulate_sites(&world, sites.clone());
         let activity = spec
             .activity
-            .then(|| model::simulate_activity(&world, &mut ledger));
+            .then(|| model::simulate_activity(&world, sites.clone(), &mut ledger));
         let (charges, payments) = write_ledger(&mut tx, &world, &ledger, activity.as_ref()).await?;
         report.charges += charges;
         report.payments += payments;
+        if let Some(activity) = &activity {
+            report.interactions += activity.interactions.len() as u64;
+            report.promises += activity.promises.len() as u64;
+            report.missions += activity.missions.len() as u64;
+        }
         tracing::debug!(
             sites = ?sites,
             charges,
@@ -167,18 +194,22 @@ async fn run(pool: &PgPool, spec: Spec) -> anyhow::Result<SeedReport> {
     Ok(report)
 }
 
-/// Groups of consecutive sites of about BATCH_TENANTS tenants; one group when the data set
-/// has activity (which links payments across all sites' agents).
+/// Groups of consecutive sites of about BATCH_TENANTS tenants (or more), never splitting the
+/// sites of one agent (their activity links payments across them).
 fn batches(world: &World) -> Vec<Range<usize>> {
-    if world.spec.activity {
-        return std::iter::once(0..world.sites.len()).collect();
+    // cut_after[s]: no agent covers both a site <= s and a site > s.
+    let mut cut_after = vec![true; world.sites.len()];
+    for user in world.users.iter().filter(|u| u.role == "agent") {
+        if let (Some(&first), Some(&last)) = (user.sites.iter().min(), user.sites.iter().max()) {
+            cut_after[first..last].iter_mut().for_each(|c| *c = false);
+        }
     }
     let mut out = Vec::new();
     let mut start = 0;
     let mut tenants = 0;
     for (s, site) in world.sites.iter().enumerate() {
         tenants += site.tenant_count;
-        if tenants >= BATCH_TENANTS {
+        if tenants >= BATCH_TENANTS && cut_after[s] {
             out.push(start..s + 1);
             start = s + 1;
             tenants = 0;
@@ -511,6 +542,26 @@ async fn write_ledger(
                     .int(d.payments_gnf)
                     .int(i64::from(d.refusals))
                     .ts(d.updated_at.unwrap_or_else(|| model::at(day, 0)));
+            },
+        )
+        .await?;
+        copy_rows(
+            conn,
+            "agent_last_positions (agent_id, max_sequence, sequence, latitude, longitude, \
+             accuracy_m, battery_percent, is_mock_location, fix_time, received_at, updated_at)",
+            &activity.last_positions,
+            |r, p| {
+                r.uuid(user_id(p.agent))
+                    .int(0)
+                    .int(0)
+                    .float(p.latitude)
+                    .float(p.longitude)
+                    .float(p.accuracy_m)
+                    .int(p.battery_percent)
+                    .bool(false)
+                    .ts(p.fix_time)
+                    .ts(p.fix_time)
+                    .ts(p.fix_time);
             },
         )
         .await?;

@@ -4,6 +4,7 @@
 //! one stream per purpose and entity, so the same `Spec` always gives the same rows.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
 
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, NaiveTime, Utc, Weekday};
 use rand::{Rng, RngCore, SeedableRng};
@@ -14,6 +15,7 @@ use super::names::{self, Operator};
 use crate::domain::allocation::{self, OpenCharge};
 use crate::domain::ledger::{self, LedgerCharge, LedgerPayment};
 use crate::domain::presence::{Accuracy, LatLng, MaxDistance, check_visit};
+use crate::domain::promise::settled_at;
 use crate::domain::{
     Gnf, InteractionKind, InteractionOutcome, PaymentAmount, PromiseProgress, PromiseStatus,
     ScoreEventKind, events_for_interaction,
@@ -25,7 +27,7 @@ pub const MONTHS: u32 = 18;
 pub const DUE_DAY: u32 = 5;
 /// Rents and partial payments are whole multiples of this (GNF).
 pub const ROUNDING_GNF: i64 = 50_000;
-/// Days before `today` with calls, visits, promises and missions (demo only).
+/// Days before `today` with calls, visits, promises and missions.
 pub const ACTIVITY_DAYS: i64 = 42;
 
 // Purposes of the random streams (any distinct constants).
@@ -35,6 +37,7 @@ const STREAM_TENANTS: u64 = 3;
 const STREAM_PHONES: u64 = 4;
 const STREAM_LEDGER: u64 = 5;
 const STREAM_ACTIVITY: u64 = 6;
+const STREAM_POSITIONS: u64 = 7;
 
 /// A random stream for one purpose and one entity of a data set.
 pub fn stream(seed: u64, purpose: u64, index: u64) -> ChaCha8Rng {
@@ -144,6 +147,9 @@ pub struct Spec {
     pub demo: bool,
     /// Calls, visits, promises, missions and scores of the last weeks.
     pub activity: bool,
+    /// Each agent's last known position (`agent_last_positions`), where the next day's plan
+    /// starts: the place of their last visit, else their site.
+    pub start_points: bool,
 }
 
 pub const DEMO_SEED: u64 = 0xA41C_2026_0001;
@@ -151,6 +157,9 @@ pub const SCALE_SEED: u64 = 0xA41C_2026_5CA1;
 pub const DEMO_TENANTS: u64 = 2_000;
 /// Tenants per site in the scale data set.
 pub const SCALE_TENANTS_PER_SITE: u64 = 400;
+/// Field agents per 1,000 tenants in the scale data set (300 at 100,000 tenants, about 333
+/// tenants each), never fewer than one per site.
+pub const SCALE_AGENTS_PER_1000_TENANTS: u64 = 3;
 
 impl Spec {
     pub fn demo(today: NaiveDate) -> Self {
@@ -161,6 +170,7 @@ impl Spec {
             tenants: DEMO_TENANTS,
             demo: true,
             activity: true,
+            start_points: false,
         }
     }
 
@@ -171,7 +181,8 @@ impl Spec {
             today,
             tenants,
             demo: false,
-            activity: false,
+            activity: true,
+            start_points: true,
         }
     }
 
@@ -506,6 +517,19 @@ fn demo_users(spec: &Spec, site_count: usize) -> Vec<User> {
     materialise_users(spec, plans, |i| format!("+2246200000{i:02}"))
 }
 
+/// How many field agents the scale data set has for `tenants` tenants on `site_count` sites.
+pub fn scale_agent_count(tenants: u64, site_count: usize) -> usize {
+    let wanted = (tenants * SCALE_AGENTS_PER_1000_TENANTS).div_ceil(1_000) as usize;
+    wanted.max(site_count)
+}
+
+/// The site agent `j` of `agents` covers: sites are shared out in consecutive runs, so each
+/// site has `agents / sites` or one more agents and each agent works on one site (which keeps
+/// every agent's tenants inside one batch of sites).
+fn scale_agent_site(j: usize, agents: usize, site_count: usize) -> usize {
+    j * site_count / agents
+}
+
 fn scale_users(spec: &Spec, site_count: usize) -> Vec<User> {
     let mut plans = Vec::new();
     let mut plan = |username: String, role, sites, supervisor| {
@@ -520,7 +544,7 @@ fn scale_users(spec: &Spec, site_count: usize) -> Vec<User> {
     plan("scale.admin".into(), "admin", vec![], None);
     plan("scale.directeur".into(), "director", vec![], None);
     plan("scale.comptable".into(), "accountant", vec![], None);
-    let agents = site_count.div_ceil(2);
+    let agents = scale_agent_count(spec.tenants, site_count);
     let supervisors: Vec<usize> = (0..agents.div_ceil(10))
         .map(|i| {
             plan(
@@ -541,11 +565,10 @@ fn scale_users(spec: &Spec, site_count: usize) -> Vec<User> {
         );
     }
     for j in 0..agents {
-        let sites = (2 * j..(2 * j + 2).min(site_count)).collect();
         plan(
             format!("scale.agent{:04}", j + 1),
             "agent",
-            sites,
+            vec![scale_agent_site(j, agents, site_count)],
             Some(supervisors[j / 10]),
         );
     }
@@ -1308,6 +1331,19 @@ pub struct Activity {
     pub score_events: Vec<ScoreEvent>,
     /// (agent index, day) -> figures.
     pub daily_scores: BTreeMap<(usize, NaiveDate), DailyScore>,
+    /// Each agent's last known position (`Spec::start_points`).
+    pub last_positions: Vec<Position>,
+}
+
+/// An agent's last known position (`agent_last_positions`), WGS84 degrees, metres.
+#[derive(Clone, Debug)]
+pub struct Position {
+    pub agent: usize,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub accuracy_m: f64,
+    pub battery_percent: i64,
+    pub fix_time: DateTime<Utc>,
 }
 
 /// Overdue amount of a tenant at the start of `day` and its oldest due date, from the
@@ -1344,12 +1380,24 @@ fn overdue_at(
     (total, oldest)
 }
 
-/// Recent activity of the agents (demo): visits that collected payments, other calls and
-/// visits, the promises they obtained, the missions they were part of, and the scores.
-/// Links payments to the visit and promise they belong to.
-pub fn simulate_activity(world: &World, ledger: &mut Ledger) -> Activity {
+/// Recent activity of the agents of `sites` (whose tenants `ledger` holds; every agent
+/// covering one of them covers only sites of the range): visits that collected payments, other
+/// calls and visits, the promises they obtained, the missions they were part of, the scores,
+/// and (with `Spec::start_points`) where each agent was last seen. Links payments to the visit
+/// and promise they belong to.
+///
+/// Proportions, per agent and working day (Monday to Saturday) of the last
+/// [`ACTIVITY_DAYS`] days: a visit for 70 % of the cash and mobile-money payments they
+/// collected, 2 to 5 more visits of tenants who owed something overdue that morning (outcomes:
+/// promise 35 %, absent 25 %, other 20 %, refused 10 %, dispute 8 %, moved 2 %), and 3 to 8
+/// calls (no answer 35 %, promise 25 %, other 22 %, refused 8 %, dispute 6 %, wrong number
+/// 4 %). A tenant has one pending promise at a time; 80 % of the promises name about the day
+/// and amount of a payment the tenant really makes within three weeks. Each visit is a mission
+/// of its day (done, or failed when absent, refused or moved). 95 % of the visits are within
+/// 60 m of the tenant's home, 1 % from a mocked position.
+pub fn simulate_activity(world: &World, sites: Range<usize>, ledger: &mut Ledger) -> Activity {
     let spec = &world.spec;
-    let mut rng = stream(spec.seed, STREAM_ACTIVITY, 0);
+    let mut rng = stream(spec.seed, STREAM_ACTIVITY, sites.start as u64);
     let first_day = spec.today - Duration::days(ACTIVITY_DAYS);
 
     let mut tenant_charges: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -1382,14 +1430,27 @@ pub fn simulate_activity(world: &World, ledger: &mut Ledger) -> Activity {
 
     // Candidates: tenants followed by each agent who were not always good payers.
     let mut candidates: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (t, tenant) in world.tenants.iter().enumerate() {
+    for t in world.site_tenants[sites.clone()]
+        .iter()
+        .flat_map(Clone::clone)
+    {
+        let tenant = &world.tenants[t];
         if tenant.active && tenant.profile != Profile::Good {
             candidates.entry(tenant.main_agent).or_default().push(t);
         }
     }
     let agents: Vec<usize> = (0..world.users.len())
-        .filter(|&u| world.users[u].role == "agent")
+        .filter(|&u| {
+            let user = &world.users[u];
+            user.role == "agent" && user.sites.iter().any(|s| sites.contains(s))
+        })
         .collect();
+    debug_assert!(
+        agents
+            .iter()
+            .all(|&u| world.users[u].sites.iter().all(|s| sites.contains(s))),
+        "an agent's sites are in one batch"
+    );
 
     let mut activity = Activity::default();
     let mut visited: HashSet<(NaiveDate, usize)> = HashSet::new();
@@ -1424,7 +1485,7 @@ pub fn simulate_activity(world: &World, ledger: &mut Ledger) -> Activity {
             let pool = candidates.get(&agent).unwrap_or(&no_ids);
             // Other visits of tenants in arrears, Monday to Saturday.
             if working && !pool.is_empty() {
-                let wanted = rng.random_range(2..=5usize);
+                let wanted = visits.len() + rng.random_range(2..=5usize);
                 let mut tries = 0;
                 while visits.len() < wanted && tries < 20 {
                     tries += 1;
@@ -1550,7 +1611,64 @@ pub fn simulate_activity(world: &World, ledger: &mut Ledger) -> Activity {
     }
 
     scores(world, ledger, &mut activity);
+    if spec.start_points {
+        activity.last_positions = last_positions(world, &agents, &activity.interactions);
+    }
     activity
+}
+
+/// Where each of `agents` was last seen: a few metres from their last visit (10 minutes after
+/// it), else at their first site the evening before `today`.
+fn last_positions(world: &World, agents: &[usize], interactions: &[Interaction]) -> Vec<Position> {
+    let cutoff = world.spec.cutoff();
+    let mut last: HashMap<usize, &Interaction> = HashMap::new();
+    for i in interactions
+        .iter()
+        .filter(|i| i.visit && !i.is_mock_location)
+    {
+        let entry = last.entry(i.agent).or_insert(i);
+        if (i.occurred_at, i.id) > (entry.occurred_at, entry.id) {
+            *entry = i;
+        }
+    }
+    agents
+        .iter()
+        .map(|&agent| {
+            let mut rng = stream(world.spec.seed, STREAM_POSITIONS, agent as u64);
+            let (latitude, longitude, fix_time) = match last.get(&agent) {
+                Some(visit) => {
+                    let (lat, lon, _, _) = visit.location.expect("a visit has a location");
+                    let (lat, lon) = offset(
+                        lat,
+                        lon,
+                        rng.random_range(0.0..40.0),
+                        rng.random_range(0.0..std::f64::consts::TAU),
+                    );
+                    let when = (visit.occurred_at + Duration::minutes(10))
+                        .min(cutoff - Duration::seconds(1));
+                    (lat, lon, when)
+                }
+                None => {
+                    let site = &world.sites[world.users[agent].sites[0]];
+                    let (lat, lon) = offset(
+                        site.latitude,
+                        site.longitude,
+                        rng.random_range(0.0..80.0),
+                        rng.random_range(0.0..std::f64::consts::TAU),
+                    );
+                    (lat, lon, cutoff - Duration::hours(6))
+                }
+            };
+            Position {
+                agent,
+                latitude,
+                longitude,
+                accuracy_m: rng.random_range(4..25) as f64,
+                battery_percent: rng.random_range(15..95),
+                fix_time,
+            }
+        })
+        .collect()
 }
 
 /// A call or visit to record.
@@ -1741,11 +1859,12 @@ fn settle_promise(
         cancelled: false,
     }
     .status_on(today);
-    // Settled as the job would have: kept when covered, the others the morning after the date.
+    // Settled as the server settles it (`domain::promise::settled_at`): kept when the payment
+    // covering it was received, the others when their promised date ended.
     let changed = match status {
         PromiseStatus::Kept => kept_at,
         PromiseStatus::PartiallyKept | PromiseStatus::Broken => {
-            Some(at(promise.promised_date + Duration::days(1), 6 * 3600))
+            Some(settled_at(status, promise.promised_date, at(today, 0)))
         }
         PromiseStatus::Pending | PromiseStatus::Cancelled => None,
     };
@@ -1932,7 +2051,7 @@ mod tests {
         let spec = Spec::demo(date(2026, 11, 26));
         let world = World::build(&spec).expect("demo world");
         let mut ledger = simulate_sites(&world, 0..world.sites.len());
-        let activity = simulate_activity(&world, &mut ledger);
+        let activity = simulate_activity(&world, 0..world.sites.len(), &mut ledger);
         (world, ledger, activity)
     }
 
@@ -2043,5 +2162,143 @@ mod tests {
         assert_eq!(world.sites.len(), 3);
         assert_eq!(world.sites[0].code, "SAAA");
         assert!(world.users.iter().any(|u| u.username == "scale.agent0001"));
+    }
+
+    #[test]
+    fn scale_agents_cover_every_site_with_three_per_thousand_tenants() {
+        // 100,000 tenants: 250 sites, 300 agents, each on one site, 1 or 2 per site.
+        assert_eq!(scale_agent_count(100_000, 250), 300);
+        let world = World::build(&Spec::scale(100_000, date(2026, 11, 26))).expect("world");
+        assert_eq!(world.sites.len(), 250);
+        let agents: Vec<&User> = world.users.iter().filter(|u| u.role == "agent").collect();
+        assert_eq!(agents.len(), 300);
+        assert!(agents.iter().all(|a| a.sites.len() == 1));
+        let per_site: Vec<usize> = world.site_agents.iter().map(Vec::len).collect();
+        assert_eq!(per_site.iter().sum::<usize>(), 300);
+        assert!(per_site.iter().all(|&n| n == 1 || n == 2), "{per_site:?}");
+        assert_eq!(per_site.iter().filter(|&&n| n == 2).count(), 50);
+        // Small data sets keep at least one agent per site.
+        assert_eq!(scale_agent_count(1_001, 3), 4);
+        assert_eq!(scale_agent_count(10, 1), 1);
+    }
+
+    /// The scale data set of `tenants` tenants, simulated as the seed writes it: batch by batch.
+    fn scale_run(tenants: u64) -> (World, Vec<(Ledger, Activity)>) {
+        let world = World::build(&Spec::scale(tenants, date(2026, 11, 26))).expect("world");
+        let mut runs = Vec::new();
+        // Two batches: the first two sites, then the rest.
+        for sites in [0..2, 2..world.sites.len()] {
+            let mut ledger = simulate_sites(&world, sites.clone());
+            let activity = simulate_activity(&world, sites, &mut ledger);
+            runs.push((ledger, activity));
+        }
+        (world, runs)
+    }
+
+    #[test]
+    fn scale_activity_is_consistent_with_the_payments() {
+        let (world, runs) = scale_run(2_000);
+        assert_eq!(world.sites.len(), 5);
+        let today = world.spec.today;
+        let cutoff = world.spec.cutoff();
+        let first_day = today - Duration::days(ACTIVITY_DAYS);
+        let mut statuses: BTreeMap<&str, usize> = BTreeMap::new();
+        let (mut calls, mut visits, mut positions) = (0, 0, 0);
+        for (ledger, activity) in &runs {
+            let tenants: HashSet<usize> = ledger.charges.iter().map(|c| c.tenant).collect();
+            let reversed: HashSet<Uuid> =
+                ledger.payments.iter().filter_map(|p| p.reverses).collect();
+            for i in &activity.interactions {
+                // Each contact is by an agent of the tenant's site, in the window, about a
+                // tenant of this batch; visits carry a location, calls none.
+                assert!(tenants.contains(&i.tenant));
+                assert!(world.site_agents[world.tenants[i.tenant].site].contains(&i.agent));
+                assert!(i.occurred_at >= at(first_day, 0) && i.received_at < cutoff);
+                assert_eq!(i.visit, i.location.is_some());
+                if i.visit {
+                    visits += 1;
+                } else {
+                    calls += 1;
+                }
+            }
+            let interactions: HashMap<Uuid, &Interaction> =
+                activity.interactions.iter().map(|i| (i.id, i)).collect();
+            for m in &activity.missions {
+                let visit = interactions[&m.closing_interaction_id];
+                assert!(visit.visit && visit.mission_id == Some(m.id));
+                assert_eq!((visit.tenant, visit.agent), (m.tenant, m.agent));
+            }
+            for p in &activity.promises {
+                *statuses.entry(p.status).or_default() += 1;
+                let made_in = interactions[&p.interaction_id];
+                assert_eq!((made_in.tenant, made_in.agent), (p.tenant, p.agent));
+                if p.status == PromiseStatus::Cancelled.as_str() {
+                    continue;
+                }
+                // Recomputed from the raw payments: valid payments of the tenant from when it
+                // was made through its promised day.
+                let paid: i64 = ledger
+                    .payments
+                    .iter()
+                    .filter(|q| q.tenant == p.tenant && !q.reversal && !reversed.contains(&q.id))
+                    .filter(|q| {
+                        q.occurred_at >= p.made_at && q.occurred_at.date_naive() <= p.promised_date
+                    })
+                    .map(|q| q.amount)
+                    .sum();
+                let expected = if paid >= p.amount {
+                    "kept"
+                } else if today <= p.promised_date {
+                    "pending"
+                } else if paid > 0 {
+                    "partially_kept"
+                } else {
+                    "broken"
+                };
+                assert_eq!(p.status, expected, "{p:?}");
+            }
+            for q in ledger.payments.iter().filter(|q| q.promise_id.is_some()) {
+                let promise = activity
+                    .promises
+                    .iter()
+                    .find(|p| Some(p.id) == q.promise_id)
+                    .expect("a linked promise");
+                assert_eq!(promise.tenant, q.tenant);
+            }
+            // One start point per agent of the batch, in Conakry, before today.
+            for pos in &activity.last_positions {
+                assert!(world.users[pos.agent].role == "agent");
+                assert!((9.4..9.9).contains(&pos.latitude), "{pos:?}");
+                assert!((-13.9..-13.4).contains(&pos.longitude), "{pos:?}");
+                assert!(pos.fix_time < cutoff);
+            }
+            positions += activity.last_positions.len();
+        }
+        let agents = world.users.iter().filter(|u| u.role == "agent").count();
+        assert_eq!(positions, agents);
+        // Six agents over six weeks: hundreds of contacts each, and every promise outcome.
+        assert!(
+            visits > 1_000 && calls > 500,
+            "{visits} visits, {calls} calls"
+        );
+        for status in ["pending", "kept", "partially_kept", "broken"] {
+            assert!(
+                statuses.get(status).copied().unwrap_or(0) > 0,
+                "{statuses:?}"
+            );
+        }
+        assert!(statuses["kept"] > statuses["broken"] / 3, "{statuses:?}");
+    }
+
+    #[test]
+    fn scale_activity_is_deterministic() {
+        let (_, a) = scale_run(900);
+        let (_, b) = scale_run(900);
+        for ((la, aa), (lb, ab)) in a.iter().zip(&b) {
+            assert_eq!(la.charges, lb.charges);
+            assert_eq!(aa.daily_scores, ab.daily_scores);
+            let ids = |x: &Activity| x.interactions.iter().map(|i| i.id).collect::<Vec<_>>();
+            assert_eq!(ids(aa), ids(ab));
+        }
     }
 }
