@@ -16,6 +16,9 @@
 //! whole of Conakry at zoom 12 ([`CITY`], `max_markers` 100: always clusters), or a
 //! box of about 440 m around a random tenant's home at zoom 17 (markers).
 //!
+//! `--rpc summary` and `--rpc summary-site` measure GetSummary as the demo director: the whole
+//! company, or one site picked at random per call (no cache in front of it).
+//!
 //! `--rpc reads --out DIR` prepares the read benchmark of `ops/bench/reads.sh`: it logs in as
 //! the demo director, writes `DIR/token` and one gRPC-framed request per read
 //! (`DIR/<name>.bin`, `DIR/<name>.path`) for h2load — GetTenant, GetTenantArrears, a timeline
@@ -30,6 +33,7 @@ use std::time::{Duration, Instant};
 use akig::proto::v1 as pb;
 use akig::proto::v1::auth_service_client::AuthServiceClient;
 use akig::proto::v1::collections_service_client::CollectionsServiceClient;
+use akig::proto::v1::dashboard_service_client::DashboardServiceClient;
 use akig::proto::v1::geo_service_client::GeoServiceClient;
 use clap::{Parser, ValueEnum};
 use rand::{Rng, SeedableRng};
@@ -48,6 +52,10 @@ enum Rpc {
     ArrearsMarkersStreet,
     /// The read benchmark's requests and single-caller latencies (see the module docs).
     Reads,
+    /// GetSummary of the whole company, as the demo director, uncached.
+    Summary,
+    /// GetSummary of one random site, as the demo director, uncached.
+    SummarySite,
 }
 
 /// Conakry and its suburbs, (south, west, north, east) in degrees.
@@ -101,7 +109,12 @@ async fn main() -> anyhow::Result<()> {
     let pool = sqlx::PgPool::connect(&args.database_url).await?;
     let map = matches!(
         args.rpc,
-        Rpc::ArrearsMarkersCity | Rpc::ArrearsMarkersStreet
+        Rpc::ArrearsMarkersCity | Rpc::ArrearsMarkersStreet | Rpc::Summary | Rpc::SummarySite
+    );
+    let site_ids: Arc<Vec<Uuid>> = Arc::new(
+        sqlx::query_scalar("SELECT id FROM sites ORDER BY id")
+            .fetch_all(&pool)
+            .await?,
     );
     let rows: Vec<(String, Uuid, Option<f64>, Option<f64>)> = sqlx::query_as(if map {
         "SELECT 'directeur', t.id, t.home_latitude, t.home_longitude
@@ -158,7 +171,9 @@ async fn main() -> anyhow::Result<()> {
         let channel = agent.channel.clone();
         let rpc = args.rpc;
         let stops = args.stops;
+        let site_ids = site_ids.clone();
         workers.spawn(async move {
+            let mut dashboard = DashboardServiceClient::new(channel.clone());
             let mut geo = GeoServiceClient::new(channel.clone());
             let mut client = CollectionsServiceClient::new(channel);
             let mut rng = rand::rngs::StdRng::seed_from_u64(worker as u64);
@@ -206,6 +221,22 @@ async fn main() -> anyhow::Result<()> {
                         .list_arrears_markers(authed(street_map(home), &agent.token))
                         .await
                         .map(drop),
+                    Rpc::Summary => dashboard
+                        .get_summary(authed(pb::GetSummaryRequest::default(), &agent.token))
+                        .await
+                        .map(drop),
+                    Rpc::SummarySite => {
+                        let site = site_ids[rng.random_range(0..site_ids.len())];
+                        dashboard
+                            .get_summary(authed(
+                                pb::GetSummaryRequest {
+                                    site_ids: vec![site.to_string()],
+                                },
+                                &agent.token,
+                            ))
+                            .await
+                            .map(drop)
+                    }
                     Rpc::Reads => unreachable!("handled before the load loop"),
                 };
                 if sent < start + warm_up {
@@ -238,6 +269,8 @@ async fn main() -> anyhow::Result<()> {
         | Rpc::BackdatedPayment
         | Rpc::ArrearsMarkersCity
         | Rpc::ArrearsMarkersStreet
+        | Rpc::Summary
+        | Rpc::SummarySite
         | Rpc::Reads => String::new(),
     };
     println!(

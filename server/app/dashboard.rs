@@ -7,16 +7,29 @@
 //!   finds nothing.
 //! - Good payers: the charges counted are those due in the period and before today (a charge
 //!   due today can still be paid on time); a tenant is listed under the site they rent on.
+//! - Summary and sites: the facts of the sites in scope are read in one snapshot (repeatable
+//!   read) and figured by `domain::dashboard`; "agents active now" are those the live hub has
+//!   online (an open session or a message within the offline delay). Results are plain domain
+//!   values, so that a read cache keyed by scope can hold them as they are.
+//! - Sites listed: text matches the name or code (case ignored); ties of the order are broken
+//!   by name, then id.
 
-use chrono::{Days, NaiveDate};
+use std::collections::HashSet;
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{AppError, sites_in_scope};
-use crate::auth::caller::Caller;
+use crate::auth::caller::{Caller, Scope};
+use crate::domain::aging::AgingBuckets;
+use crate::domain::clock::{conakry_day, conakry_day_start};
+use crate::domain::dashboard::{self as figures, AgentOnSites, SiteFacts, Spans, Summary};
 use crate::domain::kpi::{self, GoodPayer, TenantName};
+use crate::live::{LiveHub, WatchFilter};
 use crate::store::begin_read;
 use crate::store::dashboard::{self as store, TenantLabel};
+use crate::store::site_facts::{self, SiteRow};
 
 /// A ranked tenant and where they rent.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,4 +77,158 @@ pub async fn good_payers(
             Some(RankedTenant { payer, tenant })
         })
         .collect())
+}
+
+/// The key figures of the caller's sites (of `site_filter` when not empty) at `now`, with the
+/// time they were computed. Nothing in scope: every figure 0.
+pub async fn summary(
+    pool: &PgPool,
+    live: &LiveHub,
+    scope: &Scope,
+    site_filter: &[Uuid],
+    now: DateTime<Utc>,
+    buckets: &AgingBuckets,
+) -> Result<Summary, AppError> {
+    let requested = (!site_filter.is_empty()).then_some(site_filter);
+    let spans = Spans::of(conakry_day(now));
+    let facts = match sites_in_scope(scope, requested) {
+        Some(sites) => load_facts(pool, live, sites.as_deref(), &spans).await?,
+        None => SiteFacts::default(),
+    };
+    Ok(figures::summary(&facts, &spans, buckets)?)
+}
+
+/// How ListSites orders the sites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SiteOrder {
+    /// Largest arrears first.
+    #[default]
+    ArrearsDesc,
+    /// Lowest collection rate first.
+    CollectionRate,
+    /// Highest collection rate first.
+    CollectionRateDesc,
+    /// By name.
+    Name,
+}
+
+/// Which sites ListSites shows, and in which order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteQuery {
+    pub only_sensitive: bool,
+    /// Matched (case ignored) against the name and code; empty: every site.
+    pub text: String,
+    pub order: SiteOrder,
+}
+
+/// A site with its key figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteOverview {
+    pub site: SiteRow,
+    pub figures: Summary,
+}
+
+/// The caller's sites that `query` matches, each with its key figures at `now`, in the
+/// query's order. Whole list; the caller pages it.
+pub async fn sites(
+    pool: &PgPool,
+    live: &LiveHub,
+    scope: &Scope,
+    query: &SiteQuery,
+    now: DateTime<Utc>,
+    buckets: &AgingBuckets,
+) -> Result<Vec<SiteOverview>, AppError> {
+    let Some(sites) = sites_in_scope(scope, None) else {
+        return Ok(Vec::new());
+    };
+    let spans = Spans::of(conakry_day(now));
+    let text = query.text.trim().to_lowercase();
+    let rows: Vec<SiteRow> = {
+        let mut tx = begin_read(pool).await?;
+        site_facts::sites(&mut tx, sites.as_deref()).await?
+    };
+    let rows: Vec<SiteRow> = rows
+        .into_iter()
+        .filter(|s| !query.only_sensitive || s.is_sensitive)
+        .filter(|s| {
+            text.is_empty()
+                || s.name.to_lowercase().contains(&text)
+                || s.code.to_lowercase().contains(&text)
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|s| s.id).collect();
+    let facts = load_facts(pool, live, Some(&ids), &spans).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for site in rows {
+        let figures = figures::summary(&facts.of_site(site.id), &spans, buckets)?;
+        out.push(SiteOverview { site, figures });
+    }
+    out.sort_by(|a, b| {
+        let (fa, fb) = (&a.figures, &b.figures);
+        let by = match query.order {
+            SiteOrder::ArrearsDesc => fb.arrears.arrears_gnf.cmp(&fa.arrears.arrears_gnf),
+            SiteOrder::CollectionRate => fa.collection_rate.total_cmp(&fb.collection_rate),
+            SiteOrder::CollectionRateDesc => fb.collection_rate.total_cmp(&fa.collection_rate),
+            SiteOrder::Name => std::cmp::Ordering::Equal,
+        };
+        by.then_with(|| a.site.name.cmp(&b.site.name))
+            .then_with(|| a.site.id.cmp(&b.site.id))
+    });
+    Ok(out)
+}
+
+/// The facts of `sites` (`None`: every site) in one snapshot, with the live hub's presence.
+async fn load_facts(
+    pool: &PgPool,
+    live: &LiveHub,
+    sites: Option<&[Uuid]>,
+    spans: &Spans,
+) -> Result<SiteFacts, AppError> {
+    let month_from = conakry_day_start(spans.month_start);
+    let tomorrow = conakry_day_start(
+        spans
+            .today
+            .checked_add_days(Days::new(1))
+            .unwrap_or(spans.today),
+    );
+    let mut tx = begin_read(pool).await?;
+    let (overdue, oldest) = site_facts::overdue(&mut tx, sites, spans.today).await?;
+    let due = site_facts::due(&mut tx, sites, spans.first_due_date(), spans.month_end).await?;
+    let collected = site_facts::collected(&mut tx, sites, month_from, tomorrow).await?;
+    let promises = site_facts::promises(&mut tx, sites, month_from).await?;
+    let missions_today = site_facts::missions(&mut tx, sites, spans.today).await?;
+    let agents = site_facts::agents(&mut tx, sites).await?;
+    let tenants = site_facts::tenants(&mut tx, sites).await?;
+    drop(tx);
+    let online: HashSet<Uuid> = live
+        .snapshot(&WatchFilter {
+            scope: Scope::Company,
+            site_ids: Vec::new(),
+            agent_ids: Vec::new(),
+            bounds: None,
+            online_only: true,
+        })
+        .into_iter()
+        .map(|state| state.info.id)
+        .collect();
+    Ok(SiteFacts {
+        overdue,
+        oldest,
+        due,
+        collected,
+        promises,
+        missions_today,
+        agents: agents
+            .into_iter()
+            .map(|(agent_id, site_ids)| AgentOnSites {
+                online: online.contains(&agent_id),
+                agent_id,
+                site_ids,
+            })
+            .collect(),
+        tenants,
+    })
 }

@@ -11,6 +11,7 @@ pub mod arrears;
 pub mod arrival;
 pub mod clock;
 pub mod daily;
+pub mod dashboard;
 pub mod kpi;
 pub mod ledger;
 pub mod map;

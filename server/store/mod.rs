@@ -25,6 +25,7 @@ pub mod positions;
 pub mod promises;
 pub mod scores;
 pub mod sessions;
+pub mod site_facts;
 pub mod sites;
 pub mod stats;
 pub mod tenants;

@@ -8,6 +8,7 @@ mod cache;
 mod cancellation;
 mod daily_stats;
 mod dashboard;
+mod dashboard_summary;
 mod edges;
 mod fuzz;
 mod grpc_web;
