@@ -65,6 +65,10 @@ fn aging(lines: &[AgingBucketTotal]) -> Vec<(i32, i64, i64, i64)> {
         .collect()
 }
 
+/// (code, sensitive, arrears, tenants, in arrears, collection rate, punctuality, charges over
+/// 60 days, agents) of a site.
+type SiteLine = (String, bool, i64, i64, i64, f64, f64, i64, i64);
+
 struct World {
     app: TestApp,
     kal: Uuid,
@@ -347,7 +351,7 @@ async fn sites_list_their_figures_ordered_filtered_paged_and_scoped() {
         .expect("director");
     assert_eq!(all.total_size, 2);
     assert!(all.next_page_token.is_empty());
-    let figures: Vec<(String, bool, i64, i64, i64, f64, f64, i64, i64)> = all
+    let figures: Vec<SiteLine> = all
         .sites
         .iter()
         .map(|s| {
