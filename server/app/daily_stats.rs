@@ -15,7 +15,7 @@
 //!   themself.
 
 use chrono::NaiveDate;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::tenants::day_after;
@@ -84,14 +84,24 @@ pub async fn figures(
     plan: &StatsPlan,
     day: NaiveDate,
 ) -> Result<DailyFigures, AppError> {
+    let mut tx = begin_read(pool).await?;
+    figures_in(&mut tx, plan, day).await
+}
+
+/// [`figures`] read on `conn` (a read snapshot shared with other reads).
+pub async fn figures_in(
+    conn: &mut PgConnection,
+    plan: &StatsPlan,
+    day: NaiveDate,
+) -> Result<DailyFigures, AppError> {
     let start = conakry_day_start(day);
     let end = conakry_day_start(day_after(day));
     let sites_in = plan.sites.as_deref();
 
-    let mut tx = begin_read(pool).await?;
-    let sites = sites::names(&mut tx, sites_in).await?;
+    let tx = conn;
+    let sites = sites::names(&mut *tx, sites_in).await?;
     let agents = agents::list(
-        &mut tx,
+        &mut *tx,
         &agents::AgentFilter {
             covering: plan.agents_covering.as_deref(),
             supervisor_id: plan.supervisor_id,
@@ -100,7 +110,7 @@ pub async fn figures(
     )
     .await?;
     let activity = stats::activity(
-        &mut tx,
+        &mut *tx,
         &stats::DayFilter {
             day,
             start,
@@ -110,8 +120,7 @@ pub async fn figures(
         },
     )
     .await?;
-    let due = stats::due_by_site(&mut tx, day, start, sites_in).await?;
-    drop(tx);
+    let due = stats::due_by_site(&mut *tx, day, start, sites_in).await?;
 
     let sites: Vec<daily::Site> = sites
         .into_iter()

@@ -14,6 +14,7 @@
 //! - A write answers the audit event of what it wrote (`None` when it answers a stored result
 //!   instead: a retry); the idempotency run stores it with the result.
 
+pub mod daily_report;
 pub mod daily_stats;
 pub mod dashboard;
 pub mod interactions;

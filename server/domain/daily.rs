@@ -113,6 +113,8 @@ pub fn collection_rate(collected: i64, due: i64) -> f64 {
 pub struct AgentFigures {
     pub agent_id: Uuid,
     pub full_name: String,
+    /// The sites the agent covers.
+    pub site_ids: Vec<Uuid>,
     pub figures: Figures,
 }
 
@@ -188,6 +190,7 @@ pub fn daily_figures(
         agent_lines.push(AgentFigures {
             agent_id: agent.id,
             full_name: agent.full_name.clone(),
+            site_ids: agent.site_ids.clone(),
             figures: Figures::new(activity.unwrap_or_default(), due),
         });
     }

@@ -24,6 +24,7 @@ pub mod presence;
 pub mod priority;
 pub mod promise;
 pub mod receipt;
+pub mod report;
 pub mod route;
 pub mod scoring;
 pub mod timeline;

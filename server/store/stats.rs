@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::error::{Result, StoreError};
 use crate::domain::daily::{Activity, SiteActivity};
+use crate::domain::report::{MissionCounts, SiteMissions};
 
 /// Which rows a day's figures are made of.
 #[derive(Debug, Clone)]
@@ -153,4 +154,47 @@ pub async fn due_by_site(
     .fetch_all(conn)
     .await
     .map_err(StoreError::from)
+}
+
+/// The missions of `day` per (agent, site) by status ("planned": every status except
+/// cancelled), of the listed sites (`None`: every site) and agents (`None`: anyone).
+pub async fn missions_by_agent_site(
+    conn: &mut PgConnection,
+    day: NaiveDate,
+    site_ids: Option<&[Uuid]>,
+    agent_ids: Option<&[Uuid]>,
+) -> Result<Vec<SiteMissions>> {
+    let rows = sqlx::query(
+        "SELECT agent_id, site_id,
+                count(*) FILTER (WHERE status <> 'cancelled') AS planned,
+                count(*) FILTER (WHERE status = 'in_progress') AS in_progress,
+                count(*) FILTER (WHERE status = 'done') AS done,
+                count(*) FILTER (WHERE status = 'failed') AS failed,
+                count(*) FILTER (WHERE status = 'cancelled') AS cancelled
+         FROM missions
+         WHERE mission_date = $1
+           AND ($2::uuid[] IS NULL OR site_id = ANY($2))
+           AND ($3::uuid[] IS NULL OR agent_id = ANY($3))
+         GROUP BY agent_id, site_id",
+    )
+    .bind(day)
+    .bind(site_ids)
+    .bind(agent_ids)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(SiteMissions {
+                agent_id: row.try_get("agent_id")?,
+                site_id: row.try_get("site_id")?,
+                counts: MissionCounts {
+                    planned: row.try_get("planned")?,
+                    in_progress: row.try_get("in_progress")?,
+                    done: row.try_get("done")?,
+                    failed: row.try_get("failed")?,
+                    cancelled: row.try_get("cancelled")?,
+                },
+            })
+        })
+        .collect()
 }

@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod cache;
 mod cancellation;
+mod daily_report;
 mod daily_stats;
 mod dashboard;
 mod dashboard_summary;

@@ -393,7 +393,8 @@ pub fn history_entry(entry: &HistoryEntry, tenant: &pb::TenantRef) -> pb::Histor
     }
 }
 
-fn activity(activity: &Activity) -> pb::ActivityFigures {
+/// A day's activity as the wire shows it.
+pub fn activity(activity: &Activity) -> pb::ActivityFigures {
     pb::ActivityFigures {
         call_count: activity.call_count,
         visit_count: activity.visit_count,

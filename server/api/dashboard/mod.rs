@@ -1,11 +1,14 @@
 //! DashboardService: management read models limited to the caller's scope. GetSummary
-//! ([`summary`]), ListSites ([`sites`]) and ListGoodPayers ([`good_payers`]) are live; the other RPCs answer UNIMPLEMENTED (the generated default) until
-//! their feature lands.
+//! ([`summary`]), ListSites ([`sites`]), ListGoodPayers ([`good_payers`]), GetDailyReport and
+//! ExportDailyReport ([`report`]) are live; the other RPCs answer UNIMPLEMENTED (the generated
+//! default) until their feature lands.
 
 mod good_payers;
+mod report;
 mod sites;
 mod summary;
 
+use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use crate::proto::v1 as pb;
@@ -50,6 +53,26 @@ impl DashboardService for DashboardApi {
         request: Request<pb::ListGoodPayersRequest>,
     ) -> Result<Response<pb::ListGoodPayersResponse>, Status> {
         good_payers::list_good_payers(&self.state, &request)
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn get_daily_report(
+        &self,
+        request: Request<pb::GetDailyReportRequest>,
+    ) -> Result<Response<pb::GetDailyReportResponse>, Status> {
+        report::get_daily_report(&self.state, &request)
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn export_daily_report(
+        &self,
+        request: Request<pb::ExportDailyReportRequest>,
+    ) -> Result<Response<BoxStream<pb::ExportDailyReportResponse>>, Status> {
+        report::export_daily_report(&self.state, &request)
             .await
             .map(Response::new)
             .map_err(Status::from)
