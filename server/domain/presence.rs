@@ -11,8 +11,10 @@
 //! 4. a fix taken at the wrong time is `StaleFix` ([`fix_time_problem`]): more than
 //!    [`MAX_FIX_AGE`] (10 min) before `occurred_at` (a position cached from earlier in the
 //!    round), more than [`MAX_FIX_LEAD`] (2 min, the skew between the GPS clock and the
-//!    device's) after it (taken after the visit it should prove), or before 2000-01-01 (a
-//!    device clock reset). A visit without a `fix_time` is not checked on time;
+//!    device's) after it (taken after the visit it should prove), before 2000-01-01 (a
+//!    device clock reset), or not given at all: a position without the time it was taken
+//!    may be one cached from hours earlier, so it proves nothing either. The visit is kept
+//!    (refusing it would lose a visit recorded offline by an older app), shown as `StaleFix`;
 //! 5. unknown home: `NoHomeLocation`;
 //!
 //!    `NoFix`, `UnreliableFix`, `StaleFix` and `NoHomeLocation` count neither as near nor
@@ -192,7 +194,8 @@ pub enum LocationCheck {
     MockLocation,
     /// A position devices give without a real fix ([`is_placeholder`]).
     UnreliableFix,
-    /// A fix taken too long before the visit, after it, or before 2000 ([`fix_time_problem`]).
+    /// A fix taken too long before the visit, after it, before 2000, or at an unknown time
+    /// ([`fix_time_problem`]).
     StaleFix,
 }
 
@@ -207,6 +210,8 @@ pub const EARLIEST_FIX_UNIX_SECS: i64 = 946_684_800;
 /// Why a fix's time keeps it from proving a visit at `occurred_at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FixTimeProblem {
+    /// The device gave no time for the fix.
+    Unknown,
     /// Before 2000.
     BeforeEpoch,
     /// More than [`MAX_FIX_AGE`] before the visit.
@@ -216,12 +221,15 @@ pub enum FixTimeProblem {
 }
 
 /// Whether a fix taken at `fix_time` (GPS clock) may prove a visit at `occurred_at` (device
-/// clock): `None` when it may, or when the device gave no fix time.
+/// clock): `None` when it may. A fix without a time cannot be shown to belong to the visit:
+/// [`FixTimeProblem::Unknown`].
 pub fn fix_time_problem(
     fix_time: Option<DateTime<Utc>>,
     occurred_at: DateTime<Utc>,
 ) -> Option<FixTimeProblem> {
-    let fix_time = fix_time?;
+    let Some(fix_time) = fix_time else {
+        return Some(FixTimeProblem::Unknown);
+    };
     if fix_time.timestamp() < EARLIEST_FIX_UNIX_SECS {
         Some(FixTimeProblem::BeforeEpoch)
     } else if fix_time < occurred_at - MAX_FIX_AGE {
@@ -320,8 +328,9 @@ pub struct PresenceCheck {
     pub check: LocationCheck,
 }
 
-/// Checks a visit's fix against the tenant's home (see the module's rules), without the rule on
-/// the fix's time (4): for fixes whose time is unknown.
+/// Checks a visit's fix against the tenant's home by the rules on the place alone (all but 4):
+/// for a caller that has judged the fix's time itself (the demo data, whose fixes are taken
+/// just before their visits). A recorded visit is checked by [`check_timed_visit`].
 pub fn check_visit(
     visit: Option<LatLng>,
     accuracy: Accuracy,
@@ -567,7 +576,7 @@ mod tests {
             is_mock: false,
             fix,
             accuracy_m: Some(10.0),
-            fix_time: None,
+            fix_time: Some(at("2026-11-30T09:59:30Z")),
             occurred_at: at("2026-11-30T10:00:00Z"),
             has_distance: true,
             is_far,
@@ -611,6 +620,14 @@ mod tests {
             ..stored(home, true)
         };
         assert_eq!(stored_presence(&stale), (LocationCheck::StaleFix, false));
+        // Near or far as stored, a fix without its time proves nothing.
+        for is_far in [false, true] {
+            let untimed = StoredVisit {
+                fix_time: None,
+                ..stored(home, is_far)
+            };
+            assert_eq!(stored_presence(&untimed), (LocationCheck::StaleFix, false));
+        }
         let vague = StoredVisit {
             accuracy_m: Some(0.0),
             ..stored(home, true)
@@ -625,7 +642,7 @@ mod tests {
     fn a_fix_taken_at_the_wrong_time_proves_nothing() {
         let visit = at("2026-11-30T10:00:00Z");
         for (fix_time, problem) in [
-            (None, None),
+            (None, Some(FixTimeProblem::Unknown)),
             (Some("2026-11-30T10:00:00Z"), None),
             (Some("2026-11-30T09:50:00Z"), None),
             (Some("2026-11-30T10:02:00Z"), None),
@@ -684,6 +701,22 @@ mod tests {
             MaxDistance::DEFAULT,
         );
         assert_eq!(fresh.check, LocationCheck::FarAway);
+        // At the door or 500 m away, a fix without its time proves nothing.
+        for fix in [kaloum(), east_500m()] {
+            let untimed = check_timed_visit(
+                Some(fix),
+                accuracy(10.0),
+                false,
+                Some(FixTiming {
+                    fix_time: None,
+                    occurred_at: visit,
+                }),
+                home,
+                MaxDistance::DEFAULT,
+            );
+            assert_eq!(untimed.check, LocationCheck::StaleFix, "{fix}");
+            assert!(!untimed.far_away);
+        }
         // A mocked fix is held against the agent whenever it was taken.
         let mocked = check_timed_visit(
             Some(kaloum()),

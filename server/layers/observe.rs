@@ -4,12 +4,19 @@
 //! trailers).
 //!
 //! Decisions:
-//! - tonic answers a request message over the size limit with OUT_OF_RANGE and a message it
-//!   cannot decode (invalid UTF-8 in a string, a broken encoding) with INTERNAL. Both are the
-//!   client's doing: [`correct_status`] makes them RESOURCE_EXHAUSTED (as gRPC's own
-//!   implementations answer) and INVALID_ARGUMENT, in one place for every service and for
-//!   unary calls and streams alike. tonic gives these answers no type of their own, so they
-//!   are known by the start of their message; the integration tests hold the texts.
+//! - tonic answers a request message over the size limit with OUT_OF_RANGE, and with INTERNAL
+//!   every request body it cannot read: a message it cannot decode (invalid UTF-8 in a string,
+//!   a broken encoding), a frame flag other than 0 and 1 (text sent as gRPC, a gRPC-web
+//!   trailer frame), a compressed frame without `grpc-encoding` or that does not decompress,
+//!   a body that ends inside a frame, a unary call without its message, gRPC-web text that is
+//!   not base64. All are the client's doing: [`correct_status`] makes the first
+//!   RESOURCE_EXHAUSTED (as gRPC's own implementations answer) and the others
+//!   INVALID_ARGUMENT, in one place for every service, over gRPC and gRPC-web (this layer sits
+//!   under tonic-web's translation), for unary calls and streams alike. gRPC's compression
+//!   document asks INTERNAL for a compressed frame without an encoding; the server answers
+//!   INVALID_ARGUMENT there too, as nothing in the server failed. tonic gives these answers no
+//!   type of their own, so they are known by the start of their message ([`UNREADABLE`]); the
+//!   integration tests hold the texts, so an upgrade that changes them fails there.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -121,12 +128,28 @@ fn grpc_code(headers: &HeaderMap) -> Option<i32> {
 
 /// tonic's answer to a request message over the size limit (`codec::decode`), OUT_OF_RANGE.
 const TOO_LARGE: &str = "Error, decoded message length too large";
-/// tonic-prost's answer to a message it cannot decode, INTERNAL.
-const UNDECODABLE: &str = "failed to decode Protobuf message";
+/// The starts of the messages of tonic's INTERNAL answers to a request body it cannot read.
+/// On the server these come only from reading the request (the response-side variants of the
+/// same texts are a client's).
+const UNREADABLE: [&str; 6] = [
+    // tonic-prost: a message that is not the request type's protobuf.
+    "failed to decode Protobuf message",
+    // tonic `codec::decode`: a flag byte other than 0 and 1, or 1 without `grpc-encoding`.
+    "protocol error: received message with",
+    // tonic `codec::decode`: a compressed frame that does not decompress.
+    "Error decompressing:",
+    // tonic `codec::decode`: the body ends inside a frame (or inside its 5-byte header).
+    "Unexpected EOF decoding stream.",
+    // tonic `server::grpc`: a unary call whose body holds no message.
+    "Missing request message.",
+    // tonic-web: gRPC-web text that is not base64, or a body that could not be read.
+    "tonic-web: ",
+];
 
 /// Rewrites the status in `headers` (a trailers-only answer's headers, or trailers) when it is
-/// one of tonic's answers to a bad request message: over the size limit, RESOURCE_EXHAUSTED;
-/// undecodable, INVALID_ARGUMENT. The message, which names the limit or the field, is kept.
+/// one of tonic's answers to a bad request body: over the size limit, RESOURCE_EXHAUSTED;
+/// unreadable ([`UNREADABLE`]), INVALID_ARGUMENT. The message, which names the limit, the
+/// field or the fault, is kept.
 fn correct_status(headers: &mut HeaderMap) {
     let Some(code) = grpc_code(headers) else {
         return;
@@ -139,7 +162,9 @@ fn correct_status(headers: &mut HeaderMap) {
             if code == tonic::Code::OutOfRange as i32 && status.message().starts_with(TOO_LARGE) {
                 tonic::Code::ResourceExhausted
             } else if code == tonic::Code::Internal as i32
-                && status.message().starts_with(UNDECODABLE)
+                && UNREADABLE
+                    .iter()
+                    .any(|start| status.message().starts_with(start))
             {
                 tonic::Code::InvalidArgument
             } else {
@@ -327,11 +352,20 @@ mod tests {
             answer(tonic::Code::OutOfRange, too_large),
             (tonic::Code::ResourceExhausted, too_large.to_owned())
         );
-        let undecodable = "failed to decode Protobuf message: LoginRequest.username: invalid string value: data is not UTF-8 encoded";
-        assert_eq!(
-            answer(tonic::Code::Internal, undecodable),
-            (tonic::Code::InvalidArgument, undecodable.to_owned())
-        );
+        for unreadable in [
+            "failed to decode Protobuf message: LoginRequest.username: invalid string value: data is not UTF-8 encoded",
+            "protocol error: received message with invalid compression flag: 2 (valid flags are 0 and 1), while sending request",
+            "protocol error: received message with compressed-flag but no grpc-encoding was specified",
+            "Error decompressing: corrupt deflate stream, while sending request",
+            "Unexpected EOF decoding stream.",
+            "Missing request message.",
+            "tonic-web: malformed base64 request",
+        ] {
+            assert_eq!(
+                answer(tonic::Code::Internal, unreadable),
+                (tonic::Code::InvalidArgument, unreadable.to_owned())
+            );
+        }
         // Anything else is left alone.
         for (code, message) in [
             (tonic::Code::Internal, "internal error"),

@@ -82,6 +82,9 @@ pub async fn seed_scale(
     run(pool, Spec::scale(tenants, today)).await
 }
 
+/// How long before its visit a seeded fix is taken: within the time rule of
+/// `crate::domain::presence`, so a seeded fix proves (or disproves) presence as a recorded one does.
+const SEEDED_FIX_LEAD: chrono::TimeDelta = chrono::TimeDelta::seconds(20);
 /// Sites are simulated and written in groups of about this many tenants, to bound memory.
 const BATCH_TENANTS: u64 = 25_000;
 
@@ -359,7 +362,7 @@ async fn write_ledger(
             conn,
             "interactions (id, kind, tenant_id, agent_id, outcome, notes, occurred_at, received_at, \
              latitude, longitude, accuracy_m, distance_to_tenant_m, is_far_from_tenant, \
-             is_mock_location, mission_id, request_id, created_at)",
+             is_mock_location, mission_id, request_id, created_at, fix_time)",
             &activity.interactions,
             |r, i| {
                 r.uuid(i.id)
@@ -380,7 +383,8 @@ async fn write_ledger(
                     .bool(i.is_mock_location)
                     .opt_uuid(i.mission_id)
                     .uuid(i.request_id)
-                    .ts(i.received_at);
+                    .ts(i.received_at)
+                    .opt_ts(i.location.map(|_| i.occurred_at - SEEDED_FIX_LEAD));
             },
         )
         .await?;

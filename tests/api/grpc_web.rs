@@ -110,3 +110,170 @@ async fn browser_preflight_is_allowed() {
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
     app.stop(Duration::from_secs(10)).await.expect("clean stop");
 }
+
+/// The status of a gRPC or gRPC-web answer: from the headers of a trailers-only answer, else
+/// from the trailers (gRPC) or the trailer frame at the end of the body (gRPC-web).
+async fn answered_status(response: http::Response<tonic::body::Body>, web: bool) -> tonic::Status {
+    let (parts, body) = response.into_parts();
+    if let Some(status) = tonic::Status::from_header_map(&parts.headers) {
+        return status;
+    }
+    let collected = body.collect().await.expect("body");
+    if web {
+        let bytes = collected.to_bytes();
+        let frames = grpc_web_frames(&bytes);
+        let (_, trailers) = frames
+            .iter()
+            .find(|(flags, _)| flags & 0x80 == 0x80)
+            .expect("a trailer frame");
+        let mut headers = http::HeaderMap::new();
+        for line in String::from_utf8_lossy(trailers).split("\r\n") {
+            if let Some((name, value)) = line.split_once(':') {
+                headers.insert(
+                    http::HeaderName::from_bytes(name.trim().as_bytes()).expect("name"),
+                    http::HeaderValue::from_str(value.trim()).expect("value"),
+                );
+            }
+        }
+        tonic::Status::from_header_map(&headers).expect("status in the trailer frame")
+    } else {
+        let trailers = collected.trailers().cloned().expect("trailers");
+        tonic::Status::from_header_map(&trailers).expect("status in the trailers")
+    }
+}
+
+/// Sends `body` as it is to `path`: over gRPC-web on HTTP/1.1 (`web`), else over gRPC on
+/// HTTP/2, with the extra headers given.
+async fn raw_call(
+    app: &crate::support::TestApp,
+    path: &str,
+    web: bool,
+    headers: &[(&'static str, &'static str)],
+    body: &'static [u8],
+) -> tonic::Status {
+    use tower::ServiceExt;
+    let mut request = http::Request::post(format!("http://{}{path}", app.addr));
+    if web {
+        request = request
+            .version(http::Version::HTTP_11)
+            .header("content-type", "application/grpc-web+proto")
+            .header("x-grpc-web", "1");
+    } else {
+        request = request
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+    }
+    for (name, value) in headers {
+        let headers = request.headers_mut().expect("valid request");
+        headers.insert(*name, http::HeaderValue::from_static(value));
+    }
+    if web {
+        let response = http1_client()
+            .request(
+                request
+                    .body(Full::new(Bytes::from_static(body)))
+                    .expect("request"),
+            )
+            .await
+            .expect("answers");
+        let (parts, body) = response.into_parts();
+        let response = http::Response::from_parts(parts, tonic::body::Body::new(body));
+        answered_status(response, true).await
+    } else {
+        let request = request
+            .body(tonic::body::Body::new(Full::new(Bytes::from_static(body))))
+            .expect("request");
+        let response = app.channel().await.oneshot(request).await.expect("answers");
+        answered_status(response, false).await
+    }
+}
+
+/// Request bodies that break gRPC's framing or the message inside it, over gRPC and gRPC-web:
+/// the client's doing, so INVALID_ARGUMENT, never INTERNAL.
+#[tokio::test]
+async fn malformed_request_bodies_are_invalid_arguments_over_grpc_and_grpc_web() {
+    let db = TestDb::new().await;
+    let app = spawn_app(&db).await;
+    app.wait_for_health(ServingStatus::Serving).await;
+
+    use tonic::Code::{InvalidArgument, Unimplemented};
+    let plain: &[(&str, &str)] = &[];
+    let gzip: &[(&str, &str)] = &[("grpc-encoding", "gzip")];
+    let text: &[(&str, &str)] = &[("content-type", "application/grpc-web-text")];
+    type Case = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static [u8],
+        tonic::Code,
+    );
+    let cases: [Case; 9] = [
+        (
+            "a compression flag that is neither 0 nor 1",
+            plain,
+            &[2, 0, 0, 0, 0],
+            InvalidArgument,
+        ),
+        (
+            "the trailer flag on a request frame",
+            plain,
+            &[0x80, 0, 0, 0, 0],
+            InvalidArgument,
+        ),
+        (
+            "a compressed frame without grpc-encoding",
+            plain,
+            &[1, 0, 0, 0, 1, 0],
+            InvalidArgument,
+        ),
+        (
+            "a frame shorter than its length",
+            plain,
+            &[0, 0, 0, 0, 9, 0x0a, 0x01],
+            InvalidArgument,
+        ),
+        ("half a frame header", plain, &[0, 0], InvalidArgument),
+        ("text, not gRPC", plain, b"hello, world", InvalidArgument),
+        ("no message at all", plain, b"", InvalidArgument),
+        (
+            "a message that is not protobuf",
+            plain,
+            &[0, 0, 0, 0, 3, 0xff, 0xff, 0xff],
+            InvalidArgument,
+        ),
+        // gRPC's answer to a compression the server does not take.
+        (
+            "a compression the server does not take",
+            gzip,
+            &[1, 0, 0, 0, 4, 1, 2, 3, 4],
+            Unimplemented,
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for path in ["/grpc.health.v1.Health/Check", "/akig.v1.AuthService/Login"] {
+        for web in [false, true] {
+            for (case, headers, body, expected) in cases {
+                let status = raw_call(&app, path, web, headers, body).await;
+                if status.code() != expected {
+                    wrong.push(format!(
+                        "{case} to {path} (gRPC-web: {web}): {:?} {}",
+                        status.code(),
+                        status.message()
+                    ));
+                }
+            }
+        }
+        // gRPC-web text whose body is not base64.
+        let status = raw_call(&app, path, true, text, b"!!!!").await;
+        if status.code() != InvalidArgument {
+            wrong.push(format!(
+                "gRPC-web text not in base64 to {path}: {:?} {}",
+                status.code(),
+                status.message()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // Still serving.
+    app.wait_for_health(ServingStatus::Serving).await;
+    app.stop(Duration::from_secs(10)).await.expect("clean stop");
+}

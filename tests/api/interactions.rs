@@ -94,12 +94,14 @@ impl World {
     }
 }
 
-/// A visit to `tenant` ten minutes ago, from (lat, lng) with a 10 m fix.
+/// A visit to `tenant` ten minutes ago, from (lat, lng) with a 10 m fix taken half a minute
+/// before.
 fn visit_at(tenant: Uuid, lat: f64, lng: f64) -> RecordVisitRequest {
+    let occurred_at = Utc::now() - Duration::minutes(10);
     RecordVisitRequest {
         request_id: Uuid::new_v4().to_string(),
         tenant_id: tenant.to_string(),
-        occurred_at: Some(ts(Utc::now() - Duration::minutes(10))),
+        occurred_at: Some(ts(occurred_at)),
         outcome: InteractionOutcome::Absent as i32,
         notes: "Porte fermée".into(),
         visit: Some(VisitDetails {
@@ -108,6 +110,7 @@ fn visit_at(tenant: Uuid, lat: f64, lng: f64) -> RecordVisitRequest {
                 longitude: lng,
             }),
             accuracy_m: 10.0,
+            fix_time: Some(ts(occurred_at - Duration::seconds(30))),
             ..Default::default()
         }),
         ..Default::default()
@@ -275,17 +278,19 @@ async fn a_stale_or_placeholder_fix_is_no_proof_either_way() {
     };
     let far_lng = KALOUM_LNG + 0.01;
     let epoch_1999 = chrono::DateTime::from_timestamp(915_148_800, 0).expect("1999-01-01");
-    // At the door, or a kilometre away: a fix taken hours before, after the visit, or in 1999
-    // proves nothing.
+    // At the door, or a kilometre away: a fix taken hours before, after the visit, in 1999,
+    // or at a time the device does not give proves nothing.
     let stale = [
-        (KALOUM_LNG, occurred_at - Duration::hours(3)),
-        (far_lng, occurred_at - Duration::hours(3)),
-        (far_lng, occurred_at + Duration::minutes(20)),
-        (KALOUM_LNG, epoch_1999),
+        (KALOUM_LNG, Some(occurred_at - Duration::hours(3))),
+        (far_lng, Some(occurred_at - Duration::hours(3))),
+        (far_lng, Some(occurred_at + Duration::minutes(20))),
+        (KALOUM_LNG, Some(epoch_1999)),
+        (KALOUM_LNG, None),
+        (far_lng, None),
     ]
     .map(|(lng, fix_time)| {
         (
-            with(KALOUM_LAT, lng, 10.0, Some(fix_time)),
+            with(KALOUM_LAT, lng, 10.0, fix_time),
             LocationCheck::StaleFix,
         )
     });

@@ -144,7 +144,7 @@ async fn seeded_ledgers_are_the_ones_a_replay_gives() {
 #[tokio::test]
 async fn demo_visits_are_judged_as_the_server_judges_recorded_ones() {
     let db = TestDb::new().await;
-    use akig::domain::presence::{Accuracy, LatLng, MaxDistance, check_visit};
+    use akig::domain::presence::{Accuracy, LatLng, MaxDistance, check_visit, fix_time_problem};
 
     akig::seed::seed_demo(&db.pool, TODAY).await.expect("seed");
     type Row = (
@@ -155,10 +155,12 @@ async fn demo_visits_are_judged_as_the_server_judges_recorded_ones() {
         bool,
         Option<f64>,
         Option<f64>,
+        Option<chrono::DateTime<chrono::Utc>>,
+        chrono::DateTime<chrono::Utc>,
     );
     let visits: Vec<Row> = sqlx::query_as(
         "SELECT i.latitude, i.longitude, i.accuracy_m, i.is_mock_location, i.is_far_from_tenant,
-                t.home_latitude, t.home_longitude
+                t.home_latitude, t.home_longitude, i.fix_time, i.occurred_at
          FROM interactions i JOIN tenants t ON t.id = i.tenant_id
          WHERE i.kind = 'visit'",
     )
@@ -170,7 +172,18 @@ async fn demo_visits_are_judged_as_the_server_judges_recorded_ones() {
             .map(|(lat, lng)| LatLng::parse(lat, lng).expect("valid position"))
     };
     let (mut far, mut mocked) = (0, 0);
-    for (lat, lng, accuracy, is_mock, stored_far, home_lat, home_lng) in visits {
+    for (lat, lng, accuracy, is_mock, stored_far, home_lat, home_lng, fix_time, occurred_at) in
+        visits
+    {
+        // Every seeded fix carries a time that lets it prove the visit.
+        assert_eq!(
+            (lat.is_some(), fix_time.is_some()),
+            (lat.is_some(), lat.is_some()),
+            "{lat:?} {fix_time:?}"
+        );
+        if lat.is_some() {
+            assert_eq!(fix_time_problem(fix_time, occurred_at), None);
+        }
         let accuracy = Accuracy::parse(accuracy.unwrap_or(0.0)).expect("valid accuracy");
         let verdict = check_visit(
             position(lat, lng),

@@ -238,9 +238,9 @@ pub async fn insert_interaction(
     sqlx::query_scalar(
         "INSERT INTO interactions (kind, tenant_id, agent_id, outcome, notes, occurred_at,
                                    received_at, latitude, longitude, accuracy_m,
-                                   distance_to_tenant_m, is_far_from_tenant, request_id)
+                                   distance_to_tenant_m, is_far_from_tenant, request_id, fix_time)
          VALUES ($1, $2, $3, $4, 'notes ' || $4, $5, $5 + interval '1 minute', $6, $7, $8, $9,
-                 $10, gen_random_uuid())
+                 $10, gen_random_uuid(), $11)
          RETURNING id",
     )
     .bind(kind)
@@ -253,6 +253,8 @@ pub async fn insert_interaction(
     .bind(visit.then_some(10.0_f64))
     .bind(visit.then_some(if far { 850.0_f64 } else { 20.0 }))
     .bind(far)
+    // The fix is taken half a minute before the visit: a proof of presence.
+    .bind(visit.then_some(occurred_at - chrono::Duration::seconds(30)))
     .fetch_one(pool)
     .await
     .expect("insert interaction")
