@@ -17,9 +17,12 @@ use uuid::Uuid;
 use super::AppError;
 use super::missions::ensure_agent_visible;
 use crate::auth::caller::{Caller, Scope};
+use crate::domain::ledger;
+use crate::domain::performance::PromiseOutcomes;
 use crate::store::begin_read;
 use crate::store::missions as mission_store;
-use crate::store::scores::{self as store, AgentFigures, DayFigures, RankedAgents};
+use crate::store::payments as payment_store;
+use crate::store::scores::{self as store, AgentFigures, DayFigures, PeriodFacts, RankedAgents};
 
 /// Medal of a rank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +145,96 @@ pub async fn history(
             (id, name, points)
         })
         .collect())
+}
+
+/// An agent's performance over a period (GetAgentPerformance).
+#[derive(Debug, Clone)]
+pub struct AgentPerformance {
+    pub agent_id: Uuid,
+    pub full_name: String,
+    /// The daily rows of the period summed (`day` is the period's first day).
+    pub totals: DayFigures,
+    pub facts: PeriodFacts,
+    pub promises: PromiseOutcomes,
+    /// Arrears (GNF) at the end of the day before the period of the tenants of the agent's
+    /// missions in the period: the replayed ledger of each (`domain::ledger::as_of`).
+    pub assigned_arrears_gnf: i64,
+}
+
+/// GetAgentPerformance's use case: the agent must be visible to the caller; one read snapshot.
+///
+/// Errors: NotFound when `agent_id` is not an agent, OutOfScope outside the caller's scope.
+pub async fn agent_performance(
+    pool: &PgPool,
+    caller: &Caller,
+    agent_id: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<AgentPerformance, AppError> {
+    let mut tx = begin_read(pool).await?;
+    let account = mission_store::agent_account(&mut tx, agent_id)
+        .await?
+        .ok_or(AppError::NotFound("agent"))?;
+    ensure_agent_visible(caller, agent_id, account.supervisor_id, &account.site_ids)?;
+    let days = store::daily_series(&mut tx, &[agent_id], from, to).await?;
+    let totals = sum_days(agent_id, from, &days);
+    let facts = store::period_facts(&mut tx, agent_id, from, to).await?;
+    let before = from.pred_opt().unwrap_or(from);
+    let mut assigned_arrears_gnf = 0_i64;
+    for &tenant_id in &facts.mission_tenant_ids {
+        let stored = payment_store::ledger(&mut tx, tenant_id).await?;
+        let then = ledger::as_of(&stored.charges, &stored.payments, before)?;
+        assigned_arrears_gnf = assigned_arrears_gnf
+            .checked_add(then.outstanding_due_by(before).francs())
+            .ok_or(crate::domain::MoneyOverflow)?;
+    }
+    Ok(AgentPerformance {
+        agent_id,
+        full_name: account.full_name,
+        totals,
+        promises: PromiseOutcomes {
+            kept: facts.promises_kept,
+            partially_kept: facts.promises_partially_kept,
+            broken: facts.promises_broken,
+        },
+        facts,
+        assigned_arrears_gnf,
+    })
+}
+
+/// The rows of `days` summed into one (dated `from`).
+fn sum_days(agent_id: Uuid, from: NaiveDate, days: &[DayFigures]) -> DayFigures {
+    let mut sum = DayFigures {
+        agent_id,
+        day: from,
+        score: 0,
+        calls: 0,
+        visits: 0,
+        promises: 0,
+        refusals: 0,
+        payments_count: 0,
+        payments_gnf: 0,
+        missions_planned: 0,
+        missions_in_progress: 0,
+        missions_done: 0,
+        missions_failed: 0,
+        missions_cancelled: 0,
+    };
+    for d in days {
+        sum.score += d.score;
+        sum.calls += d.calls;
+        sum.visits += d.visits;
+        sum.promises += d.promises;
+        sum.refusals += d.refusals;
+        sum.payments_count += d.payments_count;
+        sum.payments_gnf += d.payments_gnf;
+        sum.missions_planned += d.missions_planned;
+        sum.missions_in_progress += d.missions_in_progress;
+        sum.missions_done += d.missions_done;
+        sum.missions_failed += d.missions_failed;
+        sum.missions_cancelled += d.missions_cancelled;
+    }
+    sum
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod map;
 pub mod mission;
 pub mod money;
 pub mod outcome;
+pub mod performance;
 pub mod planning;
 pub mod position;
 pub mod presence;

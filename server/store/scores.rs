@@ -266,3 +266,63 @@ pub async fn daily_series(
     .fetch_all(conn)
     .await?)
 }
+
+/// What an agent's period adds to the daily rows, read from the raw facts (Africa/Conakry days
+/// `from..=to`): far-away visits, the sum of the promises made and how those promises stand
+/// now, the reversals of the agent's payments, and the tenants of the agent's missions.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PeriodFacts {
+    /// Visits flagged far from the tenant (or with a mocked location).
+    pub far_away_visits: i64,
+    /// GNF promised in the period (a promise counts on the day of the call or visit that made
+    /// it, else the day it was stored, as GetDailyStats counts it).
+    pub promised_gnf: i64,
+    /// Promises made in the period that are kept / partially kept / broken now.
+    pub promises_kept: i64,
+    pub promises_partially_kept: i64,
+    pub promises_broken: i64,
+    /// Reversal entries of the agent's payments that occurred in the period.
+    pub reversals: i64,
+    /// Tenants of the agent's missions dated in the period (cancelled ones excepted).
+    pub mission_tenant_ids: Vec<Uuid>,
+}
+
+/// [`PeriodFacts`] of `agent_id` over `from..=to`.
+pub async fn period_facts(
+    conn: &mut PgConnection,
+    agent_id: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<PeriodFacts> {
+    Ok(sqlx::query_as(
+        "WITH made AS (
+             SELECT pr.amount_gnf, pr.status
+             FROM promises pr LEFT JOIN interactions i ON i.id = pr.interaction_id
+             WHERE pr.agent_id = $1
+               AND (coalesce(i.occurred_at, pr.created_at) AT TIME ZONE 'Africa/Conakry')::date
+                   BETWEEN $2 AND $3)
+         SELECT
+             (SELECT count(*) FROM interactions
+              WHERE agent_id = $1 AND kind = 'visit' AND is_far_from_tenant
+                AND (occurred_at AT TIME ZONE 'Africa/Conakry')::date BETWEEN $2 AND $3
+             ) AS far_away_visits,
+             (SELECT coalesce(sum(amount_gnf), 0)::bigint FROM made) AS promised_gnf,
+             (SELECT count(*) FROM made WHERE status = 'kept') AS promises_kept,
+             (SELECT count(*) FROM made WHERE status = 'partially_kept')
+                 AS promises_partially_kept,
+             (SELECT count(*) FROM made WHERE status = 'broken') AS promises_broken,
+             (SELECT count(*) FROM payments r JOIN payments o ON o.id = r.reverses_payment_id
+              WHERE o.agent_id = $1 AND r.kind = 'reversal'
+                AND (r.occurred_at AT TIME ZONE 'Africa/Conakry')::date BETWEEN $2 AND $3
+             ) AS reversals,
+             ARRAY(SELECT DISTINCT tenant_id FROM missions
+                   WHERE agent_id = $1 AND mission_date BETWEEN $2 AND $3
+                     AND status <> 'cancelled'
+                   ORDER BY tenant_id) AS mission_tenant_ids",
+    )
+    .bind(agent_id)
+    .bind(from)
+    .bind(to)
+    .fetch_one(conn)
+    .await?)
+}

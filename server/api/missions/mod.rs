@@ -1,7 +1,6 @@
 //! MissionsService: GenerateMissions, ListTodayMissions, ListAgentMissions and UpdateMission,
-//! thin adapters over `app::missions`; GetDailyRanking, GetMonthlyRanking and
-//! GetPerformanceHistory over `app::performance`. GetAgentPerformance answers UNIMPLEMENTED
-//! (the generated default) until its feature lands.
+//! thin adapters over `app::missions`; GetAgentPerformance, GetDailyRanking, GetMonthlyRanking
+//! and GetPerformanceHistory over `app::performance`.
 //!
 //! Decisions:
 //! - Missions are shown with their tenant's card as of the answer (`app::tenants::cards`), so
@@ -101,6 +100,13 @@ impl MissionsService for MissionsApi {
         request: Request<pb::GetMonthlyRankingRequest>,
     ) -> Result<Response<pb::GetMonthlyRankingResponse>, Status> {
         answer(performance::monthly_ranking(&self.state, &request).await)
+    }
+
+    async fn get_agent_performance(
+        &self,
+        request: Request<pb::GetAgentPerformanceRequest>,
+    ) -> Result<Response<pb::GetAgentPerformanceResponse>, Status> {
+        answer(performance::agent_performance(&self.state, &request).await)
     }
 
     async fn get_performance_history(

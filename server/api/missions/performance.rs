@@ -1,4 +1,5 @@
-//! GetDailyRanking, GetMonthlyRanking and GetPerformanceHistory over `app::performance`.
+//! GetAgentPerformance, GetDailyRanking, GetMonthlyRanking and GetPerformanceHistory over
+//! `app::performance`.
 
 use chrono::{Datelike, Days, Months, NaiveDate, Utc};
 use tonic::Request;
@@ -10,6 +11,7 @@ use crate::api::error::{ApiError, Violations};
 use crate::api::parse::{self, date_proto, month_proto, today, user_ref};
 use crate::app::performance::{self as app, Medal, Ranking, RankingQuery};
 use crate::auth::caller::Caller;
+use crate::domain::performance::{assigned_collection_rate, mission_completion_rate};
 use crate::proto::v1 as pb;
 use crate::state::AppState;
 use crate::store::scores::AgentFigures;
@@ -244,5 +246,69 @@ pub(super) async fn history(
                     .collect(),
             })
             .collect(),
+    })
+}
+
+/// Longest period of GetAgentPerformance, in days.
+const PERFORMANCE_DAYS_MAX: i64 = 366;
+
+pub(super) async fn agent_performance(
+    state: &AppState,
+    request: &Request<pb::GetAgentPerformanceRequest>,
+) -> Result<pb::GetAgentPerformanceResponse, ApiError> {
+    let caller = Caller::of(request)?;
+    let message = request.get_ref();
+    let mut v = Violations::new();
+    let agent_id = v
+        .absorb(convert::optional_uuid("agent_id", &message.agent_id))
+        .flatten()
+        .unwrap_or(caller.user_id);
+    let (from, to) = parse::date_range(&mut v, "period", message.period.as_ref());
+    let to = to.unwrap_or_else(today);
+    let from = from.unwrap_or_else(|| to.with_day(1).unwrap_or(to));
+    if (to - from).num_days() >= PERFORMANCE_DAYS_MAX {
+        v.absorb::<()>(Err(ApiError::invalid_with_reason(
+            "period",
+            pb::ErrorReason::RangeTooLong,
+            format!("at most {PERFORMANCE_DAYS_MAX} days"),
+        )));
+    }
+    v.into_result()?;
+    let found = app::agent_performance(&state.pool, caller, agent_id, from, to).await?;
+    let (t, f) = (&found.totals, &found.facts);
+    Ok(pb::GetAgentPerformanceResponse {
+        performance: Some(pb::AgentPerformance {
+            agent: Some(user_ref(found.agent_id, &found.full_name)),
+            period: Some(pb::DateRange {
+                start_date: Some(date_proto(from)),
+                end_date: Some(date_proto(to)),
+            }),
+            activity: Some(pb::ActivityFigures {
+                call_count: t.calls,
+                visit_count: t.visits,
+                far_away_visit_count: f.far_away_visits,
+                refusal_count: t.refusals,
+                promise_count: t.promises,
+                promised_gnf: f.promised_gnf,
+                payment_count: t.payments_count,
+                collected_gnf: t.payments_gnf,
+                reversal_count: f.reversals,
+                score_points: t.score,
+            }),
+            missions: Some(pb::MissionFigures {
+                planned_count: t.missions_planned,
+                in_progress_count: t.missions_in_progress,
+                done_count: t.missions_done,
+                failed_count: t.missions_failed,
+                cancelled_count: t.missions_cancelled,
+            }),
+            promise_kept_count: found.promises.kept,
+            promise_partially_kept_count: found.promises.partially_kept,
+            promise_broken_count: found.promises.broken,
+            promise_kept_rate: found.promises.kept_rate(),
+            mission_completion_rate: mission_completion_rate(t.missions_done, t.missions_failed),
+            assigned_arrears_gnf: found.assigned_arrears_gnf,
+            collection_rate: assigned_collection_rate(t.payments_gnf, found.assigned_arrears_gnf),
+        }),
     })
 }
