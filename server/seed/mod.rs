@@ -742,6 +742,31 @@ mod tests {
         let scale = seed_scale(&pool, 2_500, today()).await?;
         assert_eq!(scale.tenants, 2_500);
         assert_eq!(scale.sites, 7);
+        // 8 agents (3 per 1,000 tenants), each with a start point, and their field work.
+        let (agents, positioned, interactions, promises, missions): (i64, i64, i64, i64, i64) =
+            sqlx::query_as(
+                "SELECT (SELECT count(*) FROM users WHERE role_id = 'agent' AND username LIKE 'scale.%'),
+                        (SELECT count(*) FROM agent_last_positions p JOIN users u ON u.id = p.agent_id
+                         WHERE u.username LIKE 'scale.%'),
+                        (SELECT count(*) FROM interactions i JOIN users u ON u.id = i.agent_id
+                         WHERE u.username LIKE 'scale.%'),
+                        (SELECT count(*) FROM promises p JOIN users u ON u.id = p.agent_id
+                         WHERE u.username LIKE 'scale.%'),
+                        (SELECT count(*) FROM missions m JOIN users u ON u.id = m.agent_id
+                         WHERE u.username LIKE 'scale.%')",
+            )
+            .fetch_one(&pool)
+            .await?;
+        assert_eq!((agents, positioned), (8, 8));
+        assert_eq!(
+            (interactions, promises, missions),
+            (
+                scale.interactions as i64,
+                scale.promises as i64,
+                scale.missions as i64
+            )
+        );
+        assert!(promises > 0 && missions > 0 && interactions > missions);
         let before = checksum(&pool).await?;
         assert_eq!(seed_scale(&pool, 2_500, today()).await?, scale);
         assert!(seed_scale(&pool, 3_000, today()).await.is_err());
