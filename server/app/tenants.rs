@@ -21,7 +21,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::payments::Entry;
-use super::{AppError, sites_in_scope, tenant_in_scope};
+use super::{AppError, ensure_covers, sites_in_scope};
 use crate::auth::caller::Caller;
 use crate::domain::ledger;
 use crate::domain::{
@@ -61,8 +61,13 @@ pub async fn card(
     aging: &AgingBuckets,
 ) -> Result<Card, AppError> {
     let mut tx = begin_read(pool).await?;
-    tenant_in_scope(&mut *tx, caller, tenant_id).await?;
-    cards(&mut tx, &[tenant_id], today, aging)
+    // The card's row names the site: the scope is checked on it before anything else is read.
+    let row = store::cards(&mut tx, &[tenant_id], today)
+        .await?
+        .pop()
+        .ok_or(AppError::NotFound("tenant"))?;
+    ensure_covers(caller, row.site_id)?;
+    decorate(&mut tx, vec![row], &[tenant_id], today, aging)
         .await?
         .pop()
         .ok_or(AppError::NotFound("tenant"))
@@ -78,7 +83,19 @@ pub(crate) async fn cards(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = store::cards(conn, ids, today).await?;
+    let rows = store::cards(&mut *conn, ids, today).await?;
+    decorate(conn, rows, ids, today, aging).await
+}
+
+/// The cards of `rows` (read for `ids`), in the order of `ids`: their last interaction and
+/// pending promise added.
+async fn decorate(
+    conn: &mut PgConnection,
+    rows: Vec<TenantCardRow>,
+    ids: &[Uuid],
+    today: NaiveDate,
+    aging: &AgingBuckets,
+) -> Result<Vec<Card>, AppError> {
     let mut last: HashMap<Uuid, LastInteractionRow> = interactions::latest_of_tenants(conn, ids)
         .await?
         .into_iter()
@@ -145,10 +162,7 @@ pub async fn arrears_on(
     aging: &AgingBuckets,
 ) -> Result<TenantArrears, AppError> {
     let mut tx = begin_read(pool).await?;
-    tenant_in_scope(&mut *tx, caller, tenant_id).await?;
-    let mut tenant = store::tenant_ref(&mut tx, tenant_id)
-        .await?
-        .ok_or(AppError::NotFound("tenant"))?;
+    let mut tenant = tenant_of(&mut tx, caller, tenant_id).await?;
     let current = as_of >= today;
     let paid = if current {
         charges::arrears_charges(&mut tx, tenant_id, as_of).await?
@@ -160,6 +174,20 @@ pub async fn arrears_on(
     };
     let arrears = arrears(&paid, as_of, include_paid, current, aging)?;
     Ok(TenantArrears { tenant, arrears })
+}
+
+/// The tenant as lists show it, once the caller is known to be allowed to see it (one
+/// statement): NotFound for an unknown tenant, OutOfScope for one outside the caller's sites.
+async fn tenant_of(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    tenant_id: Uuid,
+) -> Result<TenantRefRow, AppError> {
+    let tenant = store::tenant_ref(conn, tenant_id)
+        .await?
+        .ok_or(AppError::NotFound("tenant"))?;
+    ensure_covers(caller, tenant.site_id)?;
+    Ok(tenant)
 }
 
 /// The day after `day` (or `day` at the end of the calendar).
@@ -219,8 +247,7 @@ pub async fn search(
         return Ok(nothing);
     }
     let mut tx = begin_read(pool).await?;
-    let words = store::meaningful_words(&mut tx, &query_words(&search.text)).await?;
-    let word_sites = store::sites_matching(&mut tx, &words).await?;
+    let (words, word_sites) = store::words_and_sites(&mut tx, &query_words(&search.text)).await?;
     let phone_digits = phone_digits(&search.text);
     let mut hits = store::search(
         &mut tx,
@@ -359,10 +386,7 @@ pub async fn history(
     aging: &AgingBuckets,
 ) -> Result<History, AppError> {
     let mut tx = begin_read(pool).await?;
-    tenant_in_scope(&mut *tx, caller, query.tenant_id).await?;
-    let tenant = store::tenant_ref(&mut tx, query.tenant_id)
-        .await?
-        .ok_or(AppError::NotFound("tenant"))?;
+    let tenant = tenant_of(&mut tx, caller, query.tenant_id).await?;
     let mut keys = store::history_keys(
         &mut tx,
         &store::HistoryQuery {

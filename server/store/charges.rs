@@ -11,7 +11,8 @@ use crate::domain::ChargePaid;
 
 /// The tenant's charges due on or before `as_of`, oldest first, paid or not, with their
 /// current paid figures (what the last replay wrote) and when the last payment counted on each
-/// occurred (`domain::arrears`). A past day's figures are replayed instead
+/// occurred (`domain::arrears`): the read model `charges.last_paid_at`, kept by the triggers of
+/// `payment_allocations` (migration `20261130012000`), so one index range of the tenant. A past day's figures are replayed instead
 /// (`domain::ledger::as_of`).
 ///
 /// Not `tenant_arrears()` of the views migration: it selects by period rather than due date,
@@ -23,14 +24,8 @@ pub async fn arrears_charges(
 ) -> Result<Vec<ChargePaid>> {
     let rows = sqlx::query(
         "SELECT c.id, c.period, c.due_date, c.amount_due_gnf AS due_gnf,
-                c.amount_paid_gnf AS paid_gnf, k.last_paid_at, c.paid_in_full_at
+                c.amount_paid_gnf AS paid_gnf, c.last_paid_at, c.paid_in_full_at
          FROM charges c
-         LEFT JOIN LATERAL (
-             SELECT max(p.occurred_at) AS last_paid_at
-             FROM payment_allocations pa
-             JOIN payments p ON p.id = pa.payment_id
-             WHERE pa.charge_id = c.id
-         ) k ON true
          WHERE c.tenant_id = $1 AND c.due_date <= $2
          ORDER BY c.due_date, c.period, c.id",
     )

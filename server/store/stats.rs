@@ -122,9 +122,12 @@ pub async fn activity(
 /// Amount due at the start of the day, per site: charges due on or before the day, minus
 /// what had been paid on them by payments and reversals whose occurred_at is before the day.
 ///
-/// Computed as the current outstanding of open charges plus the allocations of entries from
-/// the day on (they were not paid yet at the start of the day; a later reversal's negative
-/// allocation takes back what it reopened), which reads only recent ledger rows.
+/// Computed as the current outstanding of the charges due by the day (the read model
+/// `open_due`: per site, due date and tenant shard, kept by the triggers of `charges`,
+/// migration `20261130012000`; a few rows per site and month, whatever the number of tenants)
+/// plus the allocations of entries from the day on (they were not paid yet at the start of the
+/// day; a later reversal's negative allocation takes back what it reopened), which reads only
+/// recent ledger rows.
 pub async fn due_by_site(
     conn: &mut PgConnection,
     day: NaiveDate,
@@ -133,10 +136,9 @@ pub async fn due_by_site(
 ) -> Result<Vec<(Uuid, i64)>> {
     sqlx::query_as(
         "SELECT x.site_id, sum(x.amount)::bigint FROM (
-             SELECT t.site_id, c.amount_due_gnf - c.amount_paid_gnf AS amount
-             FROM charges c
-             JOIN tenants t ON t.id = c.tenant_id
-             WHERE c.amount_paid_gnf < c.amount_due_gnf AND c.due_date <= $1
+             SELECT o.site_id, o.open_gnf AS amount
+             FROM open_due o
+             WHERE o.due_date <= $1
              UNION ALL
              SELECT t.site_id, pa.amount_gnf
              FROM payments p

@@ -190,7 +190,7 @@ pub struct SearchQuery<'a> {
     /// phone or the site (prefix match for the full-text part).
     pub words: &'a [String],
     /// For each word, the sites whose code is the word or whose name contains it
-    /// ([`sites_matching`]).
+    /// ([`words_and_sites`]).
     pub word_sites: &'a [Vec<Uuid>],
     /// The digits of a phone number, when the query is one.
     pub phone_digits: Option<&'a str>,
@@ -210,47 +210,56 @@ const MIN_SUBSTRING_CHARS: usize = 3;
 /// Word-similarity threshold of the typo-tolerant name match: "kamara" finds "Camara" (0.57).
 const WORD_SIMILARITY_THRESHOLD: &str = "0.5";
 
-/// The query's words that carry meaning for French full-text search: French stop words
-/// ("de", "la", ...) are left out, so they do not make every full-text match fail.
-pub async fn meaningful_words(conn: &mut PgConnection, words: &[String]) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT w FROM unnest($1::text[]) WITH ORDINALITY AS x(w, n)
-         WHERE numnode(to_tsquery('french_unaccent', w || ':*')) > 0
-            OR w ~ '^[0-9]+$'
-         ORDER BY n",
-    )
-    .bind(words)
-    .fetch_all(conn)
-    .await?)
-}
-
-/// For each word, the sites whose code is the word or whose name contains it (accents and
-/// case ignored; words of fewer than 3 letters only match codes). Resolved before the search
-/// so that the planner sees the actual site ids.
-pub async fn sites_matching(conn: &mut PgConnection, words: &[String]) -> Result<Vec<Vec<Uuid>>> {
-    let rows: Vec<(i64, Uuid)> = sqlx::query_as(
-        "SELECT w.n, s.id
-         FROM unnest($1::text[]) WITH ORDINALITY AS w(word, n)
-         JOIN sites s
-           ON lower(s.code) = w.word
-           OR (char_length(w.word) >= $2
-               AND immutable_unaccent(lower(s.name)) LIKE '%' || immutable_unaccent(w.word) || '%')
+/// The query's words that carry meaning for French full-text search, and for each of them the
+/// sites whose code is the word or whose name contains it, in one statement that also sets the
+/// search's settings for the rest of the transaction.
+///
+/// - Words: French stop words ("de", "la", ...) are left out, so they do not make every
+///   full-text match fail; numbers are kept.
+/// - Sites: code equal to the word, or name containing it (accents and case ignored; words of
+///   fewer than 3 letters only match codes). Resolved before the search so that the planner
+///   sees the actual site ids.
+/// - Settings (`SET LOCAL`): `plan_cache_mode = force_custom_plan` (each bound value becomes a
+///   constant of the search's own plan, so the indexes apply and the query's normalisation is
+///   computed once) and the word-similarity threshold of the typo-tolerant name match.
+pub async fn words_and_sites(
+    conn: &mut PgConnection,
+    words: &[String],
+) -> Result<(Vec<String>, Vec<Vec<Uuid>>)> {
+    let rows: Vec<(Option<String>, Option<Uuid>)> = sqlx::query_as(
+        "WITH settings AS MATERIALIZED (
+             SELECT set_config('plan_cache_mode', 'force_custom_plan', true) AS plan_cache_mode,
+                    set_config('pg_trgm.word_similarity_threshold', $3, true) AS threshold),
+         w AS (
+             SELECT w, n FROM unnest($1::text[]) WITH ORDINALITY AS x(w, n)
+             WHERE numnode(to_tsquery('french_unaccent', w || ':*')) > 0 OR w ~ '^[0-9]+$')
+         SELECT w.w, s.id
+         FROM settings
+         LEFT JOIN w ON true
+         LEFT JOIN sites s
+           ON lower(s.code) = w.w
+           OR (char_length(w.w) >= $2
+               AND immutable_unaccent(lower(s.name)) LIKE '%' || immutable_unaccent(w.w) || '%')
          ORDER BY w.n, s.id",
     )
     .bind(words)
     .bind(MIN_SUBSTRING_CHARS as i32)
+    .bind(WORD_SIMILARITY_THRESHOLD)
     .fetch_all(conn)
     .await?;
-    let mut per_word = vec![Vec::new(); words.len()];
-    for (n, site_id) in rows {
-        if let Some(sites) = usize::try_from(n - 1)
-            .ok()
-            .and_then(|i| per_word.get_mut(i))
-        {
+    let mut meaningful: Vec<String> = Vec::new();
+    let mut per_word: Vec<Vec<Uuid>> = Vec::new();
+    for (word, site_id) in rows {
+        let Some(word) = word else { continue };
+        if meaningful.last() != Some(&word) {
+            meaningful.push(word);
+            per_word.push(Vec::new());
+        }
+        if let (Some(site_id), Some(sites)) = (site_id, per_word.last_mut()) {
             sites.push(site_id);
         }
     }
-    Ok(per_word)
+    Ok((meaningful, per_word))
 }
 
 /// One hit: the tenant and its relevance.
@@ -264,21 +273,13 @@ pub struct SearchHit {
 ///
 /// A tenant matches when every word matches its name (French full text, accents ignored,
 /// prefix), unit, phone or site name/code; or when the whole query is close to its name
-/// (pg_trgm similarity or word similarity on `immutable_unaccent(lower(full_name))`, the
-/// expression of `tenants_full_name_trgm_idx`); or when the phone digits start one of its
+/// (pg_trgm similarity or word similarity on the stored `name_norm`, indexed by
+/// `tenants_name_norm_trgm_idx`); or when the phone digits start one of its
 /// phone forms. Relevance = full-text rank + 0.5 when every word matched + name similarity
 /// (+ 1 for a phone match).
+/// Runs after [`words_and_sites`] in the same transaction (its settings).
 pub async fn search(conn: &mut PgConnection, query: &SearchQuery<'_>) -> Result<Vec<SearchHit>> {
-    // Each bound value becomes a constant of its own plan, so the indexes apply.
-    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(&format!(
-        "SET LOCAL pg_trgm.word_similarity_threshold = {WORD_SIMILARITY_THRESHOLD}"
-    ))
-    .execute(&mut *conn)
-    .await?;
-
+    // The settings are those `words_and_sites` set for the transaction.
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("SELECT t.id, (");
     // Relevance.
     if query.words.is_empty() {
@@ -292,13 +293,11 @@ pub async fn search(conn: &mut PgConnection, query: &SearchQuery<'_>) -> Result<
     qb.push(" + CASE WHEN ");
     push_words_condition(&mut qb, query.words, query.word_sites);
     qb.push(" THEN 0.5 ELSE 0 END");
-    qb.push(
-        " + greatest(similarity(immutable_unaccent(lower(t.full_name)), immutable_unaccent(lower(",
-    )
-    .push_bind(query.text)
-    .push("))), word_similarity(immutable_unaccent(lower(")
-    .push_bind(query.text)
-    .push(")), immutable_unaccent(lower(t.full_name))))");
+    qb.push(" + greatest(similarity(t.name_norm, immutable_unaccent(lower(")
+        .push_bind(query.text)
+        .push("))), word_similarity(immutable_unaccent(lower(")
+        .push_bind(query.text)
+        .push(")), t.name_norm))");
     if let Some(digits) = query.phone_digits {
         qb.push(" + CASE WHEN t.search_vector @@ to_tsquery('simple', ")
             .push_bind(format!("{digits}:*"))
@@ -327,12 +326,12 @@ pub async fn search(conn: &mut PgConnection, query: &SearchQuery<'_>) -> Result<
     // Matching.
     qb.push(" AND (");
     push_words_condition(&mut qb, query.words, query.word_sites);
-    qb.push(" OR immutable_unaccent(lower(t.full_name)) % immutable_unaccent(lower(")
+    qb.push(" OR t.name_norm % immutable_unaccent(lower(")
         .push_bind(query.text)
         .push("))");
     qb.push(" OR immutable_unaccent(lower(")
         .push_bind(query.text)
-        .push(")) <% immutable_unaccent(lower(t.full_name))");
+        .push(")) <% t.name_norm");
     if let Some(digits) = query.phone_digits {
         qb.push(" OR t.search_vector @@ to_tsquery('simple', ")
             .push_bind(format!("{digits}:*"))
@@ -366,7 +365,7 @@ fn push_words_condition(
         qb.push("(t.search_vector @@ ");
         push_word_tsquery(qb, word);
         if word.chars().count() >= MIN_SUBSTRING_CHARS {
-            qb.push(" OR immutable_unaccent(lower(t.unit)) LIKE '%' || immutable_unaccent(")
+            qb.push(" OR t.unit_norm LIKE '%' || immutable_unaccent(")
                 .push_bind(word.clone())
                 .push(") || '%'");
         }
@@ -491,6 +490,9 @@ pub struct HistoryQuery<'a> {
 }
 
 /// The keys of one page of a tenant's timeline.
+///
+/// Only the filters the query has are written into the statement (no `$n IS NULL OR ...`,
+/// whose generic plan, chosen after the fifth execution, scans every entry of the tenant).
 pub async fn history_keys(
     conn: &mut PgConnection,
     query: &HistoryQuery<'_>,
@@ -500,50 +502,92 @@ pub async fn history_keys(
     } else {
         ("<", "DESC")
     };
-    // Charges fall due at 00:00 Africa/Conakry (= UTC) of their due date.
-    let sql = format!(
-        "SELECT h.occurred_at, h.received_at, h.kind, h.id FROM (
-            SELECT (c.due_date::timestamp AT TIME ZONE 'Africa/Conakry') AS occurred_at,
-                   c.created_at AS received_at, 'charge'::text AS kind, c.id::text AS id
-            FROM charges c
-            WHERE c.tenant_id = $1 AND 'charge' = ANY($2)
-            UNION ALL
-            SELECT p.occurred_at, p.received_at, p.kind, p.id::text
-            FROM payments p
-            WHERE p.tenant_id = $1 AND p.kind = ANY($2)
-            UNION ALL
-            SELECT i.occurred_at, i.received_at, i.kind, i.id::text
-            FROM interactions i
-            WHERE i.tenant_id = $1 AND i.kind = ANY($2)
-            UNION ALL
-            SELECT coalesce(i.occurred_at, pr.created_at), pr.created_at, 'promise', pr.id::text
-            FROM promises pr
-            LEFT JOIN interactions i ON i.id = pr.interaction_id
-            WHERE pr.tenant_id = $1 AND 'promise' = ANY($2)
-            UNION ALL
-            SELECT e.occurred_at, e.received_at, 'promise_event', e.id::text
-            FROM promise_events e
-            JOIN promises pr ON pr.id = e.promise_id
-            WHERE pr.tenant_id = $1 AND 'promise_event' = ANY($2)
-         ) h
-         WHERE ($3::timestamptz IS NULL OR h.occurred_at >= $3)
-           AND ($4::timestamptz IS NULL OR h.occurred_at < $4)
-           AND ($5::timestamptz IS NULL
-                OR (h.occurred_at, h.received_at, h.kind, h.id) {cmp} ($5, $6, $7, $8))
-         ORDER BY h.occurred_at {dir}, h.received_at {dir}, h.kind {dir}, h.id {dir}
-         LIMIT $9"
-    );
+    if query.kinds.is_empty() {
+        return Ok(Vec::new());
+    }
     let kinds: Vec<&str> = query.kinds.iter().map(|kind| kind.as_str()).collect();
-    Ok(sqlx::query_as(&sql)
-        .bind(query.tenant_id)
-        .bind(kinds)
-        .bind(query.start)
-        .bind(query.end)
-        .bind(query.after.map(|k| k.occurred_at))
-        .bind(query.after.map(|k| k.received_at))
-        .bind(query.after.map(|k| k.kind.as_str()))
-        .bind(query.after.map(|k| k.id.clone()))
-        .bind(query.limit)
-        .fetch_all(conn)
-        .await?)
+    let mut qb: QueryBuilder<Postgres> =
+        QueryBuilder::new("SELECT h.occurred_at, h.received_at, h.kind, h.id FROM (");
+    let mut first = true;
+    let mut source =
+        |qb: &mut QueryBuilder<'_, Postgres>, kinds_here: &[HistoryKind], sql: &str| {
+            if !kinds_here.iter().any(|kind| query.kinds.contains(kind)) {
+                return false;
+            }
+            if !first {
+                qb.push(" UNION ALL ");
+            }
+            first = false;
+            qb.push(sql).push_bind(query.tenant_id);
+            true
+        };
+    // Charges fall due at 00:00 Africa/Conakry (= UTC) of their due date.
+    let _ = source(
+        &mut qb,
+        &[HistoryKind::Charge],
+        "SELECT (c.due_date::timestamp AT TIME ZONE 'Africa/Conakry') AS occurred_at,
+                c.created_at AS received_at, 'charge'::text AS kind, c.id::text AS id
+         FROM charges c WHERE c.tenant_id = ",
+    );
+    if source(
+        &mut qb,
+        &[HistoryKind::Payment, HistoryKind::Reversal],
+        "SELECT p.occurred_at, p.received_at, p.kind, p.id::text
+         FROM payments p WHERE p.tenant_id = ",
+    ) {
+        qb.push(" AND p.kind = ANY(")
+            .push_bind(kinds.clone())
+            .push(")");
+    }
+    if source(
+        &mut qb,
+        &[HistoryKind::Call, HistoryKind::Visit],
+        "SELECT i.occurred_at, i.received_at, i.kind, i.id::text
+         FROM interactions i WHERE i.tenant_id = ",
+    ) {
+        qb.push(" AND i.kind = ANY(")
+            .push_bind(kinds.clone())
+            .push(")");
+    }
+    let _ = source(
+        &mut qb,
+        &[HistoryKind::PromiseMade],
+        "SELECT coalesce(i.occurred_at, pr.created_at), pr.created_at, 'promise', pr.id::text
+         FROM promises pr
+         LEFT JOIN interactions i ON i.id = pr.interaction_id
+         WHERE pr.tenant_id = ",
+    );
+    let _ = source(
+        &mut qb,
+        &[HistoryKind::PromiseEvent],
+        "SELECT e.occurred_at, e.received_at, 'promise_event', e.id::text
+         FROM promise_events e
+         JOIN promises pr ON pr.id = e.promise_id
+         WHERE pr.tenant_id = ",
+    );
+    qb.push(") h WHERE true");
+    if let Some(start) = query.start {
+        qb.push(" AND h.occurred_at >= ").push_bind(start);
+    }
+    if let Some(end) = query.end {
+        qb.push(" AND h.occurred_at < ").push_bind(end);
+    }
+    if let Some(after) = query.after {
+        qb.push(format!(
+            " AND (h.occurred_at, h.received_at, h.kind, h.id) {cmp} ("
+        ))
+        .push_bind(after.occurred_at)
+        .push(", ")
+        .push_bind(after.received_at)
+        .push(", ")
+        .push_bind(after.kind.as_str())
+        .push(", ")
+        .push_bind(after.id.clone())
+        .push(")");
+    }
+    qb.push(format!(
+        " ORDER BY h.occurred_at {dir}, h.received_at {dir}, h.kind {dir}, h.id {dir} LIMIT "
+    ))
+    .push_bind(query.limit);
+    Ok(qb.build_query_as().fetch_all(conn).await?)
 }

@@ -28,6 +28,7 @@ mod positions;
 mod promises;
 mod rate_limit;
 mod rbac;
+mod read_models;
 mod recipes;
 mod reflection;
 mod routes;

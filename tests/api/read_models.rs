@@ -1,0 +1,219 @@
+//! The read models (ADR 0011) equal a recomputation from the raw facts after random writes
+//! through gRPC (payments, back-dated payments, reversals), new charges, a tenant moving to
+//! another site, and after the demo seed's bulk COPY.
+
+use akig::proto::v1::{PaymentMethod, RecordPaymentRequest, ReversePaymentRequest};
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Utc};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::ledger::assert_stored_is_the_replay;
+use crate::support::{
+    TestDb, create_charge, create_site, create_tenant, create_user, message, spawn_app, today, ts,
+};
+
+/// Every read model against its recomputation from the rows it summarises:
+/// - `charges.last_paid_at` = the latest `occurred_at` of the entries with rows on the charge;
+/// - `open_due`, summed per (site, due date, shard) = due − paid of the charges of the site's
+///   tenants of that shard falling due that day (no row of `open_due` without such charges
+///   unless it holds 0);
+/// - `name_norm`, `unit_norm` = the normalisation of the name and unit.
+async fn assert_read_models_are_the_facts(pool: &PgPool) {
+    let last_paid: Vec<(i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT c.id, c.last_paid_at,
+                (SELECT max(p.occurred_at) FROM payment_allocations pa
+                 JOIN payments p ON p.id = pa.payment_id WHERE pa.charge_id = c.id)
+         FROM charges c
+         WHERE c.last_paid_at IS DISTINCT FROM
+               (SELECT max(p.occurred_at) FROM payment_allocations pa
+                JOIN payments p ON p.id = pa.payment_id WHERE pa.charge_id = c.id)",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("last paid");
+    assert_eq!(
+        last_paid,
+        vec![],
+        "charges whose last_paid_at is not the facts'"
+    );
+
+    let open: Vec<(
+        Option<Uuid>,
+        Option<NaiveDate>,
+        Option<i16>,
+        Option<i64>,
+        Option<i64>,
+    )> = sqlx::query_as(
+        "WITH facts AS (
+                 SELECT t.site_id, c.due_date, tenant_shard(c.tenant_id) AS shard,
+                        sum(c.amount_due_gnf - c.amount_paid_gnf)::bigint AS open_gnf
+                 FROM charges c JOIN tenants t ON t.id = c.tenant_id
+                 GROUP BY 1, 2, 3)
+             SELECT coalesce(f.site_id, o.site_id), coalesce(f.due_date, o.due_date),
+                    coalesce(f.shard, o.shard), f.open_gnf, o.open_gnf
+             FROM facts f
+             FULL JOIN open_due o
+               ON o.site_id = f.site_id AND o.due_date = f.due_date AND o.shard = f.shard
+             WHERE f.open_gnf IS DISTINCT FROM o.open_gnf
+               AND NOT (f.open_gnf IS NULL AND o.open_gnf = 0)",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("open due");
+    assert_eq!(open, vec![], "open_due rows that are not the facts'");
+
+    let names = crate::support::count(
+        pool,
+        "SELECT count(*) FROM tenants
+         WHERE name_norm <> immutable_unaccent(lower(full_name))
+            OR unit_norm <> immutable_unaccent(lower(unit))",
+    )
+    .await;
+    assert_eq!(names, 0, "normalised search columns");
+}
+
+/// The first day of the month `months_ago` months before this one.
+fn month(months_ago: u32) -> NaiveDate {
+    today()
+        .with_day(1)
+        .and_then(|d| d.checked_sub_months(Months::new(months_ago)))
+        .expect("valid month")
+}
+
+fn ago(minutes: i64) -> DateTime<Utc> {
+    Utc::now() - chrono::Duration::minutes(minutes)
+}
+
+#[tokio::test]
+async fn read_models_follow_random_payments_reversals_charges_and_moves() {
+    let db = TestDb::new().await;
+    let pool = db.pool.clone();
+    let sites = [
+        create_site(&pool, "KAL").await,
+        create_site(&pool, "RAT").await,
+    ];
+    create_user(&pool, "agent.both", "agent", &sites, None).await;
+    create_user(&pool, "compta", "accountant", &[], None).await;
+    let mut tenants = Vec::new();
+    for (i, name) in ["Mariama Diallo", "Fodé Camara", "Aïssatou Bah"]
+        .into_iter()
+        .enumerate()
+    {
+        tenants.push(create_tenant(&pool, sites[i % 2], name, 1_500_000, None).await);
+    }
+    let app = spawn_app(&db).await;
+    let agent = app.token("agent.both").await;
+    let accountant = app.token("compta").await;
+
+    // Charges for the last 4 months (due on the 5th), of different amounts per tenant.
+    for (i, tenant) in tenants.iter().enumerate() {
+        for months_ago in 1..=4u32 {
+            let period = month(months_ago);
+            let due = 1_000_000 + i64::from(months_ago) * 100_000 + i as i64 * 25_000;
+            create_charge(&pool, *tenant, period, period + Days::new(4), due).await;
+        }
+    }
+    assert_read_models_are_the_facts(&pool).await;
+
+    let mut rng = ChaCha8Rng::seed_from_u64(0x0011_2EAD);
+    let mut live: Vec<(String, DateTime<Utc>, Uuid)> = Vec::new();
+    let mut next_charge_month = 0u32;
+    for step in 0..40 {
+        let tenant = tenants[rng.random_range(0..tenants.len())];
+        match rng.random_range(0..10) {
+            0..=2 if !live.is_empty() => {
+                let (payment_id, occurred_at, tenant) =
+                    live.swap_remove(rng.random_range(0..live.len()));
+                let at = (occurred_at.max(ago(60)) + chrono::Duration::seconds(1)).min(Utc::now());
+                let request = ReversePaymentRequest {
+                    request_id: Uuid::new_v4().to_string(),
+                    payment_id,
+                    reason: "Chèque sans provision".to_owned(),
+                    occurred_at: Some(ts(at)),
+                };
+                message(app.collections(&accountant).await.reverse_payment(request))
+                    .await
+                    .unwrap_or_else(|status| panic!("reversal refused: {status:?}"));
+                assert_stored_is_the_replay(&pool, tenant).await;
+            }
+            3 if next_charge_month == 0 => {
+                // This month's charges appear (as the monthly job would write them).
+                next_charge_month += 1;
+                for (i, tenant) in tenants.iter().enumerate() {
+                    let period = month(0);
+                    create_charge(
+                        &pool,
+                        *tenant,
+                        period,
+                        period + Days::new(4),
+                        900_000 + i as i64,
+                    )
+                    .await;
+                }
+            }
+            4 => {
+                // The tenant moves to the other site.
+                sqlx::query(
+                    "UPDATE tenants SET site_id = CASE WHEN site_id = $2 THEN $3 ELSE $2 END
+                     WHERE id = $1",
+                )
+                .bind(tenant)
+                .bind(sites[0])
+                .bind(sites[1])
+                .execute(&pool)
+                .await
+                .expect("move");
+            }
+            _ => {
+                // Often back-dated (an offline payment uploaded late).
+                let at = ago(rng.random_range(61..20 * 24 * 60));
+                let request = RecordPaymentRequest {
+                    request_id: Uuid::new_v4().to_string(),
+                    tenant_id: tenant.to_string(),
+                    amount_gnf: rng.random_range(1..30) * 50_000,
+                    method: PaymentMethod::Cash as i32,
+                    occurred_at: Some(ts(at)),
+                    ..Default::default()
+                };
+                let response = message(app.collections(&agent).await.record_payment(request))
+                    .await
+                    .unwrap_or_else(|status| panic!("step {step}: payment refused: {status:?}"));
+                live.push((response.payment.expect("payment").payment_id, at, tenant));
+                assert_stored_is_the_replay(&pool, tenant).await;
+            }
+        }
+        assert_read_models_are_the_facts(&pool).await;
+    }
+    let reversed = crate::support::count(
+        &pool,
+        "SELECT count(*) FROM payments WHERE kind = 'reversal'",
+    )
+    .await;
+    let paid = crate::support::count(
+        &pool,
+        "SELECT count(*) FROM payments WHERE kind = 'payment'",
+    )
+    .await;
+    assert!(
+        reversed > 0 && paid > reversed,
+        "{paid} payments, {reversed} reversals"
+    );
+}
+
+#[tokio::test]
+async fn read_models_after_the_demo_seed() {
+    let db = TestDb::new().await;
+    let demo_day = NaiveDate::from_ymd_opt(2026, 11, 16).expect("date");
+    akig::seed::seed_demo(&db.pool, demo_day)
+        .await
+        .expect("seed");
+    let with_last_paid = crate::support::count(
+        &db.pool,
+        "SELECT count(*) FROM charges WHERE last_paid_at IS NOT NULL",
+    )
+    .await;
+    assert!(with_last_paid > 1_000, "{with_last_paid} charges paid");
+    assert_read_models_are_the_facts(&db.pool).await;
+}
