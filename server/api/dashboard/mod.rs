@@ -6,6 +6,9 @@ mod good_payers;
 
 use tonic::{Request, Response, Status};
 
+use crate::auth::caller::Caller;
+use crate::cache::{CacheKind, Coverage, cached};
+
 use crate::proto::v1 as pb;
 use crate::proto::v1::dashboard_service_server::DashboardService;
 use crate::state::AppState;
@@ -27,9 +30,14 @@ impl DashboardService for DashboardApi {
         &self,
         request: Request<pb::ListGoodPayersRequest>,
     ) -> Result<Response<pb::ListGoodPayersResponse>, Status> {
-        good_payers::list_good_payers(&self.state, &request)
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        let coverage = Coverage::requested(Caller::of(&request)?, &request.get_ref().site_ids);
+        cached(
+            &self.state,
+            CacheKind::GoodPayers,
+            &request,
+            coverage,
+            async { good_payers::list_good_payers(&self.state, &request).await },
+        )
+        .await
     }
 }
