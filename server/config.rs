@@ -268,6 +268,8 @@ pub struct ServeConfig {
     pub collections: CollectionsConfig,
     pub route: crate::geo::RouteConfig,
     pub live: crate::live::LiveConfig,
+    /// Lifetime of each kind of cached read (`AKIG_CACHE_TTL_<KIND>_SECS`).
+    pub cache: crate::cache::CacheConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -495,6 +497,8 @@ impl ServeArgs {
             collections: self.collections.parse()?,
             route: self.route.parse()?,
             live: self.live.parse()?,
+            cache: crate::cache::CacheConfig::from_vars(|name| std::env::var(name).ok())
+                .map_err(|(setting, reason)| ConfigError::new(setting, reason))?,
         })
     }
 }

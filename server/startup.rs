@@ -77,7 +77,7 @@ impl Application {
 
     pub async fn build_with_pool(config: ServeConfig, pool: PgPool) -> anyhow::Result<Self> {
         let redis = config.redis.as_ref().map(Redis::open).transpose()?;
-        let cache = Cache::new(redis.clone());
+        let cache = Cache::with_config(redis.clone(), config.cache.clone());
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (AKIG_LISTEN): {e}", config.listen)
         })?;

@@ -2,14 +2,29 @@
 //! (no `REDIS_URL`) and as the fallback while Redis is unreachable: no RPC fails because Redis
 //! is down.
 //!
-//! Decisions (ADR 0005):
+//! Decisions (ADR 0005, ADR 0014):
 //! - One interface for handlers, whichever backend answers: Redis while the shared link
 //!   (`crate::redis`) is up, else an in-process moka cache.
+//! - Reads are cached through the typed get-or-compute of [`read`] (by [`CacheKind`], with a
+//!   TTL per kind, keys scoped by what the caller may see, versioned per site); the adapters
+//!   wrap a use case with [`grpc::cached`]. The byte get/set/delete below serve the role
+//!   permissions.
 //! - A deletion that cannot reach Redis is remembered (bounded) and replayed when the link is
 //!   back, before Redis is read again; entries written locally during the outage are dropped
 //!   then, so reads go back to the shared values.
 
-use std::collections::HashSet;
+mod grpc;
+mod kind;
+mod read;
+mod touch;
+
+pub use grpc::{cached, cached_read};
+pub use kind::{CacheConfig, CacheKind};
+pub use read::{Audience, CacheValue, Coverage, Outcome, request_digest};
+pub use touch::TouchesSites;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -34,6 +49,15 @@ struct Inner {
     local: moka::future::Cache<String, LocalEntry>,
     redis: Option<Redis>,
     pending_deletes: Mutex<HashSet<String>>,
+    config: CacheConfig,
+    /// This process's site versions, used while Redis is down (`read`).
+    versions: Mutex<HashMap<String, u64>>,
+    /// A write could not move its versions in Redis: the epoch moves at reconnection.
+    missed_bumps: AtomicBool,
+    /// Single-flight locks of the keys being computed.
+    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Answers computed, by kind (`CacheKind as usize`).
+    computations: [AtomicU64; CacheKind::ALL.len()],
 }
 
 #[derive(Clone)]
@@ -48,9 +72,14 @@ impl Cache {
         Self::new(None)
     }
 
+    /// [`Cache::with_config`] with the seed's TTLs.
+    pub fn new(redis: Option<Redis>) -> Self {
+        Self::with_config(redis, CacheConfig::default())
+    }
+
     /// A cache on the shared Redis link when there is one. Until the link is up, and whenever
     /// it is down, the in-process cache answers.
-    pub fn new(redis: Option<Redis>) -> Self {
+    pub fn with_config(redis: Option<Redis>, config: CacheConfig) -> Self {
         let local = moka::future::Cache::builder()
             .max_capacity(LOCAL_CAPACITY)
             // Per-entry TTLs are checked on read; this bounds how long any entry can linger.
@@ -60,6 +89,11 @@ impl Cache {
             local,
             redis,
             pending_deletes: Mutex::new(HashSet::new()),
+            config,
+            versions: Mutex::new(HashMap::new()),
+            missed_bumps: AtomicBool::new(false),
+            flights: Mutex::new(HashMap::new()),
+            computations: Default::default(),
         });
         if let Some(redis) = &inner.redis {
             let cache = Arc::downgrade(&inner);
@@ -102,12 +136,24 @@ impl Cache {
                 Err(e) => redis.failed(&e),
             }
         }
+        self.local_lookup(key).await
+    }
+
+    async fn local_lookup(&self, key: &str) -> Option<Bytes> {
         let entry = self.inner.local.get(key).await?;
         if entry.expires_at <= Instant::now() {
             self.inner.local.invalidate(key).await;
             return None;
         }
         Some(entry.value)
+    }
+
+    async fn local_store(&self, key: &str, value: Bytes, ttl: Duration) {
+        let entry = LocalEntry {
+            value,
+            expires_at: Instant::now() + ttl,
+        };
+        self.inner.local.insert(key.to_owned(), entry).await;
     }
 
     pub async fn set(&self, key: &str, value: Bytes, ttl: Duration) {
@@ -120,11 +166,7 @@ impl Cache {
                 Err(e) => redis.failed(&e),
             }
         }
-        let entry = LocalEntry {
-            value,
-            expires_at: Instant::now() + ttl,
-        };
-        self.inner.local.insert(key.to_owned(), entry).await;
+        self.local_store(key, value, ttl).await;
     }
 
     /// Removes a key everywhere. When Redis cannot be reached the deletion is remembered and
@@ -161,12 +203,16 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Before Redis is read again: replays the deletions missed during the outage, then drops
-    /// the entries written locally meanwhile. False when Redis failed again.
+    /// Before Redis is read again: replays the deletions missed during the outage, moves the
+    /// epoch if writes could not move their versions, then drops the entries written locally
+    /// meanwhile. False when Redis failed again.
     async fn catch_up(&self, mut conn: ConnectionManager) -> bool {
         let Some(redis) = &self.redis else {
             return true;
         };
+        if !self.move_epoch_if_owed(&mut conn).await {
+            return false;
+        }
         let keys: Vec<String> = self.pending().drain().collect();
         if !keys.is_empty() {
             let redis_keys: Vec<String> = keys.iter().map(|k| redis.key(k)).collect();

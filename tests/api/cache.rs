@@ -415,3 +415,294 @@ mod standing {
         stop(replicas).await;
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The read cache through gRPC: `x-cache`, invalidation by writes, scope, Redis outages,
+// single flight.
+
+mod reads {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use akig::cache::{Cache, CacheKind};
+    use akig::proto::v1::dashboard_service_client::DashboardServiceClient;
+    use akig::proto::v1::missions_service_client::MissionsServiceClient;
+    use akig::proto::v1::{
+        GetDailyRankingRequest, GetTenantArrearsRequest, ListGoodPayersRequest, PaymentMethod,
+        RecordPaymentRequest,
+    };
+    use akig::startup::Application;
+    use chrono::{Datelike, Utc};
+    use uuid::Uuid;
+
+    use crate::support::{
+        RedisMode, Relay, TestApp, TestDb, authed, create_charge, create_site, create_tenant,
+        create_user, redis_url, test_config, ts,
+    };
+
+    /// A server on the test's database whose Redis is `redis` (a URL), and its cache.
+    async fn server(db: &TestDb, redis: Option<String>) -> (TestApp, Cache) {
+        let mut config = test_config(db.connect_options(), RedisMode::Real);
+        if let (Some(url), Some(config)) = (redis, config.redis.as_mut()) {
+            config.url = url;
+        }
+        let app = Application::build_with_pool(config, db.pool.clone())
+            .await
+            .expect("application builds");
+        let cache = app.state().cache.clone();
+        let test_app = TestApp {
+            addr: app.local_addr(),
+            metrics_addr: app.metrics_addr(),
+            shutdown: app.shutdown_token(),
+            server: tokio::spawn(app.run_until_stopped()),
+        };
+        (test_app, cache)
+    }
+
+    async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+        for _ in 0..200 {
+            if condition() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{what}: not within 10 s");
+    }
+
+    fn x_cache<T>(response: &tonic::Response<T>) -> String {
+        response
+            .metadata()
+            .get("x-cache")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("absent")
+            .to_owned()
+    }
+
+    /// Site KAL with one tenant, Aminata, owing one charge of 10,000 GNF due 20 days ago;
+    /// site MAT with Fodé, owing 7,000 due 20 days ago. "dir" (director), "gest.kal" and
+    /// "gest.kal2" (managers of KAL), "gest.mat" (manager of MAT), "agent.kal" collects on
+    /// KAL. Returns (Aminata, Fodé).
+    async fn world(db: &TestDb) -> (Uuid, Uuid) {
+        let pool = &db.pool;
+        let kal = create_site(pool, "KAL").await;
+        let mat = create_site(pool, "MAT").await;
+        create_user(pool, "dir", "director", &[], None).await;
+        create_user(pool, "gest.kal", "site_manager", &[kal], None).await;
+        create_user(pool, "gest.kal2", "site_manager", &[kal], None).await;
+        create_user(pool, "gest.mat", "site_manager", &[mat], None).await;
+        create_user(pool, "agent.kal", "agent", &[kal], None).await;
+        let due = akig::domain::conakry_day(Utc::now()) - chrono::Days::new(20);
+        let period = due.with_day(1).expect("first of the month");
+        let aminata = create_tenant(pool, kal, "Aminata Bah", 10_000, None).await;
+        create_charge(pool, aminata, period, due, 10_000).await;
+        let fode = create_tenant(pool, mat, "Fodé Touré", 7_000, None).await;
+        create_charge(pool, fode, period, due, 7_000).await;
+        (aminata, fode)
+    }
+
+    /// Aminata's outstanding amount as `user` sees it, and `x-cache`.
+    async fn outstanding(app: &TestApp, user: &str, tenant: Uuid) -> (i64, String) {
+        let token = app.token(user).await;
+        let response = app
+            .collections(&token)
+            .await
+            .get_tenant_arrears(authed(
+                GetTenantArrearsRequest {
+                    tenant_id: tenant.to_string(),
+                    ..Default::default()
+                },
+                &token,
+            ))
+            .await
+            .expect("arrears");
+        let cache = x_cache(&response);
+        (response.into_inner().outstanding_gnf, cache)
+    }
+
+    /// Asserts the director reads `amount` outstanding with `x-cache: <x>`.
+    async fn expect_outstanding(app: &TestApp, tenant: Uuid, amount: i64, x: &str) {
+        assert_eq!(
+            outstanding(app, "dir", tenant).await,
+            (amount, x.to_owned())
+        );
+    }
+
+    /// The good payers `user` sees (name, paid GNF) over the last 12 months, and `x-cache`.
+    async fn good_payers(app: &TestApp, user: &str) -> (Vec<(String, i64)>, String) {
+        let token = app.token(user).await;
+        let response = DashboardServiceClient::new(app.channel().await)
+            .list_good_payers(authed(
+                ListGoodPayersRequest {
+                    min_charges_count: 1,
+                    ..Default::default()
+                },
+                &token,
+            ))
+            .await
+            .expect("good payers");
+        let cache = x_cache(&response);
+        let lines = response
+            .into_inner()
+            .good_payers
+            .into_iter()
+            .map(|g| (g.tenant.expect("tenant").full_name, g.paid_gnf))
+            .collect();
+        (lines, cache)
+    }
+
+    async fn pay(app: &TestApp, tenant: Uuid, amount: i64) {
+        let token = app.token("agent.kal").await;
+        app.collections(&token)
+            .await
+            .record_payment(authed(
+                RecordPaymentRequest {
+                    request_id: Uuid::new_v4().to_string(),
+                    tenant_id: tenant.to_string(),
+                    amount_gnf: amount,
+                    method: PaymentMethod::Cash as i32,
+                    occurred_at: Some(ts(Utc::now() - chrono::Duration::minutes(5))),
+                    ..Default::default()
+                },
+                &token,
+            ))
+            .await
+            .expect("payment recorded");
+    }
+
+    fn redis_addr() -> SocketAddr {
+        redis_url()
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap_or_else(|_| "127.0.0.1:6379".parse().expect("literal"))
+    }
+
+    #[tokio::test]
+    async fn a_read_hits_until_a_payment_changes_its_figure() {
+        let db = TestDb::new().await;
+        let (aminata, _) = world(&db).await;
+        let (app, cache) = server(&db, None).await;
+        until("redis linked", || cache.is_redis_up()).await;
+
+        expect_outstanding(&app, aminata, 10_000, "MISS").await;
+        expect_outstanding(&app, aminata, 10_000, "HIT").await;
+        let kal = vec![("Aminata Bah".to_owned(), 0)];
+        assert_eq!(
+            good_payers(&app, "gest.kal").await,
+            (kal.clone(), "MISS".into())
+        );
+        assert_eq!(good_payers(&app, "gest.kal").await, (kal, "HIT".into()));
+
+        pay(&app, aminata, 4_000).await;
+        expect_outstanding(&app, aminata, 6_000, "MISS").await;
+        assert_eq!(
+            good_payers(&app, "gest.kal").await,
+            (vec![("Aminata Bah".to_owned(), 4_000)], "MISS".into())
+        );
+        expect_outstanding(&app, aminata, 6_000, "HIT").await;
+        app.stop(Duration::from_secs(10)).await.expect("stops");
+    }
+
+    #[tokio::test]
+    async fn callers_with_different_scopes_never_share_an_entry() {
+        let db = TestDb::new().await;
+        world(&db).await;
+        let (app, cache) = server(&db, None).await;
+        until("redis linked", || cache.is_redis_up()).await;
+        let kal = vec![("Aminata Bah".to_owned(), 0)];
+        let mat = vec![("Fodé Touré".to_owned(), 0)];
+        let both = vec![("Aminata Bah".to_owned(), 0), ("Fodé Touré".to_owned(), 0)];
+        // The same request by three audiences: each computed for itself.
+        assert_eq!(
+            good_payers(&app, "gest.kal").await,
+            (kal.clone(), "MISS".into())
+        );
+        assert_eq!(
+            good_payers(&app, "gest.mat").await,
+            (mat.clone(), "MISS".into())
+        );
+        let (lines, x) = good_payers(&app, "dir").await;
+        let mut lines = lines;
+        lines.sort();
+        assert_eq!((lines, x), (both, "MISS".into()));
+        // Another manager of the same site sees exactly what the first one does: shared.
+        assert_eq!(good_payers(&app, "gest.kal2").await, (kal, "HIT".into()));
+        assert_eq!(good_payers(&app, "gest.mat").await, (mat, "HIT".into()));
+        app.stop(Duration::from_secs(10)).await.expect("stops");
+    }
+
+    #[tokio::test]
+    async fn reads_survive_a_redis_outage_and_caching_resumes_when_it_is_back() {
+        let db = TestDb::new().await;
+        let (aminata, _) = world(&db).await;
+        let upstream = redis_addr();
+        let relay = Relay::start("127.0.0.1:0".parse().expect("literal"), upstream).await;
+        let (app, cache) = server(&db, Some(format!("redis://{}", relay.addr))).await;
+        until("redis linked", || cache.is_redis_up()).await;
+        expect_outstanding(&app, aminata, 10_000, "MISS").await;
+        expect_outstanding(&app, aminata, 10_000, "HIT").await;
+
+        let addr = relay.cut().await;
+        // Every read answers; the first ones find Redis gone and compute, then the
+        // in-process cache serves.
+        let mut outcomes = Vec::new();
+        for _ in 0..4 {
+            let (amount, x) = outstanding(&app, "dir", aminata).await;
+            assert_eq!(amount, 10_000);
+            outcomes.push(x);
+        }
+        assert!(!cache.is_redis_up());
+        assert_eq!(
+            outcomes.last().map(String::as_str),
+            Some("HIT"),
+            "{outcomes:?}"
+        );
+        // A write during the outage is seen at once by this server.
+        pay(&app, aminata, 4_000).await;
+        expect_outstanding(&app, aminata, 6_000, "MISS").await;
+        expect_outstanding(&app, aminata, 6_000, "HIT").await;
+
+        let _relay = Relay::start(addr, upstream).await;
+        until("redis back", || cache.is_redis_up()).await;
+        // Back on Redis: the entry cached there before the outage is not served (the epoch
+        // moved for the write Redis missed); the fresh one is, from Redis.
+        expect_outstanding(&app, aminata, 6_000, "MISS").await;
+        expect_outstanding(&app, aminata, 6_000, "HIT").await;
+        app.stop(Duration::from_secs(10)).await.expect("stops");
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_compute_once() {
+        let db = TestDb::new().await;
+        world(&db).await;
+        let (app, cache) = server(&db, None).await;
+        until("redis linked", || cache.is_redis_up()).await;
+        let token = app.token("dir").await;
+        let before = cache.computations(CacheKind::Rankings);
+        let calls = (0..12).map(|_| {
+            let token = token.clone();
+            let app = &app;
+            async move {
+                let response = MissionsServiceClient::new(app.channel().await)
+                    .get_daily_ranking(authed(
+                        GetDailyRankingRequest {
+                            top_count: 5,
+                            ..Default::default()
+                        },
+                        &token,
+                    ))
+                    .await
+                    .expect("ranking");
+                let x = x_cache(&response);
+                (response.into_inner(), x)
+            }
+        });
+        let answers = futures::future::join_all(calls).await;
+        assert_eq!(cache.computations(CacheKind::Rankings) - before, 1);
+        let misses = answers.iter().filter(|(_, x)| x == "MISS").count();
+        assert_eq!(misses, 1, "one computation, the others served its answer");
+        let first = &answers[0].0;
+        assert!(answers.iter().all(|(answer, _)| answer == first));
+        app.stop(Duration::from_secs(10)).await.expect("stops");
+    }
+}

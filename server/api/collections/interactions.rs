@@ -211,7 +211,7 @@ async fn record<Req: prost::Message>(
     app::agent(caller, parsed.action.agent_id)?;
     let write = Write::new(caller, method, parsed.request_id);
     let far = MaxDistance::parse(state.collections.far_visit_meters).unwrap_or_default();
-    state
+    let outcome = state
         .idempotency
         .run_audited(write.key(), request.get_ref(), async |conn| {
             let done = app::record(conn, write.act(), &parsed.action, far).await?;
@@ -222,7 +222,8 @@ async fn record<Req: prost::Message>(
             };
             Ok::<_, ApiError>((response, done.audit))
         })
-        .await
+        .await;
+    state.cache.after_write(outcome).await
 }
 
 pub(super) async fn record_call(

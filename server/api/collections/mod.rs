@@ -14,6 +14,7 @@ pub(crate) mod wire;
 
 use tonic::{Request, Response, Status};
 
+use crate::cache::{CacheKind, cached_read};
 use crate::proto::v1 as pb;
 use crate::proto::v1::collections_service_server::CollectionsService;
 use crate::state::AppState;
@@ -126,14 +127,28 @@ impl CollectionsService for CollectionsApi {
         &self,
         request: Request<pb::GetTenantArrearsRequest>,
     ) -> Result<Response<pb::GetTenantArrearsResponse>, Status> {
-        answer(tenants::get_tenant_arrears(&self.state, &request).await)
+        let state = &self.state;
+        cached_read(
+            state,
+            CacheKind::Arrears,
+            &request,
+            tenants::get_tenant_arrears(state, &request),
+        )
+        .await
     }
 
     async fn get_daily_stats(
         &self,
         request: Request<pb::GetDailyStatsRequest>,
     ) -> Result<Response<pb::GetDailyStatsResponse>, Status> {
-        answer(daily_stats::get_daily_stats(&self.state, &request).await)
+        let state = &self.state;
+        cached_read(
+            state,
+            CacheKind::Statistics,
+            &request,
+            daily_stats::get_daily_stats(state, &request),
+        )
+        .await
     }
 }
 

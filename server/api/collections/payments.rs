@@ -165,7 +165,7 @@ pub(super) async fn record_payment(
             })
             .await;
         match answer_or_retry(outcome, second_run) {
-            Some(answer) => return answer,
+            Some(answer) => return state.cache.after_write(answer).await,
             None => second_run = true,
         }
     }
@@ -196,7 +196,7 @@ pub(super) async fn reverse_payment(
             })
             .await;
         match answer_or_retry(outcome, second_run) {
-            Some(answer) => return answer,
+            Some(answer) => return state.cache.after_write(answer).await,
             None => second_run = true,
         }
     }

@@ -269,7 +269,7 @@ pub(super) async fn update_promise(
     let (request_id, update) = parse_update(state, message)?;
     let write = Write::new(caller, rpc::UPDATE_PROMISE, request_id);
     app::check_update(&state.pool, caller, update.promise_id).await?;
-    state
+    let outcome = state
         .idempotency
         .run_audited(write.key(), message, async |conn| {
             let done = app::update(conn, write.act(), &update).await?;
@@ -278,5 +278,6 @@ pub(super) async fn update_promise(
             };
             Ok::<_, ApiError>((response, done.audit))
         })
-        .await
+        .await;
+    state.cache.after_write(outcome).await
 }

@@ -11,6 +11,9 @@ mod summary;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
+use crate::auth::caller::Caller;
+use crate::cache::{CacheKind, Coverage, cached};
+
 use crate::proto::v1 as pb;
 use crate::proto::v1::dashboard_service_server::DashboardService;
 use crate::state::AppState;
@@ -52,10 +55,15 @@ impl DashboardService for DashboardApi {
         &self,
         request: Request<pb::ListGoodPayersRequest>,
     ) -> Result<Response<pb::ListGoodPayersResponse>, Status> {
-        good_payers::list_good_payers(&self.state, &request)
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        let coverage = Coverage::requested(Caller::of(&request)?, &request.get_ref().site_ids);
+        cached(
+            &self.state,
+            CacheKind::GoodPayers,
+            &request,
+            coverage,
+            async { good_payers::list_good_payers(&self.state, &request).await },
+        )
+        .await
     }
 
     async fn get_daily_report(

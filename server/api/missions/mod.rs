@@ -24,6 +24,7 @@ use crate::api::write::Write;
 use crate::app::missions::{self as app, GenerateInput, MissionUpdate};
 use crate::auth::caller::{Caller, Scope};
 use crate::auth::rbac::Role;
+use crate::cache::{CacheKind, cached_read};
 use crate::domain::MissionStatus;
 use crate::proto::v1 as pb;
 use crate::proto::v1::missions_service_server::MissionsService;
@@ -71,14 +72,31 @@ impl MissionsService for MissionsApi {
         &self,
         request: Request<pb::ListTodayMissionsRequest>,
     ) -> Result<Response<pb::ListTodayMissionsResponse>, Status> {
-        answer(list_today(&self.state, &request).await)
+        let state = &self.state;
+        let mut response = cached_read(
+            state,
+            CacheKind::Missions,
+            &request,
+            list_today(state, &request),
+        )
+        .await?;
+        // The server's clock, for the phone's skew check, is of this answer, not the entry's.
+        response.get_mut().server_time = Some(convert::timestamp(Utc::now()));
+        Ok(response)
     }
 
     async fn list_agent_missions(
         &self,
         request: Request<pb::ListAgentMissionsRequest>,
     ) -> Result<Response<pb::ListAgentMissionsResponse>, Status> {
-        answer(list_agent(&self.state, &request).await)
+        let state = &self.state;
+        cached_read(
+            state,
+            CacheKind::Missions,
+            &request,
+            list_agent(state, &request),
+        )
+        .await
     }
 
     async fn update_mission(
@@ -92,14 +110,28 @@ impl MissionsService for MissionsApi {
         &self,
         request: Request<pb::GetDailyRankingRequest>,
     ) -> Result<Response<pb::GetDailyRankingResponse>, Status> {
-        answer(performance::daily_ranking(&self.state, &request).await)
+        let state = &self.state;
+        cached_read(
+            state,
+            CacheKind::Rankings,
+            &request,
+            performance::daily_ranking(state, &request),
+        )
+        .await
     }
 
     async fn get_monthly_ranking(
         &self,
         request: Request<pb::GetMonthlyRankingRequest>,
     ) -> Result<Response<pb::GetMonthlyRankingResponse>, Status> {
-        answer(performance::monthly_ranking(&self.state, &request).await)
+        let state = &self.state;
+        cached_read(
+            state,
+            CacheKind::Rankings,
+            &request,
+            performance::monthly_ranking(state, &request),
+        )
+        .await
     }
 
     async fn get_agent_performance(
@@ -113,7 +145,14 @@ impl MissionsService for MissionsApi {
         &self,
         request: Request<pb::GetPerformanceHistoryRequest>,
     ) -> Result<Response<pb::GetPerformanceHistoryResponse>, Status> {
-        answer(performance::history(&self.state, &request).await)
+        let state = &self.state;
+        cached_read(
+            state,
+            CacheKind::Performance,
+            &request,
+            performance::history(state, &request),
+        )
+        .await
     }
 }
 
@@ -184,7 +223,7 @@ async fn generate(
         let generated = app::generate(&mut tx, &planner, &input, config, speed).await?;
         return respond(&mut tx, generated).await;
     }
-    state
+    let outcome = state
         .idempotency
         .run_audited(write.key(), message, async |conn| {
             let planner = app::Planner::of(write.act());
@@ -192,7 +231,8 @@ async fn generate(
             let audit = generated.audit(write.act());
             Ok::<_, ApiError>((respond(conn, generated).await?, Some(audit)))
         })
-        .await
+        .await;
+    state.cache.after_write(outcome).await
 }
 
 /// The agent a read is about: the caller when empty.
@@ -503,7 +543,7 @@ async fn update(
     let (request_id, mission_id, change) = parse_update(state, message)?;
     let write = Write::new(caller, rpc::UPDATE_MISSION, request_id);
     let aging = views::aging(state)?;
-    state
+    let outcome = state
         .idempotency
         .run_audited(write.key(), message, async |conn| {
             let (row, audit) = app::update(conn, write.act(), mission_id, &change).await?;
@@ -515,5 +555,6 @@ async fn update(
                 Some(audit),
             ))
         })
-        .await
+        .await;
+    state.cache.after_write(outcome).await
 }

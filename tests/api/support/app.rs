@@ -82,6 +82,7 @@ pub fn test_config(connect_options: PgConnectOptions, redis: RedisMode) -> Serve
         collections: CollectionsConfig::default(),
         route: akig::geo::RouteConfig::default(),
         live: akig::live::LiveConfig::default(),
+        cache: akig::cache::CacheConfig::default(),
     }
 }
 

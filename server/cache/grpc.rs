@@ -1,0 +1,65 @@
+//! The adapters' one-line wrapping of a read in the cache, with `x-cache: HIT|MISS`.
+
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::{Audience, CacheKind, CacheValue, Coverage, request_digest};
+use crate::api::error::ApiError;
+use crate::auth::caller::Caller;
+use crate::state::AppState;
+
+/// Answers `request` from the read cache or by `compute` (the adapter's use case call), with
+/// `x-cache: HIT` or `MISS` in the response metadata. The key holds the whole request, the
+/// caller's audience ([`Audience::of`]) and the versions of `coverage`. Errors are never
+/// cached; they map to a status as the adapter's own would.
+pub async fn cached<Req, Res>(
+    state: &AppState,
+    kind: CacheKind,
+    request: &Request<Req>,
+    coverage: Coverage,
+    compute: impl Future<Output = Result<Res, ApiError>>,
+) -> Result<Response<Res>, Status>
+where
+    Req: prost::Message,
+    Res: CacheValue,
+{
+    let caller = Caller::of(request)?;
+    let audience = Audience::of(caller);
+    let digest = request_digest(request.get_ref());
+    let (value, outcome) = state
+        .cache
+        .get_or_compute(kind, &audience, &digest, &coverage, compute)
+        .await?;
+    let mut response = Response::new(value);
+    response
+        .metadata_mut()
+        .insert("x-cache", MetadataValue::from_static(outcome.as_str()));
+    Ok(response)
+}
+
+/// [`cached`] for a read whose sites are not known in advance ([`Coverage::Everything`]).
+pub async fn cached_read<Req, Res>(
+    state: &AppState,
+    kind: CacheKind,
+    request: &Request<Req>,
+    compute: impl Future<Output = Result<Res, ApiError>>,
+) -> Result<Response<Res>, Status>
+where
+    Req: prost::Message,
+    Res: CacheValue,
+{
+    cached(state, kind, request, Coverage::Everything, compute).await
+}
+
+impl Coverage {
+    /// [`Coverage::of`] the caller and the site ids of a request (`field` of the message);
+    /// ids that do not parse leave the read covering everything (it will be refused anyway).
+    pub fn requested(caller: &Caller, site_ids: &[String]) -> Coverage {
+        let parsed: Result<Vec<Uuid>, _> = site_ids.iter().map(|s| s.parse::<Uuid>()).collect();
+        match parsed {
+            Ok(sites) => Coverage::of(caller, &sites),
+            Err(_) => Coverage::Everything,
+        }
+    }
+}

@@ -1,0 +1,620 @@
+//! The typed read cache: get-or-compute of a read's answer, under a key naming what the
+//! caller may see and the versions of the sites the answer covers.
+//!
+//! Decisions (ADR 0014):
+//! - An answer is stored encoded as protobuf ([`CacheValue`]): the answers are the API's own
+//!   messages, whose encoding is compact and tolerant of added fields.
+//! - Key: `<kind>:<Conakry day>:<audience>:<request digest>:<coverage>:<versions>`. The audience
+//!   ([`Audience`]) is the caller's role, permissions, sites and, for supervisors and agents,
+//!   their id: two callers who may see different things never share an entry. The day is
+//!   there because answers default their periods to "today".
+//! - Invalidation by versioned namespaces: every site has a version, and so has "every
+//!   site" (`all`), which any write moves. An answer covering given sites embeds their
+//!   versions, any other answer embeds `all`'s; a write moves the versions of the sites it
+//!   touched after its commit ([`Cache::written`]). Old entries are never looked for again
+//!   and expire by TTL: no `KEYS`, no `SCAN`, one `MGET` per read.
+//! - Versions are read before the answer is computed: a write committed meanwhile moves a
+//!   version the entry already embeds, so the entry is never served after the write.
+//! - A missing version (Redis restarted, evicted) is recreated at a random value, so an old
+//!   entry cannot match it by chance. All keys also embed a fleet `epoch`, moved when this
+//!   process reconnects after writes it could not announce while Redis was down.
+//! - Redis down: versions are this process's own and entries go to the in-process cache only;
+//!   a Redis failure in the middle of a read makes that read compute without the cache. No
+//!   read fails because of Redis.
+//! - Single flight: concurrent misses of one key in a process wait for the first one's
+//!   computation, then read its entry.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{Cache, CacheKind, Inner};
+use crate::auth::caller::{Caller, Scope};
+use crate::metrics::CACHE_REQUESTS;
+use crate::redis::timed;
+
+/// A value the read cache can hold: encoded to bytes and back.
+pub trait CacheValue: Sized {
+    fn encode_value(&self) -> Vec<u8>;
+    /// `None` when the bytes are not a value of this type (an older binary's entry).
+    fn decode_value(bytes: &[u8]) -> Option<Self>;
+}
+
+impl<T: prost::Message + Default> CacheValue for T {
+    fn encode_value(&self) -> Vec<u8> {
+        self.encode_to_vec()
+    }
+
+    fn decode_value(bytes: &[u8]) -> Option<Self> {
+        T::decode(bytes).ok()
+    }
+}
+
+/// Whether an answer came from the cache (`x-cache: HIT`) or was computed (`MISS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Hit,
+    Miss,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Hit => "HIT",
+            Outcome::Miss => "MISS",
+        }
+    }
+}
+
+/// The sites an answer is computed from, whose writes must drop it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coverage {
+    /// Any site (company-wide answers, or answers whose sites are not known in advance).
+    Everything,
+    /// Only these sites (sorted, without duplicates).
+    Sites(Vec<Uuid>),
+}
+
+impl Coverage {
+    /// The sites of a read filtered by `requested` sites (empty: no filter) within the
+    /// caller's scope: a site manager's reads cover their sites; a company-wide caller's
+    /// cover the requested sites, or everything. Supervisors and agents see agents' work,
+    /// which may lie on any site: everything.
+    pub fn of(caller: &Caller, requested: &[Uuid]) -> Self {
+        let sites: Vec<Uuid> = match caller.scope() {
+            Scope::Company if requested.is_empty() => return Coverage::Everything,
+            Scope::Company => requested.to_vec(),
+            Scope::Sites(own) if requested.is_empty() => own.to_vec(),
+            Scope::Sites(own) => requested
+                .iter()
+                .filter(|s| own.contains(s))
+                .copied()
+                .collect(),
+            Scope::Team { .. } | Scope::Own { .. } => return Coverage::Everything,
+        };
+        Coverage::sites(sites)
+    }
+
+    pub fn sites(mut sites: Vec<Uuid>) -> Self {
+        sites.sort_unstable();
+        sites.dedup();
+        Coverage::Sites(sites)
+    }
+
+    /// A key segment naming the coverage: `all`, or a digest of the sites.
+    fn id(&self) -> String {
+        match self {
+            Coverage::Everything => ALL.to_owned(),
+            Coverage::Sites(sites) => {
+                let mut hasher = Sha256::new();
+                for site in sites {
+                    hasher.update(site.as_bytes());
+                }
+                short_digest(hasher)
+            }
+        }
+    }
+
+    /// The version names: `all`, or `site:<id>` per site.
+    fn names(&self) -> Vec<String> {
+        match self {
+            Coverage::Everything => vec![ALL.to_owned()],
+            Coverage::Sites(sites) => sites.iter().map(|s| format!("site:{s}")).collect(),
+        }
+    }
+}
+
+/// What a caller may see, as a key segment: two callers with different audiences never share
+/// an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audience(String);
+
+impl Audience {
+    /// Role, permissions (sorted), sites (sorted) and, for supervisors and agents, their id.
+    pub fn of(caller: &Caller) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(caller.role.as_str());
+        let mut permissions: Vec<&str> = caller.permissions.iter().map(|p| p.as_str()).collect();
+        permissions.sort_unstable();
+        for permission in permissions {
+            hasher.update(b"\x1fp");
+            hasher.update(permission);
+        }
+        let mut sites = caller.site_ids.to_vec();
+        sites.sort_unstable();
+        for site in sites {
+            hasher.update(b"\x1fs");
+            hasher.update(site.as_bytes());
+        }
+        match caller.scope() {
+            Scope::Team {
+                supervisor_id: id, ..
+            }
+            | Scope::Own { agent_id: id, .. } => {
+                hasher.update(b"\x1fu");
+                hasher.update(id.as_bytes());
+            }
+            Scope::Company | Scope::Sites(_) => {}
+        }
+        Audience(short_digest(hasher))
+    }
+}
+
+/// The digest of a request message, a key segment.
+pub fn request_digest(request: &impl prost::Message) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(request.encode_to_vec());
+    short_digest(hasher)
+}
+
+fn short_digest(hasher: Sha256) -> String {
+    let digest = hasher.finalize();
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The version of every site together.
+const ALL: &str = "all";
+/// Moved when a process comes back to Redis after writes it could not announce.
+const EPOCH: &str = "epoch";
+
+/// Where one read looks: Redis (with the connection it started on) or this process.
+enum Backend {
+    Redis(ConnectionManager),
+    Local,
+}
+
+impl Cache {
+    /// The answer of a read: from the cache when an entry for (`kind`, `audience`, `request`,
+    /// `coverage`'s versions) is there, else `compute`d, stored for the kind's TTL, and
+    /// returned. Errors of `compute` are returned and never cached. Concurrent misses of one
+    /// key in this process compute once.
+    pub async fn get_or_compute<T, E>(
+        &self,
+        kind: CacheKind,
+        audience: &Audience,
+        request: &str,
+        coverage: &Coverage,
+        compute: impl Future<Output = Result<T, E>>,
+    ) -> Result<(T, Outcome), E>
+    where
+        T: CacheValue,
+    {
+        let ttl = self.inner.config.ttl(kind);
+        if ttl.is_zero() {
+            return Ok((self.computed(kind, compute).await?, Outcome::Miss));
+        }
+        let mut backend = match self.redis_connection() {
+            Some((_, conn)) => Backend::Redis(conn),
+            None => Backend::Local,
+        };
+        let Some(versions) = self.versions(&mut backend, coverage).await else {
+            count(kind, Outcome::Miss);
+            return Ok((self.computed(kind, compute).await?, Outcome::Miss));
+        };
+        let day = crate::domain::conakry_day(chrono::Utc::now());
+        let key = format!(
+            "{}:{day}:{}:{request}:{versions}",
+            kind.as_str(),
+            audience.0
+        );
+        if let Some(value) = self.read_entry(&mut backend, &key).await {
+            count(kind, Outcome::Hit);
+            return Ok((value, Outcome::Hit));
+        }
+        let flight = self.inner.flight(&key);
+        let answer = {
+            let _turn = flight.lock().await;
+            match self.read_entry(&mut backend, &key).await {
+                Some(value) => Ok((value, Outcome::Hit)),
+                None => match self.computed(kind, compute).await {
+                    Ok(value) => {
+                        let bytes = Bytes::from(value.encode_value());
+                        self.write_entry(&mut backend, &key, bytes, ttl).await;
+                        Ok((value, Outcome::Miss))
+                    }
+                    Err(e) => Err(e),
+                },
+            }
+        };
+        self.inner.land(&key, flight);
+        if let Ok((_, outcome)) = &answer {
+            count(kind, *outcome);
+        }
+        answer
+    }
+
+    /// How many answers of `kind` this process computed for the read cache.
+    pub fn computations(&self, kind: CacheKind) -> u64 {
+        self.inner.computations[kind as usize].load(Ordering::Relaxed)
+    }
+
+    /// After the commit of a write that touched `sites`: moves their versions and the
+    /// company-wide one, here and in Redis, so the next read of any answer covering them
+    /// computes afresh. When Redis cannot be reached, the fleet epoch moves at reconnection.
+    pub async fn written(&self, sites: &[Uuid]) {
+        let mut names: Vec<String> = sites.iter().map(|s| format!("site:{s}")).collect();
+        names.push(ALL.to_owned());
+        names.sort_unstable();
+        names.dedup();
+        {
+            let mut local = self.inner.local_versions();
+            for name in &names {
+                *local.entry(name.clone()).or_default() += 1;
+            }
+        }
+        let Some(redis) = self.inner.redis.as_ref() else {
+            return;
+        };
+        if let Some((_, mut conn)) = self.redis_connection() {
+            let mut pipe = redis::pipe();
+            for name in &names {
+                pipe.incr(version_key(redis, name), 1).ignore();
+            }
+            let result: Result<(), _> = timed(pipe.query_async(&mut conn)).await;
+            match result {
+                Ok(()) => return,
+                Err(e) => redis.failed(&e),
+            }
+        }
+        self.inner.missed_bumps.store(true, Ordering::Relaxed);
+    }
+
+    /// After a write whose sites are not known: every entry of the fleet is dropped (the
+    /// epoch moves), and this process's own entries (every local version moves).
+    pub(super) async fn written_everywhere(&self) {
+        {
+            let mut local = self.inner.local_versions();
+            *local.entry(EPOCH.to_owned()).or_default() += 1;
+        }
+        let Some(redis) = self.inner.redis.as_ref() else {
+            return;
+        };
+        if let Some((_, mut conn)) = self.redis_connection() {
+            let result: Result<u64, _> = timed(conn.incr(version_key(redis, EPOCH), 1)).await;
+            match result {
+                Ok(_) => return,
+                Err(e) => redis.failed(&e),
+            }
+        }
+        self.inner.missed_bumps.store(true, Ordering::Relaxed);
+    }
+
+    async fn computed<T, E>(
+        &self,
+        kind: CacheKind,
+        compute: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let value = compute.await?;
+        self.inner.computations[kind as usize].fetch_add(1, Ordering::Relaxed);
+        Ok(value)
+    }
+
+    /// The versions segment of a key; `None` when Redis failed (the read skips the cache).
+    async fn versions(&self, backend: &mut Backend, coverage: &Coverage) -> Option<String> {
+        let mut names = vec![EPOCH.to_owned()];
+        names.extend(coverage.names());
+        let id = coverage.id();
+        let conn = match backend {
+            Backend::Local => {
+                let local = self.inner.local_versions();
+                let values: Vec<String> = names
+                    .iter()
+                    .map(|n| local.get(n).copied().unwrap_or(0).to_string())
+                    .collect();
+                return Some(format!("{id}:l{}", values.join(".")));
+            }
+            Backend::Redis(conn) => conn,
+        };
+        let redis = self.inner.redis.as_ref()?;
+        let keys: Vec<String> = names.iter().map(|n| version_key(redis, n)).collect();
+        for attempt in 0..2 {
+            let values: Vec<Option<u64>> = match timed(conn.mget(&keys)).await {
+                Ok(values) => values,
+                Err(e) => {
+                    redis.failed(&e);
+                    return None;
+                }
+            };
+            if values.iter().all(Option::is_some) {
+                let values: Vec<String> = values.iter().flatten().map(u64::to_string).collect();
+                return Some(format!("{id}:r{}", values.join(".")));
+            }
+            if attempt == 1 {
+                break;
+            }
+            let mut pipe = redis::pipe();
+            for (key, value) in keys.iter().zip(&values) {
+                if value.is_none() {
+                    let start = u64::from(rand::random::<u32>());
+                    pipe.set_nx(key, start).ignore();
+                }
+            }
+            if let Err(e) = timed(pipe.query_async::<()>(&mut *conn)).await {
+                redis.failed(&e);
+                return None;
+            }
+        }
+        None
+    }
+
+    async fn read_entry<T: CacheValue>(&self, backend: &mut Backend, key: &str) -> Option<T> {
+        let bytes = match backend {
+            Backend::Local => self.local_lookup(key).await?,
+            Backend::Redis(conn) => {
+                let redis = self.inner.redis.as_ref()?;
+                let result: Result<Option<Vec<u8>>, _> = timed(conn.get(redis.key(key))).await;
+                match result {
+                    Ok(value) => Bytes::from(value?),
+                    Err(e) => {
+                        redis.failed(&e);
+                        return None;
+                    }
+                }
+            }
+        };
+        T::decode_value(&bytes)
+    }
+
+    async fn write_entry(
+        &self,
+        backend: &mut Backend,
+        key: &str,
+        value: Bytes,
+        ttl: std::time::Duration,
+    ) {
+        match backend {
+            Backend::Local => self.local_store(key, value, ttl).await,
+            Backend::Redis(conn) => {
+                let Some(redis) = self.inner.redis.as_ref() else {
+                    return;
+                };
+                let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                let result: Result<(), _> =
+                    timed(conn.pset_ex(redis.key(key), value.as_ref(), millis)).await;
+                if let Err(e) = result {
+                    redis.failed(&e);
+                }
+            }
+        }
+    }
+}
+
+fn version_key(redis: &crate::redis::Redis, name: &str) -> String {
+    redis.key(&format!("cv:{name}"))
+}
+
+fn count(kind: CacheKind, outcome: Outcome) {
+    let result = match outcome {
+        Outcome::Hit => "hit",
+        Outcome::Miss => "miss",
+    };
+    metrics::counter!(CACHE_REQUESTS, "kind" => kind.as_str(), "result" => result).increment(1);
+}
+
+impl Inner {
+    fn local_versions(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        // Single increments and reads: consistent after any panic.
+        self.versions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The single-flight lock of `key`, shared by the reads of the key in flight.
+    fn flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut flights = self
+            .flights
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        flights.entry(key.to_owned()).or_default().clone()
+    }
+
+    /// Forgets `key`'s lock when no other read holds it.
+    fn land(&self, key: &str, flight: Arc<tokio::sync::Mutex<()>>) {
+        let mut flights = self
+            .flights
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Ours and the map's: nobody else waits.
+        if Arc::strong_count(&flight) <= 2 {
+            flights.remove(key);
+        }
+    }
+
+    /// On reconnection: if writes could not announce themselves meanwhile, moves the fleet
+    /// epoch, which drops every shared entry. False when Redis failed again.
+    pub(super) async fn move_epoch_if_owed(&self, conn: &mut ConnectionManager) -> bool {
+        let Some(redis) = &self.redis else {
+            return true;
+        };
+        if !self.missed_bumps.swap(false, Ordering::Relaxed) {
+            return true;
+        }
+        let result: Result<u64, _> = timed(conn.incr(version_key(redis, EPOCH), 1)).await;
+        if result.is_err() {
+            self.missed_bumps.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::convert::Infallible;
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+    use crate::auth::rbac::Role;
+    use crate::proto::v1 as pb;
+
+    fn caller(role: Role, user: u128, sites: &[u128]) -> Caller {
+        Caller {
+            user_id: Uuid::from_u128(user),
+            role,
+            session_id: Uuid::from_u128(99),
+            permissions: Arc::new(HashSet::new()),
+            site_ids: sites.iter().map(|s| Uuid::from_u128(*s)).collect(),
+            client_ip: None,
+            token_expires_at: 0,
+        }
+    }
+
+    #[test]
+    fn audiences_differ_by_sites_and_by_person_where_scope_is_personal() {
+        let manager_a = Audience::of(&caller(Role::SiteManager, 1, &[10]));
+        let manager_b = Audience::of(&caller(Role::SiteManager, 2, &[11]));
+        let manager_a2 = Audience::of(&caller(Role::SiteManager, 3, &[10]));
+        assert_ne!(manager_a, manager_b);
+        assert_eq!(manager_a, manager_a2, "same sites, same view");
+        let agent_1 = Audience::of(&caller(Role::Agent, 1, &[10]));
+        let agent_2 = Audience::of(&caller(Role::Agent, 2, &[10]));
+        assert_ne!(agent_1, agent_2);
+        assert_ne!(
+            Audience::of(&caller(Role::Director, 1, &[])),
+            Audience::of(&caller(Role::Accountant, 1, &[]))
+        );
+    }
+
+    #[test]
+    fn coverage_stays_within_a_site_managers_sites() {
+        let manager = caller(Role::SiteManager, 1, &[10, 11]);
+        let s = Uuid::from_u128;
+        assert_eq!(
+            Coverage::of(&manager, &[]),
+            Coverage::Sites(vec![s(10), s(11)])
+        );
+        assert_eq!(
+            Coverage::of(&manager, &[s(11), s(12)]),
+            Coverage::Sites(vec![s(11)])
+        );
+        let director = caller(Role::Director, 1, &[]);
+        assert_eq!(Coverage::of(&director, &[]), Coverage::Everything);
+        assert_eq!(
+            Coverage::of(&director, &[s(12), s(12)]),
+            Coverage::Sites(vec![s(12)])
+        );
+        let agent = caller(Role::Agent, 1, &[10]);
+        assert_eq!(Coverage::of(&agent, &[s(10)]), Coverage::Everything);
+    }
+
+    #[tokio::test]
+    async fn in_process_reads_hit_until_a_write_on_a_covered_site() {
+        let cache = Cache::in_process();
+        let audience = Audience::of(&caller(Role::Director, 1, &[]));
+        let kaloum = Coverage::sites(vec![Uuid::from_u128(10)]);
+        let computed = AtomicU64::new(0);
+        let read = |coverage: Coverage| {
+            let cache = cache.clone();
+            let audience = audience.clone();
+            let computed = &computed;
+            async move {
+                let (value, outcome) = cache
+                    .get_or_compute(CacheKind::GoodPayers, &audience, "r", &coverage, async {
+                        let n = computed.fetch_add(1, Ordering::Relaxed) + 1;
+                        Ok::<_, Infallible>(pb::Date {
+                            year: 2026,
+                            month: 11,
+                            day: i32::try_from(n).unwrap_or(0),
+                        })
+                    })
+                    .await
+                    .unwrap_or_else(|e| match e {});
+                (value.day, outcome)
+            }
+        };
+        assert_eq!(read(kaloum.clone()).await, (1, Outcome::Miss));
+        assert_eq!(read(kaloum.clone()).await, (1, Outcome::Hit));
+        // A write elsewhere leaves Kaloum's answer; everything-answers move with any write.
+        assert_eq!(read(Coverage::Everything).await, (2, Outcome::Miss));
+        cache.written(&[Uuid::from_u128(11)]).await;
+        assert_eq!(read(kaloum.clone()).await, (1, Outcome::Hit));
+        assert_eq!(read(Coverage::Everything).await, (3, Outcome::Miss));
+        cache.written(&[Uuid::from_u128(10)]).await;
+        assert_eq!(read(kaloum).await, (4, Outcome::Miss));
+        assert_eq!(cache.computations(CacheKind::GoodPayers), 4);
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_compute_once() {
+        let cache = Cache::in_process();
+        let audience = Audience::of(&caller(Role::Director, 1, &[]));
+        let reads = (0..16).map(|_| {
+            let cache = cache.clone();
+            let audience = audience.clone();
+            async move {
+                cache
+                    .get_or_compute(
+                        CacheKind::Rankings,
+                        &audience,
+                        "same",
+                        &Coverage::Everything,
+                        async {
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            Ok::<_, Infallible>(pb::Date::default())
+                        },
+                    )
+                    .await
+            }
+        });
+        let outcomes: Vec<Outcome> = futures::future::join_all(reads)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|e| match e {}).1)
+            .collect();
+        assert_eq!(cache.computations(CacheKind::Rankings), 1);
+        assert_eq!(outcomes.iter().filter(|o| **o == Outcome::Miss).count(), 1);
+    }
+
+    #[tokio::test]
+    async fn errors_are_not_cached() {
+        let cache = Cache::in_process();
+        let audience = Audience::of(&caller(Role::Director, 1, &[]));
+        let failed: Result<(pb::Date, Outcome), &str> = cache
+            .get_or_compute(
+                CacheKind::Missions,
+                &audience,
+                "e",
+                &Coverage::Everything,
+                async { Err("down") },
+            )
+            .await;
+        assert_eq!(failed, Err("down"));
+        let ok = cache
+            .get_or_compute(
+                CacheKind::Missions,
+                &audience,
+                "e",
+                &Coverage::Everything,
+                async { Ok::<_, &str>(pb::Date::default()) },
+            )
+            .await;
+        assert_eq!(ok.map(|(_, o)| o), Ok(Outcome::Miss));
+    }
+}
