@@ -3,6 +3,7 @@
 
 mod support;
 
+mod agent_performance;
 mod auth;
 mod cache;
 mod cancellation;

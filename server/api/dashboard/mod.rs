@@ -12,7 +12,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use crate::auth::caller::Caller;
-use crate::cache::{CacheKind, Coverage, cached};
+use crate::cache::{CacheKind, Coverage, cached, cached_read};
 
 use crate::proto::v1 as pb;
 use crate::proto::v1::dashboard_service_server::DashboardService;
@@ -35,20 +35,28 @@ impl DashboardService for DashboardApi {
         &self,
         request: Request<pb::GetSummaryRequest>,
     ) -> Result<Response<pb::GetSummaryResponse>, Status> {
-        summary::get_summary(&self.state, &request)
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        let coverage = Coverage::requested(Caller::of(&request)?, &request.get_ref().site_ids);
+        cached(
+            &self.state,
+            CacheKind::Statistics,
+            &request,
+            coverage,
+            async { summary::get_summary(&self.state, &request).await },
+        )
+        .await
     }
 
     async fn list_sites(
         &self,
         request: Request<pb::ListSitesRequest>,
     ) -> Result<Response<pb::ListSitesResponse>, Status> {
-        sites::list_sites(&self.state, &request)
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        cached_read(
+            &self.state,
+            CacheKind::Sites,
+            &request,
+            sites::list_sites(&self.state, &request),
+        )
+        .await
     }
 
     async fn list_good_payers(

@@ -138,7 +138,14 @@ impl MissionsService for MissionsApi {
         &self,
         request: Request<pb::GetAgentPerformanceRequest>,
     ) -> Result<Response<pb::GetAgentPerformanceResponse>, Status> {
-        answer(performance::agent_performance(&self.state, &request).await)
+        let state = &self.state;
+        cached_read(
+            state,
+            CacheKind::Performance,
+            &request,
+            performance::agent_performance(state, &request),
+        )
+        .await
     }
 
     async fn get_performance_history(
