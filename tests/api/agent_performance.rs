@@ -50,7 +50,7 @@ async fn an_agents_day_reads_back_with_exact_figures_and_rates() {
     let mat = create_site(pool, "MAT").await;
     let sup = create_user(pool, "sup", "supervisor", &[kal], None).await;
     let a1 = create_user(pool, "a1", "agent", &[kal], Some(sup)).await;
-    let a2 = create_user(pool, "a2", "agent", &[kal], Some(sup)).await;
+    create_user(pool, "a2", "agent", &[kal], Some(sup)).await;
     create_user(pool, "manager.mat", "site_manager", &[mat], None).await;
     let start = today() - Duration::days(90);
     let t0 = create_tenant(pool, kal, "Mariama Diallo", 200_000, Some(KALOUM)).await;
@@ -190,7 +190,7 @@ async fn an_agents_day_reads_back_with_exact_figures_and_rates() {
         .await
         .expect("own performance");
     assert_eq!(own.agent.as_ref().unwrap().user_id, a1.to_string());
-    let activity = own.activity.clone().expect("activity");
+    let activity = own.activity.expect("activity");
     assert_eq!(
         (
             activity.call_count,
@@ -211,7 +211,7 @@ async fn an_agents_day_reads_back_with_exact_figures_and_rates() {
         ),
         (2, 150_000, 1, 8)
     );
-    let missions = own.missions.clone().expect("missions");
+    let missions = own.missions.expect("missions");
     assert_eq!(
         (
             missions.planned_count,

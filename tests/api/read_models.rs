@@ -14,6 +14,17 @@ use crate::support::{
     TestDb, create_charge, create_site, create_tenant, create_user, message, spawn_app, today, ts,
 };
 
+/// A charge whose stored last payment time differs from the facts': (id, stored, facts).
+type LastPaidDrift = (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+/// An `open_due` cell that differs from the facts': (site, due date, shard, facts, stored).
+type OpenDueDrift = (
+    Option<Uuid>,
+    Option<NaiveDate>,
+    Option<i16>,
+    Option<i64>,
+    Option<i64>,
+);
+
 /// Every read model against its recomputation from the rows it summarises:
 /// - `charges.last_paid_at` = the latest `occurred_at` of the entries with rows on the charge;
 /// - `open_due`, summed per (site, due date, shard) = due − paid of the charges of the site's
@@ -21,7 +32,7 @@ use crate::support::{
 ///   unless it holds 0);
 /// - `name_norm`, `unit_norm` = the normalisation of the name and unit.
 async fn assert_read_models_are_the_facts(pool: &PgPool) {
-    let last_paid: Vec<(i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> = sqlx::query_as(
+    let last_paid: Vec<LastPaidDrift> = sqlx::query_as(
         "SELECT c.id, c.last_paid_at,
                 (SELECT max(p.occurred_at) FROM payment_allocations pa
                  JOIN payments p ON p.id = pa.payment_id WHERE pa.charge_id = c.id)
@@ -39,13 +50,7 @@ async fn assert_read_models_are_the_facts(pool: &PgPool) {
         "charges whose last_paid_at is not the facts'"
     );
 
-    let open: Vec<(
-        Option<Uuid>,
-        Option<NaiveDate>,
-        Option<i16>,
-        Option<i64>,
-        Option<i64>,
-    )> = sqlx::query_as(
+    let open: Vec<OpenDueDrift> = sqlx::query_as(
         "WITH facts AS (
                  SELECT t.site_id, c.due_date, tenant_shard(c.tenant_id) AS shard,
                         sum(c.amount_due_gnf - c.amount_paid_gnf)::bigint AS open_gnf
