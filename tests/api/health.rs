@@ -53,8 +53,8 @@ async fn unlanded_rpcs_answer_unimplemented() {
     let token = app.token("direction").await;
     let mut client = DashboardServiceClient::new(app.channel().await);
     let status = client
-        .get_summary(crate::support::authed(
-            akig::proto::v1::GetSummaryRequest::default(),
+        .list_alerts(crate::support::authed(
+            akig::proto::v1::ListAlertsRequest::default(),
             &token,
         ))
         .await
