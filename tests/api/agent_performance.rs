@@ -317,4 +317,17 @@ async fn performance_is_limited_to_the_callers_scope_and_checks_its_input() {
     .unwrap_err();
     assert_eq!(long.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&long), ["period"]);
+    let future = performance(
+        &app,
+        &kal_manager,
+        &a2.to_string(),
+        Some(DateRange {
+            start_date: Some(date(today())),
+            end_date: Some(date(today() + Duration::days(1))),
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(future.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&future), ["period.end_date"]);
 }

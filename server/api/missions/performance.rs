@@ -264,6 +264,11 @@ pub(super) async fn agent_performance(
         .flatten()
         .unwrap_or(caller.user_id);
     let (from, to) = parse::date_range(&mut v, "period", message.period.as_ref());
+    if to.is_some_and(|to| to > today()) {
+        v.add("period.end_date", "must not be in the future");
+    }
+    // A period open at its end ends today; open at its start, it starts on the first of its
+    // end's month.
     let to = to.unwrap_or_else(today);
     let from = from.unwrap_or_else(|| to.with_day(1).unwrap_or(to));
     if (to - from).num_days() >= PERFORMANCE_DAYS_MAX {
