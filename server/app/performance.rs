@@ -207,18 +207,7 @@ fn sum_days(agent_id: Uuid, from: NaiveDate, days: &[DayFigures]) -> DayFigures 
     let mut sum = DayFigures {
         agent_id,
         day: from,
-        score: 0,
-        calls: 0,
-        visits: 0,
-        promises: 0,
-        refusals: 0,
-        payments_count: 0,
-        payments_gnf: 0,
-        missions_planned: 0,
-        missions_in_progress: 0,
-        missions_done: 0,
-        missions_failed: 0,
-        missions_cancelled: 0,
+        ..DayFigures::default()
     };
     for d in days {
         sum.score += d.score;

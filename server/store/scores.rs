@@ -198,7 +198,7 @@ pub async fn ranking(
 }
 
 /// One day of an agent's figures, zeros on a day without a row.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct DayFigures {
     pub agent_id: Uuid,
     pub day: NaiveDate,
