@@ -2,9 +2,11 @@
 
 # bench_database NAME SCALE: DATABASE_URL's server with database NAME holding the demo data
 # (and `akig seed --scale SCALE` when SCALE > 0), re-created unless AKIG_BENCH_REUSE=1 and it
-# exists. Exports DATABASE_URL and bench_url; needs ${bin} (the release binaries).
+# exists. AKIG_BENCH_DATA=NAME replaces NAME, so that several benchmarks share one seeded data
+# set (seed once with AKIG_BENCH_DATA=akig_bench_100k, then AKIG_BENCH_REUSE=1 for the others).
+# Exports DATABASE_URL and bench_url; needs ${bin} (the release binaries).
 bench_database() {
-  local name="$1" scale="$2" server_url
+  local name="${AKIG_BENCH_DATA:-$1}" scale="$2" server_url
   server_url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
   server_url="${server_url%/*}"
   bench_url="${server_url}/${name}"

@@ -9,7 +9,8 @@
 # Needs pyvroom (pip install pyvroom). Uses DATABASE_URL's server (default
 # postgres://postgres@127.0.0.1:5432) with a database of its own, akig_bench_missions, seeded
 # with the demo data plus `akig seed --scale SCALE` (AKIG_BENCH_REUSE=1 keeps an existing one),
-# dropped at the end unless AKIG_BENCH_KEEP=1.
+# dropped at the end unless AKIG_BENCH_KEEP=1. AKIG_BENCH_DATA=NAME uses database NAME instead
+# (shared with the other benchmarks, see ops/bench/lib.sh) and never drops it.
 set -euo pipefail
 
 scale="${1:-100000}"
@@ -20,18 +21,19 @@ cd "${repo_root}"
 
 server_url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 server_url="${server_url%/*}"
-bench_url="${server_url}/akig_bench_missions"
+db="${AKIG_BENCH_DATA:-akig_bench_missions}"
+bench_url="${server_url}/${db}"
 
 echo "==> Building (release)"
 cargo build --release --quiet --bin akig --bin akig-plan-bench
 
 export DATABASE_URL="${bench_url}"
-exists="$(psql "${server_url}/postgres" -Atc "SELECT count(*) FROM pg_database WHERE datname = 'akig_bench_missions'")"
+exists="$(psql "${server_url}/postgres" -Atc "SELECT count(*) FROM pg_database WHERE datname = '${db}'")"
 if [ "${AKIG_BENCH_REUSE:-0}" = 1 ] && [ "${exists}" = 1 ]; then
-  echo "==> Reusing database akig_bench_missions"
+  echo "==> Reusing database ${db}"
 else
-  echo "==> Fresh database akig_bench_missions (demo + scale ${scale})"
-  psql "${server_url}/postgres" -qc "DROP DATABASE IF EXISTS akig_bench_missions" -c "CREATE DATABASE akig_bench_missions"
+  echo "==> Fresh database ${db} (demo + scale ${scale})"
+  psql "${server_url}/postgres" -qc "DROP DATABASE IF EXISTS ${db}" -c "CREATE DATABASE ${db}"
   target/release/akig migrate >/dev/null
   target/release/akig seed --demo >/dev/null
   target/release/akig seed --scale "${scale}" >/dev/null
@@ -46,6 +48,6 @@ trap 'rm -f "${plan}"' EXIT
 target/release/akig-plan-bench "${max}" > "${plan}"
 python3 ops/bench/missions_vroom.py "${exploration}" 1 < "${plan}"
 
-if [ "${AKIG_BENCH_KEEP:-0}" != 1 ]; then
-  psql "${server_url}/postgres" -qc "DROP DATABASE akig_bench_missions"
+if [ "${AKIG_BENCH_KEEP:-0}" != 1 ] && [ -z "${AKIG_BENCH_DATA:-}" ]; then
+  psql "${server_url}/postgres" -qc "DROP DATABASE ${db}"
 fi
