@@ -542,13 +542,22 @@ pub struct MissionUpdate {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// A mission changed by [`update`] (not committed yet).
+pub struct Updated {
+    /// The mission after the change.
+    pub row: MissionRow,
+    /// Its agent before the change (another one after a reassignment).
+    pub previous_agent_id: Uuid,
+    pub audit: AuditEvent,
+}
+
 /// UpdateMission's use case, in the caller's transaction; answers the mission after the change.
 pub async fn update(
     conn: &mut PgConnection,
     act: &Act<'_>,
     mission_id: Uuid,
     change: &MissionUpdate,
-) -> Result<(MissionRow, AuditEvent), AppError> {
+) -> Result<Updated, AppError> {
     let caller = act.caller;
     let mission = store::get(conn, mission_id, true)
         .await?
@@ -703,7 +712,11 @@ pub async fn update(
         .audit("missions.update")
         .target("mission", mission_id)
         .detail("status", to.as_str());
-    Ok((row, audit))
+    Ok(Updated {
+        row,
+        previous_agent_id: mission.agent_id,
+        audit,
+    })
 }
 
 /// A final mission's links and agent no longer change (its note may).

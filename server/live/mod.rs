@@ -20,6 +20,10 @@
 //! - Mission pushes ([`LiveHub::push_mission`]) go to the agent's open session on whichever
 //!   replica holds it; with none open they are dropped (the phone reloads its day on the next
 //!   hello).
+//! - Each agent's mission in progress (`current_mission`: today's, Conakry day, the one
+//!   started last) is read from PostgreSQL with presence, every few seconds, so that every
+//!   way a mission changes (UpdateMission, a visit or payment closing it, plain SQL, another
+//!   replica) reaches the map within that time; a change is one event.
 
 pub mod config;
 pub mod relay;
@@ -44,7 +48,7 @@ use crate::proto::v1 as pb;
 use crate::store::StoreError;
 use crate::store::positions::{self as store, LastPosition};
 
-/// How often presence is re-checked.
+/// How often presence and the missions in progress are re-checked.
 const PRESENCE_EVERY: Duration = Duration::from_secs(5);
 /// Mission pushes waiting for a session, at most.
 const PUSH_BUFFER: usize = 64;
@@ -66,6 +70,8 @@ pub struct AgentState {
     /// Last message of any kind from the phone (any replica).
     pub last_seen: DateTime<Utc>,
     pub online: bool,
+    /// The agent's mission in progress today, if any.
+    pub current_mission: Option<Uuid>,
 }
 
 impl AgentState {
@@ -170,6 +176,7 @@ struct Entry {
     /// A session is open on another replica (as last relayed).
     remote_session: bool,
     online: bool,
+    current_mission: Option<Uuid>,
 }
 
 impl Entry {
@@ -179,6 +186,7 @@ impl Entry {
             last: self.last?,
             last_seen: self.last_seen.unwrap_or(self.last?.received_at),
             online: self.online,
+            current_mission: self.current_mission,
         })
     }
 }
@@ -218,10 +226,37 @@ impl LiveHub {
         &self.inner.config
     }
 
-    /// Loads every stored last position (and the agents' names and sites).
+    /// Loads every stored last position (and the agents' names and sites), then the
+    /// missions in progress.
     pub async fn load(&self) -> Result<(), StoreError> {
         let all = store::all_last(&self.inner.pool).await?;
-        self.apply(all, true).await
+        self.apply(all, true).await?;
+        self.refresh_missions(crate::domain::clock::conakry_day(Utc::now()))
+            .await
+    }
+
+    /// Reads every agent's mission in progress of `day` and tells watchers of the changes.
+    pub async fn refresh_missions(&self, day: chrono::NaiveDate) -> Result<(), StoreError> {
+        let current: HashMap<Uuid, Uuid> =
+            crate::store::missions::in_progress(&self.inner.pool, day)
+                .await?
+                .into_iter()
+                .collect();
+        let mut events = Vec::new();
+        {
+            let mut agents = self.write_agents();
+            for (id, entry) in agents.iter_mut() {
+                let now = current.get(id).copied();
+                if now != entry.current_mission {
+                    entry.current_mission = now;
+                    events.extend(entry.state().map(LiveEvent::Position));
+                }
+            }
+        }
+        for event in events {
+            let _ = self.inner.events.send(event);
+        }
+        Ok(())
     }
 
     /// Records last positions (after their commit, or relayed from another replica when
@@ -314,6 +349,7 @@ impl LiveHub {
                 local_session: false,
                 remote_session: false,
                 online: false,
+                current_mission: None,
             });
         }
         Ok(())
@@ -509,7 +545,14 @@ impl LiveHub {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                _ = tick.tick() => self.refresh_presence(Utc::now()),
+                _ = tick.tick() => {
+                    let now = Utc::now();
+                    self.refresh_presence(now);
+                    let today = crate::domain::clock::conakry_day(now);
+                    if let Err(error) = self.refresh_missions(today).await {
+                        tracing::warn!(%error, "live hub: cannot read the missions in progress");
+                    }
+                }
             }
         }
         let _ = relay.await;

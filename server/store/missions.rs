@@ -564,20 +564,53 @@ pub async fn plan_version(
     agent_id: Uuid,
     day: NaiveDate,
 ) -> Result<String> {
-    Ok(sqlx::query_scalar(
-        "SELECT md5(coalesce(string_agg(m.id::text || m.updated_at::text || t.updated_at::text
+    let versions = plan_versions(conn, &[agent_id], day).await?;
+    Ok(versions
+        .into_iter()
+        .next()
+        .map(|(_, version)| version)
+        .unwrap_or_default())
+}
+
+/// [`plan_version`] of each of `agent_ids` (one row per agent, in no particular order).
+pub async fn plan_versions(
+    conn: &mut PgConnection,
+    agent_ids: &[Uuid],
+    day: NaiveDate,
+) -> Result<Vec<(Uuid, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT a.agent_id,
+                md5(coalesce(string_agg(m.id::text || m.updated_at::text || t.updated_at::text
                                       || coalesce(t.credit_gnf, 0)::text
                                       || coalesce((SELECT max(c.updated_at) FROM charges c
                                                    WHERE c.tenant_id = t.id)::text, '')
                                       || coalesce((SELECT max(p.updated_at) FROM promises p
                                                    WHERE p.tenant_id = t.id)::text, ''),
                                       ',' ORDER BY m.id), ''))
-         FROM missions m JOIN tenants t ON t.id = m.tenant_id
-         WHERE m.agent_id = $1 AND m.mission_date = $2",
+         FROM unnest($1::uuid[]) AS a(agent_id)
+         LEFT JOIN missions m ON m.agent_id = a.agent_id AND m.mission_date = $2
+         LEFT JOIN tenants t ON t.id = m.tenant_id
+         GROUP BY a.agent_id",
     )
-    .bind(agent_id)
+    .bind(agent_ids)
     .bind(day)
-    .fetch_one(conn)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Every agent's mission in progress of `day` (the one started last): (agent id, mission id).
+/// Served by `missions_in_progress_idx`.
+pub async fn in_progress<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    day: NaiveDate,
+) -> Result<Vec<(Uuid, Uuid)>> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT ON (agent_id) agent_id, id FROM missions
+         WHERE mission_date = $1 AND status = 'in_progress'
+         ORDER BY agent_id, started_at DESC NULLS LAST, id DESC",
+    )
+    .bind(day)
+    .fetch_all(executor)
     .await?)
 }
 

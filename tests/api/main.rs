@@ -21,6 +21,7 @@ mod ledger;
 mod markers;
 mod metrics;
 mod migrations;
+mod mission_push;
 mod missions;
 mod monitoring;
 mod payments;

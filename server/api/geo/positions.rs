@@ -193,7 +193,10 @@ pub fn agent_location(state: &AgentState) -> pb::AgentLocation {
         }
         .into(),
         last_seen_time: Some(timestamp(state.last_seen)),
-        current_mission_id: String::new(),
+        current_mission_id: state
+            .current_mission
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
     }
 }
 

@@ -10,7 +10,10 @@
 //! - ListAgentMissions pages by (date, agent, route order, id); a token is tied to its filters.
 
 mod performance;
+mod push;
 mod views;
+
+use std::sync::PoisonError;
 
 use chrono::{Days, NaiveDate, Utc};
 use tonic::{Request, Response, Status};
@@ -230,16 +233,25 @@ async fn generate(
         let generated = app::generate(&mut tx, &planner, &input, config, speed).await?;
         return respond(&mut tx, generated).await;
     }
+    // The agents planned for, when the generation runs (not when the answer is a stored one).
+    let planned = std::sync::Mutex::new(None);
     let outcome = state
         .idempotency
         .run_audited(write.key(), message, async |conn| {
             let planner = app::Planner::of(write.act());
             let generated = app::generate(conn, &planner, &input, config, speed).await?;
+            let agents: Vec<Uuid> = generated.agents.iter().map(|a| a.agent_id).collect();
+            *planned.lock().unwrap_or_else(PoisonError::into_inner) = Some(agents);
             let audit = generated.audit(write.act());
             Ok::<_, ApiError>((respond(conn, generated).await?, Some(audit)))
         })
         .await;
-    state.cache.after_write(outcome).await
+    let response = state.cache.after_write(outcome).await?;
+    let planned = planned.into_inner().unwrap_or_else(PoisonError::into_inner);
+    if let Some(agents) = planned {
+        push::after_generation(state, input.day, &agents).await;
+    }
+    Ok(response)
 }
 
 /// The agent a read is about: the caller when empty.
@@ -550,10 +562,22 @@ async fn update(
     let (request_id, mission_id, change) = parse_update(state, message)?;
     let write = Write::new(caller, rpc::UPDATE_MISSION, request_id);
     let aging = views::aging(state)?;
+    // Set when the change runs (not when the answer is a stored one).
+    let updated = std::sync::Mutex::new(None);
     let outcome = state
         .idempotency
         .run_audited(write.key(), message, async |conn| {
-            let (row, audit) = app::update(conn, write.act(), mission_id, &change).await?;
+            let app::Updated {
+                row,
+                previous_agent_id,
+                audit,
+            } = app::update(conn, write.act(), mission_id, &change).await?;
+            *updated.lock().unwrap_or_else(PoisonError::into_inner) = Some(push::Updated {
+                previous_agent_id,
+                agent_id: row.agent_id,
+                day: row.mission_date,
+                cancelled: row.status == MissionStatus::Cancelled.as_str(),
+            });
             let mut missions = views::missions(conn, std::slice::from_ref(&row), &aging).await?;
             Ok::<_, ApiError>((
                 pb::UpdateMissionResponse {
@@ -563,5 +587,10 @@ async fn update(
             ))
         })
         .await;
-    state.cache.after_write(outcome).await
+    let response = state.cache.after_write(outcome).await?;
+    let updated = updated.into_inner().unwrap_or_else(PoisonError::into_inner);
+    if let (Some(updated), Some(mission)) = (updated, &response.mission) {
+        push::after_update(state, updated, mission).await;
+    }
+    Ok(response)
 }
