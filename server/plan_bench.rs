@@ -24,9 +24,10 @@ use sqlx::postgres::PgPoolOptions;
 async fn main() -> anyhow::Result<()> {
     let max: usize = std::env::args().nth(1).map_or(Ok(12), |a| a.parse())?;
     let url = std::env::var("DATABASE_URL")?;
+    // The server's session settings (JIT off), as GenerateMissions runs with them.
     let pool = PgPoolOptions::new()
         .max_connections(2)
-        .connect(&url)
+        .connect_with(akig::db::session_options(url.parse()?))
         .await?;
     let config = MissionsConfig::default();
     let speed = RouteConfig::default().speeds.of(TravelMode::Walking);
