@@ -790,3 +790,81 @@ async fn agent_facts_are_read_from_the_rows() {
         .await
         .expect("stop");
 }
+
+#[tokio::test]
+async fn summary_and_sites_count_the_unresolved_alerts_afresh() {
+    use akig::proto::v1::{GetSummaryRequest, ListSitesRequest};
+    let db = TestDb::new().await;
+    let w = world(&db).await;
+    let summary = |user: &'static str| {
+        let w = &w;
+        async move {
+            let token = w.app.token(user).await;
+            let response = DashboardServiceClient::new(w.app.channel().await)
+                .get_summary(authed(GetSummaryRequest::default(), &token))
+                .await
+                .expect("summary");
+            let cache = response
+                .metadata()
+                .get("x-cache")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            (response.into_inner().critical_alerts_count, cache)
+        }
+    };
+    assert_eq!(summary("dir").await, (0, "MISS".to_owned()));
+    assert_eq!(summary("dir").await, (0, "HIT".to_owned()));
+
+    w.evaluate(&rules(), now()).await;
+    // The evaluation moved KAL's cache version: computed afresh.
+    assert_eq!(summary("dir").await, (1, "MISS".to_owned()));
+    assert_eq!(summary("gest.mat").await.0, 0);
+    let token = w.app.token("dir").await;
+    let sites = DashboardServiceClient::new(w.app.channel().await)
+        .list_sites(authed(
+            ListSitesRequest {
+                order_by: "name".to_owned(),
+                ..ListSitesRequest::default()
+            },
+            &token,
+        ))
+        .await
+        .expect("sites")
+        .into_inner();
+    let counts: Vec<(String, i64, i64)> = sites
+        .sites
+        .iter()
+        .map(|s| {
+            (
+                s.site.as_ref().expect("site").code.clone(),
+                s.charges_over_60_days_count,
+                s.open_alerts_count,
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        vec![("KAL".to_owned(), 51, 1), ("MAT".to_owned(), 50, 0)]
+    );
+
+    // Acknowledged, it still counts (unresolved); resolved, it does not.
+    let id = w
+        .list("dir", ListAlertsRequest::default())
+        .await
+        .expect("list")
+        .alerts[0]
+        .alert_id
+        .clone();
+    w.acknowledge("dir", ack(&id, Uuid::new_v4(), "vu"))
+        .await
+        .expect("acknowledged");
+    assert_eq!(summary("gest.kal").await.0, 1);
+    w.pay_one_kal_charge().await;
+    w.evaluate(&rules(), now()).await;
+    assert_eq!(summary("gest.kal").await, (0, "MISS".to_owned()));
+    w.app
+        .stop(std::time::Duration::from_secs(10))
+        .await
+        .expect("stop");
+}
