@@ -222,6 +222,12 @@ impl Application {
             shutdown.clone(),
             crate::jobs::promises::DEFAULT_EVERY,
         ));
+        background.spawn(crate::jobs::alerts::run_alert_job(
+            state.pool.clone(),
+            state.cache.clone(),
+            shutdown.clone(),
+            state.collections.alerts.clone(),
+        ));
         background.spawn(crate::jobs::missions::run_mission_job(
             state.pool.clone(),
             shutdown.clone(),

@@ -27,3 +27,34 @@ pub const SERVICE_NAMES: [&str; 5] = [
     "akig.v1.GeoService",
     "akig.v1.DashboardService",
 ];
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use crate::proto::FILE_DESCRIPTOR_SET;
+
+    /// The idempotency-key methods of the services whose modules have no such test of their
+    /// own are RPCs of the descriptor set.
+    #[test]
+    fn mutating_rpc_paths_are_rpcs() {
+        let set = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).expect("set");
+        let rpcs: Vec<String> = set
+            .file
+            .iter()
+            .flat_map(|f| f.service.iter().map(move |s| (f.package(), s)))
+            .flat_map(|(package, s)| {
+                s.method
+                    .iter()
+                    .map(move |m| format!("/{package}.{}/{}", s.name(), m.name()))
+            })
+            .collect();
+        for path in [
+            super::dashboard::rpc::ACKNOWLEDGE_ALERT,
+            super::missions::rpc::GENERATE_MISSIONS,
+            super::missions::rpc::UPDATE_MISSION,
+        ] {
+            assert!(rpcs.iter().any(|rpc| rpc == path), "{path} is not an RPC");
+        }
+    }
+}

@@ -202,6 +202,7 @@ async fn load_facts(
     let missions_today = site_facts::missions(&mut tx, sites, spans.today).await?;
     let agents = site_facts::agents(&mut tx, sites).await?;
     let tenants = site_facts::tenants(&mut tx, sites).await?;
+    let alerts = site_facts::alerts(&mut tx, sites).await?;
     drop(tx);
     let online: HashSet<Uuid> = live
         .snapshot(&WatchFilter {
@@ -230,5 +231,6 @@ async fn load_facts(
             })
             .collect(),
         tenants,
+        alerts,
     })
 }

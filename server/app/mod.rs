@@ -14,6 +14,7 @@
 //! - A write answers the audit event of what it wrote (`None` when it answers a stored result
 //!   instead: a retry); the idempotency run stores it with the result.
 
+pub mod alerts;
 pub mod daily_report;
 pub mod daily_stats;
 pub mod dashboard;
@@ -72,6 +73,9 @@ pub enum AppError {
     /// Only a planned mission can be reassigned.
     #[error(transparent)]
     MissionAlreadyStarted(crate::domain::AlreadyStarted),
+    /// Only an open alert can be acknowledged; this one is acknowledged or resolved.
+    #[error("the alert is {0}, not open")]
+    AlertNotOpen(crate::domain::alerts::AlertState),
     /// Only a pending promise can be changed or paid towards by name.
     #[error("the promise is {0}, not pending")]
     PromiseNotPending(PromiseStatus),

@@ -19,6 +19,8 @@
 //!   ago, exclusive, to yesterday: a charge due today can still be paid on time) that were
 //!   paid in full by the end of their due date, over those charges (`domain::kpi`). 0 GNF
 //!   charges ask nothing and are never counted.
+//! - Alerts: the unresolved ones (open or acknowledged, what ListAlerts lists by default), and
+//!   of those the critical ones.
 //! - Collected: payments that occurred on the day minus the reversals that occurred that day
 //!   (by the payment's site), as the daily statistics count them; it may exceed what fell due.
 
@@ -98,6 +100,14 @@ pub struct MissionCounts {
     pub cancelled: i64,
 }
 
+/// Unresolved alerts (open or acknowledged) of a site.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlertCounts {
+    pub unresolved: i64,
+    /// Of which critical.
+    pub critical: i64,
+}
+
 /// An agent working on sites, and whether the live hub has them online now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentOnSites {
@@ -118,6 +128,8 @@ pub struct SiteFacts {
     pub agents: Vec<AgentOnSites>,
     /// Active tenants per site.
     pub tenants: Vec<(Uuid, i64)>,
+    /// Unresolved alerts per site.
+    pub alerts: Vec<(Uuid, AlertCounts)>,
 }
 
 /// The days the figures of `today` look at.
@@ -194,6 +206,8 @@ pub struct Summary {
     pub missions_today: MissionCounts,
     /// Active tenants.
     pub tenants: i64,
+    /// Unresolved alerts.
+    pub alerts: AlertCounts,
 }
 
 fn add(a: i64, b: i64) -> Result<i64, MoneyOverflow> {
@@ -295,6 +309,11 @@ pub fn summary(
         missions_today.failed += m.failed;
         missions_today.cancelled += m.cancelled;
     }
+    let mut alerts = AlertCounts::default();
+    for (_, a) in &facts.alerts {
+        alerts.unresolved += a.unresolved;
+        alerts.critical += a.critical;
+    }
     let agents_total = i64::try_from(facts.agents.len()).unwrap_or(i64::MAX);
     let agents_active =
         i64::try_from(facts.agents.iter().filter(|a| a.online).count()).unwrap_or(i64::MAX);
@@ -311,6 +330,7 @@ pub fn summary(
         agents_total,
         missions_today,
         tenants: facts.tenants.iter().map(|(_, n)| n).sum(),
+        alerts,
     })
 }
 
@@ -367,6 +387,7 @@ impl SiteFacts {
                 .filter(|g| mine(&g.0))
                 .copied()
                 .collect(),
+            alerts: self.alerts.iter().filter(|g| mine(&g.0)).copied().collect(),
         }
     }
 }
@@ -529,6 +550,24 @@ mod tests {
             (300, 0, 2)
         );
         assert_eq!(b.collection_rate, 0.0);
+    }
+
+    #[test]
+    fn alerts_add_up_per_site() {
+        let counts = |unresolved, critical| AlertCounts {
+            unresolved,
+            critical,
+        };
+        let facts = SiteFacts {
+            alerts: vec![(A, counts(3, 1)), (B, counts(2, 2))],
+            ..SiteFacts::default()
+        };
+        let spans = Spans::of(day(2026, 6, 10));
+        let buckets = AgingBuckets::default();
+        let whole = summary(&facts, &spans, &buckets).expect("sum");
+        assert_eq!(whole.alerts, counts(5, 3));
+        let b = summary(&facts.of_site(B), &spans, &buckets).expect("sum");
+        assert_eq!(b.alerts, counts(2, 2));
     }
 
     proptest! {

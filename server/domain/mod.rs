@@ -6,6 +6,7 @@
 //! API layer adds the field path.
 
 pub mod aging;
+pub mod alerts;
 pub mod allocation;
 pub mod arrears;
 pub mod arrival;

@@ -56,6 +56,9 @@ macro_rules! db_enum {
     };
 }
 
+/// The database spelling, `Display`, `FromStr` and `TryFrom<String>` of a closed set of values.
+pub(crate) use db_enum;
+
 /// Call or visit (`interactions.kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InteractionKind {

@@ -4,6 +4,7 @@
 //! `SKIP LOCKED`; the gauges of the metrics port are computed on a schedule in every replica
 //! (`gauges`), never on a scrape.
 
+pub mod alerts;
 pub mod gauges;
 pub mod missions;
 pub mod partitions;

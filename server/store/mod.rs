@@ -10,6 +10,7 @@
 //!   mission lookup ([`missions::link`]), one score writer ([`scores::add`]).
 
 pub mod agents;
+pub mod alerts;
 pub mod arrivals;
 pub mod audit;
 pub mod charges;

@@ -1,5 +1,5 @@
 //! SQL of the site dashboards (GetSummary, ListSites): the raw rows of charges, allocations,
-//! payments, promises, missions and agents, grouped per site and day
+//! payments, promises, missions, agents and unresolved alerts, grouped per site and day
 //! (`domain::dashboard::SiteFacts`); the figures are the domain's.
 //!
 //! Decisions:
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::error::Result;
 use crate::domain::dashboard::{
-    CollectedDay, DueGroup, MissionCounts, OldestOverdue, OverdueGroup, PromiseFigures,
+    AlertCounts, CollectedDay, DueGroup, MissionCounts, OldestOverdue, OverdueGroup, PromiseFigures,
 };
 
 /// A site as the dashboards show it.
@@ -292,5 +292,33 @@ pub async fn tenants(
     .await?;
     rows.into_iter()
         .map(|row| Ok((row.try_get("site_id")?, row.try_get("n")?)))
+        .collect()
+}
+
+/// Unresolved alerts (open or acknowledged) per site, and how many of them are critical.
+pub async fn alerts(
+    conn: &mut PgConnection,
+    site_ids: Option<&[Uuid]>,
+) -> Result<Vec<(Uuid, AlertCounts)>> {
+    let rows = sqlx::query(
+        "SELECT site_id, count(*) AS unresolved,
+                count(*) FILTER (WHERE severity = 'critical') AS critical
+         FROM alerts
+         WHERE state <> 'resolved' AND ($1::uuid[] IS NULL OR site_id = ANY($1))
+         GROUP BY site_id",
+    )
+    .bind(site_ids)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok((
+                row.try_get("site_id")?,
+                AlertCounts {
+                    unresolved: row.try_get("unresolved")?,
+                    critical: row.try_get("critical")?,
+                },
+            ))
+        })
         .collect()
 }

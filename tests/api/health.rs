@@ -53,8 +53,8 @@ async fn unlanded_rpcs_answer_unimplemented() {
     let token = app.token("direction").await;
     let mut client = DashboardServiceClient::new(app.channel().await);
     let status = client
-        .list_alerts(crate::support::authed(
-            akig::proto::v1::ListAlertsRequest::default(),
+        .get_site(crate::support::authed(
+            akig::proto::v1::GetSiteRequest::default(),
             &token,
         ))
         .await

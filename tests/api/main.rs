@@ -4,6 +4,7 @@
 mod support;
 
 mod agent_performance;
+mod alerts;
 mod auth;
 mod cache;
 mod cancellation;

@@ -41,6 +41,9 @@ impl From<AppError> for ApiError {
             AppError::PromiseNotPending(_) => {
                 Self::failed_precondition(ErrorReason::PromiseNotPending, message)
             }
+            AppError::AlertNotOpen(_) => {
+                Self::failed_precondition(ErrorReason::AlertNotOpen, message)
+            }
             AppError::OperatorReferenceDuplicate(_) => {
                 Self::already_exists(ErrorReason::OperatorReferenceDuplicate, message)
             }
@@ -114,6 +117,11 @@ mod tests {
                 AppError::PromiseNotPending(PromiseStatus::Kept),
                 Code::FailedPrecondition,
                 "ERROR_REASON_PROMISE_NOT_PENDING",
+            ),
+            (
+                AppError::AlertNotOpen(crate::domain::alerts::AlertState::Resolved),
+                Code::FailedPrecondition,
+                "ERROR_REASON_ALERT_NOT_OPEN",
             ),
             (
                 AppError::OperatorReferenceDuplicate(PaymentMethod::OrangeMoney),

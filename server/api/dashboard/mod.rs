@@ -1,8 +1,9 @@
 //! DashboardService: management read models limited to the caller's scope. GetSummary
 //! ([`summary`]), ListSites ([`sites`]), ListGoodPayers ([`good_payers`]), GetDailyReport and
-//! ExportDailyReport ([`report`]) are live; the other RPCs answer UNIMPLEMENTED (the generated
-//! default) until their feature lands.
+//! ExportDailyReport ([`report`]), ListAlerts and AcknowledgeAlert ([`alerts`]) are live;
+//! GetSite answers UNIMPLEMENTED (the generated default) until its feature lands.
 
+mod alerts;
 mod good_payers;
 mod report;
 mod sites;
@@ -17,6 +18,11 @@ use crate::cache::{CacheKind, Coverage, cached, cached_read};
 use crate::proto::v1 as pb;
 use crate::proto::v1::dashboard_service_server::DashboardService;
 use crate::state::AppState;
+
+/// Full paths of the service's mutating RPCs: the method part of their idempotency keys.
+pub mod rpc {
+    pub const ACKNOWLEDGE_ALERT: &str = "/akig.v1.DashboardService/AcknowledgeAlert";
+}
 
 #[derive(Clone)]
 pub struct DashboardApi {
@@ -89,6 +95,26 @@ impl DashboardService for DashboardApi {
         request: Request<pb::ExportDailyReportRequest>,
     ) -> Result<Response<BoxStream<pb::ExportDailyReportResponse>>, Status> {
         report::export_daily_report(&self.state, &request)
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        alerts::list_alerts(&self.state, &request)
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn acknowledge_alert(
+        &self,
+        request: Request<pb::AcknowledgeAlertRequest>,
+    ) -> Result<Response<pb::AcknowledgeAlertResponse>, Status> {
+        alerts::acknowledge_alert(&self.state, &request)
             .await
             .map(Response::new)
             .map_err(Status::from)

@@ -8,7 +8,7 @@
 //! - Every site is managed (the register has no end date yet): `show_inactive` changes
 //!   nothing and `active` is always true.
 //! - Pages are offsets into the list, in a token tied to the filters and the day.
-//! - Open alerts: 0 while no alert rule stores alerts.
+//! - Open alerts: the site's unresolved alerts (open or acknowledged).
 
 use chrono::Utc;
 use tonic::Request;
@@ -71,7 +71,7 @@ pub(super) fn overview(o: &app::SiteOverview) -> pb::SiteOverview {
         punctuality_rate: f.punctuality.rate(),
         charges_over_60_days_count: f.arrears.charges_over_60_days,
         agents_count: f.agents_total,
-        open_alerts_count: 0,
+        open_alerts_count: f.alerts.unresolved,
     }
 }
 
