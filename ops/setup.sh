@@ -6,6 +6,8 @@
 #   ops/setup.sh test [-- ARGS]   lint the protos, check the monitoring set-up
 #                                 (promtool) and run the whole test suite
 #                                 (ARGS are passed to `cargo test --all-targets`)
+#   ops/setup.sh bench-tools      install what the benchmarks under ops/ need
+#                                 (h2load, pgbench, pyvroom; docs/performance.md)
 #
 # Needs only the Rust toolchain (rustup/cargo) on Debian 12 or Ubuntu. When
 # PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) is not running, it is
@@ -81,6 +83,7 @@ usage() {
   cat <<'EOF'
 usage: ops/setup.sh run  [-- ARGS]   start the server with demo data (ARGS go to `akig serve`)
        ops/setup.sh test [-- ARGS]   run all tests (ARGS go to `cargo test --all-targets`)
+       ops/setup.sh bench-tools      install h2load, pgbench and pyvroom for ops/bench*
 EOF
 }
 
@@ -494,6 +497,25 @@ cmd_test() {
   step "Done"
 }
 
+# The benchmarks' tools: h2load (Debian nghttp2-client), pgbench (postgresql-contrib) and
+# pyvroom (PyPI, for ops/bench/missions.sh and ops/bench/tsp.sh), each only when missing.
+cmd_bench_tools() {
+  local packages=()
+  have h2load || packages+=(nghttp2-client)
+  have pgbench || packages+=(postgresql-contrib)
+  have python3 || packages+=(python3 python3-pip)
+  if ((${#packages[@]})); then
+    apt_install "${packages[@]}"
+  fi
+  if ! python3 -c 'import vroom' >/dev/null 2>&1; then
+    step "Installing pyvroom (pip)"
+    python3 -m pip install --quiet pyvroom ||
+      python3 -m pip install --quiet --break-system-packages pyvroom
+  fi
+  note "h2load: $(command -v h2load), pgbench: $(command -v pgbench), pyvroom: $(python3 -c 'import vroom; print(vroom.__file__)')"
+  step "Done"
+}
+
 main() {
   cd "${repo_root}"
   local cmd="${1:-}"
@@ -506,6 +528,7 @@ main() {
   case "${cmd}" in
     run) cmd_run "$@" ;;
     test) cmd_test "$@" ;;
+    bench-tools) cmd_bench_tools ;;
     -h | --help | help) usage ;;
     *)
       usage >&2
