@@ -230,6 +230,7 @@ impl Application {
         ));
         background.spawn(crate::jobs::missions::run_mission_job(
             state.pool.clone(),
+            state.cache.clone(),
             shutdown.clone(),
             state.collections.missions.clone(),
             state.route.speeds.of(state.route.default_travel_mode),

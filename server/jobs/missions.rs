@@ -14,10 +14,12 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveTime, Utc};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::app::AppError;
 use crate::app::missions::{self, GenerateInput, Planner};
 use crate::auth::caller::Scope;
+use crate::cache::Cache;
 use crate::config::MissionsConfig;
 use crate::domain::conakry_day;
 use crate::domain::route::problem::Speed;
@@ -36,9 +38,11 @@ pub fn until_next(now: DateTime<Utc>, at: NaiveTime) -> Duration {
 }
 
 /// Plans tomorrow for the whole company; answers how many missions were created (0 when
-/// another replica holds the day's lock).
+/// another replica holds the day's lock). After a run that changed the plan, the read cache
+/// versions of the sites planned move (`cache`), so cached mission lists are read afresh.
 pub async fn generate_tomorrow(
     pool: &PgPool,
+    cache: Option<&Cache>,
     config: &MissionsConfig,
     speed: Speed,
 ) -> Result<u64, sqlx::Error> {
@@ -61,6 +65,14 @@ pub async fn generate_tomorrow(
     match missions::generate(&mut tx, &planner, &input, config, speed).await {
         Ok(generated) => {
             tx.commit().await?;
+            if let Some(cache) = cache
+                && generated.created_count + generated.replaced_count > 0
+            {
+                let mut sites: Vec<Uuid> = generated.missions.iter().map(|m| m.site_id).collect();
+                sites.sort_unstable();
+                sites.dedup();
+                cache.written(&sites).await;
+            }
             Ok(u64::try_from(generated.created_count).unwrap_or(0))
         }
         Err(AppError::GenerationRunning) => Ok(0),
@@ -74,6 +86,7 @@ pub async fn generate_tomorrow(
 /// when no schedule is configured.
 pub async fn run_mission_job(
     pool: PgPool,
+    cache: Cache,
     shutdown: CancellationToken,
     config: MissionsConfig,
     speed: Speed,
@@ -86,7 +99,7 @@ pub async fn run_mission_job(
         every: DAY,
     };
     super::run_every(shutdown, schedule, "mission_generation", || {
-        generate_tomorrow(&pool, &config, speed)
+        generate_tomorrow(&pool, Some(&cache), &config, speed)
     })
     .await;
 }

@@ -17,7 +17,6 @@ use akig::proto::v1::{
     AcknowledgeAlertRequest, AcknowledgeAlertResponse, Alert, AlertKind, AlertSeverity, AlertState,
     AlertTarget, ListAlertsRequest, ListAlertsResponse, UserRef, alert_target,
 };
-use akig::startup::Application;
 use akig::state::AppState;
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, Timelike, Utc};
 use tonic::Code;
@@ -26,7 +25,7 @@ use uuid::Uuid;
 use crate::support::{
     LedgerEntry, RedisMode, TestApp, TestDb, authed, bad_fields, create_charge, create_site,
     create_tenant, create_user, error_reason, insert_interaction, insert_ledger_entry,
-    insert_promise, test_config, ts,
+    insert_promise, spawn_app_and_state, test_config, ts,
 };
 
 /// Now, to the second (what PostgreSQL stores comes back equal).
@@ -93,16 +92,7 @@ async fn world(db: &TestDb) -> World {
         old_charges(pool, tenant, 25, today).await;
     }
     let config = test_config(db.connect_options(), RedisMode::Real);
-    let built = Application::build_with_pool(config, db.pool.clone())
-        .await
-        .expect("application builds");
-    let state = built.state().clone();
-    let app = TestApp {
-        addr: built.local_addr(),
-        metrics_addr: built.metrics_addr(),
-        shutdown: built.shutdown_token(),
-        server: tokio::spawn(built.run_until_stopped()),
-    };
+    let (app, state) = spawn_app_and_state(config, db.pool.clone()).await;
     World {
         app,
         state,

@@ -15,8 +15,8 @@ use tonic::Code;
 use uuid::Uuid;
 
 use crate::support::{
-    TestApp, TestDb, authed, bad_fields, count, create_charges, create_site, create_tenant,
-    create_user, error_reason, message, spawn_app, today, ts,
+    RedisMode, TestApp, TestDb, authed, bad_fields, count, create_charges, create_site,
+    create_tenant, create_user, error_reason, message, spawn_app_and_state, test_config, today, ts,
 };
 
 const RENT: i64 = 300_000;
@@ -27,6 +27,7 @@ const MAX: i32 = 4;
 /// sup2 and 3 tenants in arrears.
 struct World {
     app: TestApp,
+    state: akig::state::AppState,
     pool: PgPool,
     kal: Uuid,
     a1: Uuid,
@@ -77,9 +78,11 @@ impl World {
                 create_tenant(&pool, mat, &format!("M{i}"), RENT, Some((9.6, -13.6))).await;
             create_charges(&pool, tenant, first, 2, RENT).await;
         }
-        let app = spawn_app(&db).await;
+        let config = test_config(db.connect_options(), RedisMode::Real);
+        let (app, state) = spawn_app_and_state(config, db.pool.clone()).await;
         Self {
             app,
+            state,
             pool,
             kal,
             a1,
@@ -750,16 +753,50 @@ async fn the_scheduled_run_plans_tomorrow_for_the_company_once() {
         .execute(&mut *tx)
         .await
         .unwrap();
-    let skipped = akig::jobs::missions::generate_tomorrow(&w.pool, &config, speed)
-        .await
-        .expect("skipped run");
+    let skipped =
+        akig::jobs::missions::generate_tomorrow(&w.pool, Some(&w.state.cache), &config, speed)
+            .await
+            .expect("skipped run");
     assert_eq!(skipped, 0);
     tx.rollback().await.unwrap();
     assert_eq!(w.count("SELECT count(*) FROM missions").await, 0);
 
-    let created = akig::jobs::missions::generate_tomorrow(&w.pool, &config, speed)
-        .await
-        .expect("run");
+    // The supervisor's list of tomorrow, cached before the run.
+    let sup = w.app.token("sup").await;
+    let tomorrow_list = || {
+        let w = &w;
+        let sup = sup.clone();
+        async move {
+            let response = w
+                .client()
+                .await
+                .list_agent_missions(authed(
+                    ListAgentMissionsRequest {
+                        date_range: Some(akig::proto::v1::DateRange {
+                            start_date: Some(crate::support::date(tomorrow)),
+                            end_date: Some(crate::support::date(tomorrow)),
+                        }),
+                        ..Default::default()
+                    },
+                    &sup,
+                ))
+                .await
+                .expect("list");
+            let cache = response
+                .metadata()
+                .get("x-cache")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            (response.into_inner().total_size, cache)
+        }
+    };
+    assert_eq!(tomorrow_list().await, (0, "MISS".to_owned()));
+    assert_eq!(tomorrow_list().await, (0, "HIT".to_owned()));
+    let created =
+        akig::jobs::missions::generate_tomorrow(&w.pool, Some(&w.state.cache), &config, speed)
+            .await
+            .expect("run");
     // Both sites: KAL's 20 candidates fit 2 agents × 12; MAT's 3 go to a3.
     assert_eq!(created, 23);
     assert_eq!(
@@ -769,8 +806,11 @@ async fn the_scheduled_run_plans_tomorrow_for_the_company_once() {
         .await,
         23
     );
-    let again = akig::jobs::missions::generate_tomorrow(&w.pool, &config, speed)
-        .await
-        .expect("second replica");
+    let again =
+        akig::jobs::missions::generate_tomorrow(&w.pool, Some(&w.state.cache), &config, speed)
+            .await
+            .expect("second replica");
     assert_eq!(again, 0, "a later replica finds the same plan");
+    // The run moved the planned sites' cache versions: the list is read afresh (KAL's 20).
+    assert_eq!(tomorrow_list().await, (20, "MISS".to_owned()));
 }

@@ -9,6 +9,7 @@ use akig::config::{
 };
 use akig::config::{Limit, RateLimitConfig};
 use akig::startup::Application;
+use akig::state::AppState;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::postgres::PgPoolOptions;
@@ -173,20 +174,28 @@ fn init_test_logs() {
 
 /// The server with `config`, on `pool`.
 pub async fn spawn_app_with(config: ServeConfig, pool: PgPool) -> TestApp {
+    spawn_app_and_state(config, pool).await.0
+}
+
+/// The server with `config`, on `pool`, and its state (for a test that runs a job's work on
+/// the server's own pool and cache).
+pub async fn spawn_app_and_state(config: ServeConfig, pool: PgPool) -> (TestApp, AppState) {
     init_test_logs();
     let app = Application::build_with_pool(config, pool)
         .await
         .expect("application builds");
+    let state = app.state().clone();
     let addr = app.local_addr();
     let metrics_addr = app.metrics_addr();
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
-    TestApp {
+    let app = TestApp {
         addr,
         metrics_addr,
         shutdown,
         server,
-    }
+    };
+    (app, state)
 }
 
 /// The server on the test's database and the real Redis.
