@@ -794,12 +794,7 @@ async fn summary_and_sites_count_the_unresolved_alerts_afresh() {
                 .get_summary(authed(GetSummaryRequest::default(), &token))
                 .await
                 .expect("summary");
-            let cache = response
-                .metadata()
-                .get("x-cache")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
+            let cache = crate::support::x_cache(&response);
             (response.into_inner().critical_alerts_count, cache)
         }
     };

@@ -437,7 +437,7 @@ mod reads {
 
     use crate::support::{
         RedisMode, Relay, TestApp, TestDb, authed, create_charge, create_site, create_tenant,
-        create_user, redis_url, test_config, ts,
+        create_user, redis_url, test_config, ts, x_cache,
     };
 
     /// A server on the test's database whose Redis is `redis` (a URL), and its cache.
@@ -467,15 +467,6 @@ mod reads {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("{what}: not within 10 s");
-    }
-
-    fn x_cache<T>(response: &tonic::Response<T>) -> String {
-        response
-            .metadata()
-            .get("x-cache")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("absent")
-            .to_owned()
     }
 
     /// Site KAL with one tenant, Aminata, owing one charge of 10,000 GNF due 20 days ago;

@@ -782,12 +782,7 @@ async fn the_scheduled_run_plans_tomorrow_for_the_company_once() {
                 ))
                 .await
                 .expect("list");
-            let cache = response
-                .metadata()
-                .get("x-cache")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
+            let cache = crate::support::x_cache(&response);
             (response.into_inner().total_size, cache)
         }
     };

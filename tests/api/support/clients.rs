@@ -101,6 +101,16 @@ pub async fn message<T>(
     call.await.map(tonic::Response::into_inner)
 }
 
+/// The `x-cache` metadata of a cached read ("HIT", "MISS"), or "absent".
+pub fn x_cache<T>(response: &tonic::Response<T>) -> String {
+    response
+        .metadata()
+        .get("x-cache")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("absent")
+        .to_owned()
+}
+
 pub fn ts(at: DateTime<Utc>) -> prost_types::Timestamp {
     akig::api::convert::timestamp(at)
 }

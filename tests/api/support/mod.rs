@@ -39,7 +39,7 @@ pub use app::{
     spawn_app_and_state, spawn_app_behind_relay, spawn_app_with, test_config,
 };
 pub use black_hole::spawn_app_on_black_hole;
-pub use clients::{authed, bad_fields, date, error_reason, message, ts};
+pub use clients::{authed, bad_fields, date, error_reason, message, ts, x_cache};
 pub use db::TestDb;
 pub use fixtures::{
     KALOUM, LedgerEntry, PASSWORD, ScoreOf, count, create_charge, create_charges, create_site,
