@@ -7,7 +7,9 @@
 //!   [`Redis::connection`], which answers `None` while the link is down, so they fall back at
 //!   once instead of waiting on a timeout per call; a failed call marks the link down.
 //! - One multiplexed `ConnectionManager` per process. A background task ([`Redis::run_link`])
-//!   connects, probes every 2 s and reconnects. Before the link is marked up again, each
+//!   connects, probes every 2 s and reconnects; while Redis is down the probes back off
+//!   ([`ProbeDelay`]: doubling from 2 s to at most 8 s, each drawn between 80 % and 100 % of
+//!   that, so that the replicas of a fleet do not all knock at once on a Redis coming back). Before the link is marked up again, each
 //!   consumer's catch-up runs ([`Redis::on_reconnect`]): the cache replays the deletions it
 //!   missed, the standing cache moves every user's epoch.
 //! - Every call is bounded by [`REDIS_TIMEOUT`] ([`timed`]): a Redis slower than that counts as
@@ -27,8 +29,41 @@ use tokio_util::sync::CancellationToken;
 use crate::config::RedisConfig;
 use crate::metrics::REDIS_UP;
 
-/// How often the link is probed (and a reconnection tried).
+/// How often the link is probed while up (and the first retry after it went down).
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// The longest wait between two reconnection attempts while Redis is down.
+const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(8);
+
+/// The wait before the next probe: [`PROBE_INTERVAL`] while the link is up; while it is down,
+/// doubling after each failed attempt up to [`PROBE_BACKOFF_MAX`], with jitter (the wait is
+/// drawn between 80 % and 100 % of the step). Exponential backoff with jitter as described in
+/// "Exponential Backoff And Jitter" (AWS Architecture Blog, 2015).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeDelay {
+    step: Duration,
+}
+
+impl Default for ProbeDelay {
+    fn default() -> Self {
+        Self {
+            step: PROBE_INTERVAL,
+        }
+    }
+}
+
+impl ProbeDelay {
+    /// The wait before the next probe after one that found the link `up`; `jitter` in 0..=1
+    /// (0: the whole step, 1: 80 % of it).
+    pub fn next(&mut self, up: bool, jitter: f64) -> Duration {
+        let wait = self.step.mul_f64(1.0 - 0.2 * jitter.clamp(0.0, 1.0));
+        self.step = if up {
+            PROBE_INTERVAL
+        } else {
+            (self.step * 2).min(PROBE_BACKOFF_MAX)
+        };
+        wait
+    }
+}
 /// A Redis call slower than this counts as a failure: the caller falls back.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -106,14 +141,14 @@ impl Redis {
     /// Keeps the link alive until `shutdown`: connects, probes, reconnects, runs the
     /// catch-ups.
     pub async fn run_link(self, shutdown: CancellationToken) {
-        let mut interval = tokio::time::interval(PROBE_INTERVAL);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut delay = ProbeDelay::default();
+        let mut wait = Duration::ZERO;
         // Why Redis cannot be used is said once per outage, the first at start included.
         let mut told = false;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = interval.tick() => {}
+                () = tokio::time::sleep(wait) => {}
             }
             let was_up = self.is_up();
             let up = match self.probe().await {
@@ -144,6 +179,7 @@ impl Redis {
                 }
             }
             metrics::gauge!(REDIS_UP).set(if self.is_up() { 1.0 } else { 0.0 });
+            wait = delay.next(self.is_up(), rand::random::<f64>());
         }
     }
 
@@ -225,7 +261,23 @@ fn without_password(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::without_password;
+    use super::{PROBE_BACKOFF_MAX, PROBE_INTERVAL, ProbeDelay, without_password};
+    use std::time::Duration;
+
+    #[test]
+    fn probes_back_off_while_down_and_return_to_the_interval_once_up() {
+        let mut delay = ProbeDelay::default();
+        let down: Vec<Duration> = (0..5).map(|_| delay.next(false, 0.0)).collect();
+        let secs = |s: u64| Duration::from_secs(s);
+        assert_eq!(down, [secs(2), secs(4), secs(8), secs(8), secs(8)]);
+        assert_eq!(delay.next(true, 0.0), PROBE_BACKOFF_MAX);
+        assert_eq!(delay.next(true, 0.0), PROBE_INTERVAL);
+        // Jitter takes at most a fifth off, never adds.
+        let mut delay = ProbeDelay::default();
+        assert_eq!(delay.next(false, 1.0), Duration::from_millis(1_600));
+        assert_eq!(delay.next(false, 0.5), Duration::from_millis(3_600));
+        assert_eq!(delay.next(false, 7.0), Duration::from_millis(6_400));
+    }
 
     #[test]
     fn passwords_are_not_shown() {
