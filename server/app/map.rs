@@ -107,7 +107,6 @@ pub async fn arrears_map(
                 let (sw, ne) = (b.south_west(), b.north_east());
                 (sw.latitude(), sw.longitude(), ne.latitude(), ne.longitude())
             }),
-            min_outstanding_gnf: query.filter.min_outstanding.francs(),
             today,
         },
     )

@@ -196,9 +196,103 @@ pub fn arrears(
     Ok(report)
 }
 
+/// A tenant's open charges summed up (the read model `tenant_open`, migration
+/// `20261130213000`): enough to know what the tenant owes on any day without its charges, but
+/// in one rare case ([`Owed::ReadCharges`]). An open charge is one with something outstanding
+/// (`ChargeStanding`'s clamps: due never below 0, paid within 0..=due).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenCharges {
+    /// Σ outstanding of the open charges, GNF (0: none).
+    pub open_gnf: i64,
+    /// The earliest due date of the open charges.
+    pub first_due: Option<NaiveDate>,
+    /// The latest.
+    pub last_due: Option<NaiveDate>,
+    /// Σ outstanding of the open charges due on `last_due`, GNF.
+    pub last_gnf: i64,
+    /// The latest due date of the open charges due before `last_due`.
+    pub before_last_due: Option<NaiveDate>,
+}
+
+/// What a tenant owes on a day, from its [`OpenCharges`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owed {
+    /// Nothing due by the day is unpaid.
+    Nothing,
+    /// `outstanding` GNF (> 0) on the charges due by the day, the oldest of them due on
+    /// `oldest_due` (the report's `outstanding` and oldest unpaid line of [`arrears`]).
+    Owes {
+        outstanding: i64,
+        oldest_due: NaiveDate,
+    },
+    /// Two open due dates or more fall after the day while one at least falls on or before it:
+    /// the figures do not tell how much of the later charges is already due. The caller sums
+    /// the tenant's open charges due by the day (only then does it read them); the oldest due
+    /// date is still `oldest_due`.
+    ReadCharges { oldest_due: NaiveDate },
+}
+
+impl OpenCharges {
+    /// The summary of `charges` (any order). Errors when a sum overflows.
+    pub fn of(charges: &[ChargePaid]) -> Result<Self, MoneyOverflow> {
+        let mut open = Self::default();
+        let open_charges = charges.iter().filter_map(|c| {
+            let due = c.due_gnf.max(0);
+            let outstanding = due - c.paid_gnf.clamp(0, due);
+            (outstanding > 0).then_some((c.due_date, outstanding))
+        });
+        let add = |a: i64, b: i64| a.checked_add(b).ok_or(MoneyOverflow);
+        for (due_date, outstanding) in open_charges {
+            open.open_gnf = add(open.open_gnf, outstanding)?;
+            open.first_due = open.first_due.min(Some(due_date)).or(Some(due_date));
+            match open.last_due {
+                Some(last) if due_date == last => open.last_gnf = add(open.last_gnf, outstanding)?,
+                Some(last) if due_date < last => {
+                    open.before_last_due = open.before_last_due.max(Some(due_date));
+                }
+                last => {
+                    open.before_last_due = last;
+                    open.last_due = Some(due_date);
+                    open.last_gnf = outstanding;
+                }
+            }
+        }
+        Ok(open)
+    }
+
+    /// What the tenant owes on `day` (charges due on or before it), by the rule:
+    /// - no open charge due by the day (`first_due` after it, or none): nothing;
+    /// - `last_due` on or before the day: every open charge is due, `open_gnf`;
+    /// - else `before_last_due` on or before the day: all but those due on `last_due`,
+    ///   `open_gnf - last_gnf`;
+    /// - else (two open due dates or more after the day): [`Owed::ReadCharges`].
+    ///
+    /// The oldest due date is always `first_due`. `store::markers` holds the SQL mirror of
+    /// this rule.
+    pub fn owed_on(&self, day: NaiveDate) -> Owed {
+        let Some(oldest_due) = self.first_due.filter(|first| *first <= day) else {
+            return Owed::Nothing;
+        };
+        if self.last_due.is_none_or(|last| last <= day) {
+            Owed::Owes {
+                outstanding: self.open_gnf,
+                oldest_due,
+            }
+        } else if self.before_last_due.is_some_and(|before| before <= day) {
+            Owed::Owes {
+                outstanding: self.open_gnf - self.last_gnf,
+                oldest_due,
+            }
+        } else {
+            Owed::ReadCharges { oldest_due }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
@@ -287,6 +381,121 @@ mod tests {
                 true,
                 &aging,
             )
+            .is_err()
+        );
+    }
+
+    fn arb_charges() -> impl Strategy<Value = Vec<ChargePaid>> {
+        // Due dates over ten days (so that several charges share one), amounts with zeros.
+        proptest::collection::vec((0_u64..10, 0_i64..5, 0_i64..6), 0..8).prop_map(|rows| {
+            rows.into_iter()
+                .enumerate()
+                .map(|(i, (offset, due, paid))| {
+                    let due_date = day(2026, 3, 1) + chrono::Days::new(offset);
+                    let mut c = charge(i as i64, due_date, due * 1_000, paid * 1_000);
+                    c.paid_gnf = c.paid_gnf.min(c.due_gnf);
+                    c
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// The summary's rule gives what `arrears` says of the charges due by the day; when it
+        /// cannot, two open due dates or more do fall after the day.
+        #[test]
+        fn open_charges_owe_what_arrears_says(
+            charges in arb_charges(),
+            offset in 0_u64..12,
+        ) {
+            let on = day(2026, 2, 28) + chrono::Days::new(offset);
+            let aging = AgingBuckets::default();
+            let mut due_by: Vec<ChargePaid> =
+                charges.iter().copied().filter(|c| c.due_date <= on).collect();
+            due_by.sort_by_key(|c| (c.due_date, c.charge_id));
+            let report = arrears(&due_by, on, false, true, &aging).expect("no overflow");
+            let oldest = report.lines.first().map(|line| line.due_date);
+            let open = OpenCharges::of(&charges).expect("no overflow");
+            match open.owed_on(on) {
+                Owed::Nothing => prop_assert_eq!(report.outstanding, 0),
+                Owed::Owes { outstanding, oldest_due } => {
+                    prop_assert!(outstanding > 0);
+                    prop_assert_eq!(outstanding, report.outstanding);
+                    prop_assert_eq!(Some(oldest_due), oldest);
+                }
+                Owed::ReadCharges { oldest_due } => {
+                    prop_assert!(report.outstanding > 0);
+                    prop_assert_eq!(Some(oldest_due), oldest);
+                    let mut later: Vec<NaiveDate> = charges
+                        .iter()
+                        .filter(|c| c.due_date > on && c.paid_gnf < c.due_gnf)
+                        .map(|c| c.due_date)
+                        .collect();
+                    later.sort();
+                    later.dedup();
+                    prop_assert!(later.len() >= 2, "{:?}", later);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn open_charges_sum_up_by_due_date() {
+        let rows = [
+            charge(1, day(2026, 1, 5), 1_000, 1_000), // paid: not open
+            charge(2, day(2026, 2, 5), 1_000, 400),
+            charge(3, day(2026, 3, 5), 1_000, 0),
+            charge(4, day(2026, 3, 5), 500, 100),
+            charge(5, day(2026, 1, 1), 0, 0), // nothing due: not open
+        ];
+        let open = OpenCharges::of(&rows).expect("no overflow");
+        assert_eq!(
+            open,
+            OpenCharges {
+                open_gnf: 600 + 1_000 + 400,
+                first_due: Some(day(2026, 2, 5)),
+                last_due: Some(day(2026, 3, 5)),
+                last_gnf: 1_400,
+                before_last_due: Some(day(2026, 2, 5)),
+            }
+        );
+        assert_eq!(open.owed_on(day(2026, 2, 4)), Owed::Nothing);
+        let oldest_due = day(2026, 2, 5);
+        assert_eq!(
+            open.owed_on(day(2026, 2, 5)),
+            Owed::Owes {
+                outstanding: 600,
+                oldest_due
+            }
+        );
+        assert_eq!(
+            open.owed_on(day(2026, 3, 5)),
+            Owed::Owes {
+                outstanding: 2_000,
+                oldest_due
+            }
+        );
+        let later = [
+            charge(1, day(2026, 1, 5), 1_000, 0),
+            charge(2, day(2026, 2, 5), 1_000, 0),
+            charge(3, day(2026, 3, 5), 1_000, 0),
+        ];
+        let open = OpenCharges::of(&later).expect("no overflow");
+        assert_eq!(
+            open.owed_on(day(2026, 1, 31)),
+            Owed::ReadCharges {
+                oldest_due: day(2026, 1, 5)
+            }
+        );
+        assert_eq!(
+            OpenCharges::of(&[]).map(|o| o.owed_on(day(2026, 1, 1))),
+            Ok(Owed::Nothing)
+        );
+        assert!(
+            OpenCharges::of(&[
+                charge(1, day(2026, 1, 5), i64::MAX, 0),
+                charge(2, day(2026, 1, 5), 1, 0)
+            ])
             .is_err()
         );
     }

@@ -37,7 +37,9 @@ pub use allocation::{
     Allocation, AllocationLine, CreditUse, OpenCharge, Reversal, ReversalError, ReversalLine,
     allocate, allocate_credit, apply_credit_to_new_charge, credit_part_of, reverse,
 };
-pub use arrears::{AgingLine, Arrears, ArrearsLine, ChargePaid, ChargeStanding, arrears};
+pub use arrears::{
+    AgingLine, Arrears, ArrearsLine, ChargePaid, ChargeStanding, OpenCharges, Owed, arrears,
+};
 pub use clock::{OccurredAt, OccurredAtError, TimeBounds, conakry_day, conakry_day_start};
 pub use mission::{
     AlreadyStarted, MissionActor, MissionLink, MissionMismatch, MissionStatus, Transition,

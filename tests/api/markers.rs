@@ -714,3 +714,112 @@ async fn markers_agree_with_the_arrears_rule_on_the_demo_data_set() {
     );
     assert!(mine.tenant_count < city.tenant_count);
 }
+
+/// The map's SQL (`store::markers`, the mirror of `OpenCharges::owed_on` over `tenant_open`)
+/// says of every tenant, on days before, between and after its due dates, what
+/// `domain::arrears` says of its charges due by then, and so does the rule on the summary of
+/// the charges; the rare case where the rule sums the charges is met.
+#[tokio::test]
+async fn the_map_sql_and_the_arrears_rule_agree_on_any_day() {
+    use akig::domain::{OpenCharges, Owed};
+    use akig::store::markers::{ArrearsArea, arrears_homes};
+
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let site = create_site(pool, "KAL").await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x0A11);
+    let mut tenants = Vec::new();
+    for k in 0..40 {
+        let home = (k % 9 != 0).then_some((9.5, -13.7));
+        let tenant = create_tenant(pool, site, &format!("Locataire {k}"), 1_000_000, home).await;
+        // Months from 6 before this one to 3 after, some skipped; due 0 to 40 days after the
+        // month starts (so that two months may fall due on one day).
+        for m in -6_i32..=3 {
+            if rng.random_range(0..4) == 0 {
+                continue;
+            }
+            let this_month = first_of_month(today());
+            let period = if m < 0 {
+                this_month - chrono::Months::new(m.unsigned_abs())
+            } else {
+                this_month + chrono::Months::new(m.unsigned_abs())
+            };
+            let due = period + Days::new(rng.random_range(0..=40));
+            let amount = rng.random_range(1..=10) * 50_000;
+            let paid = match rng.random_range(0..4) {
+                0 => 0,
+                1 => amount,
+                _ => rng.random_range(0..=amount),
+            };
+            let id = create_charge(pool, tenant, period, due, amount).await;
+            sqlx::query(
+                "UPDATE charges SET amount_paid_gnf = $2,
+                        paid_in_full_at = CASE WHEN $2 = amount_due_gnf THEN now() END
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(paid)
+            .execute(pool)
+            .await
+            .expect("pay charge");
+        }
+        tenants.push(tenant);
+    }
+    let mut conn = pool.acquire().await.expect("conn");
+    let aging = AgingBuckets::default();
+    let mut read_charges = 0;
+    for offset in [
+        -200_i64, -120, -75, -40, -20, -5, 0, 1, 12, 33, 50, 75, 100, 130,
+    ] {
+        let day = today() + TimeDelta::days(offset);
+        let homes = arrears_homes(
+            &mut conn,
+            &ArrearsArea {
+                site_ids: None,
+                bounds: None,
+                today: day,
+            },
+        )
+        .await
+        .expect("homes");
+        let found: HashMap<Uuid, (i64, NaiveDate)> = homes
+            .iter()
+            .map(|h| (h.tenant_id, (h.outstanding_gnf, h.oldest_unpaid_due_date)))
+            .collect();
+        assert_eq!(found.len(), homes.len(), "one row per tenant");
+        for tenant in &tenants {
+            let charges =
+                akig::store::charges::arrears_charges(&mut conn, *tenant, today() + Days::new(900))
+                    .await
+                    .expect("charges");
+            let due_by: Vec<_> = charges
+                .iter()
+                .copied()
+                .filter(|c| c.due_date <= day)
+                .collect();
+            let report = akig::domain::arrears(&due_by, day, false, true, &aging).expect("arrears");
+            let expected = (report.outstanding > 0).then(|| {
+                let oldest = report.lines.first().expect("an unpaid line").due_date;
+                (report.outstanding, oldest)
+            });
+            let by_rule = match OpenCharges::of(&charges).expect("summary").owed_on(day) {
+                Owed::Nothing => None,
+                Owed::Owes {
+                    outstanding,
+                    oldest_due,
+                } => Some((outstanding, oldest_due)),
+                Owed::ReadCharges { oldest_due } => {
+                    read_charges += 1;
+                    Some((report.outstanding, oldest_due))
+                }
+            };
+            assert_eq!(by_rule, expected, "rule, tenant {tenant} on {day}");
+            assert_eq!(
+                found.get(tenant).copied(),
+                expected,
+                "SQL, tenant {tenant} on {day}"
+            );
+        }
+    }
+    assert!(read_charges > 0, "the rule's ReadCharges case is never met");
+}

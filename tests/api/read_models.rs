@@ -1,6 +1,7 @@
 //! The read models (ADR 0011) equal a recomputation from the raw facts after random writes
 //! through gRPC (payments, back-dated payments, reversals), new charges, a tenant moving to
-//! another site, and after the demo seed's bulk COPY.
+//! another site or home, a charge written then deleted, a tenant moving out, and after the demo
+//! seed's bulk COPY.
 
 use akig::proto::v1::{PaymentMethod, RecordPaymentRequest, ReversePaymentRequest};
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Utc};
@@ -30,6 +31,10 @@ type OpenDueDrift = (
 /// - `open_due`, summed per (site, due date, shard) = due − paid of the charges of the site's
 ///   tenants of that shard falling due that day (no row of `open_due` without such charges
 ///   unless it holds 0);
+/// - `tenant_open` = per tenant, from its charges with something outstanding: their sum, earliest
+///   and latest due dates, the sum of those due on the latest, the latest due date before it,
+///   and the tenant's site, status and home (a tenant without such charges has no row, or one
+///   of zeros);
 /// - `name_norm`, `unit_norm` = the normalisation of the name and unit.
 async fn assert_read_models_are_the_facts(pool: &PgPool) {
     let last_paid: Vec<LastPaidDrift> = sqlx::query_as(
@@ -68,6 +73,50 @@ async fn assert_read_models_are_the_facts(pool: &PgPool) {
     .await
     .expect("open due");
     assert_eq!(open, vec![], "open_due rows that are not the facts'");
+
+    // Each side as text, written independently of the trigger's function (`tenant_open_of`).
+    let tenant_open: Vec<(Uuid, Option<String>, Option<String>)> = sqlx::query_as(
+        "WITH open AS (
+                 SELECT tenant_id, due_date, amount_due_gnf - amount_paid_gnf AS gnf
+                 FROM charges WHERE amount_paid_gnf < amount_due_gnf),
+             last AS (
+                 SELECT tenant_id, max(due_date) AS last_due FROM open GROUP BY tenant_id),
+             facts AS (
+                 SELECT t.id AS tenant_id, t.site_id, t.active, t.home_latitude, t.home_longitude,
+                        coalesce((SELECT sum(gnf) FROM open o WHERE o.tenant_id = t.id), 0)
+                            ::bigint AS open_gnf,
+                        (SELECT min(due_date) FROM open o WHERE o.tenant_id = t.id) AS first_due,
+                        l.last_due,
+                        coalesce((SELECT sum(gnf) FROM open o
+                                  WHERE o.tenant_id = t.id AND o.due_date = l.last_due), 0)
+                            ::bigint AS last_gnf,
+                        (SELECT max(due_date) FROM open o
+                         WHERE o.tenant_id = t.id AND o.due_date < l.last_due) AS before_last_due
+                 FROM tenants t LEFT JOIN last l ON l.tenant_id = t.id)
+         SELECT f.tenant_id,
+                concat_ws(' ', f.site_id, f.active, f.home_latitude, f.home_longitude, f.open_gnf,
+                          f.first_due, f.last_due, f.last_gnf, f.before_last_due),
+                concat_ws(' ', s.site_id, s.active, s.home_latitude, s.home_longitude, s.open_gnf,
+                          s.open_first_due, s.open_last_due, s.open_last_gnf,
+                          s.open_before_last_due)
+         FROM facts f LEFT JOIN tenant_open s ON s.tenant_id = f.tenant_id
+         WHERE CASE WHEN s.tenant_id IS NULL THEN f.open_gnf <> 0
+                    ELSE (f.site_id, f.active, f.home_latitude, f.home_longitude, f.open_gnf,
+                          f.first_due, f.last_due, f.last_gnf, f.before_last_due)
+                         IS DISTINCT FROM
+                         (s.site_id, s.active, s.home_latitude, s.home_longitude, s.open_gnf,
+                          s.open_first_due, s.open_last_due, s.open_last_gnf,
+                          s.open_before_last_due)
+               END",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("tenant open");
+    assert_eq!(
+        tenant_open,
+        vec![],
+        "tenant_open rows that are not the facts' (tenant, facts, stored)"
+    );
 
     let names = crate::support::count(
         pool,
@@ -159,17 +208,32 @@ async fn read_models_follow_random_payments_reversals_charges_and_moves() {
                 }
             }
             4 => {
-                // The tenant moves to the other site.
+                // The tenant moves to the other site, to a new home.
                 sqlx::query(
-                    "UPDATE tenants SET site_id = CASE WHEN site_id = $2 THEN $3 ELSE $2 END
+                    "UPDATE tenants SET site_id = CASE WHEN site_id = $2 THEN $3 ELSE $2 END,
+                            home_latitude = $4, home_longitude = -13.7
                      WHERE id = $1",
                 )
                 .bind(tenant)
                 .bind(sites[0])
                 .bind(sites[1])
+                .bind(9.5 + rng.random_range(0.0..0.1))
                 .execute(&pool)
                 .await
                 .expect("move");
+            }
+            5 => {
+                // A charge due in two months appears, then goes (written by mistake).
+                let period = month(0)
+                    .checked_add_months(Months::new(2))
+                    .expect("valid month");
+                let id = create_charge(&pool, tenant, period, period + Days::new(4), 700_000).await;
+                assert_read_models_are_the_facts(&pool).await;
+                sqlx::query("DELETE FROM charges WHERE id = $1")
+                    .bind(id)
+                    .execute(&pool)
+                    .await
+                    .expect("delete charge");
             }
             _ => {
                 // Often back-dated (an offline payment uploaded late).
@@ -191,6 +255,16 @@ async fn read_models_follow_random_payments_reversals_charges_and_moves() {
         }
         assert_read_models_are_the_facts(&pool).await;
     }
+    // A tenant moving out keeps its charges; its copy follows.
+    sqlx::query("UPDATE tenants SET active = false WHERE id = $1")
+        .bind(tenants[0])
+        .execute(&pool)
+        .await
+        .expect("move out");
+    assert_read_models_are_the_facts(&pool).await;
+    let open_rows = crate::support::count(&pool, "SELECT count(*) FROM tenant_open").await;
+    assert_eq!(open_rows, 3, "one row per tenant with charges");
+
     let reversed = crate::support::count(
         &pool,
         "SELECT count(*) FROM payments WHERE kind = 'reversal'",
