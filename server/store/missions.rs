@@ -15,6 +15,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::error::Result;
+use super::markers::OWED_SQL;
 use crate::domain::MissionLink;
 
 /// The agent and tenant of a mission; `None` for an unknown mission.
@@ -129,32 +130,32 @@ pub struct FactsRow {
 /// The facts of the active tenants of `site_ids` on `day` who owe something (charges due by
 /// the day) or have a pending promise falling due that day, by tenant id. Broken promises are
 /// those whose date passed without full payment (stored broken, or still pending after their
-/// date) since the last call or visit.
+/// date) since the last call or visit. What each owes is read from the read model
+/// `tenant_open` ([`OWED_SQL`], ADR 0011), not summed from its charges.
 pub async fn candidate_facts(
     conn: &mut PgConnection,
     site_ids: &[Uuid],
     day: NaiveDate,
 ) -> Result<Vec<FactsRow>> {
-    Ok(sqlx::query_as(
+    // `$1` is the day, as `OWED_SQL` wants it.
+    let sql = format!(
         "WITH owed AS (
-             SELECT c.tenant_id,
-                    sum(c.amount_due_gnf - c.amount_paid_gnf)::bigint AS outstanding_gnf,
-                    min(c.due_date) AS oldest_unpaid_due_date
-             FROM charges c JOIN tenants t ON t.id = c.tenant_id
-             WHERE t.site_id = ANY($1) AND t.active
-               AND c.amount_paid_gnf < c.amount_due_gnf AND c.due_date <= $2
-             GROUP BY c.tenant_id),
+             SELECT o.tenant_id, {OWED_SQL} AS outstanding_gnf,
+                    o.open_first_due AS oldest_unpaid_due_date
+             FROM tenant_open o
+             WHERE o.site_id = ANY($2) AND o.active AND o.open_gnf > 0
+               AND o.open_first_due <= $1),
          promised AS (
              SELECT p.tenant_id,
-                    bool_or(p.status = 'pending' AND p.promised_date = $2
+                    bool_or(p.status = 'pending' AND p.promised_date = $1
                             AND p.covered_gnf < p.amount_gnf) AS promise_due,
-                    bool_or(p.status = 'pending' AND p.promised_date > $2) AS promise_pending_later,
+                    bool_or(p.status = 'pending' AND p.promised_date > $1) AS promise_pending_later,
                     array_agg(p.promised_date) FILTER (
                         WHERE p.status = 'broken'
-                           OR (p.status = 'pending' AND p.promised_date < $2
+                           OR (p.status = 'pending' AND p.promised_date < $1
                                AND p.covered_gnf < p.amount_gnf)) AS broken_dates
              FROM promises p JOIN tenants t ON t.id = p.tenant_id
-             WHERE t.site_id = ANY($1) AND t.active AND p.status IN ('pending', 'broken')
+             WHERE t.site_id = ANY($2) AND t.active AND p.status IN ('pending', 'broken')
              GROUP BY p.tenant_id),
          base AS (
              SELECT t.id, t.site_id, t.home_latitude, t.home_longitude
@@ -177,13 +178,14 @@ pub async fn candidate_facts(
              SELECT (max(i.occurred_at) AT TIME ZONE 'Africa/Conakry')::date AS last_contact
              FROM interactions i WHERE i.tenant_id = b.id AND i.occurred_at < $3
          ) lc ON true
-         ORDER BY b.id",
-    )
-    .bind(site_ids)
-    .bind(day)
-    .bind(crate::domain::conakry_day_start(day))
-    .fetch_all(conn)
-    .await?)
+         ORDER BY b.id"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(day)
+        .bind(site_ids)
+        .bind(crate::domain::conakry_day_start(day))
+        .fetch_all(conn)
+        .await?)
 }
 
 /// A mission of the day as the planner sees it.
