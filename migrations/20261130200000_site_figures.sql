@@ -1,0 +1,472 @@
+-- Site figures (docs/adr/0011-read-models.md, "Site figures"): what GetSummary, ListSites and
+-- GetSite sum per site, kept exact by the statements that change their facts, so that a
+-- dashboard read adds up a few rows per site and day instead of every charge, allocation and
+-- payment of the company.
+--
+-- 1. charges.paid_by_due_gnf / paid_on_time: the punctuality of each charge. paid_by_due_gnf is
+--    the sum of the charge's allocation rows whose entry occurred by the end of the due date
+--    (Africa/Conakry), a reversal's rows dated by the payment it cancels (so a reversed payment
+--    never counts, whenever it was reversed); paid_on_time: the charge asks something, is paid
+--    in full now and was paid in full by its due date.
+-- 2. due_days (site, due date, shard): charges, amounts due and paid, charges paid on time,
+--    charges with something outstanding.
+-- 3. tenant_oldest_open (tenant) and arrears_oldest (site, due date, shard): the due date of
+--    each tenant's oldest charge with something outstanding, and how many tenants per site
+--    have their oldest there.
+-- 4. collected_days (site, day, shard): money received per site and Africa/Conakry day,
+--    payments minus reversals, by the entry's site and day.
+-- 5. paid_months (site, due date, month, shard): allocation rows per charge due date and
+--    Africa/Conakry month of the entry (each entry on its own day, reversals included), for
+--    the arrears at the end of past months.
+--
+-- All are kept by statement-level triggers with transition tables (one statement per writing
+-- statement, whatever its row count), in key order before ON CONFLICT, so the ledger replay,
+-- the seeds' COPY and plain SQL keep them alike. A tenant's rows go to tenant_shard(tenant), so
+-- concurrent payments of one site update different rows.
+
+-- ---------------------------------------------------------------------------------------------
+-- 1. Punctuality of each charge.
+
+ALTER TABLE charges ADD COLUMN paid_by_due_gnf bigint NOT NULL DEFAULT 0;
+
+UPDATE charges c SET paid_by_due_gnf = k.by_due
+FROM (SELECT pa.charge_id, sum(pa.amount_gnf)::bigint AS by_due
+      FROM payment_allocations pa
+      JOIN charges x ON x.id = pa.charge_id
+      JOIN payments p ON p.id = pa.payment_id
+      LEFT JOIN payments o ON o.id = p.reverses_payment_id
+      WHERE (coalesce(o.occurred_at, p.occurred_at) AT TIME ZONE 'Africa/Conakry')::date
+            <= x.due_date
+      GROUP BY pa.charge_id) k
+WHERE c.id = k.charge_id;
+
+ALTER TABLE charges ADD COLUMN paid_on_time boolean GENERATED ALWAYS AS (
+    amount_due_gnf > 0 AND amount_paid_gnf = amount_due_gnf AND paid_by_due_gnf >= amount_due_gnf
+) STORED;
+
+-- The charges whose rows a statement on payment_allocations touched are read again from their
+-- rows (a charge has a few).
+CREATE FUNCTION charges_paid_by_due_recount(charge_ids bigint[]) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE charges c SET paid_by_due_gnf = k.by_due
+    FROM (SELECT x.id,
+                 coalesce((SELECT sum(pa.amount_gnf)
+                           FROM payment_allocations pa
+                           JOIN payments p ON p.id = pa.payment_id
+                           LEFT JOIN payments o ON o.id = p.reverses_payment_id
+                           WHERE pa.charge_id = x.id
+                             AND (coalesce(o.occurred_at, p.occurred_at)
+                                  AT TIME ZONE 'Africa/Conakry')::date <= x.due_date), 0)::bigint
+                     AS by_due
+          FROM charges x
+          WHERE x.id = ANY (charge_ids)) k
+    WHERE c.id = k.id AND c.paid_by_due_gnf <> k.by_due;
+$$;
+
+CREATE FUNCTION charges_paid_by_due_added() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM charges_paid_by_due_recount(ARRAY(SELECT DISTINCT charge_id FROM new_rows));
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION charges_paid_by_due_removed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM charges_paid_by_due_recount(ARRAY(SELECT DISTINCT charge_id FROM old_rows));
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER payment_allocations_paid_by_due_insert AFTER INSERT ON payment_allocations
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION charges_paid_by_due_added();
+CREATE TRIGGER payment_allocations_paid_by_due_update AFTER UPDATE ON payment_allocations
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION charges_paid_by_due_removed();
+CREATE TRIGGER payment_allocations_paid_by_due_delete AFTER DELETE ON payment_allocations
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION charges_paid_by_due_removed();
+
+-- ---------------------------------------------------------------------------------------------
+-- 2. Charges per site and due date.
+
+CREATE TABLE due_days (
+    site_id       uuid NOT NULL REFERENCES sites (id),
+    due_date      date NOT NULL,
+    shard         smallint NOT NULL,
+    -- Charges asking something (amount due > 0).
+    charges       bigint NOT NULL,
+    -- Sum of the amounts due, GNF.
+    due_gnf       bigint NOT NULL,
+    -- Sum paid on them now, net of reversals, GNF (each within 0..=due).
+    paid_gnf      bigint NOT NULL,
+    -- Charges paid in full by the end of their due date (charges.paid_on_time).
+    on_time       bigint NOT NULL,
+    -- Charges with something outstanding.
+    open_charges  bigint NOT NULL,
+    PRIMARY KEY (site_id, due_date, shard)
+);
+
+INSERT INTO due_days (site_id, due_date, shard, charges, due_gnf, paid_gnf, on_time, open_charges)
+SELECT t.site_id, c.due_date, tenant_shard(c.tenant_id),
+       count(*) FILTER (WHERE c.amount_due_gnf > 0), sum(c.amount_due_gnf), sum(c.amount_paid_gnf),
+       count(*) FILTER (WHERE c.paid_on_time),
+       count(*) FILTER (WHERE c.amount_paid_gnf < c.amount_due_gnf)
+FROM charges c JOIN tenants t ON t.id = c.tenant_id
+GROUP BY 1, 2, 3;
+
+-- One charge's part in due_days, signed: +1 added, -1 removed.
+CREATE TYPE charge_part AS (
+    sign             int,
+    tenant_id        uuid,
+    due_date         date,
+    amount_due_gnf   bigint,
+    amount_paid_gnf  bigint,
+    paid_on_time     boolean
+);
+
+-- Adds signed parts at the tenants' current sites (cells whose sums do not change untouched).
+CREATE FUNCTION due_days_add(parts charge_part[]) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO due_days AS d (site_id, due_date, shard, charges, due_gnf, paid_gnf, on_time,
+                               open_charges)
+    SELECT t.site_id, x.due_date, tenant_shard(x.tenant_id),
+           sum(x.sign * (x.amount_due_gnf > 0)::int), sum(x.sign * x.amount_due_gnf),
+           sum(x.sign * x.amount_paid_gnf), sum(x.sign * x.paid_on_time::int),
+           sum(x.sign * (x.amount_paid_gnf < x.amount_due_gnf)::int)
+    FROM unnest(parts) x
+    JOIN tenants t ON t.id = x.tenant_id
+    GROUP BY 1, 2, 3
+    HAVING sum(x.sign * (x.amount_due_gnf > 0)::int) <> 0 OR sum(x.sign * x.amount_due_gnf) <> 0
+        OR sum(x.sign * x.amount_paid_gnf) <> 0 OR sum(x.sign * x.paid_on_time::int) <> 0
+        OR sum(x.sign * (x.amount_paid_gnf < x.amount_due_gnf)::int) <> 0
+    ORDER BY 1, 2, 3
+    ON CONFLICT (site_id, due_date, shard) DO UPDATE SET
+        charges = d.charges + excluded.charges, due_gnf = d.due_gnf + excluded.due_gnf,
+        paid_gnf = d.paid_gnf + excluded.paid_gnf, on_time = d.on_time + excluded.on_time,
+        open_charges = d.open_charges + excluded.open_charges;
+$$;
+
+CREATE FUNCTION charges_due_days() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO due_days AS d (site_id, due_date, shard, charges, due_gnf, paid_gnf, on_time,
+                                   open_charges)
+        SELECT t.site_id, n.due_date, tenant_shard(n.tenant_id),
+               count(*) FILTER (WHERE n.amount_due_gnf > 0), sum(n.amount_due_gnf),
+               sum(n.amount_paid_gnf), count(*) FILTER (WHERE n.paid_on_time),
+               count(*) FILTER (WHERE n.amount_paid_gnf < n.amount_due_gnf)
+        FROM new_rows n JOIN tenants t ON t.id = n.tenant_id
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (site_id, due_date, shard) DO UPDATE SET
+            charges = d.charges + excluded.charges, due_gnf = d.due_gnf + excluded.due_gnf,
+            paid_gnf = d.paid_gnf + excluded.paid_gnf, on_time = d.on_time + excluded.on_time,
+            open_charges = d.open_charges + excluded.open_charges;
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM due_days_add(ARRAY(
+            SELECT ROW(1, n.tenant_id, n.due_date, n.amount_due_gnf, n.amount_paid_gnf,
+                       n.paid_on_time)::charge_part FROM new_rows n
+            UNION ALL
+            SELECT ROW(-1, o.tenant_id, o.due_date, o.amount_due_gnf, o.amount_paid_gnf,
+                       o.paid_on_time)::charge_part FROM old_rows o));
+    ELSE
+        PERFORM due_days_add(ARRAY(
+            SELECT ROW(-1, o.tenant_id, o.due_date, o.amount_due_gnf, o.amount_paid_gnf,
+                       o.paid_on_time)::charge_part FROM old_rows o));
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER charges_due_days_insert AFTER INSERT ON charges
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION charges_due_days();
+CREATE TRIGGER charges_due_days_update AFTER UPDATE ON charges
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION charges_due_days();
+CREATE TRIGGER charges_due_days_delete AFTER DELETE ON charges
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION charges_due_days();
+
+-- ---------------------------------------------------------------------------------------------
+-- 3. Each tenant's oldest charge with something outstanding, and the count per site and day.
+
+CREATE TABLE tenant_oldest_open (
+    tenant_id   uuid PRIMARY KEY REFERENCES tenants (id),
+    site_id     uuid NOT NULL REFERENCES sites (id),
+    oldest_due  date NOT NULL
+);
+
+-- A site's tenants in arrears (GetSite's top debtors).
+CREATE INDEX tenant_oldest_open_site_idx ON tenant_oldest_open (site_id, oldest_due);
+
+CREATE TABLE arrears_oldest (
+    site_id   uuid NOT NULL REFERENCES sites (id),
+    due_date  date NOT NULL,
+    shard     smallint NOT NULL,
+    -- Tenants of the site (of this shard) whose oldest open charge falls due that day.
+    tenants   bigint NOT NULL,
+    PRIMARY KEY (site_id, due_date, shard)
+);
+
+INSERT INTO tenant_oldest_open (tenant_id, site_id, oldest_due)
+SELECT c.tenant_id, t.site_id, min(c.due_date)
+FROM charges c JOIN tenants t ON t.id = c.tenant_id
+WHERE c.amount_paid_gnf < c.amount_due_gnf
+GROUP BY c.tenant_id, t.site_id;
+
+INSERT INTO arrears_oldest (site_id, due_date, shard, tenants)
+SELECT site_id, oldest_due, tenant_shard(tenant_id), count(*)
+FROM tenant_oldest_open GROUP BY 1, 2, 3;
+
+-- The tenants of the charges a statement wrote: their oldest open charge read again (index
+-- charges_arrears_tenant_period_idx), the per-tenant row and the per-site counts moved.
+CREATE FUNCTION tenant_oldest_open_recount(tenant_ids uuid[]) RETURNS void
+LANGUAGE sql AS $$
+    WITH fresh AS (
+        SELECT t.id AS tenant_id, t.site_id,
+               (SELECT min(c.due_date) FROM charges c
+                WHERE c.tenant_id = t.id AND c.amount_paid_gnf < c.amount_due_gnf) AS oldest
+        FROM tenants t WHERE t.id = ANY (tenant_ids)
+    ), prev AS (
+        SELECT o.tenant_id, o.site_id, o.oldest_due FROM tenant_oldest_open o
+        WHERE o.tenant_id = ANY (tenant_ids)
+    ), changed AS (
+        SELECT f.tenant_id, p.site_id AS old_site, p.oldest_due AS old_due,
+               f.site_id AS new_site, f.oldest AS new_due
+        FROM fresh f LEFT JOIN prev p USING (tenant_id)
+        WHERE (p.oldest_due, p.site_id) IS DISTINCT FROM (f.oldest, f.site_id)
+          AND NOT (p.tenant_id IS NULL AND f.oldest IS NULL)
+    ), removed AS (
+        DELETE FROM tenant_oldest_open o USING changed ch
+        WHERE o.tenant_id = ch.tenant_id AND ch.new_due IS NULL
+    ), kept AS (
+        INSERT INTO tenant_oldest_open AS o (tenant_id, site_id, oldest_due)
+        SELECT tenant_id, new_site, new_due FROM changed WHERE new_due IS NOT NULL
+        ORDER BY tenant_id
+        ON CONFLICT (tenant_id) DO UPDATE SET site_id = excluded.site_id,
+                                              oldest_due = excluded.oldest_due
+    )
+    INSERT INTO arrears_oldest AS a (site_id, due_date, shard, tenants)
+    SELECT site_id, due_date, shard, sum(n)
+    FROM (SELECT old_site AS site_id, old_due AS due_date, tenant_shard(tenant_id) AS shard, -1 AS n
+          FROM changed WHERE old_due IS NOT NULL
+          UNION ALL
+          SELECT new_site, new_due, tenant_shard(tenant_id), 1
+          FROM changed WHERE new_due IS NOT NULL) d
+    GROUP BY 1, 2, 3 HAVING sum(n) <> 0 ORDER BY 1, 2, 3
+    ON CONFLICT (site_id, due_date, shard) DO UPDATE SET tenants = a.tenants + excluded.tenants;
+$$;
+
+CREATE FUNCTION charges_oldest_open() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM tenant_oldest_open_recount(ARRAY(
+            SELECT DISTINCT tenant_id FROM new_rows WHERE amount_paid_gnf < amount_due_gnf));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM tenant_oldest_open_recount(ARRAY(
+            SELECT DISTINCT n.tenant_id FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE (n.amount_paid_gnf < n.amount_due_gnf) <> (o.amount_paid_gnf < o.amount_due_gnf)
+               OR n.due_date <> o.due_date OR n.tenant_id <> o.tenant_id
+            UNION SELECT o.tenant_id FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE n.tenant_id <> o.tenant_id));
+    ELSE
+        PERFORM tenant_oldest_open_recount(ARRAY(
+            SELECT DISTINCT tenant_id FROM old_rows WHERE amount_paid_gnf < amount_due_gnf));
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER charges_oldest_open_insert AFTER INSERT ON charges
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION charges_oldest_open();
+CREATE TRIGGER charges_oldest_open_update AFTER UPDATE ON charges
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION charges_oldest_open();
+CREATE TRIGGER charges_oldest_open_delete AFTER DELETE ON charges
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION charges_oldest_open();
+
+-- ---------------------------------------------------------------------------------------------
+-- 4. Money received per site and day.
+
+CREATE TABLE collected_days (
+    site_id        uuid NOT NULL REFERENCES sites (id),
+    day            date NOT NULL,
+    shard          smallint NOT NULL,
+    -- Payments minus reversals that occurred that Africa/Conakry day on the site, GNF.
+    collected_gnf  bigint NOT NULL,
+    PRIMARY KEY (site_id, day, shard)
+);
+
+INSERT INTO collected_days (site_id, day, shard, collected_gnf)
+SELECT site_id, (occurred_at AT TIME ZONE 'Africa/Conakry')::date, tenant_shard(tenant_id),
+       sum(CASE WHEN kind = 'payment' THEN amount_gnf ELSE -amount_gnf END)
+FROM payments GROUP BY 1, 2, 3;
+
+-- Payments and reversals are append-only (payments_append_only): inserts only.
+CREATE FUNCTION payments_collected_days() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO collected_days AS d (site_id, day, shard, collected_gnf)
+    SELECT site_id, (occurred_at AT TIME ZONE 'Africa/Conakry')::date, tenant_shard(tenant_id),
+           sum(CASE WHEN kind = 'payment' THEN amount_gnf ELSE -amount_gnf END)
+    FROM new_rows GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (site_id, day, shard) DO UPDATE
+        SET collected_gnf = d.collected_gnf + excluded.collected_gnf;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER payments_collected_days AFTER INSERT ON payments
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION payments_collected_days();
+
+-- ---------------------------------------------------------------------------------------------
+-- 5. Allocation rows per site, charge due date and month of the entry.
+
+CREATE TABLE paid_months (
+    site_id   uuid NOT NULL REFERENCES sites (id),
+    due_date  date NOT NULL,
+    -- First day of the Africa/Conakry month the entry (payment or reversal) occurred in.
+    month     date NOT NULL,
+    shard     smallint NOT NULL,
+    -- Sum of the allocation rows (reversal rows negative), GNF.
+    paid_gnf  bigint NOT NULL,
+    PRIMARY KEY (site_id, due_date, month, shard)
+);
+
+INSERT INTO paid_months (site_id, due_date, month, shard, paid_gnf)
+SELECT t.site_id, c.due_date,
+       date_trunc('month', p.occurred_at AT TIME ZONE 'Africa/Conakry')::date,
+       tenant_shard(c.tenant_id), sum(pa.amount_gnf)
+FROM payment_allocations pa
+JOIN payments p ON p.id = pa.payment_id
+JOIN charges c ON c.id = pa.charge_id
+JOIN tenants t ON t.id = c.tenant_id
+GROUP BY 1, 2, 3, 4;
+
+-- One allocation row's part in paid_months, signed.
+CREATE TYPE allocation_part AS (payment_id uuid, charge_id bigint, amount_gnf bigint);
+
+CREATE FUNCTION paid_months_add(parts allocation_part[]) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO paid_months AS m (site_id, due_date, month, shard, paid_gnf)
+    SELECT t.site_id, c.due_date,
+           date_trunc('month', p.occurred_at AT TIME ZONE 'Africa/Conakry')::date,
+           tenant_shard(c.tenant_id), sum(x.amount_gnf)
+    FROM unnest(parts) x
+    JOIN payments p ON p.id = x.payment_id
+    JOIN charges c ON c.id = x.charge_id
+    JOIN tenants t ON t.id = c.tenant_id
+    GROUP BY 1, 2, 3, 4 HAVING sum(x.amount_gnf) <> 0 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (site_id, due_date, month, shard) DO UPDATE SET paid_gnf = m.paid_gnf + excluded.paid_gnf;
+$$;
+
+CREATE FUNCTION payment_allocations_paid_months() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM paid_months_add(ARRAY(
+            SELECT ROW(payment_id, charge_id, amount_gnf)::allocation_part FROM new_rows));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM paid_months_add(ARRAY(
+            SELECT ROW(payment_id, charge_id, amount_gnf)::allocation_part FROM new_rows
+            UNION ALL
+            SELECT ROW(payment_id, charge_id, -amount_gnf)::allocation_part FROM old_rows));
+    ELSE
+        PERFORM paid_months_add(ARRAY(
+            SELECT ROW(payment_id, charge_id, -amount_gnf)::allocation_part FROM old_rows));
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------------
+-- A tenant moved to another site takes its figures along.
+
+CREATE FUNCTION tenants_site_figures_moved() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    moved uuid[];
+BEGIN
+    moved := ARRAY(SELECT n.id FROM old_rows o JOIN new_rows n USING (id)
+                   WHERE o.site_id <> n.site_id ORDER BY n.id);
+    IF cardinality(moved) = 0 THEN
+        RETURN NULL;
+    END IF;
+    -- Out of the old sites (their site in old_rows), into the new ones (the tenants' rows now).
+    INSERT INTO due_days AS d (site_id, due_date, shard, charges, due_gnf, paid_gnf, on_time,
+                               open_charges)
+    SELECT o.site_id, c.due_date, tenant_shard(c.tenant_id),
+           -count(*) FILTER (WHERE c.amount_due_gnf > 0), -sum(c.amount_due_gnf),
+           -sum(c.amount_paid_gnf), -count(*) FILTER (WHERE c.paid_on_time),
+           -count(*) FILTER (WHERE c.amount_paid_gnf < c.amount_due_gnf)
+    FROM old_rows o JOIN charges c ON c.tenant_id = o.id
+    WHERE o.id = ANY (moved)
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (site_id, due_date, shard) DO UPDATE SET
+        charges = d.charges + excluded.charges, due_gnf = d.due_gnf + excluded.due_gnf,
+        paid_gnf = d.paid_gnf + excluded.paid_gnf, on_time = d.on_time + excluded.on_time,
+        open_charges = d.open_charges + excluded.open_charges;
+    PERFORM due_days_add(ARRAY(
+        SELECT ROW(1, c.tenant_id, c.due_date, c.amount_due_gnf, c.amount_paid_gnf,
+                   c.paid_on_time)::charge_part
+        FROM charges c WHERE c.tenant_id = ANY (moved)));
+
+    INSERT INTO paid_months AS m (site_id, due_date, month, shard, paid_gnf)
+    SELECT o.site_id, c.due_date,
+           date_trunc('month', p.occurred_at AT TIME ZONE 'Africa/Conakry')::date,
+           tenant_shard(c.tenant_id), -sum(pa.amount_gnf)
+    FROM old_rows o
+    JOIN charges c ON c.tenant_id = o.id
+    JOIN payment_allocations pa ON pa.charge_id = c.id
+    JOIN payments p ON p.id = pa.payment_id
+    WHERE o.id = ANY (moved)
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (site_id, due_date, month, shard) DO UPDATE SET paid_gnf = m.paid_gnf + excluded.paid_gnf;
+    PERFORM paid_months_add(ARRAY(
+        SELECT ROW(pa.payment_id, pa.charge_id, pa.amount_gnf)::allocation_part
+        FROM charges c JOIN payment_allocations pa ON pa.charge_id = c.id
+        WHERE c.tenant_id = ANY (moved)));
+
+    PERFORM tenant_oldest_open_recount(moved);
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER tenants_site_figures_moved AFTER UPDATE ON tenants
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tenants_site_figures_moved();
+
+CREATE TRIGGER payment_allocations_paid_months_insert AFTER INSERT ON payment_allocations
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION payment_allocations_paid_months();
+CREATE TRIGGER payment_allocations_paid_months_update AFTER UPDATE ON payment_allocations
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION payment_allocations_paid_months();
+CREATE TRIGGER payment_allocations_paid_months_delete AFTER DELETE ON payment_allocations
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION payment_allocations_paid_months();
+
+-- ---------------------------------------------------------------------------------------------
+-- Promises pending per tenant's site: the dashboards count them per site.
+CREATE INDEX promises_pending_tenant_idx ON promises (tenant_id) INCLUDE (amount_gnf)
+    WHERE status = 'pending';
+-- Kept and broken promises of the month.
+CREATE INDEX promises_resolved_changed_idx ON promises (status_changed_at) INCLUDE (tenant_id, status)
+    WHERE status IN ('kept', 'broken');
+-- Active tenants per site.
+CREATE INDEX tenants_active_site_idx ON tenants (site_id) WHERE active;
+
+ANALYZE charges;
+ANALYZE due_days;
+ANALYZE tenant_oldest_open;
+ANALYZE arrears_oldest;
+ANALYZE collected_days;
+ANALYZE paid_months;
