@@ -7,7 +7,9 @@
 --    the sum of the charge's allocation rows whose entry occurred by the end of the due date
 --    (Africa/Conakry), a reversal's rows dated by the payment it cancels (so a reversed payment
 --    never counts, whenever it was reversed); paid_on_time: the charge asks something, is paid
---    in full now and was paid in full by its due date.
+--    in full now and was paid in full by its due date. charges.last_payment_on: the
+--    Africa/Conakry day of the latest payment with rows on the charge that no reversal cancels
+--    (when a charge is paid in full, the day it was completed; ListGoodPayers' days early).
 -- 2. due_days (site, due date, shard): charges, amounts due and paid, charges paid on time,
 --    charges with something outstanding.
 -- 3. tenant_oldest_open (tenant) and arrears_oldest (site, due date, shard): the due date of
@@ -40,27 +42,42 @@ FROM (SELECT pa.charge_id, sum(pa.amount_gnf)::bigint AS by_due
       GROUP BY pa.charge_id) k
 WHERE c.id = k.charge_id;
 
+ALTER TABLE charges ADD COLUMN last_payment_on date;
+
+UPDATE charges c SET last_payment_on = k.last_on
+FROM (SELECT pa.charge_id, max((p.occurred_at AT TIME ZONE 'Africa/Conakry')::date) AS last_on
+      FROM payment_allocations pa
+      JOIN payments p ON p.id = pa.payment_id
+      WHERE p.kind = 'payment'
+        AND NOT EXISTS (SELECT 1 FROM payments r WHERE r.reverses_payment_id = p.id)
+      GROUP BY pa.charge_id) k
+WHERE c.id = k.charge_id;
+
 ALTER TABLE charges ADD COLUMN paid_on_time boolean GENERATED ALWAYS AS (
     amount_due_gnf > 0 AND amount_paid_gnf = amount_due_gnf AND paid_by_due_gnf >= amount_due_gnf
 ) STORED;
 
 -- The charges whose rows a statement on payment_allocations touched are read again from their
--- rows (a charge has a few).
+-- rows (a charge has a few), in one join (a bulk load runs it on tables not analysed yet).
 CREATE FUNCTION charges_paid_by_due_recount(charge_ids bigint[]) RETURNS void
 LANGUAGE sql AS $$
-    UPDATE charges c SET paid_by_due_gnf = k.by_due
+    UPDATE charges c SET paid_by_due_gnf = k.by_due, last_payment_on = k.last_on
     FROM (SELECT x.id,
-                 coalesce((SELECT sum(pa.amount_gnf)
-                           FROM payment_allocations pa
-                           JOIN payments p ON p.id = pa.payment_id
-                           LEFT JOIN payments o ON o.id = p.reverses_payment_id
-                           WHERE pa.charge_id = x.id
-                             AND (coalesce(o.occurred_at, p.occurred_at)
-                                  AT TIME ZONE 'Africa/Conakry')::date <= x.due_date), 0)::bigint
-                     AS by_due
-          FROM charges x
-          WHERE x.id = ANY (charge_ids)) k
-    WHERE c.id = k.id AND c.paid_by_due_gnf <> k.by_due;
+                 coalesce(sum(pa.amount_gnf) FILTER (
+                     WHERE (coalesce(o.occurred_at, p.occurred_at)
+                            AT TIME ZONE 'Africa/Conakry')::date <= x.due_date), 0)::bigint
+                     AS by_due,
+                 max((p.occurred_at AT TIME ZONE 'Africa/Conakry')::date) FILTER (
+                     WHERE p.kind = 'payment' AND r.id IS NULL) AS last_on
+          FROM (SELECT DISTINCT unnest(charge_ids) AS id) u
+          JOIN charges x ON x.id = u.id
+          LEFT JOIN payment_allocations pa ON pa.charge_id = x.id
+          LEFT JOIN payments p ON p.id = pa.payment_id
+          LEFT JOIN payments o ON o.id = p.reverses_payment_id
+          LEFT JOIN payments r ON r.reverses_payment_id = p.id
+          GROUP BY x.id) k
+    WHERE c.id = k.id
+      AND (c.paid_by_due_gnf, c.last_payment_on) IS DISTINCT FROM (k.by_due, k.last_on);
 $$;
 
 CREATE FUNCTION charges_paid_by_due_added() RETURNS trigger
@@ -222,18 +239,22 @@ INSERT INTO arrears_oldest (site_id, due_date, shard, tenants)
 SELECT site_id, oldest_due, tenant_shard(tenant_id), count(*)
 FROM tenant_oldest_open GROUP BY 1, 2, 3;
 
--- The tenants of the charges a statement wrote: their oldest open charge read again (index
--- charges_arrears_tenant_period_idx), the per-tenant row and the per-site counts moved.
+-- The tenants of the charges a statement wrote: their oldest open charge read again from their
+-- charges (index charges_tenant_period_key), the per-tenant row and the per-site counts moved.
+-- Set-based joins rather than a subquery per row: a bulk load (the seeds) runs them on tables
+-- not analysed yet in its transaction.
 CREATE FUNCTION tenant_oldest_open_recount(tenant_ids uuid[]) RETURNS void
 LANGUAGE sql AS $$
     WITH fresh AS (
         SELECT t.id AS tenant_id, t.site_id,
-               (SELECT min(c.due_date) FROM charges c
-                WHERE c.tenant_id = t.id AND c.amount_paid_gnf < c.amount_due_gnf) AS oldest
-        FROM tenants t WHERE t.id = ANY (tenant_ids)
+               min(c.due_date) FILTER (WHERE c.amount_paid_gnf < c.amount_due_gnf) AS oldest
+        FROM (SELECT DISTINCT unnest(tenant_ids) AS id) u
+        JOIN tenants t ON t.id = u.id
+        LEFT JOIN charges c ON c.tenant_id = t.id
+        GROUP BY t.id, t.site_id
     ), prev AS (
         SELECT o.tenant_id, o.site_id, o.oldest_due FROM tenant_oldest_open o
-        WHERE o.tenant_id = ANY (tenant_ids)
+        JOIN (SELECT DISTINCT unnest(tenant_ids) AS id) u ON u.id = o.tenant_id
     ), changed AS (
         SELECT f.tenant_id, p.site_id AS old_site, p.oldest_due AS old_due,
                f.site_id AS new_site, f.oldest AS new_due
@@ -407,8 +428,9 @@ BEGIN
            -count(*) FILTER (WHERE c.amount_due_gnf > 0), -sum(c.amount_due_gnf),
            -sum(c.amount_paid_gnf), -count(*) FILTER (WHERE c.paid_on_time),
            -count(*) FILTER (WHERE c.amount_paid_gnf < c.amount_due_gnf)
-    FROM old_rows o JOIN charges c ON c.tenant_id = o.id
-    WHERE o.id = ANY (moved)
+    FROM old_rows o
+    JOIN unnest(moved) m(id) ON m.id = o.id
+    JOIN charges c ON c.tenant_id = o.id
     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (site_id, due_date, shard) DO UPDATE SET
         charges = d.charges + excluded.charges, due_gnf = d.due_gnf + excluded.due_gnf,
@@ -417,23 +439,24 @@ BEGIN
     PERFORM due_days_add(ARRAY(
         SELECT ROW(1, c.tenant_id, c.due_date, c.amount_due_gnf, c.amount_paid_gnf,
                    c.paid_on_time)::charge_part
-        FROM charges c WHERE c.tenant_id = ANY (moved)));
+        FROM unnest(moved) m(id) JOIN charges c ON c.tenant_id = m.id));
 
     INSERT INTO paid_months AS m (site_id, due_date, month, shard, paid_gnf)
     SELECT o.site_id, c.due_date,
            date_trunc('month', p.occurred_at AT TIME ZONE 'Africa/Conakry')::date,
            tenant_shard(c.tenant_id), -sum(pa.amount_gnf)
     FROM old_rows o
+    JOIN unnest(moved) m(id) ON m.id = o.id
     JOIN charges c ON c.tenant_id = o.id
     JOIN payment_allocations pa ON pa.charge_id = c.id
     JOIN payments p ON p.id = pa.payment_id
-    WHERE o.id = ANY (moved)
     GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
     ON CONFLICT (site_id, due_date, month, shard) DO UPDATE SET paid_gnf = m.paid_gnf + excluded.paid_gnf;
     PERFORM paid_months_add(ARRAY(
         SELECT ROW(pa.payment_id, pa.charge_id, pa.amount_gnf)::allocation_part
-        FROM charges c JOIN payment_allocations pa ON pa.charge_id = c.id
-        WHERE c.tenant_id = ANY (moved)));
+        FROM unnest(moved) m(id)
+        JOIN charges c ON c.tenant_id = m.id
+        JOIN payment_allocations pa ON pa.charge_id = c.id));
 
     PERFORM tenant_oldest_open_recount(moved);
     RETURN NULL;

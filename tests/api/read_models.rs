@@ -234,7 +234,8 @@ async fn read_models_after_the_demo_seed() {
 /// - `charges.paid_by_due_gnf` = the charge's allocation rows of entries that occurred by the
 ///   end of its due date (Africa/Conakry), a reversal's dated by the payment it cancels, and
 ///   `paid_on_time` = asks something, paid in full, and that sum reaches the amount due (the
-///   punctuality rule GetSummary used to compute per read);
+///   punctuality rule GetSummary used to compute per read); `last_payment_on` = the day of the
+///   latest payment with rows on the charge that no reversal cancels;
 /// - `due_days` per (site, due date, shard) = the counts and sums of the charges of the site's
 ///   tenants, punctuality recomputed from the allocations (not read from the flag);
 /// - `tenant_oldest_open` = each tenant's oldest charge with something outstanding, and
@@ -269,6 +270,23 @@ pub async fn assert_site_figures_are_the_facts(pool: &PgPool) {
     ))
     .await;
     assert_eq!(charges, Vec::<String>::new(), "charges' punctuality");
+    let last_payment = drift(
+        "SELECT format('charge %s: stored %s, facts %s', c.id, c.last_payment_on, f.last_on)
+         FROM charges c,
+              LATERAL (SELECT max((p.occurred_at AT TIME ZONE 'Africa/Conakry')::date) AS last_on
+                       FROM payment_allocations pa JOIN payments p ON p.id = pa.payment_id
+                       WHERE pa.charge_id = c.id AND p.kind = 'payment'
+                         AND NOT EXISTS (SELECT 1 FROM payments r
+                                         WHERE r.reverses_payment_id = p.id)) f
+         WHERE c.last_payment_on IS DISTINCT FROM f.last_on"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(
+        last_payment,
+        Vec::<String>::new(),
+        "charges' last payment day"
+    );
 
     let due_days = drift(format!(
         "WITH facts AS (
