@@ -20,6 +20,8 @@
 -- 5. paid_months (site, due date, month, shard): allocation rows per charge due date and
 --    Africa/Conakry month of the entry (each entry on its own day, reversals included), for
 --    the arrears at the end of past months.
+-- 6. promise_days (site, status, day, shard): promises per status and Africa/Conakry day of
+--    their last status change, count and sum; site_tenants (site): active tenants.
 --
 -- All are kept by statement-level triggers with transition tables (one statement per writing
 -- statement, whatever its row count), in key order before ON CONFLICT, so the ledger replay,
@@ -324,6 +326,8 @@ CREATE TABLE collected_days (
     collected_gnf  bigint NOT NULL,
     PRIMARY KEY (site_id, day, shard)
 );
+-- The company's days (GetSummary of every site).
+CREATE INDEX collected_days_day_idx ON collected_days (day);
 
 INSERT INTO collected_days (site_id, day, shard, collected_gnf)
 SELECT site_id, (occurred_at AT TIME ZONE 'Africa/Conakry')::date, tenant_shard(tenant_id),
@@ -409,6 +413,143 @@ END;
 $$;
 
 -- ---------------------------------------------------------------------------------------------
+-- 6. Promises per site, status and day of their last status change; active tenants per site.
+
+CREATE TABLE promise_days (
+    site_id     uuid NOT NULL REFERENCES sites (id),
+    status      text NOT NULL,
+    -- Africa/Conakry day of status_changed_at; 1970-01-01 when it never changed.
+    changed_on  date NOT NULL,
+    shard       smallint NOT NULL,
+    promises    bigint NOT NULL,
+    amount_gnf  bigint NOT NULL,
+    PRIMARY KEY (site_id, status, changed_on, shard)
+);
+CREATE INDEX promise_days_status_idx ON promise_days (status, changed_on);
+
+-- The day a promise's status last changed, as promise_days keys it.
+CREATE FUNCTION promise_changed_on(timestamptz) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(($1 AT TIME ZONE 'Africa/Conakry')::date, date '1970-01-01')
+$$;
+
+INSERT INTO promise_days (site_id, status, changed_on, shard, promises, amount_gnf)
+SELECT t.site_id, pr.status, promise_changed_on(pr.status_changed_at), tenant_shard(pr.tenant_id),
+       count(*), sum(pr.amount_gnf)
+FROM promises pr JOIN tenants t ON t.id = pr.tenant_id
+GROUP BY 1, 2, 3, 4;
+
+-- One promise's part in promise_days, signed.
+CREATE TYPE promise_part AS (sign int, tenant_id uuid, status text, changed_at timestamptz,
+                             amount_gnf bigint);
+
+CREATE FUNCTION promise_days_add(parts promise_part[]) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO promise_days AS d (site_id, status, changed_on, shard, promises, amount_gnf)
+    SELECT t.site_id, x.status, promise_changed_on(x.changed_at), tenant_shard(x.tenant_id),
+           sum(x.sign), sum(x.sign * x.amount_gnf)
+    FROM unnest(parts) x JOIN tenants t ON t.id = x.tenant_id
+    GROUP BY 1, 2, 3, 4
+    HAVING sum(x.sign) <> 0 OR sum(x.sign * x.amount_gnf) <> 0
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (site_id, status, changed_on, shard) DO UPDATE
+        SET promises = d.promises + excluded.promises,
+            amount_gnf = d.amount_gnf + excluded.amount_gnf;
+$$;
+
+CREATE FUNCTION promises_promise_days() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM promise_days_add(ARRAY(
+            SELECT ROW(1, tenant_id, status, status_changed_at, amount_gnf)::promise_part
+            FROM new_rows));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM promise_days_add(ARRAY(
+            SELECT ROW(1, n.tenant_id, n.status, n.status_changed_at, n.amount_gnf)::promise_part
+            FROM new_rows n JOIN old_rows o USING (id)
+            WHERE (n.tenant_id, n.status, n.status_changed_at, n.amount_gnf)
+                  IS DISTINCT FROM (o.tenant_id, o.status, o.status_changed_at, o.amount_gnf)
+            UNION ALL
+            SELECT ROW(-1, o.tenant_id, o.status, o.status_changed_at, o.amount_gnf)::promise_part
+            FROM new_rows n JOIN old_rows o USING (id)
+            WHERE (n.tenant_id, n.status, n.status_changed_at, n.amount_gnf)
+                  IS DISTINCT FROM (o.tenant_id, o.status, o.status_changed_at, o.amount_gnf)));
+    ELSE
+        PERFORM promise_days_add(ARRAY(
+            SELECT ROW(-1, tenant_id, status, status_changed_at, amount_gnf)::promise_part
+            FROM old_rows));
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER promises_promise_days_insert AFTER INSERT ON promises
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION promises_promise_days();
+CREATE TRIGGER promises_promise_days_update AFTER UPDATE ON promises
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION promises_promise_days();
+CREATE TRIGGER promises_promise_days_delete AFTER DELETE ON promises
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION promises_promise_days();
+
+CREATE TABLE site_tenants (
+    site_id  uuid PRIMARY KEY REFERENCES sites (id),
+    -- Active tenants of the site.
+    active   bigint NOT NULL
+);
+
+INSERT INTO site_tenants (site_id, active)
+SELECT site_id, count(*) FROM tenants WHERE active GROUP BY 1;
+
+CREATE FUNCTION site_tenants_add(deltas uuid[], signs int[]) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO site_tenants AS s (site_id, active)
+    SELECT d.site_id, sum(d.sign) FROM unnest(deltas, signs) d(site_id, sign)
+    GROUP BY 1 HAVING sum(d.sign) <> 0 ORDER BY 1
+    ON CONFLICT (site_id) DO UPDATE SET active = s.active + excluded.active;
+$$;
+
+CREATE FUNCTION tenants_site_tenants() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM site_tenants_add(ARRAY(SELECT site_id FROM new_rows WHERE active),
+                                 ARRAY(SELECT 1 FROM new_rows WHERE active));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM site_tenants_add(
+            ARRAY(SELECT x.site_id FROM (
+                SELECT n.site_id, 1 AS sign FROM new_rows n JOIN old_rows o USING (id)
+                WHERE n.active AND (NOT o.active OR n.site_id <> o.site_id)
+                UNION ALL
+                SELECT o.site_id, -1 FROM new_rows n JOIN old_rows o USING (id)
+                WHERE o.active AND (NOT n.active OR n.site_id <> o.site_id)) x ORDER BY x.site_id, x.sign),
+            ARRAY(SELECT x.sign FROM (
+                SELECT n.site_id, 1 AS sign FROM new_rows n JOIN old_rows o USING (id)
+                WHERE n.active AND (NOT o.active OR n.site_id <> o.site_id)
+                UNION ALL
+                SELECT o.site_id, -1 FROM new_rows n JOIN old_rows o USING (id)
+                WHERE o.active AND (NOT n.active OR n.site_id <> o.site_id)) x ORDER BY x.site_id, x.sign));
+    ELSE
+        PERFORM site_tenants_add(ARRAY(SELECT site_id FROM old_rows WHERE active),
+                                 ARRAY(SELECT -1 FROM old_rows WHERE active));
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER tenants_site_tenants_insert AFTER INSERT ON tenants
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tenants_site_tenants();
+CREATE TRIGGER tenants_site_tenants_update AFTER UPDATE ON tenants
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tenants_site_tenants();
+CREATE TRIGGER tenants_site_tenants_delete AFTER DELETE ON tenants
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tenants_site_tenants();
+
+-- ---------------------------------------------------------------------------------------------
 -- A tenant moved to another site takes its figures along.
 
 CREATE FUNCTION tenants_site_figures_moved() RETURNS trigger
@@ -458,6 +599,20 @@ BEGIN
         JOIN charges c ON c.tenant_id = m.id
         JOIN payment_allocations pa ON pa.charge_id = c.id));
 
+    INSERT INTO promise_days AS d (site_id, status, changed_on, shard, promises, amount_gnf)
+    SELECT o.site_id, pr.status, promise_changed_on(pr.status_changed_at),
+           tenant_shard(pr.tenant_id), -count(*), -sum(pr.amount_gnf)
+    FROM old_rows o
+    JOIN unnest(moved) m(id) ON m.id = o.id
+    JOIN promises pr ON pr.tenant_id = o.id
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (site_id, status, changed_on, shard) DO UPDATE
+        SET promises = d.promises + excluded.promises,
+            amount_gnf = d.amount_gnf + excluded.amount_gnf;
+    PERFORM promise_days_add(ARRAY(
+        SELECT ROW(1, pr.tenant_id, pr.status, pr.status_changed_at, pr.amount_gnf)::promise_part
+        FROM unnest(moved) m(id) JOIN promises pr ON pr.tenant_id = m.id));
+
     PERFORM tenant_oldest_open_recount(moved);
     RETURN NULL;
 END;
@@ -478,14 +633,6 @@ CREATE TRIGGER payment_allocations_paid_months_delete AFTER DELETE ON payment_al
     FOR EACH STATEMENT EXECUTE FUNCTION payment_allocations_paid_months();
 
 -- ---------------------------------------------------------------------------------------------
--- Promises pending per tenant's site: the dashboards count them per site.
-CREATE INDEX promises_pending_tenant_idx ON promises (tenant_id) INCLUDE (amount_gnf)
-    WHERE status = 'pending';
--- Kept and broken promises of the month.
-CREATE INDEX promises_resolved_changed_idx ON promises (status_changed_at) INCLUDE (tenant_id, status)
-    WHERE status IN ('kept', 'broken');
--- Active tenants per site.
-CREATE INDEX tenants_active_site_idx ON tenants (site_id) WHERE active;
 
 ANALYZE charges;
 ANALYZE due_days;
@@ -493,3 +640,5 @@ ANALYZE tenant_oldest_open;
 ANALYZE arrears_oldest;
 ANALYZE collected_days;
 ANALYZE paid_months;
+ANALYZE promise_days;
+ANALYZE site_tenants;

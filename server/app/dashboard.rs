@@ -32,7 +32,7 @@ use super::tenants::{Card, cards};
 use super::{AppError, sites_in_scope};
 use crate::auth::caller::{Caller, Scope};
 use crate::domain::aging::AgingBuckets;
-use crate::domain::clock::{conakry_day, conakry_day_start};
+use crate::domain::clock::conakry_day;
 use crate::domain::daily::Activity;
 use crate::domain::dashboard::{
     self as figures, AgentOnSites, MissionCounts, SiteFacts, Spans, Summary, TrendPoint,
@@ -214,8 +214,7 @@ async fn facts_in(
     let (overdue, oldest) = site_facts::overdue(&mut *tx, sites, spans.today).await?;
     let due = site_facts::due(&mut *tx, sites, spans.first_due_date(), spans.month_end).await?;
     let collected = site_facts::collected(&mut *tx, sites, spans.month_start, spans.today).await?;
-    let promises =
-        site_facts::promises(&mut *tx, sites, conakry_day_start(spans.month_start)).await?;
+    let promises = site_facts::promises(&mut *tx, sites, spans.month_start).await?;
     let missions_today = site_facts::missions(&mut *tx, sites, spans.today).await?;
     let agents = site_facts::agents(&mut *tx, sites).await?;
     let tenants = site_facts::tenants(&mut *tx, sites).await?;

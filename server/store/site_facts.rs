@@ -8,13 +8,14 @@
 //!   site of the payment row (a reversal carries the site of the payment it cancels).
 //! - Charges, arrears and money collected are read from the site figures the writes keep
 //!   (migration `20261130200000_site_figures.sql`, ADR 0011): `due_days` (per site, due date
-//!   and tenant shard), `arrears_oldest`, `collected_days`, `paid_months`; a read sums a few
+//!   and tenant shard), `arrears_oldest`, `collected_days`, `paid_months`, `promise_days`,
+//!   `site_tenants`; a read sums a few
 //!   rows per site and day whatever the number of tenants. Paid by the due date is the rule of
 //!   `store::dashboard::charge_facts` (allocations of payments that occurred by the end of the
 //!   due date, Africa/Conakry, a reversal's dated by the payment it cancels), kept per charge as
 //!   `charges.paid_on_time`.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
@@ -255,25 +256,24 @@ fn mission_counts(row: &sqlx::postgres::PgRow) -> Result<MissionCounts> {
     })
 }
 
-/// Promises per site: pending now, and kept or broken with a status change at or after
-/// `month_from`.
+/// Promises per site: pending now, and kept or broken with a status change on or after
+/// `month_from` (an Africa/Conakry day).
 pub async fn promises(
     conn: &mut PgConnection,
     site_ids: Option<&[Uuid]>,
-    month_from: DateTime<Utc>,
+    month_from: NaiveDate,
 ) -> Result<Vec<(Uuid, PromiseFigures)>> {
     let rows = sqlx::query(
-        "SELECT t.site_id,
-                count(*) FILTER (WHERE pr.status = 'pending') AS pending,
-                coalesce(sum(pr.amount_gnf) FILTER (WHERE pr.status = 'pending'), 0)::bigint
+        "SELECT site_id,
+                coalesce(sum(promises) FILTER (WHERE status = 'pending'), 0)::bigint AS pending,
+                coalesce(sum(amount_gnf) FILTER (WHERE status = 'pending'), 0)::bigint
                     AS pending_gnf,
-                count(*) FILTER (WHERE pr.status = 'kept') AS kept,
-                count(*) FILTER (WHERE pr.status = 'broken') AS broken
-         FROM promises pr JOIN tenants t ON t.id = pr.tenant_id
-         WHERE (pr.status = 'pending'
-                OR (pr.status IN ('kept', 'broken') AND pr.status_changed_at >= $2))
-           AND ($1::uuid[] IS NULL OR t.site_id = ANY($1))
-         GROUP BY t.site_id",
+                coalesce(sum(promises) FILTER (WHERE status = 'kept'), 0)::bigint AS kept,
+                coalesce(sum(promises) FILTER (WHERE status = 'broken'), 0)::bigint AS broken
+         FROM promise_days
+         WHERE (status = 'pending' OR (status IN ('kept', 'broken') AND changed_on >= $2))
+           AND ($1::uuid[] IS NULL OR site_id = ANY($1))
+         GROUP BY site_id",
     )
     .bind(site_ids)
     .bind(month_from)
@@ -346,9 +346,8 @@ pub async fn tenants(
     site_ids: Option<&[Uuid]>,
 ) -> Result<Vec<(Uuid, i64)>> {
     let rows = sqlx::query(
-        "SELECT site_id, count(*) AS n FROM tenants
-         WHERE active AND ($1::uuid[] IS NULL OR site_id = ANY($1))
-         GROUP BY site_id",
+        "SELECT site_id, active AS n FROM site_tenants
+         WHERE active <> 0 AND ($1::uuid[] IS NULL OR site_id = ANY($1))",
     )
     .bind(site_ids)
     .fetch_all(conn)

@@ -241,7 +241,9 @@ async fn read_models_after_the_demo_seed() {
 /// - `tenant_oldest_open` = each tenant's oldest charge with something outstanding, and
 ///   `arrears_oldest` the number of such tenants per site, day and shard;
 /// - `collected_days` = payments minus reversals per site and day;
-/// - `paid_months` = allocation rows per site, due date and month of the entry.
+/// - `paid_months` = allocation rows per site, due date and month of the entry;
+/// - `promise_days` = promises per site, status and day of their last status change, and
+///   `site_tenants` = active tenants per site.
 ///
 /// Cells of the aggregates without facts must hold zeros.
 pub async fn assert_site_figures_are_the_facts(pool: &PgPool) {
@@ -389,4 +391,33 @@ pub async fn assert_site_figures_are_the_facts(pool: &PgPool) {
     )
     .await;
     assert_eq!(paid, Vec::<String>::new(), "paid_months");
+
+    let promises = drift(
+        "WITH facts AS (
+             SELECT t.site_id, pr.status,
+                    coalesce((pr.status_changed_at AT TIME ZONE 'Africa/Conakry')::date,
+                             date '1970-01-01') AS changed_on,
+                    tenant_shard(pr.tenant_id) AS shard, count(*) AS promises,
+                    sum(pr.amount_gnf)::bigint AS amount_gnf
+             FROM promises pr JOIN tenants t ON t.id = pr.tenant_id
+             GROUP BY 1, 2, 3, 4)
+         SELECT format('%s %s %s %s: facts %s, stored %s', coalesce(f.site_id, d.site_id),
+                       coalesce(f.status, d.status), coalesce(f.changed_on, d.changed_on),
+                       coalesce(f.shard, d.shard), (f.promises, f.amount_gnf),
+                       (d.promises, d.amount_gnf))
+         FROM facts f FULL JOIN promise_days d
+           ON d.site_id = f.site_id AND d.status = f.status AND d.changed_on = f.changed_on
+          AND d.shard = f.shard
+         WHERE (f.promises, f.amount_gnf) IS DISTINCT FROM (d.promises, d.amount_gnf)
+           AND NOT (f.site_id IS NULL AND (d.promises, d.amount_gnf) = (0, 0))
+         UNION ALL
+         SELECT format('site %s: facts %s, stored %s', coalesce(f.site_id, s.site_id), f.n,
+                       s.active)
+         FROM (SELECT site_id, count(*) AS n FROM tenants WHERE active GROUP BY 1) f
+         FULL JOIN site_tenants s USING (site_id)
+         WHERE f.n IS DISTINCT FROM s.active AND NOT (f.n IS NULL AND s.active = 0)"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(promises, Vec::<String>::new(), "promise_days, site_tenants");
 }
