@@ -211,8 +211,14 @@ async fn facts_in(
     spans: &Spans,
 ) -> Result<SiteFacts, AppError> {
     let tx = conn;
-    let (overdue, oldest) = site_facts::overdue(&mut *tx, sites, spans.today).await?;
-    let due = site_facts::due(&mut *tx, sites, spans.first_due_date(), spans.month_end).await?;
+    let (overdue, due) = site_facts::charges(
+        &mut *tx,
+        sites,
+        spans.today,
+        (spans.first_due_date(), spans.month_end),
+    )
+    .await?;
+    let oldest = site_facts::oldest_overdue(&mut *tx, sites, spans.today).await?;
     let collected = site_facts::collected(&mut *tx, sites, spans.month_start, spans.today).await?;
     let promises = site_facts::promises(&mut *tx, sites, spans.month_start).await?;
     let missions_today = site_facts::missions(&mut *tx, sites, spans.today).await?;
@@ -311,7 +317,13 @@ pub async fn site(
     let facts = facts_in(&mut tx, live, Some(&only), &spans).await?;
     let figures = figures::summary(&facts, &spans, buckets)?;
 
-    let history = site_facts::due(&mut tx, Some(&only), TREND_EPOCH, spans.month_end).await?;
+    let (_, history) = site_facts::charges(
+        &mut tx,
+        Some(&only),
+        spans.today,
+        (TREND_EPOCH, spans.month_end),
+    )
+    .await?;
     let paid = site_facts::paid_months(&mut tx, site_id).await?;
     let first_month = figures::trend_months(spans.today)
         .first()

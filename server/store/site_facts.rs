@@ -50,36 +50,68 @@ pub async fn sites(conn: &mut PgConnection, site_ids: Option<&[Uuid]>) -> Result
     .await?)
 }
 
-/// Charges with something outstanding due before `today`, per site and due date; and the
-/// tenants per site and due date of their oldest such charge.
-pub async fn overdue(
+/// The charges of the sites per site and due date, read in one scan of `due_days`:
+/// - those with something outstanding due before `today` (arrears);
+/// - those asking something due in `from..=to` (due, paid now, how many, how many paid in full
+///   by their due date).
+pub async fn charges(
     conn: &mut PgConnection,
     site_ids: Option<&[Uuid]>,
     today: NaiveDate,
-) -> Result<(Vec<OverdueGroup>, Vec<OldestOverdue>)> {
+    (from, to): (NaiveDate, NaiveDate),
+) -> Result<(Vec<OverdueGroup>, Vec<DueGroup>)> {
     let rows = sqlx::query(
-        "SELECT site_id, due_date, sum(due_gnf - paid_gnf)::bigint AS outstanding,
-                sum(open_charges)::bigint AS charges
+        "SELECT site_id, due_date, sum(due_gnf)::bigint AS due, sum(paid_gnf)::bigint AS paid,
+                sum(charges)::bigint AS charges, sum(on_time)::bigint AS on_time,
+                sum(open_charges)::bigint AS open_charges
          FROM due_days
-         WHERE due_date < $2 AND ($1::uuid[] IS NULL OR site_id = ANY($1))
-         GROUP BY site_id, due_date
-         HAVING sum(open_charges) > 0",
+         WHERE (due_date < $2 OR due_date BETWEEN $3 AND $4)
+           AND ($1::uuid[] IS NULL OR site_id = ANY($1))
+         GROUP BY site_id, due_date",
     )
     .bind(site_ids)
     .bind(today)
-    .fetch_all(&mut *conn)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
     .await?;
-    let groups = rows
-        .into_iter()
-        .map(|row| {
-            Ok(OverdueGroup {
-                site_id: row.try_get("site_id")?,
-                due_date: row.try_get("due_date")?,
-                outstanding_gnf: row.try_get("outstanding")?,
-                charge_count: row.try_get("charges")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let (mut overdue, mut due) = (Vec::new(), Vec::new());
+    for row in rows {
+        let site_id: Uuid = row.try_get("site_id")?;
+        let due_date: NaiveDate = row.try_get("due_date")?;
+        let due_gnf: i64 = row.try_get("due")?;
+        let paid_gnf: i64 = row.try_get("paid")?;
+        let charge_count: i64 = row.try_get("charges")?;
+        let open_charges: i64 = row.try_get("open_charges")?;
+        if due_date < today && open_charges > 0 {
+            overdue.push(OverdueGroup {
+                site_id,
+                due_date,
+                outstanding_gnf: due_gnf - paid_gnf,
+                charge_count: open_charges,
+            });
+        }
+        if (from..=to).contains(&due_date) && charge_count > 0 {
+            due.push(DueGroup {
+                site_id,
+                due_date,
+                due_gnf,
+                paid_gnf,
+                charge_count,
+                on_time_count: row.try_get("on_time")?,
+            });
+        }
+    }
+    Ok((overdue, due))
+}
+
+/// The tenants per site and due date of their oldest charge with something outstanding, when
+/// it fell due before `today`.
+pub async fn oldest_overdue(
+    conn: &mut PgConnection,
+    site_ids: Option<&[Uuid]>,
+    today: NaiveDate,
+) -> Result<Vec<OldestOverdue>> {
     let rows = sqlx::query(
         "SELECT site_id, due_date, sum(tenants)::bigint AS tenants
          FROM arrears_oldest
@@ -91,49 +123,12 @@ pub async fn overdue(
     .bind(today)
     .fetch_all(conn)
     .await?;
-    let oldest = rows
-        .into_iter()
+    rows.into_iter()
         .map(|row| {
             Ok(OldestOverdue {
                 site_id: row.try_get("site_id")?,
                 oldest_due_date: row.try_get("due_date")?,
                 tenant_count: row.try_get("tenants")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok((groups, oldest))
-}
-
-/// Charges asking something due in `from..=to`, per site and due date: due, paid now, how
-/// many, how many paid in full by their due date.
-pub async fn due(
-    conn: &mut PgConnection,
-    site_ids: Option<&[Uuid]>,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<Vec<DueGroup>> {
-    let rows = sqlx::query(
-        "SELECT site_id, due_date, sum(due_gnf)::bigint AS due, sum(paid_gnf)::bigint AS paid,
-                sum(charges)::bigint AS charges, sum(on_time)::bigint AS on_time
-         FROM due_days
-         WHERE due_date BETWEEN $2 AND $3 AND ($1::uuid[] IS NULL OR site_id = ANY($1))
-         GROUP BY site_id, due_date
-         HAVING sum(charges) > 0",
-    )
-    .bind(site_ids)
-    .bind(from)
-    .bind(to)
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter()
-        .map(|row| {
-            Ok(DueGroup {
-                site_id: row.try_get("site_id")?,
-                due_date: row.try_get("due_date")?,
-                due_gnf: row.try_get("due")?,
-                paid_gnf: row.try_get("paid")?,
-                charge_count: row.try_get("charges")?,
-                on_time_count: row.try_get("on_time")?,
             })
         })
         .collect()
