@@ -17,7 +17,11 @@
 //! box of about 440 m around a random tenant's home at zoom 17 (markers).
 //!
 //! `--rpc summary` and `--rpc summary-site` measure GetSummary as the demo director: the whole
-//! company, or one site picked at random per call (no cache in front of it).
+//! company, or one site picked at random per call; `--rpc site` measures GetSite of a random
+//! site per call (10 top debtors), as the demo director. They go through the server's read
+//! cache: for uncached figures start the server with the kind's caching off
+//! (`AKIG_CACHE_TTL_STATISTICS_SECS=0` for GetSummary, `AKIG_CACHE_TTL_SITES_SECS=0` for
+//! GetSite).
 //!
 //! `--rpc reads --out DIR` prepares the read benchmark of `ops/bench/reads.sh`: it logs in as
 //! the demo director, writes `DIR/token` and one gRPC-framed request per read
@@ -56,6 +60,8 @@ enum Rpc {
     Summary,
     /// GetSummary of one random site, as the demo director, uncached.
     SummarySite,
+    /// GetSite of one random site, as the demo director, uncached.
+    Site,
 }
 
 /// Conakry and its suburbs, (south, west, north, east) in degrees.
@@ -109,7 +115,11 @@ async fn main() -> anyhow::Result<()> {
     let pool = sqlx::PgPool::connect(&args.database_url).await?;
     let map = matches!(
         args.rpc,
-        Rpc::ArrearsMarkersCity | Rpc::ArrearsMarkersStreet | Rpc::Summary | Rpc::SummarySite
+        Rpc::ArrearsMarkersCity
+            | Rpc::ArrearsMarkersStreet
+            | Rpc::Summary
+            | Rpc::SummarySite
+            | Rpc::Site
     );
     let site_ids: Arc<Vec<Uuid>> = Arc::new(
         sqlx::query_scalar("SELECT id FROM sites ORDER BY id")
@@ -237,6 +247,19 @@ async fn main() -> anyhow::Result<()> {
                             .await
                             .map(drop)
                     }
+                    Rpc::Site => {
+                        let site = site_ids[rng.random_range(0..site_ids.len())];
+                        dashboard
+                            .get_site(authed(
+                                pb::GetSiteRequest {
+                                    site_id: site.to_string(),
+                                    top_debtor_count: 0,
+                                },
+                                &agent.token,
+                            ))
+                            .await
+                            .map(drop)
+                    }
                     Rpc::Reads => unreachable!("handled before the load loop"),
                 };
                 if sent < start + warm_up {
@@ -271,6 +294,7 @@ async fn main() -> anyhow::Result<()> {
         | Rpc::ArrearsMarkersStreet
         | Rpc::Summary
         | Rpc::SummarySite
+        | Rpc::Site
         | Rpc::Reads => String::new(),
     };
     println!(

@@ -55,7 +55,9 @@ pub async fn facts(
         .into_iter()
         .map(|s| (s.id, s.is_sensitive))
         .collect();
-    let (overdue, oldest) = site_facts::overdue(&mut *conn, None, today).await?;
+    // Only the overdue part is used: the range of money due is today alone.
+    let (overdue, _) = site_facts::charges(&mut *conn, None, today, (today, today)).await?;
+    let oldest = site_facts::oldest_overdue(&mut *conn, None, today).await?;
     let broken = store::broken_promises(&mut *conn, today, rules.broken_promises_days).await?;
     let agents = store::agents(&mut *conn, today).await?;
     let tomorrow = today.checked_add_days(Days::new(1)).unwrap_or(today);

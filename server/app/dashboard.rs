@@ -13,23 +13,35 @@
 //!   values, so that a read cache keyed by scope can hold them as they are.
 //! - Sites listed: text matches the name or code (case ignored); ties of the order are broken
 //!   by name, then id.
+//! - One site (GetSite): an unknown site is NotFound, a site outside the caller's scope
+//!   OutOfScope (as a tenant's card). Its overview is ListSites' line, its aging the summary's
+//!   lines; top debtors are the site's tenants with the largest arrears (charges due before
+//!   today, as the site's arrears count them), shown as tenant cards; agents are the enabled
+//!   agents working on the site (the overview's agent count), each with today's activity on
+//!   the site's tenants (`domain::daily`) and today's missions there; the trend is
+//!   `domain::dashboard::trend`. Everything is read in one snapshot.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::daily_stats::{StatsPlan, figures_in};
+use super::tenants::{Card, cards};
 use super::{AppError, sites_in_scope};
 use crate::auth::caller::{Caller, Scope};
 use crate::domain::aging::AgingBuckets;
-use crate::domain::clock::{conakry_day, conakry_day_start};
-use crate::domain::dashboard::{self as figures, AgentOnSites, SiteFacts, Spans, Summary};
+use crate::domain::clock::conakry_day;
+use crate::domain::daily::Activity;
+use crate::domain::dashboard::{
+    self as figures, AgentOnSites, MissionCounts, SiteFacts, Spans, Summary, TrendPoint,
+};
 use crate::domain::kpi::{self, GoodPayer, TenantName};
 use crate::live::{LiveHub, WatchFilter};
-use crate::store::begin_read;
 use crate::store::dashboard::{self as store, TenantLabel};
 use crate::store::site_facts::{self, SiteRow};
+use crate::store::{agents, begin_read};
 
 /// A ranked tenant and where they rent.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,34 +199,33 @@ async fn load_facts(
     sites: Option<&[Uuid]>,
     spans: &Spans,
 ) -> Result<SiteFacts, AppError> {
-    let month_from = conakry_day_start(spans.month_start);
-    let tomorrow = conakry_day_start(
-        spans
-            .today
-            .checked_add_days(Days::new(1))
-            .unwrap_or(spans.today),
-    );
     let mut tx = begin_read(pool).await?;
-    let (overdue, oldest) = site_facts::overdue(&mut tx, sites, spans.today).await?;
-    let due = site_facts::due(&mut tx, sites, spans.first_due_date(), spans.month_end).await?;
-    let collected = site_facts::collected(&mut tx, sites, month_from, tomorrow).await?;
-    let promises = site_facts::promises(&mut tx, sites, month_from).await?;
-    let missions_today = site_facts::missions(&mut tx, sites, spans.today).await?;
-    let agents = site_facts::agents(&mut tx, sites).await?;
-    let tenants = site_facts::tenants(&mut tx, sites).await?;
-    let alerts = site_facts::alerts(&mut tx, sites).await?;
-    drop(tx);
-    let online: HashSet<Uuid> = live
-        .snapshot(&WatchFilter {
-            scope: Scope::Company,
-            site_ids: Vec::new(),
-            agent_ids: Vec::new(),
-            bounds: None,
-            online_only: true,
-        })
-        .into_iter()
-        .map(|state| state.info.id)
-        .collect();
+    facts_in(&mut tx, live, sites, spans).await
+}
+
+/// [`load_facts`] read on `conn` (a read snapshot shared with other reads).
+async fn facts_in(
+    conn: &mut PgConnection,
+    live: &LiveHub,
+    sites: Option<&[Uuid]>,
+    spans: &Spans,
+) -> Result<SiteFacts, AppError> {
+    let tx = conn;
+    let (overdue, due) = site_facts::charges(
+        &mut *tx,
+        sites,
+        spans.today,
+        (spans.first_due_date(), spans.month_end),
+    )
+    .await?;
+    let oldest = site_facts::oldest_overdue(&mut *tx, sites, spans.today).await?;
+    let collected = site_facts::collected(&mut *tx, sites, spans.month_start, spans.today).await?;
+    let promises = site_facts::promises(&mut *tx, sites, spans.month_start).await?;
+    let missions_today = site_facts::missions(&mut *tx, sites, spans.today).await?;
+    let agents = site_facts::agents(&mut *tx, sites).await?;
+    let tenants = site_facts::tenants(&mut *tx, sites).await?;
+    let alerts = site_facts::alerts(&mut *tx, sites).await?;
+    let online = online_agents(live);
     Ok(SiteFacts {
         overdue,
         oldest,
@@ -234,3 +245,156 @@ async fn load_facts(
         alerts,
     })
 }
+
+/// The agents the live hub has online now.
+fn online_agents(live: &LiveHub) -> HashSet<Uuid> {
+    live.snapshot(&WatchFilter {
+        scope: Scope::Company,
+        site_ids: Vec::new(),
+        agent_ids: Vec::new(),
+        bounds: None,
+        online_only: true,
+    })
+    .into_iter()
+    .map(|state| state.info.id)
+    .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// GetSite
+
+/// Top debtors GetSite lists when the request says 0.
+pub const TOP_DEBTORS_DEFAULT: i64 = 10;
+/// Most top debtors GetSite lists.
+pub const TOP_DEBTORS_MAX: i64 = 50;
+
+/// An agent working on a site, with today's work there.
+#[derive(Debug, Clone)]
+pub struct SiteAgentLine {
+    pub agent_id: Uuid,
+    pub full_name: String,
+    /// Online now (live hub).
+    pub online: bool,
+    /// Today's activity on the site's tenants and score (`domain::daily`).
+    pub today: Activity,
+    /// Today's missions on the site.
+    pub missions_today: MissionCounts,
+}
+
+/// A site's page (GetSite).
+#[derive(Debug, Clone)]
+pub struct SiteDetail {
+    /// The site and its key figures, as ListSites shows them (the aging lines included).
+    pub overview: SiteOverview,
+    /// The tenants owing the most on charges due before today, largest first (ties by name).
+    pub top_debtors: Vec<Card>,
+    /// Enabled agents working on the site, by name.
+    pub agents: Vec<SiteAgentLine>,
+    /// The last [`figures::TREND_MONTHS`] months, oldest first.
+    pub trend: Vec<TrendPoint>,
+}
+
+/// The page of `site_id` at `now`, with `top_debtors` (1..=[`TOP_DEBTORS_MAX`]) debtors.
+///
+/// Errors: `NotFound` (no such site), `OutOfScope` (a site the caller does not see).
+pub async fn site(
+    pool: &PgPool,
+    live: &LiveHub,
+    caller: &Caller,
+    site_id: Uuid,
+    top_debtors: i64,
+    now: DateTime<Utc>,
+    buckets: &AgingBuckets,
+) -> Result<SiteDetail, AppError> {
+    let spans = Spans::of(conakry_day(now));
+    let mut tx = begin_read(pool).await?;
+    let site = site_facts::sites(&mut tx, Some(&[site_id]))
+        .await?
+        .pop()
+        .ok_or(AppError::NotFound("site"))?;
+    if !caller.scope().covers_site(site_id) {
+        return Err(AppError::OutOfScope("this site is outside your sites"));
+    }
+    let only = [site_id];
+    let facts = facts_in(&mut tx, live, Some(&only), &spans).await?;
+    let figures = figures::summary(&facts, &spans, buckets)?;
+
+    let (_, history) = site_facts::charges(
+        &mut tx,
+        Some(&only),
+        spans.today,
+        (TREND_EPOCH, spans.month_end),
+    )
+    .await?;
+    let paid = site_facts::paid_months(&mut tx, site_id).await?;
+    let first_month = figures::trend_months(spans.today)
+        .first()
+        .copied()
+        .unwrap_or(spans.month_start);
+    let collected = site_facts::collected(&mut tx, Some(&only), first_month, spans.today).await?;
+    let trend = figures::trend(&history, &paid, &collected, spans.today)?;
+
+    let debtors: Vec<Uuid> = site_facts::top_debtors(&mut tx, site_id, spans.today, top_debtors)
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let top_debtors = cards(&mut tx, &debtors, spans.today, buckets).await?;
+
+    let agents = agents::list(
+        &mut tx,
+        &agents::AgentFilter {
+            covering: Some(&only),
+            supervisor_id: None,
+            agent_ids: None,
+        },
+    )
+    .await?;
+    let plan = StatsPlan {
+        sites: Some(only.to_vec()),
+        actors: None,
+        agents_covering: Some(only.to_vec()),
+        supervisor_id: None,
+    };
+    let day = figures_in(&mut tx, &plan, spans.today).await?;
+    let mut missions: HashMap<Uuid, MissionCounts> =
+        site_facts::missions_by_agent(&mut tx, site_id, spans.today)
+            .await?
+            .into_iter()
+            .collect();
+    drop(tx);
+    let mut activity: HashMap<Uuid, Activity> = day
+        .agents
+        .into_iter()
+        .map(|a| (a.agent_id, a.figures.activity))
+        .collect();
+    let online: HashSet<Uuid> = facts
+        .agents
+        .iter()
+        .filter(|a| a.online)
+        .map(|a| a.agent_id)
+        .collect();
+    let agents = agents
+        .into_iter()
+        .filter(|a| !a.disabled)
+        .map(|a| SiteAgentLine {
+            online: online.contains(&a.id),
+            today: activity.remove(&a.id).unwrap_or_default(),
+            missions_today: missions.remove(&a.id).unwrap_or_default(),
+            agent_id: a.id,
+            full_name: a.full_name,
+        })
+        .collect();
+    Ok(SiteDetail {
+        overview: SiteOverview { site, figures },
+        top_debtors,
+        agents,
+        trend,
+    })
+}
+
+/// A day before any charge: the trend's arrears sum every due date from there.
+const TREND_EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(2000, 1, 1) {
+    Some(day) => day,
+    None => NaiveDate::MIN,
+};

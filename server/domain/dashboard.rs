@@ -23,6 +23,13 @@
 //!   of those the critical ones.
 //! - Collected: payments that occurred on the day minus the reversals that occurred that day
 //!   (by the payment's site), as the daily statistics count them; it may exceed what fell due.
+//! - A site's trend ([`trend`]): the [`TREND_MONTHS`] months ending with today's, oldest first.
+//!   Per month: what fell due in it and how much of that is paid now (collection rate); money
+//!   collected in it; punctuality of its charges due before today; and the arrears at its end:
+//!   the charges due by its last day (by yesterday for the current month) minus the allocation
+//!   rows on them of the entries (payments, and reversals negatively) that occurred by the end
+//!   of the month, as the ledger stands now (ADR 0010's replay: a payment recorded late counts
+//!   on the day it occurred). For the current month that is the site's arrears now.
 
 use chrono::{Datelike, Days, Months, NaiveDate};
 use uuid::Uuid;
@@ -74,6 +81,17 @@ pub struct CollectedDay {
     pub site_id: Uuid,
     pub day: NaiveDate,
     pub collected_gnf: i64,
+}
+
+/// Allocation rows on the charges of one site due on one day, from the entries (payments and
+/// reversals) that occurred in one Africa/Conakry month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaidMonth {
+    pub due_date: NaiveDate,
+    /// First day of the month the entries occurred in.
+    pub month: NaiveDate,
+    /// Sum of the rows (reversal rows negative), GNF.
+    pub paid_gnf: i64,
 }
 
 /// Promises of one site's tenants.
@@ -334,6 +352,100 @@ pub fn summary(
     })
 }
 
+/// Months in a site's trend, the current one included.
+pub const TREND_MONTHS: u32 = 12;
+
+/// One month of a site's trend (see the module's decisions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrendPoint {
+    /// First day of the month.
+    pub month: NaiveDate,
+    /// Charges falling due in the month, GNF.
+    pub due_gnf: i64,
+    /// Paid now on those charges, GNF.
+    pub paid_gnf: i64,
+    /// Money received in the month, net of its reversals, GNF.
+    pub collected_gnf: i64,
+    /// Outstanding at the end of the month (now, for the current month), GNF.
+    pub arrears_end_gnf: i64,
+    /// The month's charges due before today, and how many were paid by their due date.
+    pub punctuality: Punctuality,
+}
+
+impl TrendPoint {
+    /// Paid over due of the month's charges, 0..1 (0 when nothing fell due).
+    pub fn collection_rate(&self) -> f64 {
+        collection_rate(self.paid_gnf, self.due_gnf)
+    }
+}
+
+/// The first days of the [`TREND_MONTHS`] months ending with `today`'s, oldest first.
+pub fn trend_months(today: NaiveDate) -> Vec<NaiveDate> {
+    let current = today.with_day(1).unwrap_or(today);
+    (0..TREND_MONTHS)
+        .rev()
+        .filter_map(|back| current.checked_sub_months(Months::new(back)))
+        .collect()
+}
+
+/// One site's trend on `today` from its charges per due date (`due`: every due date up to the
+/// end of today's month), its allocation rows per due date and month (`paid`) and the money
+/// collected per day (`collected`).
+pub fn trend(
+    due: &[DueGroup],
+    paid: &[PaidMonth],
+    collected: &[CollectedDay],
+    today: NaiveDate,
+) -> Result<Vec<TrendPoint>, MoneyOverflow> {
+    let yesterday = today.checked_sub_days(Days::new(1)).unwrap_or(today);
+    let mut points = Vec::new();
+    for month in trend_months(today) {
+        let last = month
+            .checked_add_months(Months::new(1))
+            .and_then(|d| d.checked_sub_days(Days::new(1)))
+            .unwrap_or(month);
+        let cut = last.min(yesterday);
+        let in_month = |d: NaiveDate| (month..=last).contains(&d);
+        let mut point = TrendPoint {
+            month,
+            due_gnf: 0,
+            paid_gnf: 0,
+            collected_gnf: 0,
+            arrears_end_gnf: 0,
+            punctuality: Punctuality::default(),
+        };
+        for group in due {
+            if in_month(group.due_date) {
+                point.due_gnf = add(point.due_gnf, group.due_gnf)?;
+                point.paid_gnf = add(point.paid_gnf, group.paid_gnf.clamp(0, group.due_gnf))?;
+                if group.due_date <= cut {
+                    point.punctuality.charges_count += group.charge_count;
+                    point.punctuality.on_time_count +=
+                        group.on_time_count.clamp(0, group.charge_count);
+                }
+            }
+            if group.due_date <= cut {
+                point.arrears_end_gnf = add(point.arrears_end_gnf, group.due_gnf)?;
+            }
+        }
+        for rows in paid {
+            if rows.due_date <= cut && rows.month <= month {
+                point.arrears_end_gnf = point
+                    .arrears_end_gnf
+                    .checked_sub(rows.paid_gnf)
+                    .ok_or(MoneyOverflow)?;
+            }
+        }
+        for day in collected {
+            if in_month(day.day) {
+                point.collected_gnf = add(point.collected_gnf, day.collected_gnf)?;
+            }
+        }
+        points.push(point);
+    }
+    Ok(points)
+}
+
 impl SiteFacts {
     /// The facts of one site only (an agent counts for every site they work on).
     pub fn of_site(&self, site_id: Uuid) -> SiteFacts {
@@ -568,6 +680,94 @@ mod tests {
         assert_eq!(whole.alerts, counts(5, 3));
         let b = summary(&facts.of_site(B), &spans, &buckets).expect("sum");
         assert_eq!(b.alerts, counts(2, 2));
+    }
+
+    #[test]
+    fn trend_of_a_site() {
+        let today = day(2026, 6, 10);
+        let due = |d, due_gnf, paid_gnf, n, on_time| DueGroup {
+            site_id: A,
+            due_date: d,
+            due_gnf,
+            paid_gnf,
+            charge_count: n,
+            on_time_count: on_time,
+        };
+        let groups = [
+            due(day(2025, 5, 5), 700, 700, 1, 1), // before the trend: arrears only
+            due(day(2025, 7, 5), 1_000, 1_000, 2, 1), // first month of the trend
+            due(day(2026, 5, 5), 2_000, 500, 2, 0),
+            due(day(2026, 6, 5), 3_000, 1_000, 3, 1),
+            due(day(2026, 6, 10), 4_000, 4_000, 1, 1), // due today: not yet in arrears nor punctuality
+        ];
+        let paid_row = |d, m, paid_gnf| PaidMonth {
+            due_date: d,
+            month: m,
+            paid_gnf,
+        };
+        let paid = [
+            paid_row(day(2025, 5, 5), day(2025, 5, 1), 700),
+            paid_row(day(2025, 7, 5), day(2025, 6, 1), 400), // paid ahead
+            paid_row(day(2025, 7, 5), day(2025, 8, 1), 600),
+            paid_row(day(2026, 5, 5), day(2026, 5, 1), 800),
+            paid_row(day(2026, 5, 5), day(2026, 6, 1), -300), // a reversal in June
+            paid_row(day(2026, 6, 5), day(2026, 6, 1), 1_000),
+            paid_row(day(2026, 6, 10), day(2026, 6, 1), 4_000),
+        ];
+        let collected = [
+            CollectedDay {
+                site_id: A,
+                day: day(2025, 6, 30),
+                collected_gnf: 400,
+            },
+            CollectedDay {
+                site_id: A,
+                day: day(2025, 7, 1),
+                collected_gnf: 50,
+            },
+            CollectedDay {
+                site_id: A,
+                day: day(2026, 6, 10),
+                collected_gnf: 4_700,
+            },
+        ];
+        let points = trend(&groups, &paid, &collected, today).expect("sum");
+        assert_eq!(points.len(), 12);
+        assert_eq!(points[0].month, day(2025, 7, 1));
+        assert_eq!(points[11].month, day(2026, 6, 1));
+        let july = points[0];
+        assert_eq!(
+            (july.due_gnf, july.paid_gnf, july.collected_gnf),
+            (1_000, 1_000, 50)
+        );
+        // End of July 2025: 700 + 1,000 due, 700 + 400 paid by then.
+        assert_eq!(july.arrears_end_gnf, 600);
+        assert_eq!(
+            july.punctuality,
+            Punctuality {
+                charges_count: 2,
+                on_time_count: 1
+            }
+        );
+        assert_eq!(points[1].arrears_end_gnf, 0); // August: the 600 came
+        let may = points[10];
+        assert_eq!((may.due_gnf, may.paid_gnf), (2_000, 500));
+        assert_eq!(may.arrears_end_gnf, 1_200); // the June reversal is not yet counted
+        assert_eq!(may.collection_rate(), 0.25);
+        let june = points[11];
+        // Now: charges due before today (700 + 1,000 + 2,000 + 3,000) minus all their rows.
+        assert_eq!(june.arrears_end_gnf, 6_700 - 1_700 - 500 - 1_000);
+        assert_eq!(
+            (june.due_gnf, june.paid_gnf, june.collected_gnf),
+            (7_000, 5_000, 4_700)
+        );
+        assert_eq!(
+            june.punctuality,
+            Punctuality {
+                charges_count: 3,
+                on_time_count: 1
+            }
+        );
     }
 
     proptest! {

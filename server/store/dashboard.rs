@@ -1,6 +1,7 @@
 //! SQL of the dashboards: the facts of each charge that key figures are computed from, read
-//! from the raw rows (charges, payment allocations, payments and their reversals) in one
-//! aggregate query; the figures themselves are the domain's (`domain::kpi`).
+//! from the charges with the figures the writes keep on them (`paid_by_due_gnf`,
+//! `last_payment_on`: migration `20261130202000_site_figures.sql`, ADR 0011) in one query; the
+//! figures themselves are the domain's (`domain::kpi`).
 //!
 //! Decisions:
 //! - Paid by the due date: allocations of payments that occurred on or before the charge's
@@ -38,23 +39,11 @@ pub async fn charge_facts(
 ) -> Result<(Vec<ChargeFacts>, Vec<TenantLabel>)> {
     let rows = sqlx::query(
         "SELECT c.tenant_id, c.due_date, c.amount_due_gnf, c.amount_paid_gnf,
-                coalesce(a.by_due, 0)::bigint AS by_due,
-                CASE WHEN c.amount_paid_gnf = c.amount_due_gnf THEN a.last_paid_on END
+                c.paid_by_due_gnf AS by_due,
+                CASE WHEN c.amount_paid_gnf = c.amount_due_gnf THEN c.last_payment_on END
                     AS last_paid_on
          FROM charges c
          JOIN tenants t ON t.id = c.tenant_id
-         LEFT JOIN LATERAL (
-             SELECT sum(pa.amount_gnf) FILTER (
-                        WHERE (coalesce(o.occurred_at, p.occurred_at)
-                               AT TIME ZONE 'Africa/Conakry')::date <= c.due_date) AS by_due,
-                    max((p.occurred_at AT TIME ZONE 'Africa/Conakry')::date) FILTER (
-                        WHERE p.kind = 'payment' AND r.id IS NULL) AS last_paid_on
-             FROM payment_allocations pa
-             JOIN payments p ON p.id = pa.payment_id
-             LEFT JOIN payments o ON o.id = p.reverses_payment_id
-             LEFT JOIN payments r ON r.reverses_payment_id = p.id
-             WHERE pa.charge_id = c.id
-         ) a ON true
          WHERE c.due_date BETWEEN $2 AND $3
            AND ($1::uuid[] IS NULL OR t.site_id = ANY($1))",
     )

@@ -6,19 +6,23 @@
 //! - `site_ids` `None` reads every site; otherwise only those sites' rows.
 //! - A tenant belongs to the site they rent on (`tenants.site_id`); money collected to the
 //!   site of the payment row (a reversal carries the site of the payment it cancels).
-//! - Paid by the due date is the rule of `store::dashboard::charge_facts`: allocations of
-//!   payments that occurred by the end of the due date (Africa/Conakry), a reversal's dated by
-//!   the payment it cancels, clamped to the amount due. Only a charge fully paid now can have
-//!   been paid in full by its due date (what was paid later and not reversed is never
-//!   negative), so the allocations of the other charges are not read.
+//! - Charges, arrears and money collected are read from the site figures the writes keep
+//!   (migration `20261130202000_site_figures.sql`, ADR 0011): `due_days` (per site, due date
+//!   and tenant shard), `arrears_oldest`, `collected_days`, `paid_months`, `promise_days`,
+//!   `site_tenants`; a read sums a few
+//!   rows per site and day whatever the number of tenants. Paid by the due date is the rule of
+//!   `store::dashboard::charge_facts` (allocations of payments that occurred by the end of the
+//!   due date, Africa/Conakry, a reversal's dated by the payment it cancels), kept per charge as
+//!   `charges.paid_on_time`.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::error::Result;
 use crate::domain::dashboard::{
-    AlertCounts, CollectedDay, DueGroup, MissionCounts, OldestOverdue, OverdueGroup, PromiseFigures,
+    AlertCounts, CollectedDay, DueGroup, MissionCounts, OldestOverdue, OverdueGroup, PaidMonth,
+    PromiseFigures,
 };
 
 /// A site as the dashboards show it.
@@ -47,122 +51,102 @@ pub async fn sites(conn: &mut PgConnection, site_ids: Option<&[Uuid]>) -> Result
     .await?)
 }
 
-/// Charges with something outstanding due before `today`, per site and due date; and the
-/// tenants per site and due date of their oldest such charge.
-pub async fn overdue(
+/// The charges of the sites per site and due date, read in one scan of `due_days`:
+/// - those with something outstanding due before `today` (arrears);
+/// - those asking something due in `from..=to` (due, paid now, how many, how many paid in full
+///   by their due date).
+pub async fn charges(
     conn: &mut PgConnection,
     site_ids: Option<&[Uuid]>,
     today: NaiveDate,
-) -> Result<(Vec<OverdueGroup>, Vec<OldestOverdue>)> {
+    (from, to): (NaiveDate, NaiveDate),
+) -> Result<(Vec<OverdueGroup>, Vec<DueGroup>)> {
     let rows = sqlx::query(
-        "WITH open AS (
-             SELECT t.site_id, c.tenant_id, c.due_date,
-                    c.amount_due_gnf - c.amount_paid_gnf AS outstanding
-             FROM charges c JOIN tenants t ON t.id = c.tenant_id
-             WHERE c.amount_paid_gnf < c.amount_due_gnf AND c.due_date < $2
-               AND ($1::uuid[] IS NULL OR t.site_id = ANY($1))
-         ), by_day AS (
-             SELECT site_id, due_date, sum(outstanding)::bigint AS outstanding,
-                    count(*) AS charges, 0::bigint AS tenants
-             FROM open GROUP BY site_id, due_date
-         ), oldest AS (
-             SELECT site_id, oldest AS due_date, 0::bigint AS outstanding, 0::bigint AS charges,
-                    count(*) AS tenants
-             FROM (SELECT site_id, tenant_id, min(due_date) AS oldest
-                   FROM open GROUP BY site_id, tenant_id) x
-             GROUP BY site_id, oldest
-         )
-         SELECT * FROM by_day UNION ALL SELECT * FROM oldest",
+        "SELECT site_id, due_date, sum(due_gnf)::bigint AS due, sum(paid_gnf)::bigint AS paid,
+                sum(charges)::bigint AS charges, sum(on_time)::bigint AS on_time,
+                sum(open_charges)::bigint AS open_charges
+         FROM due_days
+         WHERE (due_date < $2 OR due_date BETWEEN $3 AND $4)
+           AND ($1::uuid[] IS NULL OR site_id = ANY($1))
+         GROUP BY site_id, due_date",
+    )
+    .bind(site_ids)
+    .bind(today)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?;
+    let (mut overdue, mut due) = (Vec::new(), Vec::new());
+    for row in rows {
+        let site_id: Uuid = row.try_get("site_id")?;
+        let due_date: NaiveDate = row.try_get("due_date")?;
+        let due_gnf: i64 = row.try_get("due")?;
+        let paid_gnf: i64 = row.try_get("paid")?;
+        let charge_count: i64 = row.try_get("charges")?;
+        let open_charges: i64 = row.try_get("open_charges")?;
+        if due_date < today && open_charges > 0 {
+            overdue.push(OverdueGroup {
+                site_id,
+                due_date,
+                outstanding_gnf: due_gnf - paid_gnf,
+                charge_count: open_charges,
+            });
+        }
+        if (from..=to).contains(&due_date) && charge_count > 0 {
+            due.push(DueGroup {
+                site_id,
+                due_date,
+                due_gnf,
+                paid_gnf,
+                charge_count,
+                on_time_count: row.try_get("on_time")?,
+            });
+        }
+    }
+    Ok((overdue, due))
+}
+
+/// The tenants per site and due date of their oldest charge with something outstanding, when
+/// it fell due before `today`.
+pub async fn oldest_overdue(
+    conn: &mut PgConnection,
+    site_ids: Option<&[Uuid]>,
+    today: NaiveDate,
+) -> Result<Vec<OldestOverdue>> {
+    let rows = sqlx::query(
+        "SELECT site_id, due_date, sum(tenants)::bigint AS tenants
+         FROM arrears_oldest
+         WHERE due_date < $2 AND ($1::uuid[] IS NULL OR site_id = ANY($1))
+         GROUP BY site_id, due_date
+         HAVING sum(tenants) > 0",
     )
     .bind(site_ids)
     .bind(today)
     .fetch_all(conn)
     .await?;
-    let mut groups = Vec::new();
-    let mut oldest = Vec::new();
-    for row in rows {
-        let site_id: Uuid = row.try_get("site_id")?;
-        let due_date: NaiveDate = row.try_get("due_date")?;
-        let tenants: i64 = row.try_get("tenants")?;
-        if tenants > 0 {
-            oldest.push(OldestOverdue {
-                site_id,
-                oldest_due_date: due_date,
-                tenant_count: tenants,
-            });
-        } else {
-            groups.push(OverdueGroup {
-                site_id,
-                due_date,
-                outstanding_gnf: row.try_get("outstanding")?,
-                charge_count: row.try_get("charges")?,
-            });
-        }
-    }
-    Ok((groups, oldest))
-}
-
-/// Charges asking something due in `from..=to`, per site and due date: due, paid now, how
-/// many, how many paid in full by their due date.
-pub async fn due(
-    conn: &mut PgConnection,
-    site_ids: Option<&[Uuid]>,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<Vec<DueGroup>> {
-    let rows = sqlx::query(
-        "SELECT t.site_id, c.due_date,
-                sum(c.amount_due_gnf)::bigint AS due,
-                sum(least(c.amount_paid_gnf, c.amount_due_gnf))::bigint AS paid,
-                count(*) AS charges,
-                count(*) FILTER (WHERE c.amount_paid_gnf = c.amount_due_gnf AND (
-                    SELECT coalesce(sum(pa.amount_gnf), 0)
-                    FROM payment_allocations pa
-                    JOIN payments p ON p.id = pa.payment_id
-                    LEFT JOIN payments o ON o.id = p.reverses_payment_id
-                    WHERE pa.charge_id = c.id
-                      AND (coalesce(o.occurred_at, p.occurred_at)
-                           AT TIME ZONE 'Africa/Conakry')::date <= c.due_date
-                ) >= c.amount_due_gnf) AS on_time
-         FROM charges c JOIN tenants t ON t.id = c.tenant_id
-         WHERE c.amount_due_gnf > 0 AND c.due_date BETWEEN $2 AND $3
-           AND ($1::uuid[] IS NULL OR t.site_id = ANY($1))
-         GROUP BY t.site_id, c.due_date",
-    )
-    .bind(site_ids)
-    .bind(from)
-    .bind(to)
-    .fetch_all(conn)
-    .await?;
     rows.into_iter()
         .map(|row| {
-            Ok(DueGroup {
+            Ok(OldestOverdue {
                 site_id: row.try_get("site_id")?,
-                due_date: row.try_get("due_date")?,
-                due_gnf: row.try_get("due")?,
-                paid_gnf: row.try_get("paid")?,
-                charge_count: row.try_get("charges")?,
-                on_time_count: row.try_get("on_time")?,
+                oldest_due_date: row.try_get("due_date")?,
+                tenant_count: row.try_get("tenants")?,
             })
         })
         .collect()
 }
 
-/// Money received per site and Africa/Conakry day for `from <= occurred_at < to`: payments
-/// minus the reversals that occurred that day.
+/// Money received per site and Africa/Conakry day for `from..=to`: payments minus the
+/// reversals that occurred that day.
 pub async fn collected(
     conn: &mut PgConnection,
     site_ids: Option<&[Uuid]>,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    from: NaiveDate,
+    to: NaiveDate,
 ) -> Result<Vec<CollectedDay>> {
     let rows = sqlx::query(
-        "SELECT p.site_id, (p.occurred_at AT TIME ZONE 'Africa/Conakry')::date AS day,
-                sum(CASE WHEN p.kind = 'payment' THEN p.amount_gnf ELSE -p.amount_gnf END)::bigint
-                    AS collected
-         FROM payments p
-         WHERE p.occurred_at >= $2 AND p.occurred_at < $3
-           AND ($1::uuid[] IS NULL OR p.site_id = ANY($1))
+        "SELECT site_id, day, sum(collected_gnf)::bigint AS collected
+         FROM collected_days
+         WHERE day BETWEEN $2 AND $3 AND ($1::uuid[] IS NULL OR site_id = ANY($1))
          GROUP BY 1, 2",
     )
     .bind(site_ids)
@@ -181,25 +165,111 @@ pub async fn collected(
         .collect()
 }
 
-/// Promises per site: pending now, and kept or broken with a status change at or after
-/// `month_from`.
+/// The allocation rows of one site's charges per due date and Africa/Conakry month of the
+/// entry (reversal rows negative), every due date and month.
+pub async fn paid_months(conn: &mut PgConnection, site_id: Uuid) -> Result<Vec<PaidMonth>> {
+    let rows = sqlx::query(
+        "SELECT due_date, month, sum(paid_gnf)::bigint AS paid
+         FROM paid_months WHERE site_id = $1
+         GROUP BY 1, 2",
+    )
+    .bind(site_id)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(PaidMonth {
+                due_date: row.try_get("due_date")?,
+                month: row.try_get("month")?,
+                paid_gnf: row.try_get("paid")?,
+            })
+        })
+        .collect()
+}
+
+/// The tenants of `site_id` owing the most on charges due before `today` (the site's arrears),
+/// largest first, ties by name then id: (tenant, arrears GNF), at most `limit`.
+pub async fn top_debtors(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    today: NaiveDate,
+    limit: i64,
+) -> Result<Vec<(Uuid, i64)>> {
+    let rows = sqlx::query(
+        "SELECT t.id, sum(c.amount_due_gnf - c.amount_paid_gnf)::bigint AS arrears
+         FROM tenant_oldest_open o
+         JOIN tenants t ON t.id = o.tenant_id
+         JOIN charges c ON c.tenant_id = o.tenant_id
+         WHERE o.site_id = $1 AND o.oldest_due < $2
+           AND c.amount_paid_gnf < c.amount_due_gnf AND c.due_date < $2
+         GROUP BY t.id, t.full_name
+         ORDER BY arrears DESC, t.full_name, t.id
+         LIMIT $3",
+    )
+    .bind(site_id)
+    .bind(today)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| Ok((row.try_get("id")?, row.try_get("arrears")?)))
+        .collect()
+}
+
+/// Today's missions of `site_id` per agent, by status.
+pub async fn missions_by_agent(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    day: NaiveDate,
+) -> Result<Vec<(Uuid, MissionCounts)>> {
+    let rows = sqlx::query(
+        "SELECT agent_id,
+                count(*) FILTER (WHERE status <> 'cancelled') AS planned,
+                count(*) FILTER (WHERE status = 'in_progress') AS in_progress,
+                count(*) FILTER (WHERE status = 'done') AS done,
+                count(*) FILTER (WHERE status = 'failed') AS failed,
+                count(*) FILTER (WHERE status = 'cancelled') AS cancelled
+         FROM missions
+         WHERE mission_date = $2 AND site_id = $1
+         GROUP BY agent_id",
+    )
+    .bind(site_id)
+    .bind(day)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| Ok((row.try_get("agent_id")?, mission_counts(&row)?)))
+        .collect()
+}
+
+fn mission_counts(row: &sqlx::postgres::PgRow) -> Result<MissionCounts> {
+    Ok(MissionCounts {
+        planned: row.try_get("planned")?,
+        in_progress: row.try_get("in_progress")?,
+        done: row.try_get("done")?,
+        failed: row.try_get("failed")?,
+        cancelled: row.try_get("cancelled")?,
+    })
+}
+
+/// Promises per site: pending now, and kept or broken with a status change on or after
+/// `month_from` (an Africa/Conakry day).
 pub async fn promises(
     conn: &mut PgConnection,
     site_ids: Option<&[Uuid]>,
-    month_from: DateTime<Utc>,
+    month_from: NaiveDate,
 ) -> Result<Vec<(Uuid, PromiseFigures)>> {
     let rows = sqlx::query(
-        "SELECT t.site_id,
-                count(*) FILTER (WHERE pr.status = 'pending') AS pending,
-                coalesce(sum(pr.amount_gnf) FILTER (WHERE pr.status = 'pending'), 0)::bigint
+        "SELECT site_id,
+                coalesce(sum(promises) FILTER (WHERE status = 'pending'), 0)::bigint AS pending,
+                coalesce(sum(amount_gnf) FILTER (WHERE status = 'pending'), 0)::bigint
                     AS pending_gnf,
-                count(*) FILTER (WHERE pr.status = 'kept') AS kept,
-                count(*) FILTER (WHERE pr.status = 'broken') AS broken
-         FROM promises pr JOIN tenants t ON t.id = pr.tenant_id
-         WHERE (pr.status = 'pending'
-                OR (pr.status IN ('kept', 'broken') AND pr.status_changed_at >= $2))
-           AND ($1::uuid[] IS NULL OR t.site_id = ANY($1))
-         GROUP BY t.site_id",
+                coalesce(sum(promises) FILTER (WHERE status = 'kept'), 0)::bigint AS kept,
+                coalesce(sum(promises) FILTER (WHERE status = 'broken'), 0)::bigint AS broken
+         FROM promise_days
+         WHERE (status = 'pending' OR (status IN ('kept', 'broken') AND changed_on >= $2))
+           AND ($1::uuid[] IS NULL OR site_id = ANY($1))
+         GROUP BY site_id",
     )
     .bind(site_ids)
     .bind(month_from)
@@ -242,18 +312,7 @@ pub async fn missions(
     .fetch_all(conn)
     .await?;
     rows.into_iter()
-        .map(|row| {
-            Ok((
-                row.try_get("site_id")?,
-                MissionCounts {
-                    planned: row.try_get("planned")?,
-                    in_progress: row.try_get("in_progress")?,
-                    done: row.try_get("done")?,
-                    failed: row.try_get("failed")?,
-                    cancelled: row.try_get("cancelled")?,
-                },
-            ))
-        })
+        .map(|row| Ok((row.try_get("site_id")?, mission_counts(&row)?)))
         .collect()
 }
 
@@ -283,9 +342,8 @@ pub async fn tenants(
     site_ids: Option<&[Uuid]>,
 ) -> Result<Vec<(Uuid, i64)>> {
     let rows = sqlx::query(
-        "SELECT site_id, count(*) AS n FROM tenants
-         WHERE active AND ($1::uuid[] IS NULL OR site_id = ANY($1))
-         GROUP BY site_id",
+        "SELECT site_id, active AS n FROM site_tenants
+         WHERE active <> 0 AND ($1::uuid[] IS NULL OR site_id = ANY($1))",
     )
     .bind(site_ids)
     .fetch_all(conn)

@@ -12,8 +12,8 @@ use tonic::Code;
 use uuid::Uuid;
 
 use crate::support::{
-    LedgerEntry, TestApp, TestDb, authed, bad_fields, create_charge, create_site, create_tenant,
-    create_user, insert_ledger_entry, insert_mission, insert_promise, spawn_app,
+    TestApp, TestDb, authed, bad_fields, create_charge, create_site, create_tenant, create_user,
+    insert_mission, insert_promise, pay_charge, put_online, spawn_app,
 };
 
 fn today() -> NaiveDate {
@@ -103,35 +103,12 @@ async fn world(db: &TestDb) -> World {
     let agent2 = create_user(pool, "agent.deux", "agent", &[mat], None).await;
     create_user(pool, "gest.kal", "site_manager", &[kal], None).await;
     create_user(pool, "dir", "director", &[], None).await;
-    sqlx::query(
-        "INSERT INTO agent_last_positions (agent_id, max_sequence, sequence, latitude, longitude,
-                                           fix_time, received_at)
-         VALUES ($1, 1, 1, 9.51, -13.71, now(), now())",
-    )
-    .bind(agent)
-    .execute(pool)
-    .await
-    .expect("position");
+    put_online(pool, agent).await;
 
     let now = Utc::now() - TimeDelta::seconds(30);
     let pay =
         |tenant: Uuid, charge: i64, amount: i64, at: DateTime<Utc>, reverses: Option<Uuid>| {
-            let pool = pool.clone();
-            async move {
-                let signed = if reverses.is_some() { -amount } else { amount };
-                insert_ledger_entry(
-                    &pool,
-                    &LedgerEntry {
-                        tenant_id: tenant,
-                        agent_id: agent,
-                        amount,
-                        occurred_at: at,
-                        reverses,
-                        allocations: &[(charge, signed)],
-                    },
-                )
-                .await
-            }
+            pay_charge(pool, (tenant, agent), charge, amount, at, reverses)
         };
     let charge = |tenant: Uuid, due: NaiveDate, amount: i64| {
         let pool = pool.clone();

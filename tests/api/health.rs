@@ -45,25 +45,6 @@ async fn server_starts_and_serves_with_redis_unreachable() {
 }
 
 #[tokio::test]
-async fn unlanded_rpcs_answer_unimplemented() {
-    let db = TestDb::new().await;
-    use akig::proto::v1::dashboard_service_client::DashboardServiceClient;
-    crate::support::create_user(&db.pool, "direction", "director", &[], None).await;
-    let app = spawn_app(&db).await;
-    let token = app.token("direction").await;
-    let mut client = DashboardServiceClient::new(app.channel().await);
-    let status = client
-        .get_site(crate::support::authed(
-            akig::proto::v1::GetSiteRequest::default(),
-            &token,
-        ))
-        .await
-        .expect_err("not implemented yet");
-    assert_eq!(status.code(), tonic::Code::Unimplemented);
-    app.stop(Duration::from_secs(10)).await.expect("clean stop");
-}
-
-#[tokio::test]
 async fn metrics_endpoint_counts_rpcs_by_method_and_code() {
     let db = TestDb::new().await;
     let app = spawn_app(&db).await;

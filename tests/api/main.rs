@@ -11,6 +11,7 @@ mod cancellation;
 mod daily_report;
 mod daily_stats;
 mod dashboard;
+mod dashboard_site;
 mod dashboard_summary;
 mod edges;
 mod fuzz;

@@ -35,7 +35,8 @@ type OpenDueDrift = (
 ///   and latest due dates, the sum of those due on the latest, the latest due date before it,
 ///   and the tenant's site, status and home (a tenant without such charges has no row, or one
 ///   of zeros);
-/// - `name_norm`, `unit_norm` = the normalisation of the name and unit.
+/// - `name_norm`, `unit_norm` = the normalisation of the name and unit;
+/// - the site figures (`assert_site_figures_are_the_facts`).
 async fn assert_read_models_are_the_facts(pool: &PgPool) {
     let last_paid: Vec<LastPaidDrift> = sqlx::query_as(
         "SELECT c.id, c.last_paid_at,
@@ -117,6 +118,7 @@ async fn assert_read_models_are_the_facts(pool: &PgPool) {
         vec![],
         "tenant_open rows that are not the facts' (tenant, facts, stored)"
     );
+    assert_site_figures_are_the_facts(pool).await;
 
     let names = crate::support::count(
         pool,
@@ -205,6 +207,9 @@ async fn read_models_follow_random_payments_reversals_charges_and_moves() {
                         900_000 + i as i64,
                     )
                     .await;
+                    // Next month's, due in the future: paid on time if paid in full.
+                    let next = period + Months::new(1);
+                    create_charge(&pool, *tenant, next, next + Days::new(24), 400_000).await;
                 }
             }
             4 => {
@@ -295,4 +300,197 @@ async fn read_models_after_the_demo_seed() {
     .await;
     assert!(with_last_paid > 1_000, "{with_last_paid} charges paid");
     assert_read_models_are_the_facts(&db.pool).await;
+}
+
+/// The site figures of migration `20261130202000_site_figures.sql` against their recomputation
+/// from the raw rows, each query below giving the rows that differ (none expected):
+/// - `charges.paid_by_due_gnf` = the charge's allocation rows of entries that occurred by the
+///   end of its due date (Africa/Conakry), a reversal's dated by the payment it cancels, and
+///   `paid_on_time` = asks something, paid in full, and that sum reaches the amount due (the
+///   punctuality rule GetSummary used to compute per read); `last_payment_on` = the day of the
+///   latest payment with rows on the charge that no reversal cancels;
+/// - `due_days` per (site, due date, shard) = the counts and sums of the charges of the site's
+///   tenants, punctuality recomputed from the allocations (not read from the flag);
+/// - `tenant_oldest_open` = each tenant's oldest charge with something outstanding, and
+///   `arrears_oldest` the number of such tenants per site, day and shard;
+/// - `collected_days` = payments minus reversals per site and day;
+/// - `paid_months` = allocation rows per site, due date and month of the entry;
+/// - `promise_days` = promises per site, status and day of their last status change, and
+///   `site_tenants` = active tenants per site.
+///
+/// Cells of the aggregates without facts must hold zeros.
+pub async fn assert_site_figures_are_the_facts(pool: &PgPool) {
+    const BY_DUE: &str = "coalesce((SELECT sum(pa.amount_gnf) FROM payment_allocations pa
+                 JOIN payments p ON p.id = pa.payment_id
+                 LEFT JOIN payments o ON o.id = p.reverses_payment_id
+                 WHERE pa.charge_id = c.id
+                   AND (coalesce(o.occurred_at, p.occurred_at) AT TIME ZONE 'Africa/Conakry')::date
+                       <= c.due_date), 0)";
+    let drift = |sql: String| async move {
+        let rows: Vec<(String,)> = sqlx::query_as(&sql)
+            .fetch_all(pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {sql}"));
+        rows.into_iter().map(|(r,)| r).collect::<Vec<String>>()
+    };
+    let charges = drift(format!(
+        "SELECT format('charge %s: stored %s/%s, facts %s/%s', c.id, c.paid_by_due_gnf,
+                       c.paid_on_time, f.by_due, f.on_time)
+         FROM charges c,
+              LATERAL (SELECT {BY_DUE} AS by_due) b,
+              LATERAL (SELECT b.by_due,
+                              c.amount_due_gnf > 0 AND c.amount_paid_gnf = c.amount_due_gnf
+                              AND b.by_due >= c.amount_due_gnf AS on_time) f
+         WHERE c.paid_by_due_gnf <> f.by_due OR c.paid_on_time <> f.on_time"
+    ))
+    .await;
+    assert_eq!(charges, Vec::<String>::new(), "charges' punctuality");
+    let last_payment = drift(
+        "SELECT format('charge %s: stored %s, facts %s', c.id, c.last_payment_on, f.last_on)
+         FROM charges c,
+              LATERAL (SELECT max((p.occurred_at AT TIME ZONE 'Africa/Conakry')::date) AS last_on
+                       FROM payment_allocations pa JOIN payments p ON p.id = pa.payment_id
+                       WHERE pa.charge_id = c.id AND p.kind = 'payment'
+                         AND NOT EXISTS (SELECT 1 FROM payments r
+                                         WHERE r.reverses_payment_id = p.id)) f
+         WHERE c.last_payment_on IS DISTINCT FROM f.last_on"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(
+        last_payment,
+        Vec::<String>::new(),
+        "charges' last payment day"
+    );
+
+    let due_days = drift(format!(
+        "WITH facts AS (
+             SELECT t.site_id, c.due_date, tenant_shard(c.tenant_id) AS shard,
+                    count(*) FILTER (WHERE c.amount_due_gnf > 0) AS charges,
+                    sum(c.amount_due_gnf)::bigint AS due_gnf,
+                    sum(c.amount_paid_gnf)::bigint AS paid_gnf,
+                    count(*) FILTER (WHERE c.amount_due_gnf > 0
+                                     AND c.amount_paid_gnf = c.amount_due_gnf
+                                     AND {BY_DUE} >= c.amount_due_gnf) AS on_time,
+                    count(*) FILTER (WHERE c.amount_paid_gnf < c.amount_due_gnf) AS open_charges
+             FROM charges c JOIN tenants t ON t.id = c.tenant_id
+             GROUP BY 1, 2, 3)
+         SELECT format('%s %s %s: facts %s, stored %s', coalesce(f.site_id, d.site_id),
+                       coalesce(f.due_date, d.due_date), coalesce(f.shard, d.shard),
+                       (f.charges, f.due_gnf, f.paid_gnf, f.on_time, f.open_charges),
+                       (d.charges, d.due_gnf, d.paid_gnf, d.on_time, d.open_charges))
+         FROM facts f FULL JOIN due_days d
+           ON d.site_id = f.site_id AND d.due_date = f.due_date AND d.shard = f.shard
+         WHERE (f.charges, f.due_gnf, f.paid_gnf, f.on_time, f.open_charges)
+               IS DISTINCT FROM (d.charges, d.due_gnf, d.paid_gnf, d.on_time, d.open_charges)
+           AND NOT (f.site_id IS NULL
+                    AND (d.charges, d.due_gnf, d.paid_gnf, d.on_time, d.open_charges)
+                        = (0, 0, 0, 0, 0))"
+    ))
+    .await;
+    assert_eq!(due_days, Vec::<String>::new(), "due_days");
+
+    let oldest = drift(
+        "WITH facts AS (
+             SELECT c.tenant_id, t.site_id, min(c.due_date) AS oldest_due
+             FROM charges c JOIN tenants t ON t.id = c.tenant_id
+             WHERE c.amount_paid_gnf < c.amount_due_gnf
+             GROUP BY 1, 2)
+         SELECT format('tenant %s: facts %s, stored %s', coalesce(f.tenant_id, o.tenant_id),
+                       (f.site_id, f.oldest_due), (o.site_id, o.oldest_due))
+         FROM facts f FULL JOIN tenant_oldest_open o USING (tenant_id)
+         WHERE (f.site_id, f.oldest_due) IS DISTINCT FROM (o.site_id, o.oldest_due)
+         UNION ALL
+         SELECT format('%s %s %s: facts %s, stored %s', coalesce(f.site_id, a.site_id),
+                       coalesce(f.due_date, a.due_date), coalesce(f.shard, a.shard),
+                       f.tenants, a.tenants)
+         FROM (SELECT t.site_id, x.oldest AS due_date, tenant_shard(x.tenant_id) AS shard,
+                      count(*) AS tenants
+               FROM (SELECT c.tenant_id, min(c.due_date) AS oldest FROM charges c
+                     WHERE c.amount_paid_gnf < c.amount_due_gnf GROUP BY 1) x
+               JOIN tenants t ON t.id = x.tenant_id
+               GROUP BY 1, 2, 3) f
+         FULL JOIN arrears_oldest a
+           ON a.site_id = f.site_id AND a.due_date = f.due_date AND a.shard = f.shard
+         WHERE f.tenants IS DISTINCT FROM a.tenants AND NOT (f.tenants IS NULL AND a.tenants = 0)"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(
+        oldest,
+        Vec::<String>::new(),
+        "tenant_oldest_open, arrears_oldest"
+    );
+
+    let collected = drift(
+        "WITH facts AS (
+             SELECT site_id, (occurred_at AT TIME ZONE 'Africa/Conakry')::date AS day,
+                    tenant_shard(tenant_id) AS shard,
+                    sum(CASE WHEN kind = 'payment' THEN amount_gnf ELSE -amount_gnf END)::bigint
+                        AS collected_gnf
+             FROM payments GROUP BY 1, 2, 3)
+         SELECT format('%s %s %s: facts %s, stored %s', coalesce(f.site_id, d.site_id),
+                       coalesce(f.day, d.day), coalesce(f.shard, d.shard), f.collected_gnf,
+                       d.collected_gnf)
+         FROM facts f FULL JOIN collected_days d
+           ON d.site_id = f.site_id AND d.day = f.day AND d.shard = f.shard
+         WHERE f.collected_gnf IS DISTINCT FROM d.collected_gnf
+           AND NOT (f.collected_gnf IS NULL AND d.collected_gnf = 0)"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(collected, Vec::<String>::new(), "collected_days");
+
+    let paid = drift(
+        "WITH facts AS (
+             SELECT t.site_id, c.due_date,
+                    date_trunc('month', p.occurred_at AT TIME ZONE 'Africa/Conakry')::date AS month,
+                    tenant_shard(c.tenant_id) AS shard, sum(pa.amount_gnf)::bigint AS paid_gnf
+             FROM payment_allocations pa
+             JOIN payments p ON p.id = pa.payment_id
+             JOIN charges c ON c.id = pa.charge_id
+             JOIN tenants t ON t.id = c.tenant_id
+             GROUP BY 1, 2, 3, 4)
+         SELECT format('%s %s %s %s: facts %s, stored %s', coalesce(f.site_id, m.site_id),
+                       coalesce(f.due_date, m.due_date), coalesce(f.month, m.month),
+                       coalesce(f.shard, m.shard), f.paid_gnf, m.paid_gnf)
+         FROM facts f FULL JOIN paid_months m
+           ON m.site_id = f.site_id AND m.due_date = f.due_date AND m.month = f.month
+          AND m.shard = f.shard
+         WHERE f.paid_gnf IS DISTINCT FROM m.paid_gnf
+           AND NOT (f.paid_gnf IS NULL AND m.paid_gnf = 0)
+           AND NOT (m.paid_gnf IS NULL AND f.paid_gnf = 0)"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(paid, Vec::<String>::new(), "paid_months");
+
+    let promises = drift(
+        "WITH facts AS (
+             SELECT t.site_id, pr.status,
+                    coalesce((pr.status_changed_at AT TIME ZONE 'Africa/Conakry')::date,
+                             date '1970-01-01') AS changed_on,
+                    tenant_shard(pr.tenant_id) AS shard, count(*) AS promises,
+                    sum(pr.amount_gnf)::bigint AS amount_gnf
+             FROM promises pr JOIN tenants t ON t.id = pr.tenant_id
+             GROUP BY 1, 2, 3, 4)
+         SELECT format('%s %s %s %s: facts %s, stored %s', coalesce(f.site_id, d.site_id),
+                       coalesce(f.status, d.status), coalesce(f.changed_on, d.changed_on),
+                       coalesce(f.shard, d.shard), (f.promises, f.amount_gnf),
+                       (d.promises, d.amount_gnf))
+         FROM facts f FULL JOIN promise_days d
+           ON d.site_id = f.site_id AND d.status = f.status AND d.changed_on = f.changed_on
+          AND d.shard = f.shard
+         WHERE (f.promises, f.amount_gnf) IS DISTINCT FROM (d.promises, d.amount_gnf)
+           AND NOT (f.site_id IS NULL AND (d.promises, d.amount_gnf) = (0, 0))
+         UNION ALL
+         SELECT format('site %s: facts %s, stored %s', coalesce(f.site_id, s.site_id), f.n,
+                       s.active)
+         FROM (SELECT site_id, count(*) AS n FROM tenants WHERE active GROUP BY 1) f
+         FULL JOIN site_tenants s USING (site_id)
+         WHERE f.n IS DISTINCT FROM s.active AND NOT (f.n IS NULL AND s.active = 0)"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(promises, Vec::<String>::new(), "promise_days, site_tenants");
 }

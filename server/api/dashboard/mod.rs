@@ -1,11 +1,12 @@
 //! DashboardService: management read models limited to the caller's scope. GetSummary
-//! ([`summary`]), ListSites ([`sites`]), ListGoodPayers ([`good_payers`]), GetDailyReport and
-//! ExportDailyReport ([`report`]), ListAlerts and AcknowledgeAlert ([`alerts`]) are live;
-//! GetSite answers UNIMPLEMENTED (the generated default) until its feature lands.
+//! ([`summary`]), ListSites ([`sites`]), GetSite ([`site`]), ListGoodPayers ([`good_payers`]),
+//! GetDailyReport and ExportDailyReport ([`report`]), ListAlerts and AcknowledgeAlert
+//! ([`alerts`]): every RPC of the service is live.
 
 mod alerts;
 mod good_payers;
 mod report;
+mod site;
 mod sites;
 mod summary;
 
@@ -62,6 +63,21 @@ impl DashboardService for DashboardApi {
             &request,
             sites::list_sites(&self.state, &request),
         )
+        .await
+    }
+
+    async fn get_site(
+        &self,
+        request: Request<pb::GetSiteRequest>,
+    ) -> Result<Response<pb::GetSiteResponse>, Status> {
+        // The one site asked (a malformed id covers everything: it is refused anyway).
+        let coverage = match request.get_ref().site_id.trim().parse() {
+            Ok(site_id) => Coverage::sites(vec![site_id]),
+            Err(_) => Coverage::Everything,
+        };
+        cached(&self.state, CacheKind::Sites, &request, coverage, async {
+            site::get_site(&self.state, &request).await
+        })
         .await
     }
 

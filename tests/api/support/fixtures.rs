@@ -157,6 +157,44 @@ pub async fn create_charge(
     .expect("create charge")
 }
 
+/// Marks `agent_id` online: a position received just now (`agent_last_positions`).
+pub async fn put_online(pool: &PgPool, agent_id: Uuid) {
+    sqlx::query(
+        "INSERT INTO agent_last_positions (agent_id, max_sequence, sequence, latitude, longitude,
+                                           fix_time, received_at)
+         VALUES ($1, 1, 1, 9.51, -13.71, now(), now())",
+    )
+    .bind(agent_id)
+    .execute(pool)
+    .await
+    .expect("position");
+}
+
+/// A payment (`reverses` `None`) or reversal of `amount` on one charge by `agent_id`, written
+/// with [`insert_ledger_entry`]. Returns its id.
+pub async fn pay_charge(
+    pool: &PgPool,
+    (tenant_id, agent_id): (Uuid, Uuid),
+    charge: i64,
+    amount: i64,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+    reverses: Option<Uuid>,
+) -> Uuid {
+    let signed = if reverses.is_some() { -amount } else { amount };
+    insert_ledger_entry(
+        pool,
+        &LedgerEntry {
+            tenant_id,
+            agent_id,
+            amount,
+            occurred_at,
+            reverses,
+            allocations: &[(charge, signed)],
+        },
+    )
+    .await
+}
+
 /// A ledger entry written straight in the tables, as the payment RPCs would leave it.
 pub struct LedgerEntry<'a> {
     pub tenant_id: Uuid,

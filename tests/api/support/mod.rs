@@ -44,6 +44,6 @@ pub use db::TestDb;
 pub use fixtures::{
     KALOUM, LedgerEntry, PASSWORD, ScoreOf, count, create_charge, create_charges, create_site,
     create_tenant, create_user, insert_cash_payment, insert_interaction, insert_ledger_entry,
-    insert_mission, insert_promise, insert_reversal, insert_score_event, revoke,
-    set_demo_passwords, today,
+    insert_mission, insert_promise, insert_reversal, insert_score_event, pay_charge, put_online,
+    revoke, set_demo_passwords, today,
 };
