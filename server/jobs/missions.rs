@@ -66,7 +66,7 @@ pub async fn generate_tomorrow(
         Ok(generated) => {
             tx.commit().await?;
             if let Some(cache) = cache
-                && generated.created_count + generated.replaced_count > 0
+                && !generated.changed_agents.is_empty()
             {
                 let mut sites: Vec<Uuid> = generated.missions.iter().map(|m| m.site_id).collect();
                 sites.sort_unstable();

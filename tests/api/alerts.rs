@@ -267,6 +267,12 @@ async fn critical_arrears_open_resolve_and_come_back_as_a_new_alert() {
         .await
         .expect("list");
     assert_eq!(both.total_size, 2);
+    // ALERT_STATE_UNSPECIFIED as a filter: any state, the same two.
+    let any = w
+        .list("dir", states(&[AlertState::Unspecified]))
+        .await
+        .expect("list");
+    assert_eq!(any.total_size, 2);
     assert_ne!(both.alerts[0].alert_id, id);
     assert_eq!(
         both.alerts,

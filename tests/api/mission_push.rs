@@ -257,25 +257,33 @@ async fn a_generation_for_today_tells_each_planned_agent_to_reload() {
     .await
     .expect("generate");
     assert_eq!(generated.missions.len(), 1, "the one tenant in arrears");
-    for (phone, token) in [(&mut phone1, &w.a1_token), (&mut phone2, &w.a2_token)] {
-        let push = next_push(phone).await;
-        assert_eq!(kind(&push), MissionPushKind::PlanChanged);
-        assert_eq!(push.mission, None);
-        assert_eq!(push.plan_version, w.plan_version(token).await);
+    // The agent who got the mission is told to reload; the other one's day did not change.
+    let (planned, idle) = if generated.missions[0].agent_id == w.a1.to_string() {
+        ((&mut phone1, &w.a1_token), &mut phone2)
+    } else {
+        ((&mut phone2, &w.a2_token), &mut phone1)
+    };
+    let push = next_push(planned.0).await;
+    assert_eq!(kind(&push), MissionPushKind::PlanChanged);
+    assert_eq!(push.mission, None);
+    assert_eq!(push.plan_version, w.plan_version(planned.1).await);
+    no_push(idle).await;
+    // A dry run stores nothing, and a run finding the same plan writes nothing: neither
+    // pushes.
+    for dry_run in [true, false] {
+        message(w.missions().await.generate_missions(authed(
+            GenerateMissionsRequest {
+                request_id: Uuid::new_v4().to_string(),
+                mission_date: Some(date(today())),
+                dry_run,
+                ..Default::default()
+            },
+            &w.supervisor,
+        )))
+        .await
+        .expect("generate again");
+        no_push(&mut phone1).await;
     }
-    // A dry run stores nothing and pushes nothing.
-    message(w.missions().await.generate_missions(authed(
-        GenerateMissionsRequest {
-            request_id: Uuid::new_v4().to_string(),
-            mission_date: Some(date(today())),
-            dry_run: true,
-            ..Default::default()
-        },
-        &w.supervisor,
-    )))
-    .await
-    .expect("dry run");
-    no_push(&mut phone1).await;
 }
 
 #[tokio::test]

@@ -140,7 +140,18 @@ fn parse_list(message: &pb::ListAlertsRequest) -> Result<(ListFilter, i64), ApiE
                 pb::AlertState::Resolved => Some(AlertState::Resolved),
             },
         );
-    if states.is_empty() {
+    // ALERT_STATE_UNSPECIFIED in the filter: any state (the enum's comment); no state at all:
+    // the unresolved ones.
+    if message
+        .states
+        .contains(&(pb::AlertState::Unspecified as i32))
+    {
+        states = vec![
+            AlertState::Open,
+            AlertState::Acknowledged,
+            AlertState::Resolved,
+        ];
+    } else if states.is_empty() {
         states = vec![AlertState::Open, AlertState::Acknowledged];
     }
     let severities = enum_filter(&mut v, "severities", &message.severities, |n| {

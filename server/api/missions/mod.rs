@@ -233,15 +233,16 @@ async fn generate(
         let generated = app::generate(&mut tx, &planner, &input, config, speed).await?;
         return respond(&mut tx, generated).await;
     }
-    // The agents planned for, when the generation runs (not when the answer is a stored one).
+    // The agents whose day the generation changed, when it runs (not when the answer is a
+    // stored one).
     let planned = std::sync::Mutex::new(None);
     let outcome = state
         .idempotency
         .run_audited(write.key(), message, async |conn| {
             let planner = app::Planner::of(write.act());
             let generated = app::generate(conn, &planner, &input, config, speed).await?;
-            let agents: Vec<Uuid> = generated.agents.iter().map(|a| a.agent_id).collect();
-            *planned.lock().unwrap_or_else(PoisonError::into_inner) = Some(agents);
+            *planned.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(generated.changed_agents.clone());
             let audit = generated.audit(write.act());
             Ok::<_, ApiError>((respond(conn, generated).await?, Some(audit)))
         })

@@ -8,7 +8,8 @@
 //!   by the hub itself, see `crate::live`.)
 //! - UpdateMission pushes UPDATED (CANCELLED when the mission is cancelled) to the mission's
 //!   agent; a reassignment pushes REMOVED to the previous agent and CREATED to the new one.
-//!   GenerateMissions pushes PLAN_CHANGED (reload the day) to every agent it planned for.
+//!   GenerateMissions pushes PLAN_CHANGED (reload the day) to every agent whose day it
+//!   changed (none when the stored plan was already the one it made).
 //!   Each push carries the agent's plan_version after the change, as ListTodayMissions
 //!   answers it, so a phone that reloads is answered `unchanged` when nothing else moved.
 //! - A retried request answered from its stored response pushes nothing: the first one did.

@@ -127,7 +127,29 @@ pub async fn generate(
         .filter(|m| !(m.status == "cancelled" && in_plan.contains(&m.tenant_id)))
         .collect();
     let agents = summaries(&plan_input.agents, &missions, &plan_input.facts);
+    let mut changed_agents: Vec<Uuid> = if input.dry_run {
+        Vec::new()
+    } else {
+        changed
+            .iter()
+            .map(|p| p.agent_id)
+            .chain(
+                stored
+                    .values()
+                    .filter(|m| replaced.contains(&m.id))
+                    .map(|m| m.agent_id),
+            )
+            .chain(
+                changed
+                    .iter()
+                    .filter_map(|p| stored.get(&p.tenant_id).map(|m| m.agent_id)),
+            )
+            .collect()
+    };
+    changed_agents.sort_unstable();
+    changed_agents.dedup();
     Ok(Generated {
+        changed_agents,
         day: input.day,
         dry_run: input.dry_run,
         missions,

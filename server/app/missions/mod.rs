@@ -83,6 +83,9 @@ pub struct Generated {
     pub replaced_count: i64,
     pub kept_count: i64,
     pub unassigned_count: i64,
+    /// The agents whose missions of the day the run wrote (created, changed or replaced):
+    /// none when the stored plan was already this one, or in a dry run.
+    pub changed_agents: Vec<Uuid>,
 }
 
 impl Generated {
