@@ -321,3 +321,41 @@ async fn the_map_shows_each_agents_mission_in_progress() {
     .await;
     w.wait_current_mission(w.a1, "").await;
 }
+
+#[tokio::test]
+async fn a_visit_closing_a_mission_is_pushed_to_its_agent() {
+    use akig::proto::v1::{InteractionOutcome, LatLng, RecordVisitRequest, VisitDetails};
+    let w = World::new().await;
+    let mission = insert_mission(&w.db.pool, w.a1, w.tenant, w.site).await;
+    let mut phone = w.phone(&w.a1_token).await;
+    message(
+        w.app
+            .collections(&w.a1_token)
+            .await
+            .record_visit(RecordVisitRequest {
+                request_id: Uuid::new_v4().to_string(),
+                tenant_id: w.tenant.to_string(),
+                occurred_at: Some(ts(Utc::now() - chrono::Duration::minutes(1))),
+                outcome: InteractionOutcome::Absent as i32,
+                mission_id: mission.to_string(),
+                visit: Some(VisitDetails {
+                    location: Some(LatLng {
+                        latitude: HOME.0,
+                        longitude: HOME.1,
+                    }),
+                    accuracy_m: 10.0,
+                    fix_time: Some(ts(Utc::now() - chrono::Duration::minutes(1))),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+    )
+    .await
+    .expect("visit");
+    let push = next_push(&mut phone).await;
+    assert_eq!(kind(&push), MissionPushKind::Updated);
+    let pushed = push.mission.expect("the mission");
+    assert_eq!(pushed.mission_id, mission.to_string());
+    assert_eq!(pushed.status, MissionStatus::Done as i32);
+    assert_eq!(push.plan_version, w.plan_version(&w.a1_token).await);
+}

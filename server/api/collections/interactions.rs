@@ -223,7 +223,11 @@ async fn record<Req: prost::Message>(
             Ok::<_, ApiError>((response, done.audit))
         })
         .await;
-    state.cache.after_write(outcome).await
+    let response = state.cache.after_write(outcome).await?;
+    if let Some(mission_id) = parsed.action.mission_id {
+        crate::api::missions::after_mission_action(state, mission_id).await;
+    }
+    Ok(response)
 }
 
 pub(super) async fn record_call(

@@ -165,7 +165,13 @@ pub(super) async fn record_payment(
             })
             .await;
         match answer_or_retry(outcome, second_run) {
-            Some(answer) => return state.cache.after_write(answer).await,
+            Some(answer) => {
+                let response = state.cache.after_write(answer).await?;
+                if let Some(mission_id) = input.mission_id {
+                    crate::api::missions::after_mission_action(state, mission_id).await;
+                }
+                return Ok(response);
+            }
             None => second_run = true,
         }
     }

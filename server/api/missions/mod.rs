@@ -13,6 +13,8 @@ mod performance;
 mod push;
 mod views;
 
+pub(crate) use push::after_action as after_mission_action;
+
 use std::sync::PoisonError;
 
 use chrono::{Days, NaiveDate, Utc};

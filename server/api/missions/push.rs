@@ -12,7 +12,11 @@
 //!   changed (none when the stored plan was already the one it made).
 //!   Each push carries the agent's plan_version after the change, as ListTodayMissions
 //!   answers it, so a phone that reloads is answered `unchanged` when nothing else moved.
-//! - A retried request answered from its stored response pushes nothing: the first one did.
+//! - A retried UpdateMission or GenerateMissions answered from its stored response pushes
+//!   nothing: the first one did.
+//! - A call, visit or payment recorded for a mission of today (which may close it:
+//!   `app::missions::on_action`) pushes UPDATED with the mission as it stands; a retry of that
+//!   request may push it again (the same state).
 //! - Best effort: the change is committed; a failure to read the plan versions is logged and
 //!   the pushes go out without one (the phone then reloads its day in full).
 
@@ -21,6 +25,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use uuid::Uuid;
 
+use crate::api::error::ApiError;
 use crate::api::parse::today;
 use crate::proto::v1 as pb;
 use crate::state::AppState;
@@ -102,5 +107,38 @@ async fn plan_versions(state: &AppState, agents: &[Uuid], day: NaiveDate) -> Has
             tracing::warn!(%error, "mission push: cannot read the plan versions");
             HashMap::new()
         }
+    }
+}
+
+/// Tells the phone of the mission's agent about a call, visit or payment recorded for
+/// `mission_id` (see the module's decisions); nothing for another day's mission.
+pub(crate) async fn after_action(state: &AppState, mission_id: Uuid) {
+    let read = async {
+        let aging = super::views::aging(state)?;
+        let mut tx = crate::store::begin_read(&state.pool).await?;
+        let Some(row) = store::get(&mut tx, mission_id, false).await? else {
+            return Ok(None);
+        };
+        if row.mission_date != today() {
+            return Ok(None);
+        }
+        let mut missions =
+            super::views::missions(&mut tx, std::slice::from_ref(&row), &aging).await?;
+        Ok::<_, ApiError>(missions.pop().map(|m| (row.agent_id, row.mission_date, m)))
+    };
+    match read.await {
+        Ok(Some((agent, day, mission))) => {
+            let versions = plan_versions(state, &[agent], day).await;
+            state.live.push_mission(
+                agent,
+                pb::MissionPush {
+                    kind: pb::MissionPushKind::Updated.into(),
+                    mission: Some(mission),
+                    plan_version: versions.get(&agent).cloned().unwrap_or_default(),
+                },
+            );
+        }
+        Ok(None) => {}
+        Err(error) => tracing::warn!(?error, "mission push: cannot read the mission"),
     }
 }
