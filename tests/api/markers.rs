@@ -31,7 +31,19 @@ fn first_of_month(day: NaiveDate) -> NaiveDate {
 
 /// A charge due on `due` (its period is that month) of `amount`, `paid` of it paid.
 async fn charge(pool: &PgPool, tenant: Uuid, due: NaiveDate, amount: i64, paid: i64) {
-    let id = create_charge(pool, tenant, first_of_month(due), due, amount).await;
+    charge_of_period(pool, tenant, first_of_month(due), due, amount, paid).await;
+}
+
+/// A charge for the month `period`, due on `due`, of `amount`, `paid` of it paid.
+async fn charge_of_period(
+    pool: &PgPool,
+    tenant: Uuid,
+    period: NaiveDate,
+    due: NaiveDate,
+    amount: i64,
+    paid: i64,
+) {
+    let id = create_charge(pool, tenant, period, due, amount).await;
     if paid > 0 {
         sqlx::query(
             "UPDATE charges SET amount_paid_gnf = $2,
@@ -751,17 +763,7 @@ async fn the_map_sql_and_the_arrears_rule_agree_on_any_day() {
                 1 => amount,
                 _ => rng.random_range(0..=amount),
             };
-            let id = create_charge(pool, tenant, period, due, amount).await;
-            sqlx::query(
-                "UPDATE charges SET amount_paid_gnf = $2,
-                        paid_in_full_at = CASE WHEN $2 = amount_due_gnf THEN now() END
-                 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(paid)
-            .execute(pool)
-            .await
-            .expect("pay charge");
+            charge_of_period(pool, tenant, period, due, amount, paid).await;
         }
         tenants.push(tenant);
     }
