@@ -46,34 +46,26 @@ pub(super) struct Updated {
 
 /// Tells the phones about a committed UpdateMission; `mission` is the answer's mission.
 pub(super) async fn after_update(state: &AppState, updated: Updated, mission: &pb::Mission) {
-    let change = updated;
     if updated.day != today() {
         return;
     }
-    let reassigned = change.previous_agent_id != change.agent_id;
+    let reassigned = updated.previous_agent_id != updated.agent_id;
     let agents: Vec<Uuid> = if reassigned {
-        vec![change.previous_agent_id, change.agent_id]
+        vec![updated.previous_agent_id, updated.agent_id]
     } else {
-        vec![change.agent_id]
+        vec![updated.agent_id]
     };
     let versions = plan_versions(state, &agents, updated.day).await;
     let push = |agent: Uuid, kind: pb::MissionPushKind| {
-        state.live.push_mission(
-            agent,
-            pb::MissionPush {
-                kind: kind.into(),
-                mission: Some(mission.clone()),
-                plan_version: versions.get(&agent).cloned().unwrap_or_default(),
-            },
-        )
+        send(state, &versions, agent, kind, Some(mission.clone()));
     };
     if reassigned {
-        push(change.previous_agent_id, pb::MissionPushKind::Removed);
-        push(change.agent_id, pb::MissionPushKind::Created);
+        push(updated.previous_agent_id, pb::MissionPushKind::Removed);
+        push(updated.agent_id, pb::MissionPushKind::Created);
     } else if updated.cancelled {
-        push(change.agent_id, pb::MissionPushKind::Cancelled);
+        push(updated.agent_id, pb::MissionPushKind::Cancelled);
     } else {
-        push(change.agent_id, pb::MissionPushKind::Updated);
+        push(updated.agent_id, pb::MissionPushKind::Updated);
     }
 }
 
@@ -84,15 +76,32 @@ pub(super) async fn after_generation(state: &AppState, day: NaiveDate, agents: &
     }
     let versions = plan_versions(state, agents, day).await;
     for agent in agents {
-        state.live.push_mission(
+        send(
+            state,
+            &versions,
             *agent,
-            pb::MissionPush {
-                kind: pb::MissionPushKind::PlanChanged.into(),
-                mission: None,
-                plan_version: versions.get(agent).cloned().unwrap_or_default(),
-            },
+            pb::MissionPushKind::PlanChanged,
+            None,
         );
     }
+}
+
+/// Pushes `kind` (with `mission`) to `agent`'s session, with the agent's plan version.
+fn send(
+    state: &AppState,
+    versions: &HashMap<Uuid, String>,
+    agent: Uuid,
+    kind: pb::MissionPushKind,
+    mission: Option<pb::Mission>,
+) {
+    state.live.push_mission(
+        agent,
+        pb::MissionPush {
+            kind: kind.into(),
+            mission,
+            plan_version: versions.get(&agent).cloned().unwrap_or_default(),
+        },
+    );
 }
 
 /// The plan versions of `agents` for `day`; empty (logged) when they cannot be read.
@@ -129,13 +138,12 @@ pub(crate) async fn after_action(state: &AppState, mission_id: Uuid) {
     match read.await {
         Ok(Some((agent, day, mission))) => {
             let versions = plan_versions(state, &[agent], day).await;
-            state.live.push_mission(
+            send(
+                state,
+                &versions,
                 agent,
-                pb::MissionPush {
-                    kind: pb::MissionPushKind::Updated.into(),
-                    mission: Some(mission),
-                    plan_version: versions.get(&agent).cloned().unwrap_or_default(),
-                },
+                pb::MissionPushKind::Updated,
+                Some(mission),
             );
         }
         Ok(None) => {}
