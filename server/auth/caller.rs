@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::api::error::ApiError;
 use crate::auth::rbac::{Permission, Role};
+use crate::store::users::UserRow;
 
 /// The authenticated caller of a request, put in the request extensions by
 /// the authentication layer (`crate::auth::layer`). Handlers take it with [`Caller::of`].
@@ -24,6 +25,12 @@ pub struct Caller {
     /// Expiry of the access token, seconds since the epoch.
     pub token_expires_at: i64,
 }
+
+/// The caller's user row (profile, role, own sites), read with the standing the call was
+/// checked against (ADR 0009: from the shared cache, revoked and refreshed with it): what
+/// WhoAmI answers without reading PostgreSQL. In the request extensions beside the [`Caller`].
+#[derive(Debug, Clone)]
+pub struct CallerProfile(pub Arc<UserRow>);
 
 /// What part of the company's data a caller sees, on top of their permissions.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! the address's call limits spent, the user's standing checked (through the shared cache,
 //! `crate::auth::standing`, which a revocation reaches before the next call), the role's
 //! permissions from the cache (`crate::auth::roles`). On success the [`Caller`] goes into the
-//! request extensions for the handlers.
+//! request extensions for the handlers, with the [`CallerProfile`] read beside the standing.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +17,7 @@ use tower::filter::{AsyncFilterLayer, AsyncPredicate};
 use uuid::Uuid;
 
 use crate::api::error::ApiError;
-use crate::auth::caller::Caller;
+use crate::auth::caller::{Caller, CallerProfile};
 use crate::auth::rbac::{self, Access, Permission};
 use crate::auth::roles::RolePermissions;
 use crate::auth::standing::StandingCache;
@@ -106,11 +106,12 @@ impl Shared {
                 });
             }
         };
-        let caller = self
+        let (caller, profile) = self
             .authenticate(bearer_token(&request), path, permission, client_ip)
             .await?;
         request.extensions_mut().insert(RateLimitChecked);
         request.extensions_mut().insert(caller);
+        request.extensions_mut().insert(profile);
         Ok(request)
     }
 
@@ -120,7 +121,7 @@ impl Shared {
         path: &str,
         permission: Permission,
         client_ip: Option<std::net::IpAddr>,
-    ) -> Result<Caller, ApiError> {
+    ) -> Result<(Caller, CallerProfile), ApiError> {
         let token = token.ok_or(ApiError::unauthenticated(pb::ErrorReason::TokenMissing))?;
         let claims = self.keys.verify_access(token).map_err(|reason| {
             // The reason is logged; the token never is. The client learns only whether to
@@ -135,16 +136,19 @@ impl Shared {
             tracing::info!(user_id = %claims.sub, "access token of an unknown user");
             return Err(invalid());
         };
-        if standing.disabled || !standing.session_active || standing.token_version != claims.ver {
+        if standing.user.disabled
+            || !standing.session_active
+            || standing.token_version != claims.ver
+        {
             tracing::info!(
                 user_id = %claims.sub,
-                disabled = standing.disabled,
+                disabled = standing.user.disabled,
                 session_active = standing.session_active,
                 "access token no longer valid"
             );
             return Err(invalid());
         }
-        let role = standing.role;
+        let role = standing.user.role;
         let permissions = self.roles.get(role).await?;
         if !permissions.contains(&permission) {
             let mut event =
@@ -157,7 +161,7 @@ impl Shared {
             }
             return Err(ApiError::permission_missing(permission));
         }
-        Ok(Caller {
+        let caller = Caller {
             user_id: claims.sub,
             role,
             session_id: claims.sid,
@@ -165,7 +169,8 @@ impl Shared {
             site_ids: standing.site_ids.into(),
             client_ip,
             token_expires_at: claims.exp,
-        })
+        };
+        Ok((caller, CallerProfile(Arc::new(standing.user))))
     }
 }
 

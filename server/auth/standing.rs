@@ -3,6 +3,8 @@
 //! cache, with a revocation still taking effect on the next call on every replica.
 //!
 //! Decisions:
+//! - The entry carries the user's profile as well (`UserRow`, read by the same statement), so
+//!   that WhoAmI needs no PostgreSQL; its columns are announced like the standing's.
 //! - An entry per user and session, in Redis (shared by the replicas, TTL [`ENTRY_TTL`]),
 //!   tagged with two epochs read from Redis before PostgreSQL was read: the fleet's and the
 //!   user's. It is served only while both are unchanged: one `MGET` per call, no PostgreSQL.
@@ -35,6 +37,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use http::{Request, Response};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -53,6 +56,7 @@ use crate::auth::rbac::Role;
 use crate::metrics::CACHE_REQUESTS;
 use crate::redis::{Redis, timed};
 use crate::store::sessions::{self, Standing};
+use crate::store::users::UserRow;
 
 /// The PostgreSQL channel of standing changes: payload a user id, or `sync:<uuid>`.
 pub const CHANNEL: &str = "akig_standing";
@@ -93,15 +97,65 @@ struct Entry {
     role_id: String,
     site_ids: Vec<Uuid>,
     session_active: bool,
+    profile: Profile,
+}
+
+/// The user's profile in a cached standing ([`UserRow`] without what [`Entry`] holds).
+#[derive(Debug, Serialize, Deserialize)]
+struct Profile {
+    username: String,
+    full_name: String,
+    phone: Option<String>,
+    supervisor_id: Option<Uuid>,
+    last_login_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    must_change_password: bool,
+    own_site_ids: Vec<Uuid>,
 }
 
 impl Entry {
-    /// The standing cached; `None` for a role this binary does not know (read afresh).
-    fn standing(self) -> Option<Standing> {
+    fn of(fleet: i64, user: i64, standing: &Standing) -> Self {
+        let row = &standing.user;
+        Self {
+            fleet,
+            user,
+            token_version: standing.token_version,
+            disabled: row.disabled,
+            role_id: row.role.as_str().to_owned(),
+            site_ids: standing.site_ids.clone(),
+            session_active: standing.session_active,
+            profile: Profile {
+                username: row.username.clone(),
+                full_name: row.full_name.clone(),
+                phone: row.phone.clone(),
+                supervisor_id: row.supervisor_id,
+                last_login_at: row.last_login_at,
+                created_at: row.created_at,
+                must_change_password: row.must_change_password,
+                own_site_ids: row.site_ids.clone(),
+            },
+        }
+    }
+
+    /// The standing cached of user `user_id`; `None` for a role this binary does not know
+    /// (read afresh).
+    fn standing(self, user_id: Uuid) -> Option<Standing> {
+        let profile = self.profile;
         Some(Standing {
             token_version: self.token_version,
-            disabled: self.disabled,
-            role: self.role_id.parse::<Role>().ok()?,
+            user: UserRow {
+                id: user_id,
+                username: profile.username,
+                full_name: profile.full_name,
+                phone: profile.phone,
+                role: self.role_id.parse::<Role>().ok()?,
+                supervisor_id: profile.supervisor_id,
+                disabled: self.disabled,
+                last_login_at: profile.last_login_at,
+                created_at: profile.created_at,
+                must_change_password: profile.must_change_password,
+                site_ids: profile.own_site_ids,
+            },
             site_ids: self.site_ids,
             session_active: self.session_active,
         })
@@ -332,7 +386,7 @@ impl StandingCache {
             && let Ok(entry) = serde_json::from_slice::<Entry>(&entry)
             && entry.fleet == fleet
             && entry.user == user
-            && let Some(standing) = entry.standing()
+            && let Some(standing) = entry.standing(user_id)
         {
             return Ok(Lookup::Hit(standing));
         }
@@ -366,16 +420,7 @@ impl StandingCache {
         user: i64,
         standing: &Standing,
     ) {
-        let entry = Entry {
-            fleet,
-            user,
-            token_version: standing.token_version,
-            disabled: standing.disabled,
-            role_id: standing.role.as_str().to_owned(),
-            site_ids: standing.site_ids.clone(),
-            session_active: standing.session_active,
-        };
-        let Ok(bytes) = serde_json::to_vec(&entry) else {
+        let Ok(bytes) = serde_json::to_vec(&Entry::of(fleet, user, standing)) else {
             return;
         };
         let key = entry_key(redis, user_id, session_id);

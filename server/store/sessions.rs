@@ -5,17 +5,19 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::auth::rbac::Role;
+use super::users::{USER_COLUMNS, UserRow};
 
 /// What every authenticated call checks, fresh from the database, so that disabling a user,
-/// changing a password or a role, or logging out takes effect on the next call.
+/// changing a password or a role, or logging out takes effect on the next call; with the
+/// user's profile as WhoAmI shows it, read by the same statement.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Standing {
     pub token_version: i32,
-    pub disabled: bool,
-    #[sqlx(rename = "role_id", try_from = "String")]
-    pub role: Role,
+    /// The user: role, disabled flag, own sites and profile.
+    #[sqlx(flatten)]
+    pub user: UserRow,
     /// The sites the user covers; a supervisor's include their team's.
+    #[sqlx(rename = "scope_site_ids")]
     pub site_ids: Vec<Uuid>,
     /// The session named by the token was issued to this user and is not revoked (logout,
     /// reuse, password change). A session id that was never issued — a token forged with a
@@ -30,13 +32,13 @@ pub async fn standing<'e>(
     user_id: Uuid,
     session_id: Uuid,
 ) -> Result<Option<Standing>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT u.token_version, u.disabled, u.role_id,
+    sqlx::query_as(&format!(
+        "SELECT u.token_version, {USER_COLUMNS},
                 -- A supervisor covers the sites of their team too.
                 ARRAY(SELECT DISTINCT site_id FROM user_sites
                       WHERE user_id = u.id
                          OR user_id IN (SELECT id FROM users WHERE supervisor_id = u.id)
-                      ORDER BY site_id) AS site_ids,
+                      ORDER BY site_id) AS scope_site_ids,
                 -- Issued to this user, and none of its tokens revoked (a revocation revokes
                 -- the whole family).
                 EXISTS (SELECT 1 FROM refresh_tokens
@@ -44,8 +46,8 @@ pub async fn standing<'e>(
                 AND NOT EXISTS (SELECT 1 FROM refresh_tokens
                         WHERE family_id = $2 AND revoked_at IS NOT NULL)
                     AS session_active
-         FROM users u WHERE u.id = $1",
-    )
+         FROM users u WHERE u.id = $1"
+    ))
     .bind(user_id)
     .bind(session_id)
     .fetch_optional(executor)

@@ -13,7 +13,9 @@ use uuid::Uuid;
 use crate::auth::caller::Scope;
 use crate::auth::rbac::Role;
 
-const USER_COLUMNS: &str = "u.id, u.username, u.full_name, u.phone, u.role_id, u.supervisor_id,
+/// The columns of [`UserRow`], of `users u`.
+pub(super) const USER_COLUMNS: &str =
+    "u.id, u.username, u.full_name, u.phone, u.role_id, u.supervisor_id,
     u.disabled, u.last_login_at, u.created_at, u.must_change_password,
     ARRAY(SELECT site_id FROM user_sites WHERE user_id = u.id ORDER BY site_id) AS site_ids";
 

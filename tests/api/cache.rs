@@ -257,7 +257,7 @@ mod standing {
         assert!(standing.is_shared().await, "not shared within 5 s");
         let session = uuid::Uuid::new_v4();
         let disabled = |standing: Option<akig::store::sessions::Standing>| {
-            standing.expect("the user exists").disabled
+            standing.expect("the user exists").user.disabled
         };
         assert!(!disabled(standing.get(user, session).await.expect("read")));
 
@@ -360,6 +360,68 @@ mod standing {
             .expect("enabled on A");
         let token = b.app.token("agent.suspendu").await;
         who_am_i(b, &token).await.expect("back");
+        stop(replicas).await;
+    }
+
+    #[tokio::test]
+    async fn who_am_i_answers_from_the_cached_standing_and_a_profile_change_reaches_every_replica()
+    {
+        let db = TestDb::new().await;
+        create_user(&db.pool, "admin.profil", "admin", &[], None).await;
+        let agent = create_user(&db.pool, "agent.profil", "agent", &[], None).await;
+        let replicas = replicas(&db.pool, 2, RedisMode::Real).await;
+        until_shared(&replicas).await;
+        let [a, b] = &replicas[..] else {
+            unreachable!()
+        };
+        let admin = a.app.token("admin.profil").await;
+        let token = b.app.token("agent.profil").await;
+        let first = who_am_i(b, &token).await.expect("cached on B");
+
+        // Unannounced, the name changes in the database: WhoAmI still answers the cached one,
+        // so it does not read PostgreSQL.
+        sqlx::query("ALTER TABLE users DISABLE TRIGGER users_notify_standing")
+            .execute(&db.pool)
+            .await
+            .expect("trigger off");
+        sqlx::query("UPDATE users SET full_name = 'Nom Caché' WHERE id = $1")
+            .bind(agent)
+            .execute(&db.pool)
+            .await
+            .expect("rename");
+        let cached = who_am_i(a, &token).await.expect("served from the cache");
+        assert_eq!(cached.full_name, first.full_name);
+        sqlx::query("ALTER TABLE users ENABLE TRIGGER users_notify_standing")
+            .execute(&db.pool)
+            .await
+            .expect("trigger on");
+
+        // A rename through the API on A shows at B's next call.
+        a.app
+            .auth_client()
+            .await
+            .update_user(authed(
+                UpdateUserRequest {
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                    user: Some(User {
+                        user_id: agent.to_string(),
+                        full_name: "Mariama Camara".to_owned(),
+                        phone: "+224622000111".to_owned(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["full_name".to_owned(), "phone".to_owned()],
+                    }),
+                },
+                &admin,
+            ))
+            .await
+            .expect("renamed on A");
+        let renamed = who_am_i(b, &token).await.expect("renamed");
+        assert_eq!(renamed.full_name, "Mariama Camara");
+        assert_eq!(renamed.phone, "+224622000111");
+        assert_eq!(renamed.username, "agent.profil");
+        assert_eq!(renamed.user_id, agent.to_string());
         stop(replicas).await;
     }
 

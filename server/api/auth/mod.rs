@@ -27,7 +27,7 @@ use tonic::{Request, Response, Status};
 
 use crate::api::error::ApiError;
 use crate::api::write::Write;
-use crate::auth::caller::Caller;
+use crate::auth::caller::{Caller, CallerProfile};
 use crate::auth::rbac::Permission;
 use crate::client_ip::ClientIp;
 use crate::proto::v1 as pb;
@@ -104,7 +104,8 @@ impl AuthService for AuthApi {
         &self,
         request: Request<pb::WhoAmIRequest>,
     ) -> Result<Response<pb::WhoAmIResponse>, Status> {
-        reply(session::who_am_i(&self.state, Caller::of(&request)?).await)
+        let profile = request.extensions().get::<CallerProfile>().cloned();
+        reply(session::who_am_i(&self.state, Caller::of(&request)?, profile).await)
     }
 
     async fn change_password(

@@ -1,5 +1,7 @@
 //! Sessions: Login, Refresh, Logout, WhoAmI and ChangePassword.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -8,7 +10,7 @@ use crate::api::convert::{self, timestamp};
 use crate::api::error::{ApiError, Violations};
 use crate::api::parse::{self, Device, Text};
 use crate::api::write::Write;
-use crate::auth::caller::Caller;
+use crate::auth::caller::{Caller, CallerProfile};
 use crate::auth::password;
 use crate::auth::tokens::{self, AccessGrant};
 use crate::proto::v1 as pb;
@@ -233,9 +235,9 @@ pub(super) async fn refresh(
         .ok_or_else(invalid)?;
     let mut event = AuditEvent::new("auth.refresh", Outcome::Ok).target("session", token.family_id);
     event.actor_id = Some(token.user_id);
-    event.actor_role = Some(standing.role.as_str().to_owned());
+    event.actor_role = Some(standing.user.role.as_str().to_owned());
     event.client_ip = ip;
-    if standing.disabled {
+    if standing.user.disabled {
         sessions::revoke_family(&mut tx, token.family_id, RevokeReason::UserDisabled).await?;
         event.outcome = Outcome::Denied;
         audit::append(&mut *tx, &event.detail("reason", "user_disabled")).await?;
@@ -368,14 +370,22 @@ pub(super) async fn logout(
         .await
 }
 
+/// The caller as the authentication layer read them with their standing (`profile`, served
+/// from the standing cache, ADR 0009); read from PostgreSQL only when the layer left none.
 pub(super) async fn who_am_i(
     state: &AppState,
     caller: &Caller,
+    profile: Option<CallerProfile>,
 ) -> Result<pb::WhoAmIResponse, ApiError> {
-    let mut conn = state.pool.acquire().await?;
-    let user = users::get(&mut conn, caller.user_id)
-        .await?
-        .ok_or(ApiError::Unauthenticated)?;
+    let user = match profile {
+        Some(CallerProfile(user)) => Arc::unwrap_or_clone(user),
+        None => {
+            let mut conn = state.pool.acquire().await?;
+            users::get(&mut conn, caller.user_id)
+                .await?
+                .ok_or(ApiError::Unauthenticated)?
+        }
+    };
     Ok(pb::WhoAmIResponse {
         user: Some(super::users::to_proto_user(user)),
         permissions: permission_names(caller.permissions.iter().copied()),
