@@ -18,7 +18,7 @@ mod kind;
 mod read;
 mod touch;
 
-pub use grpc::{cached, cached_read};
+pub use grpc::{cached, cached_read, cached_then};
 pub use kind::{CacheConfig, CacheKind};
 pub use read::{Audience, CacheValue, Coverage, Outcome, request_digest};
 pub use touch::TouchesSites;
