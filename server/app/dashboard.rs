@@ -12,7 +12,8 @@
 //!   online (an open session or a message within the offline delay). Results are plain domain
 //!   values, so that a read cache keyed by scope can hold them as they are; the summary also
 //!   names the agents it counted, so that a cached answer's "agents active now" is re-counted
-//!   from the hub when it is served ([`agents_online`]).
+//!   from the hub when it is served ([`agents_online`]). The summary reads its sums per day
+//!   over all its sites (`site_facts::Grouping::Together`), ListSites and GetSite per site.
 //! - Sites listed: text matches the name or code (case ignored); ties of the order are broken
 //!   by name, then id.
 //! - One site (GetSite): an unknown site is NotFound, a site outside the caller's scope
