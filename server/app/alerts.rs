@@ -29,6 +29,7 @@ use crate::domain::alerts::{
 use crate::domain::{conakry_day, conakry_day_start};
 use crate::store::alerts::{self as store, AlertRow, Cursor, ListFilter};
 use crate::store::audit::AuditEvent;
+use crate::store::site_facts::Grouping;
 use crate::store::{StoreError, begin_read, site_facts};
 
 /// What one evaluation did.
@@ -56,8 +57,9 @@ pub async fn facts(
         .map(|s| (s.id, s.is_sensitive))
         .collect();
     // Only the overdue part is used: the range of money due is today alone.
-    let (overdue, _) = site_facts::charges(&mut *conn, None, today, (today, today)).await?;
-    let oldest = site_facts::oldest_overdue(&mut *conn, None, today).await?;
+    let every_site = (None, Grouping::PerSite);
+    let (overdue, _) = site_facts::charges(&mut *conn, every_site, today, (today, today)).await?;
+    let oldest = site_facts::oldest_overdue(&mut *conn, every_site, today).await?;
     let broken = store::broken_promises(&mut *conn, today, rules.broken_promises_days).await?;
     let agents = store::agents(&mut *conn, today).await?;
     let tomorrow = today.checked_add_days(Days::new(1)).unwrap_or(today);

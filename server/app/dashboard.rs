@@ -10,7 +10,10 @@
 //! - Summary and sites: the facts of the sites in scope are read in one snapshot (repeatable
 //!   read) and figured by `domain::dashboard`; "agents active now" are those the live hub has
 //!   online (an open session or a message within the offline delay). Results are plain domain
-//!   values, so that a read cache keyed by scope can hold them as they are.
+//!   values, so that a read cache keyed by scope can hold them as they are; the summary also
+//!   names the agents it counted, so that a cached answer's "agents active now" is re-counted
+//!   from the hub when it is served ([`agents_online`]). The summary reads its sums per day
+//!   over all its sites (`site_facts::Grouping::Together`), ListSites and GetSite per site.
 //! - Sites listed: text matches the name or code (case ignored); ties of the order are broken
 //!   by name, then id.
 //! - One site (GetSite): an unknown site is NotFound, a site outside the caller's scope
@@ -40,7 +43,7 @@ use crate::domain::dashboard::{
 use crate::domain::kpi::{self, GoodPayer, TenantName};
 use crate::live::{LiveHub, WatchFilter};
 use crate::store::dashboard::{self as store, TenantLabel};
-use crate::store::site_facts::{self, SiteRow};
+use crate::store::site_facts::{self, Grouping, SiteRow};
 use crate::store::{agents, begin_read};
 
 /// A ranked tenant and where they rent.
@@ -91,6 +94,15 @@ pub async fn good_payers(
         .collect())
 }
 
+/// GetSummary's figures, and the agents counted in their `agents_total`: whether those are
+/// online changes by the minute, so a cached answer re-counts them ([`agents_online`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryAnswer {
+    pub figures: Summary,
+    /// The enabled agents working on the sites (`figures.agents_total` of them), sorted.
+    pub agent_ids: Vec<Uuid>,
+}
+
 /// The key figures of the caller's sites (of `site_filter` when not empty) at `now`, with the
 /// time they were computed. Nothing in scope: every figure 0.
 pub async fn summary(
@@ -100,14 +112,30 @@ pub async fn summary(
     site_filter: &[Uuid],
     now: DateTime<Utc>,
     buckets: &AgingBuckets,
-) -> Result<Summary, AppError> {
+) -> Result<SummaryAnswer, AppError> {
     let requested = (!site_filter.is_empty()).then_some(site_filter);
     let spans = Spans::of(conakry_day(now));
     let facts = match sites_in_scope(scope, requested) {
-        Some(sites) => load_facts(pool, live, sites.as_deref(), &spans).await?,
+        Some(sites) => {
+            let read = (sites.as_deref(), Grouping::Together);
+            load_facts(pool, live, read, &spans).await?
+        }
         None => SiteFacts::default(),
     };
-    Ok(figures::summary(&facts, &spans, buckets)?)
+    let mut agent_ids: Vec<Uuid> = facts.agents.iter().map(|a| a.agent_id).collect();
+    agent_ids.sort_unstable();
+    agent_ids.dedup();
+    Ok(SummaryAnswer {
+        figures: figures::summary(&facts, &spans, buckets)?,
+        agent_ids,
+    })
+}
+
+/// How many of `sorted_ids` (sorted, without duplicates) the live hub has online now (an open
+/// session, or a message within the offline delay): "agents active now", counted at answer
+/// time.
+pub fn agents_online(live: &LiveHub, sorted_ids: &[Uuid]) -> i64 {
+    i64::try_from(live.online_count(sorted_ids)).unwrap_or(i64::MAX)
 }
 
 /// How ListSites orders the sites.
@@ -172,7 +200,7 @@ pub async fn sites(
         return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = rows.iter().map(|s| s.id).collect();
-    let facts = load_facts(pool, live, Some(&ids), &spans).await?;
+    let facts = load_facts(pool, live, (Some(&ids), Grouping::PerSite), &spans).await?;
     let mut out = Vec::with_capacity(rows.len());
     for site in rows {
         let figures = figures::summary(&facts.of_site(site.id), &spans, buckets)?;
@@ -192,11 +220,12 @@ pub async fn sites(
     Ok(out)
 }
 
-/// The facts of `sites` (`None`: every site) in one snapshot, with the live hub's presence.
+/// The facts of `sites` (`None`: every site) in one snapshot, with the live hub's presence;
+/// the sums per day grouped as `sites.1` says.
 async fn load_facts(
     pool: &PgPool,
     live: &LiveHub,
-    sites: Option<&[Uuid]>,
+    sites: (Option<&[Uuid]>, Grouping),
     spans: &Spans,
 ) -> Result<SiteFacts, AppError> {
     let mut tx = begin_read(pool).await?;
@@ -207,19 +236,20 @@ async fn load_facts(
 async fn facts_in(
     conn: &mut PgConnection,
     live: &LiveHub,
-    sites: Option<&[Uuid]>,
+    read: (Option<&[Uuid]>, Grouping),
     spans: &Spans,
 ) -> Result<SiteFacts, AppError> {
     let tx = conn;
+    let sites = read.0;
     let (overdue, due) = site_facts::charges(
         &mut *tx,
-        sites,
+        read,
         spans.today,
         (spans.first_due_date(), spans.month_end),
     )
     .await?;
-    let oldest = site_facts::oldest_overdue(&mut *tx, sites, spans.today).await?;
-    let collected = site_facts::collected(&mut *tx, sites, spans.month_start, spans.today).await?;
+    let oldest = site_facts::oldest_overdue(&mut *tx, read, spans.today).await?;
+    let collected = site_facts::collected(&mut *tx, read, spans.month_start, spans.today).await?;
     let promises = site_facts::promises(&mut *tx, sites, spans.month_start).await?;
     let missions_today = site_facts::missions(&mut *tx, sites, spans.today).await?;
     let agents = site_facts::agents(&mut *tx, sites).await?;
@@ -316,12 +346,13 @@ pub async fn site(
         return Err(AppError::OutOfScope("this site is outside your sites"));
     }
     let only = [site_id];
-    let facts = facts_in(&mut tx, live, Some(&only), &spans).await?;
+    let one_site = (Some(&only[..]), Grouping::PerSite);
+    let facts = facts_in(&mut tx, live, one_site, &spans).await?;
     let figures = figures::summary(&facts, &spans, buckets)?;
 
     let (_, history) = site_facts::charges(
         &mut tx,
-        Some(&only),
+        one_site,
         spans.today,
         (TREND_EPOCH, spans.month_end),
     )
@@ -331,7 +362,7 @@ pub async fn site(
         .first()
         .copied()
         .unwrap_or(spans.month_start);
-    let collected = site_facts::collected(&mut tx, Some(&only), first_month, spans.today).await?;
+    let collected = site_facts::collected(&mut tx, one_site, first_month, spans.today).await?;
     let trend = figures::trend(&history, &paid, &collected, spans.today)?;
 
     let debtors: Vec<Uuid> = site_facts::top_debtors(&mut tx, site_id, spans.today, top_debtors)

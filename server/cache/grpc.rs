@@ -22,7 +22,25 @@ pub async fn cached<Req, Res>(
 ) -> Result<Response<Res>, Status>
 where
     Req: prost::Message,
-    Res: CacheValue,
+    Res: CacheValue + Clone + Send + Sync + 'static,
+{
+    cached_then(state, kind, request, coverage, compute, |value| value).await
+}
+
+/// [`cached`] for an entry that is not the answer itself: `finish` turns the entry, cached or
+/// just computed, into the answer (for figures that must be read when the answer is sent, such
+/// as who is online now).
+pub async fn cached_then<Req, Entry, Res>(
+    state: &AppState,
+    kind: CacheKind,
+    request: &Request<Req>,
+    coverage: Coverage,
+    compute: impl Future<Output = Result<Entry, ApiError>>,
+    finish: impl FnOnce(Entry) -> Res,
+) -> Result<Response<Res>, Status>
+where
+    Req: prost::Message,
+    Entry: CacheValue + Clone + Send + Sync + 'static,
 {
     let caller = Caller::of(request)?;
     let audience = Audience::of(caller);
@@ -31,7 +49,7 @@ where
         .cache
         .get_or_compute(kind, &audience, &digest, &coverage, compute)
         .await?;
-    let mut response = Response::new(value);
+    let mut response = Response::new(finish(value));
     response
         .metadata_mut()
         .insert("x-cache", MetadataValue::from_static(outcome.as_str()));
@@ -47,7 +65,7 @@ pub async fn cached_read<Req, Res>(
 ) -> Result<Response<Res>, Status>
 where
     Req: prost::Message,
-    Res: CacheValue,
+    Res: CacheValue + Clone + Send + Sync + 'static,
 {
     cached(state, kind, request, Coverage::Everything, compute).await
 }

@@ -9,6 +9,8 @@
 //!   TTL per kind, keys scoped by what the caller may see, versioned per site); the adapters
 //!   wrap a use case with [`grpc::cached`]. The byte get/set/delete below serve the role
 //!   permissions.
+//! - Read-cache answers are also kept decoded in the process, under their full key (whose
+//!   versions are read from Redis on every read) and never past their shared entry's end.
 //! - A deletion that cannot reach Redis is remembered (bounded) and replayed when the link is
 //!   back, before Redis is read again; entries written locally during the outage are dropped
 //!   then, so reads go back to the shared values.
@@ -18,7 +20,7 @@ mod kind;
 mod read;
 mod touch;
 
-pub use grpc::{cached, cached_read};
+pub use grpc::{cached, cached_read, cached_then};
 pub use kind::{CacheConfig, CacheKind};
 pub use read::{Audience, CacheValue, Coverage, Outcome, request_digest};
 pub use touch::TouchesSites;
@@ -39,6 +41,8 @@ use crate::redis::{Redis, timed};
 const LOCAL_CAPACITY: u64 = 50_000;
 /// Keys whose deletion could not reach Redis, replayed when it is back; bounded.
 const PENDING_DELETES_CAP: usize = 10_000;
+/// Largest number of decoded read-cache answers kept in the process ([`read`]).
+const HOT_CAPACITY: u64 = 1_024;
 
 #[derive(Clone)]
 pub struct Cache {
@@ -47,6 +51,9 @@ pub struct Cache {
 
 struct Inner {
     local: moka::future::Cache<String, LocalEntry>,
+    /// Decoded read-cache answers by their full key (versions included), each until its
+    /// shared entry's end: a hit on one costs the versions' round trip alone (`read`).
+    hot: moka::sync::Cache<String, read::HotEntry>,
     redis: Option<Redis>,
     pending_deletes: Mutex<HashSet<String>>,
     config: CacheConfig,
@@ -85,8 +92,13 @@ impl Cache {
             // Per-entry TTLs are checked on read; this bounds how long any entry can linger.
             .time_to_live(Duration::from_secs(3600))
             .build();
+        let hot = moka::sync::Cache::builder()
+            .max_capacity(HOT_CAPACITY)
+            .time_to_live(Duration::from_secs(3600))
+            .build();
         let inner = Arc::new(Inner {
             local,
+            hot,
             redis,
             pending_deletes: Mutex::new(HashSet::new()),
             config,
@@ -140,12 +152,16 @@ impl Cache {
     }
 
     async fn local_lookup(&self, key: &str) -> Option<Bytes> {
+        Some(self.local_entry(key).await?.value)
+    }
+
+    async fn local_entry(&self, key: &str) -> Option<LocalEntry> {
         let entry = self.inner.local.get(key).await?;
         if entry.expires_at <= Instant::now() {
             self.inner.local.invalidate(key).await;
             return None;
         }
-        Some(entry.value)
+        Some(entry)
     }
 
     async fn local_store(&self, key: &str, value: Bytes, ttl: Duration) {
@@ -223,6 +239,7 @@ impl Inner {
             }
         }
         self.local.invalidate_all();
+        self.hot.invalidate_all();
         true
     }
 }

@@ -23,10 +23,17 @@
 //!   read fails because of Redis.
 //! - Single flight: concurrent misses of one key in a process wait for the first one's
 //!   computation, then read its entry.
+//! - Hits: the versions are read from Redis on every read (one `MGET`: that is what makes a
+//!   write visible at the next read on every replica); the answer itself comes from the
+//!   process's decoded copy of the key when there is one (`Inner::hot`), kept no longer than
+//!   its shared entry (Redis' `PTTL`, read with the entry), else from Redis. A steady hit is
+//!   one round trip and no decoding.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redis::AsyncCommands;
@@ -203,7 +210,7 @@ impl Cache {
         compute: impl Future<Output = Result<T, E>>,
     ) -> Result<(T, Outcome), E>
     where
-        T: CacheValue,
+        T: CacheValue + Clone + Send + Sync + 'static,
     {
         let ttl = self.inner.config.ttl(kind);
         if ttl.is_zero() {
@@ -236,6 +243,7 @@ impl Cache {
                     Ok(value) => {
                         let bytes = Bytes::from(value.encode_value());
                         self.write_entry(&mut backend, &key, bytes, ttl).await;
+                        self.inner.keep_hot(&key, &value, ttl);
                         Ok((value, Outcome::Miss))
                     }
                     Err(e) => Err(e),
@@ -363,14 +371,34 @@ impl Cache {
         None
     }
 
-    async fn read_entry<T: CacheValue>(&self, backend: &mut Backend, key: &str) -> Option<T> {
-        let bytes = match backend {
-            Backend::Local => self.local_lookup(key).await?,
+    /// The entry of `key`: the process's decoded copy while there is one, else the stored
+    /// bytes (with the time they have left, in one round trip), decoded and kept hot.
+    async fn read_entry<T>(&self, backend: &mut Backend, key: &str) -> Option<T>
+    where
+        T: CacheValue + Clone + Send + Sync + 'static,
+    {
+        if let Some(value) = self.inner.hot_value(key) {
+            return Some(value);
+        }
+        let (bytes, left) = match backend {
+            Backend::Local => {
+                let entry = self.local_entry(key).await?;
+                let left = entry.expires_at.saturating_duration_since(Instant::now());
+                (entry.value, left)
+            }
             Backend::Redis(conn) => {
                 let redis = self.inner.redis.as_ref()?;
-                let result: Result<Option<Vec<u8>>, _> = timed(conn.get(redis.key(key))).await;
+                let stored = redis.key(key);
+                let mut pipe = redis::pipe();
+                pipe.get(&stored).pttl(&stored);
+                let result: Result<(Option<Vec<u8>>, i64), _> =
+                    timed(pipe.query_async(&mut *conn)).await;
                 match result {
-                    Ok(value) => Bytes::from(value?),
+                    // PTTL is negative for a key without expiry or gone: not kept hot.
+                    Ok((value, millis)) => (
+                        Bytes::from(value?),
+                        Duration::from_millis(u64::try_from(millis).unwrap_or(0)),
+                    ),
                     Err(e) => {
                         redis.failed(&e);
                         return None;
@@ -378,7 +406,9 @@ impl Cache {
                 }
             }
         };
-        T::decode_value(&bytes)
+        let value = T::decode_value(&bytes)?;
+        self.inner.keep_hot(key, &value, left);
+        Some(value)
     }
 
     async fn write_entry(
@@ -417,7 +447,36 @@ fn count(kind: CacheKind, outcome: Outcome) {
     metrics::counter!(CACHE_REQUESTS, "kind" => kind.as_str(), "result" => result).increment(1);
 }
 
+/// A decoded answer kept in the process (`Inner::hot`), until its shared entry's end.
+#[derive(Clone)]
+pub(super) struct HotEntry {
+    value: Arc<dyn Any + Send + Sync>,
+    expires_at: Instant,
+}
+
 impl Inner {
+    /// The decoded copy of `key`'s answer, while its entry lasts.
+    fn hot_value<T: Clone + 'static>(&self, key: &str) -> Option<T> {
+        let entry = self.hot.get(key)?;
+        if entry.expires_at <= Instant::now() {
+            self.hot.invalidate(key);
+            return None;
+        }
+        entry.value.downcast_ref::<T>().cloned()
+    }
+
+    /// Keeps a decoded copy of `key`'s answer for the `left` its entry has to live.
+    fn keep_hot<T: Clone + Send + Sync + 'static>(&self, key: &str, value: &T, left: Duration) {
+        if left.is_zero() {
+            return;
+        }
+        let entry = HotEntry {
+            value: Arc::new(value.clone()),
+            expires_at: Instant::now() + left,
+        };
+        self.hot.insert(key.to_owned(), entry);
+    }
+
     fn local_versions(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
         // Single increments and reads: consistent after any panic.
         self.versions
@@ -531,23 +590,13 @@ mod tests {
         let kaloum = Coverage::sites(vec![Uuid::from_u128(10)]);
         let computed = AtomicU64::new(0);
         let read = |coverage: Coverage| {
-            let cache = cache.clone();
-            let audience = audience.clone();
-            let computed = &computed;
-            async move {
-                let (value, outcome) = cache
-                    .get_or_compute(CacheKind::GoodPayers, &audience, "r", &coverage, async {
-                        let n = computed.fetch_add(1, Ordering::Relaxed) + 1;
-                        Ok::<_, Infallible>(pb::Date {
-                            year: 2026,
-                            month: 11,
-                            day: i32::try_from(n).unwrap_or(0),
-                        })
-                    })
-                    .await
-                    .unwrap_or_else(|e| match e {});
-                (value.day, outcome)
-            }
+            counted_read(
+                &cache,
+                CacheKind::GoodPayers,
+                &audience,
+                coverage,
+                &computed,
+            )
         };
         assert_eq!(read(kaloum.clone()).await, (1, Outcome::Miss));
         assert_eq!(read(kaloum.clone()).await, (1, Outcome::Hit));
@@ -559,6 +608,52 @@ mod tests {
         cache.written(&[Uuid::from_u128(10)]).await;
         assert_eq!(read(kaloum).await, (4, Outcome::Miss));
         assert_eq!(cache.computations(CacheKind::GoodPayers), 4);
+    }
+
+    /// A read of `kind` whose computation answers the number of computations so far (as a
+    /// day), with its outcome.
+    async fn counted_read(
+        cache: &Cache,
+        kind: CacheKind,
+        audience: &Audience,
+        coverage: Coverage,
+        computed: &AtomicU64,
+    ) -> (i32, Outcome) {
+        let (value, outcome) = cache
+            .get_or_compute(kind, audience, "r", &coverage, async {
+                let n = computed.fetch_add(1, Ordering::Relaxed) + 1;
+                Ok::<_, Infallible>(pb::Date {
+                    year: 2026,
+                    month: 11,
+                    day: i32::try_from(n).unwrap_or(0),
+                })
+            })
+            .await
+            .unwrap_or_else(|e| match e {});
+        (value.day, outcome)
+    }
+
+    #[tokio::test]
+    async fn a_decoded_copy_is_served_no_longer_than_its_entry() {
+        let mut config = super::super::CacheConfig::default();
+        config.set_ttl(CacheKind::Rankings, Duration::from_millis(300));
+        let cache = Cache::with_config(None, config);
+        let audience = Audience::of(&caller(Role::Director, 1, &[]));
+        let computed = AtomicU64::new(0);
+        let read = || {
+            counted_read(
+                &cache,
+                CacheKind::Rankings,
+                &audience,
+                Coverage::Everything,
+                &computed,
+            )
+        };
+        assert_eq!(read().await, (1, Outcome::Miss));
+        assert_eq!(read().await, (1, Outcome::Hit));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(read().await, (2, Outcome::Miss));
+        assert_eq!(read().await, (2, Outcome::Hit));
     }
 
     #[tokio::test]

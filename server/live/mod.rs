@@ -390,6 +390,16 @@ impl LiveHub {
         states
     }
 
+    /// How many of `sorted_ids` (sorted, without duplicates) are online now (an open session,
+    /// here or on another replica, or a message within the offline delay, for an agent whose
+    /// position is known). One pass over the hub's agents, a binary search for each online one.
+    pub fn online_count(&self, sorted_ids: &[Uuid]) -> usize {
+        self.read_agents()
+            .iter()
+            .filter(|(id, entry)| entry.online && sorted_ids.binary_search(id).is_ok())
+            .count()
+    }
+
     /// Opens a session of `agent_id`, replacing (here and on other replicas) the open one.
     pub async fn open_session(&self, agent_id: Uuid) -> Result<SessionHandle, StoreError> {
         self.ensure_infos(std::iter::once(agent_id)).await?;

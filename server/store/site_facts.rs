@@ -3,7 +3,9 @@
 //! (`domain::dashboard::SiteFacts`); the figures are the domain's.
 //!
 //! Decisions:
-//! - `site_ids` `None` reads every site; otherwise only those sites' rows.
+//! - `site_ids` `None` reads every site; otherwise only those sites' rows. The sums per day
+//!   are per site, or over all the sites read when the caller does not tell sites apart
+//!   ([`Grouping`]): a company-wide summary then reads a row per day instead of thousands.
 //! - A tenant belongs to the site they rent on (`tenants.site_id`); money collected to the
 //!   site of the payment row (a reversal carries the site of the payment it cancels).
 //! - Charges, arrears and money collected are read from the site figures the writes keep
@@ -24,6 +26,29 @@ use crate::domain::dashboard::{
     AlertCounts, CollectedDay, DueGroup, MissionCounts, OldestOverdue, OverdueGroup, PaidMonth,
     PromiseFigures,
 };
+
+/// How the sums of [`charges`], [`oldest_overdue`] and [`collected`] are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// One group per site and day (ListSites, GetSite, the alerts).
+    PerSite,
+    /// The sites read added together, one group per day, whose `site_id` is the nil id
+    /// (GetSummary: a company has hundreds of sites, and the summary does not tell them apart).
+    Together,
+}
+
+impl Grouping {
+    fn per_site(self) -> bool {
+        self == Grouping::PerSite
+    }
+}
+
+/// The site id of a row grouped by [`Grouping`] (`NULL`, read as the nil id, when together).
+fn group_site(row: &sqlx::postgres::PgRow) -> Result<Uuid> {
+    Ok(row
+        .try_get::<Option<Uuid>, _>("site_id")?
+        .unwrap_or_default())
+}
 
 /// A site as the dashboards show it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -57,28 +82,30 @@ pub async fn sites(conn: &mut PgConnection, site_ids: Option<&[Uuid]>) -> Result
 ///   by their due date).
 pub async fn charges(
     conn: &mut PgConnection,
-    site_ids: Option<&[Uuid]>,
+    (site_ids, grouping): (Option<&[Uuid]>, Grouping),
     today: NaiveDate,
     (from, to): (NaiveDate, NaiveDate),
 ) -> Result<(Vec<OverdueGroup>, Vec<DueGroup>)> {
     let rows = sqlx::query(
-        "SELECT site_id, due_date, sum(due_gnf)::bigint AS due, sum(paid_gnf)::bigint AS paid,
+        "SELECT CASE WHEN $5 THEN site_id END AS site_id, due_date,
+                sum(due_gnf)::bigint AS due, sum(paid_gnf)::bigint AS paid,
                 sum(charges)::bigint AS charges, sum(on_time)::bigint AS on_time,
                 sum(open_charges)::bigint AS open_charges
          FROM due_days
          WHERE (due_date < $2 OR due_date BETWEEN $3 AND $4)
            AND ($1::uuid[] IS NULL OR site_id = ANY($1))
-         GROUP BY site_id, due_date",
+         GROUP BY 1, 2",
     )
     .bind(site_ids)
     .bind(today)
     .bind(from)
     .bind(to)
+    .bind(grouping.per_site())
     .fetch_all(conn)
     .await?;
     let (mut overdue, mut due) = (Vec::new(), Vec::new());
     for row in rows {
-        let site_id: Uuid = row.try_get("site_id")?;
+        let site_id = group_site(&row)?;
         let due_date: NaiveDate = row.try_get("due_date")?;
         let due_gnf: i64 = row.try_get("due")?;
         let paid_gnf: i64 = row.try_get("paid")?;
@@ -110,24 +137,26 @@ pub async fn charges(
 /// it fell due before `today`.
 pub async fn oldest_overdue(
     conn: &mut PgConnection,
-    site_ids: Option<&[Uuid]>,
+    (site_ids, grouping): (Option<&[Uuid]>, Grouping),
     today: NaiveDate,
 ) -> Result<Vec<OldestOverdue>> {
     let rows = sqlx::query(
-        "SELECT site_id, due_date, sum(tenants)::bigint AS tenants
+        "SELECT CASE WHEN $3 THEN site_id END AS site_id, due_date,
+                sum(tenants)::bigint AS tenants
          FROM arrears_oldest
          WHERE due_date < $2 AND ($1::uuid[] IS NULL OR site_id = ANY($1))
-         GROUP BY site_id, due_date
+         GROUP BY 1, 2
          HAVING sum(tenants) > 0",
     )
     .bind(site_ids)
     .bind(today)
+    .bind(grouping.per_site())
     .fetch_all(conn)
     .await?;
     rows.into_iter()
         .map(|row| {
             Ok(OldestOverdue {
-                site_id: row.try_get("site_id")?,
+                site_id: group_site(&row)?,
                 oldest_due_date: row.try_get("due_date")?,
                 tenant_count: row.try_get("tenants")?,
             })
@@ -139,12 +168,13 @@ pub async fn oldest_overdue(
 /// reversals that occurred that day.
 pub async fn collected(
     conn: &mut PgConnection,
-    site_ids: Option<&[Uuid]>,
+    (site_ids, grouping): (Option<&[Uuid]>, Grouping),
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<CollectedDay>> {
     let rows = sqlx::query(
-        "SELECT site_id, day, sum(collected_gnf)::bigint AS collected
+        "SELECT CASE WHEN $4 THEN site_id END AS site_id, day,
+                sum(collected_gnf)::bigint AS collected
          FROM collected_days
          WHERE day BETWEEN $2 AND $3 AND ($1::uuid[] IS NULL OR site_id = ANY($1))
          GROUP BY 1, 2",
@@ -152,12 +182,13 @@ pub async fn collected(
     .bind(site_ids)
     .bind(from)
     .bind(to)
+    .bind(grouping.per_site())
     .fetch_all(conn)
     .await?;
     rows.into_iter()
         .map(|row| {
             Ok(CollectedDay {
-                site_id: row.try_get("site_id")?,
+                site_id: group_site(&row)?,
                 day: row.try_get("day")?,
                 collected_gnf: row.try_get("collected")?,
             })

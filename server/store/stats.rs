@@ -32,6 +32,11 @@ pub struct DayFilter<'a> {
 ///   agent; reversals whose occurred_at is in the day count against the agent who collected
 ///   the reversed payment (as the score's `payment_reversal` event does);
 /// - score points: `score_events` of the day, site from the event's source.
+///
+/// Plans (GetSite reads one site's day at 100,000 tenants): the promises of the sites are
+/// found through their tenants (the day of a promise is not indexable: its interaction's
+/// time, or its own), and an event's site by one probe per event of the day rather than joins
+/// that made the planner hash every promise and start parallel workers.
 pub async fn activity(
     conn: &mut PgConnection,
     filter: &DayFilter<'_>,
@@ -66,6 +71,9 @@ pub async fn activity(
              LEFT JOIN interactions i ON i.id = pr.interaction_id
              WHERE coalesce(i.occurred_at, pr.created_at) >= $1
                AND coalesce(i.occurred_at, pr.created_at) < $2
+               AND ($4::uuid[] IS NULL
+                    OR pr.tenant_id = ANY (ARRAY(SELECT s.id FROM tenants s
+                                                 WHERE s.site_id = ANY ($4))))
              UNION ALL
              SELECT p.agent_id, p.site_id, 0, 0, 0, 0, 0, 0, 1, p.amount_gnf, 0, 0
              FROM payments p
@@ -76,14 +84,16 @@ pub async fn activity(
              JOIN payments o ON o.id = r.reverses_payment_id
              WHERE r.kind = 'reversal' AND r.occurred_at >= $1 AND r.occurred_at < $2
              UNION ALL
-             SELECT se.agent_id, coalesce(ti.site_id, pa.site_id, tp.site_id),
+             SELECT se.agent_id,
+                    coalesce((SELECT t.site_id FROM interactions i
+                              JOIN tenants t ON t.id = i.tenant_id
+                              WHERE i.id = se.interaction_id),
+                             (SELECT pa.site_id FROM payments pa WHERE pa.id = se.payment_id),
+                             (SELECT t.site_id FROM promises pr
+                              JOIN tenants t ON t.id = pr.tenant_id
+                              WHERE pr.id = se.promise_id)),
                     0, 0, 0, 0, 0, 0, 0, 0, 0, se.points::bigint
              FROM score_events se
-             LEFT JOIN interactions i ON i.id = se.interaction_id
-             LEFT JOIN tenants ti ON ti.id = i.tenant_id
-             LEFT JOIN payments pa ON pa.id = se.payment_id
-             LEFT JOIN promises pr ON pr.id = se.promise_id
-             LEFT JOIN tenants tp ON tp.id = pr.tenant_id
              WHERE se.day = $3
          ) ev
          WHERE ($4::uuid[] IS NULL OR ev.site_id = ANY($4))

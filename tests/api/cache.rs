@@ -661,6 +661,47 @@ mod reads {
         app.stop(Duration::from_secs(10)).await.expect("stops");
     }
 
+    /// Two replicas on one database and one Redis (one key prefix), each keeping decoded
+    /// copies of the answers it served: a payment through one is read at the next read on the
+    /// other, which had the old answer in memory.
+    #[tokio::test]
+    async fn a_write_on_one_replica_is_read_at_the_next_read_on_the_other() {
+        let db = TestDb::new().await;
+        let (aminata, _) = world(&db).await;
+        let first = test_config(db.connect_options(), RedisMode::Real);
+        let mut second = test_config(db.connect_options(), RedisMode::Real);
+        second.redis.clone_from(&first.redis);
+        let mut replicas = Vec::new();
+        for config in [first, second] {
+            let app = Application::build_with_pool(config, db.pool.clone())
+                .await
+                .expect("application builds");
+            let cache = app.state().cache.clone();
+            replicas.push(TestApp {
+                addr: app.local_addr(),
+                metrics_addr: app.metrics_addr(),
+                shutdown: app.shutdown_token(),
+                server: tokio::spawn(app.run_until_stopped()),
+            });
+            until("redis linked", || cache.is_redis_up()).await;
+        }
+        let (a, b) = (&replicas[0], &replicas[1]);
+
+        expect_outstanding(b, aminata, 10_000, "MISS").await;
+        expect_outstanding(b, aminata, 10_000, "HIT").await;
+        expect_outstanding(a, aminata, 10_000, "HIT").await;
+        expect_outstanding(b, aminata, 10_000, "HIT").await;
+        pay(a, aminata, 4_000).await;
+        expect_outstanding(b, aminata, 6_000, "MISS").await;
+        expect_outstanding(a, aminata, 6_000, "HIT").await;
+        pay(b, aminata, 1_000).await;
+        expect_outstanding(a, aminata, 5_000, "MISS").await;
+        expect_outstanding(b, aminata, 5_000, "HIT").await;
+        for app in replicas {
+            app.stop(Duration::from_secs(10)).await.expect("stops");
+        }
+    }
+
     #[tokio::test]
     async fn callers_with_different_scopes_never_share_an_entry() {
         let db = TestDb::new().await;

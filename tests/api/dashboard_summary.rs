@@ -11,9 +11,10 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, Utc};
 use tonic::Code;
 use uuid::Uuid;
 
+use crate::positions::Phone;
 use crate::support::{
     TestApp, TestDb, authed, bad_fields, create_charge, create_site, create_tenant, create_user,
-    insert_mission, insert_promise, pay_charge, put_online, spawn_app,
+    insert_mission, insert_promise, pay_charge, put_online, spawn_app, x_cache,
 };
 
 fn today() -> NaiveDate {
@@ -452,4 +453,67 @@ async fn sites_list_their_figures_ordered_filtered_paged_and_scoped() {
         .expect_err("bad order");
     assert_eq!(bad.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&bad), ["order_by"]);
+}
+
+/// "Agents active now" is read from the live hub when the answer is sent: a summary served
+/// from the cache (x-cache HIT) counts an agent who opened a session after it was computed,
+/// every other figure staying as computed.
+#[tokio::test]
+async fn a_cached_summary_counts_the_agents_online_at_answer_time() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let kal = create_site(pool, "KAL").await;
+    create_user(pool, "dir", "director", &[], None).await;
+    let agent = create_user(pool, "agent.un", "agent", &[kal], None).await;
+    create_user(pool, "agent.deux", "agent", &[kal], None).await;
+    // Last seen yesterday: the hub knows the agent, offline.
+    sqlx::query(
+        "INSERT INTO agent_last_positions (agent_id, max_sequence, sequence, latitude, longitude,
+                                           fix_time, received_at)
+         VALUES ($1, 1, 1, 9.51, -13.71, now() - interval '1 day', now() - interval '1 day')",
+    )
+    .bind(agent)
+    .execute(pool)
+    .await
+    .expect("position");
+    let app = spawn_app(&db).await;
+    let token = app.token("dir").await;
+    let read = || async {
+        let response = DashboardServiceClient::new(app.channel().await)
+            .get_summary(authed(GetSummaryRequest::default(), &token))
+            .await
+            .expect("summary");
+        let cache = x_cache(&response);
+        let s = response.into_inner();
+        (
+            (s.agents_active_count, s.agents_total_count),
+            s.compute_time,
+            cache,
+        )
+    };
+    let (counts, computed, cache) = read().await;
+    assert_eq!((counts, cache.as_str()), ((0, 2), "MISS"));
+    let (counts, again, cache) = read().await;
+    assert_eq!((counts, cache.as_str()), ((0, 2), "HIT"));
+    assert_eq!(again, computed);
+
+    let mut phone = Phone::open(&app, &app.token("agent.un").await)
+        .await
+        .expect("session");
+    phone.ack().await;
+    // The hub knows the session once the hello is answered (its stored position loads at
+    // start-up, in the background: allow it a few seconds).
+    let mut seen = None;
+    for _ in 0..50 {
+        let answer = read().await;
+        if answer.0 == (1, 2) {
+            seen = Some(answer);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (counts, cached_at, cache) = seen.expect("the agent counted as active within 5 s");
+    assert_eq!((counts, cache.as_str()), ((1, 2), "HIT"));
+    assert_eq!(cached_at, computed, "the same cached entry");
+    drop(phone);
 }

@@ -14,7 +14,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use crate::auth::caller::Caller;
-use crate::cache::{CacheKind, Coverage, cached, cached_read};
+use crate::cache::{CacheKind, Coverage, cached, cached_read, cached_then};
 
 use crate::proto::v1 as pb;
 use crate::proto::v1::dashboard_service_server::DashboardService;
@@ -43,12 +43,13 @@ impl DashboardService for DashboardApi {
         request: Request<pb::GetSummaryRequest>,
     ) -> Result<Response<pb::GetSummaryResponse>, Status> {
         let coverage = Coverage::requested(Caller::of(&request)?, &request.get_ref().site_ids);
-        cached(
+        cached_then(
             &self.state,
             CacheKind::Statistics,
             &request,
             coverage,
             async { summary::get_summary(&self.state, &request).await },
+            |entry| summary::answer(&self.state, entry),
         )
         .await
     }

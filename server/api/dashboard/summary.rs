@@ -4,11 +4,15 @@
 //!
 //! Decisions:
 //! - `site_ids` outside the caller's scope are left out (nothing in scope: every figure 0).
+//! - Agents active now: counted from the live hub when the answer is sent, cached or not (the
+//!   cache keeps the agents counted in `agents_total_count` beside the answer); every other
+//!   figure is as of `compute_time`.
 //! - Critical alerts: the unresolved ones (open or acknowledged), as ListAlerts lists them by
 //!   default; the alert job moves the cache versions of the sites whose alerts it changes.
 
 use chrono::Utc;
 use tonic::Request;
+use uuid::Uuid;
 
 use crate::api::collections::wire::bucket as bucket_proto;
 use crate::api::convert::timestamp;
@@ -53,15 +57,39 @@ pub(super) fn missions(m: &MissionCounts) -> pb::MissionFigures {
     }
 }
 
+/// What the read cache keeps of a summary: the answer, and the agents its `agents_total`
+/// counts (16 bytes each, sorted), whose presence [`answer`] re-counts when the answer is
+/// sent.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(super) struct SummaryEntry {
+    #[prost(message, optional, tag = "1")]
+    pub response: Option<pb::GetSummaryResponse>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub agent_ids: Vec<u8>,
+}
+
+/// The answer of a summary entry, cached or not: "agents active now" counted from the live
+/// hub at this moment among the entry's agents.
+pub(super) fn answer(state: &AppState, entry: SummaryEntry) -> pb::GetSummaryResponse {
+    let agent_ids: Vec<Uuid> = entry
+        .agent_ids
+        .chunks_exact(16)
+        .filter_map(|bytes| Uuid::from_slice(bytes).ok())
+        .collect();
+    let mut response = entry.response.unwrap_or_default();
+    response.agents_active_count = app::agents_online(&state.live, &agent_ids);
+    response
+}
+
 pub(super) async fn get_summary(
     state: &AppState,
     request: &Request<pb::GetSummaryRequest>,
-) -> Result<pb::GetSummaryResponse, ApiError> {
+) -> Result<SummaryEntry, ApiError> {
     let caller = Caller::of(request)?;
     let sites = parse::ids("site_ids", &request.get_ref().site_ids, SITE_IDS_MAX)?;
     let buckets = aging_buckets(state)?;
     let now = Utc::now();
-    let s = app::summary(
+    let answer = app::summary(
         &state.pool,
         &state.live,
         &caller.scope(),
@@ -70,7 +98,9 @@ pub(super) async fn get_summary(
         &buckets,
     )
     .await?;
-    Ok(pb::GetSummaryResponse {
+    let agent_ids = answer.agent_ids.iter().flat_map(Uuid::as_bytes).copied();
+    let s = answer.figures;
+    let response = pb::GetSummaryResponse {
         arrears_gnf: s.arrears.arrears_gnf,
         tenants_in_arrears_count: s.arrears.tenants_in_arrears,
         aging: aging(&s.arrears.aging),
@@ -89,5 +119,9 @@ pub(super) async fn get_summary(
         missions_today: Some(missions(&s.missions_today)),
         critical_alerts_count: s.alerts.critical,
         compute_time: Some(timestamp(now)),
+    };
+    Ok(SummaryEntry {
+        response: Some(response),
+        agent_ids: agent_ids.collect(),
     })
 }
