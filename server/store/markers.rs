@@ -58,15 +58,14 @@ pub struct ArrearsArea<'a> {
 /// What the tenant of the `tenant_open` row `o` owes on the day bound as `$1`, when its earliest
 /// open due date is on or before it: `domain::arrears::OpenCharges::owed_on`, in SQL (the
 /// columns `open_gnf`, `open_first_due`, `open_last_due`, `open_last_gnf`,
-/// `open_before_last_due` are the fields of `OpenCharges`). The scalar subquery of the last
-/// branch, the rule's `ReadCharges`, runs only for the rows that reach it.
+/// `open_before_last_due` are the fields of `OpenCharges`). The last branch, the rule's
+/// `ReadCharges`, sums the tenant's open charges due by the day (the SQL function
+/// `tenant_owed_on`, migration `20261201010000`, costed so that the planner does not charge it
+/// to every row) and runs only for the rows that reach it.
 pub const OWED_SQL: &str = "CASE
         WHEN o.open_last_due <= $1 THEN o.open_gnf
         WHEN o.open_before_last_due <= $1 THEN o.open_gnf - o.open_last_gnf
-        ELSE (SELECT coalesce(sum(c.amount_due_gnf - c.amount_paid_gnf), 0)
-              FROM charges c
-              WHERE c.tenant_id = o.tenant_id AND c.amount_paid_gnf < c.amount_due_gnf
-                AND c.due_date <= $1)::bigint
+        ELSE tenant_owed_on(o.tenant_id, $1)
     END";
 
 /// The active tenants owing something on `today` (charges due by then) of the sites asked:
