@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use chrono::NaiveDate;
+use chrono::{Days, NaiveDate};
 
 use super::money::{Gnf, MoneyOverflow};
 
@@ -109,6 +109,37 @@ impl AgingBuckets {
     /// The bucket of a charge due on `due_date`, seen on `as_of`.
     pub fn bucket_on(&self, due_date: NaiveDate, as_of: NaiveDate) -> Option<Bucket> {
         self.bucket(days_overdue(due_date, as_of))
+    }
+
+    /// The due dates splitting due dates into the five classes that share a bucket on `as_of`,
+    /// earliest first: `[as_of - third bound, as_of - second, as_of - first, as_of]`. The class
+    /// of a due date `d` is the number of these dates on or before it (SQL's
+    /// `width_bucket(d, thresholds)`), 0..=4; [`AgingBuckets::bucket_of_class`] names its
+    /// bucket. This lets a database group charges by bucket without holding the rule.
+    pub fn class_thresholds(&self, as_of: NaiveDate) -> [NaiveDate; 4] {
+        // Saturates at the earliest date chrono knows (never met with real dates).
+        let before = |days: u32| {
+            as_of
+                .checked_sub_days(Days::new(u64::from(days)))
+                .unwrap_or(NaiveDate::MIN)
+        };
+        let [first, second, third] = self.bounds;
+        [before(third), before(second), before(first), as_of]
+    }
+
+    /// The bucket on `as_of` of the due dates of class `class` (see
+    /// [`AgingBuckets::class_thresholds`]): that of one date of the class, by
+    /// [`AgingBuckets::bucket_on`]. `None` for the last class (not overdue) and for a class out
+    /// of 0..=4.
+    pub fn bucket_of_class(&self, class: i32, as_of: NaiveDate) -> Option<Bucket> {
+        let thresholds = self.class_thresholds(as_of);
+        // Class 0 holds the dates before the first threshold, class k >= 1 the dates from the
+        // k-th threshold on.
+        let date = match usize::try_from(class).ok()? {
+            0 => thresholds[0].pred_opt()?,
+            k => *thresholds.get(k - 1)?,
+        };
+        self.bucket_on(date, as_of)
     }
 
     /// How overdue an amount due on `due_date` is on `as_of`: days as the API shows them and
@@ -312,5 +343,31 @@ mod tests {
             aging.totals([(day(2026, 1, 1), Gnf::new(i64::MAX)); 2], as_of),
             Err(MoneyOverflow)
         );
+    }
+
+    #[test]
+    fn due_date_classes_share_the_bucket_of_their_dates() {
+        let as_of = day(2026, 11, 30);
+        for bounds in [[30, 60, 90], [1, 2, 3], [7, 45, 365]] {
+            let aging = AgingBuckets::parse(&bounds).expect("bounds");
+            let thresholds = aging.class_thresholds(as_of);
+            assert!(thresholds.is_sorted(), "{thresholds:?}");
+            for back in -10_i64..=400 {
+                let due = as_of - chrono::TimeDelta::days(back);
+                // SQL's width_bucket: how many thresholds are on or before the date.
+                let class = thresholds.iter().filter(|t| **t <= due).count() as i32;
+                assert_eq!(
+                    aging.bucket_of_class(class, as_of),
+                    aging.bucket_on(due, as_of),
+                    "bounds {bounds:?}, due {due}"
+                );
+            }
+        }
+        let aging = AgingBuckets::default();
+        assert_eq!(aging.bucket_of_class(0, as_of), Some(Bucket::Over90));
+        assert_eq!(aging.bucket_of_class(3, as_of), Some(Bucket::Days0To30));
+        assert_eq!(aging.bucket_of_class(4, as_of), None);
+        assert_eq!(aging.bucket_of_class(5, as_of), None);
+        assert_eq!(aging.bucket_of_class(-1, as_of), None);
     }
 }

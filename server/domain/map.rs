@@ -11,6 +11,7 @@
 //!   at longitude 180 or latitude 90 falls in the last cell (nothing panics at the edges).
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use super::aging::Bucket;
 use super::money::{Gnf, MoneyOverflow};
@@ -144,9 +145,19 @@ impl ArrearsFilter {
     /// Whether a tenant owing `outstanding` (> 0: in arrears) whose oldest unpaid charge is in
     /// `bucket` is shown.
     pub fn keeps(&self, outstanding: Gnf, bucket: Option<Bucket>) -> bool {
-        outstanding.is_positive()
-            && outstanding >= self.min_outstanding
-            && (self.buckets.is_empty() || bucket.is_some_and(|b| self.buckets.contains(&b)))
+        outstanding >= self.least_outstanding() && self.keeps_bucket(bucket)
+    }
+
+    /// The smallest outstanding amount kept: `min_outstanding`, and at least 1 GNF (in
+    /// arrears). The amount half of [`ArrearsFilter::keeps`], for a database to apply.
+    pub fn least_outstanding(&self) -> Gnf {
+        self.min_outstanding.max(Gnf::new(1))
+    }
+
+    /// Whether a tenant whose oldest unpaid charge is in `bucket` is kept: the bucket half of
+    /// [`ArrearsFilter::keeps`].
+    pub fn keeps_bucket(&self, bucket: Option<Bucket>) -> bool {
+        self.buckets.is_empty() || bucket.is_some_and(|b| self.buckets.contains(&b))
     }
 }
 
@@ -174,10 +185,16 @@ pub struct Cluster {
 /// The cell (row from the south, column from the west) of `at` on the grid of `size` degrees
 /// anchored at (-90, -180); the last row and column take the north and east edges.
 pub fn cell_of(at: LatLng, size: f64) -> (i64, i64) {
-    let rows = (180.0 / size).ceil() as i64;
-    let cols = (360.0 / size).ceil() as i64;
     let row = ((at.latitude() + 90.0) / size).floor() as i64;
     let col = ((at.longitude() + 180.0) / size).floor() as i64;
+    clamp_cell(row, col, size)
+}
+
+/// `(row, col)` cut to the grid of `size` degrees: the north and east edges (and anything
+/// beyond) fall in the last row and column.
+fn clamp_cell(row: i64, col: i64, size: f64) -> (i64, i64) {
+    let rows = (180.0 / size).ceil() as i64;
+    let cols = (360.0 / size).ceil() as i64;
     (row.clamp(0, rows - 1), col.clamp(0, cols - 1))
 }
 
@@ -204,52 +221,97 @@ fn whole_world() -> GeoBox {
     }
 }
 
+/// Some tenants of one grid cell whose oldest unpaid charges share a bucket, summed up: what
+/// [`clusters_of_sums`] merges into clusters. A database computes them with `row =
+/// floor((latitude + 90) / size)` and `col = floor((longitude + 180) / size)` (IEEE double
+/// arithmetic, as [`cell_of`] before its clamp), one per (cell, bucket) or finer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CellSum {
+    /// The cell on the grid of `size` degrees, before [`cell_of`]'s clamp at the north and
+    /// east edges (applied when merging).
+    pub row: i64,
+    pub col: i64,
+    pub bucket: Option<Bucket>,
+    /// How many tenants (cells of 0 are left out).
+    pub tenant_count: i64,
+    pub outstanding: Gnf,
+    /// Sums of their latitudes and longitudes (degrees).
+    pub sum_latitude: f64,
+    pub sum_longitude: f64,
+    /// Their smallest and largest (latitude, longitude).
+    pub min: (f64, f64),
+    pub max: (f64, f64),
+}
+
+impl CellSum {
+    /// One tenant's share of its cell on the grid of `size` degrees.
+    pub fn of_point(point: &MapPoint, size: f64) -> Self {
+        let (row, col) = cell_of(point.at, size);
+        let (lat, lon) = (point.at.latitude(), point.at.longitude());
+        Self {
+            row,
+            col,
+            bucket: point.bucket,
+            tenant_count: 1,
+            outstanding: point.outstanding,
+            sum_latitude: lat,
+            sum_longitude: lon,
+            min: (lat, lon),
+            max: (lat, lon),
+        }
+    }
+}
+
 /// Groups `points` by grid cell of `size` degrees ([`cell_size_deg`]): the non-empty cells,
 /// south to north then west to east. Errors when a cell's total overflows.
 pub fn clusters(points: &[MapPoint], size: f64) -> Result<Vec<Cluster>, MoneyOverflow> {
-    struct Cell {
-        count: i64,
-        outstanding: Gnf,
-        worst: Option<Bucket>,
-        sum_lat: f64,
-        sum_lon: f64,
-        min: (f64, f64),
-        max: (f64, f64),
-    }
-    let mut cells: BTreeMap<(i64, i64), Cell> = BTreeMap::new();
-    for point in points {
-        let (lat, lon) = (point.at.latitude(), point.at.longitude());
-        let cell = cells.entry(cell_of(point.at, size)).or_insert(Cell {
-            count: 0,
-            outstanding: Gnf::ZERO,
-            worst: None,
-            sum_lat: 0.0,
-            sum_lon: 0.0,
-            min: (lat, lon),
-            max: (lat, lon),
-        });
-        cell.count += 1;
-        cell.outstanding = cell.outstanding.try_add(point.outstanding)?;
-        cell.worst = cell.worst.max(point.bucket);
-        cell.sum_lat += lat;
-        cell.sum_lon += lon;
-        cell.min = (cell.min.0.min(lat), cell.min.1.min(lon));
-        cell.max = (cell.max.0.max(lat), cell.max.1.max(lon));
+    clusters_of_sums(points.iter().map(|p| CellSum::of_point(p, size)), size)
+}
+
+/// Merges partial sums into the clusters of the grid of `size` degrees: per cell, the count
+/// and the outstanding amount are the sums of its parts, the worst bucket the oldest of
+/// theirs, the center the mean of every tenant's position (kept within their range, whatever
+/// the rounding). The non-empty cells, south to north then west to east, as [`clusters`]
+/// answers for the same tenants (up to the rounding of the position sums). Errors when a
+/// cell's total overflows.
+pub fn clusters_of_sums(
+    sums: impl IntoIterator<Item = CellSum>,
+    size: f64,
+) -> Result<Vec<Cluster>, MoneyOverflow> {
+    let mut cells: BTreeMap<(i64, i64), CellSum> = BTreeMap::new();
+    for part in sums.into_iter().filter(|part| part.tenant_count > 0) {
+        let key = clamp_cell(part.row, part.col, size);
+        match cells.entry(key) {
+            Entry::Vacant(slot) => {
+                slot.insert(part);
+            }
+            Entry::Occupied(mut slot) => {
+                let cell = slot.get_mut();
+                cell.tenant_count += part.tenant_count;
+                cell.outstanding = cell.outstanding.try_add(part.outstanding)?;
+                cell.bucket = cell.bucket.max(part.bucket);
+                cell.sum_latitude += part.sum_latitude;
+                cell.sum_longitude += part.sum_longitude;
+                cell.min = (cell.min.0.min(part.min.0), cell.min.1.min(part.min.1));
+                cell.max = (cell.max.0.max(part.max.0), cell.max.1.max(part.max.1));
+            }
+        }
     }
     Ok(cells
         .into_iter()
         .map(|((row, col), cell)| {
-            let n = cell.count as f64;
-            // Clamped to the points' own range: rounding cannot push the mean out of it.
-            let lat = (cell.sum_lat / n).clamp(cell.min.0, cell.max.0);
-            let lon = (cell.sum_lon / n).clamp(cell.min.1, cell.max.1);
+            let n = cell.tenant_count as f64;
+            // Kept within the points' own range: rounding cannot push the mean out of it (not
+            // `clamp`, which panics on sums that would not hold min <= max).
+            let lat = (cell.sum_latitude / n).max(cell.min.0).min(cell.max.0);
+            let lon = (cell.sum_longitude / n).max(cell.min.1).min(cell.max.1);
             let cell_box = cell_box(row, col, size);
             Cluster {
                 center: LatLng::parse(lat, lon).unwrap_or(cell_box.south_west),
                 cell: cell_box,
-                tenant_count: cell.count,
+                tenant_count: cell.tenant_count,
                 outstanding: cell.outstanding,
-                worst_bucket: cell.worst,
+                worst_bucket: cell.bucket,
             }
         })
         .collect())
@@ -400,5 +462,103 @@ mod tests {
         assert!(!some.keeps(Gnf::new(499), Some(Bucket::Over90)));
         assert!(!some.keeps(Gnf::new(900), Some(Bucket::Days0To30)));
         assert!(!some.keeps(Gnf::new(900), None));
+    }
+
+    /// What a database answers: per (cell, bucket), sums over the points, with the row and
+    /// column before the clamp.
+    fn sums_by_cell_and_bucket(points: &[MapPoint], size: f64) -> Vec<CellSum> {
+        let mut sums: BTreeMap<(i64, i64, Option<Bucket>), CellSum> = BTreeMap::new();
+        for p in points {
+            let (lat, lon) = (p.at.latitude(), p.at.longitude());
+            let row = ((lat + 90.0) / size).floor() as i64;
+            let col = ((lon + 180.0) / size).floor() as i64;
+            let one = CellSum {
+                row,
+                col,
+                ..CellSum::of_point(p, size)
+            };
+            sums.entry((row, col, p.bucket))
+                .and_modify(|s| {
+                    s.tenant_count += 1;
+                    s.outstanding = s.outstanding.try_add(p.outstanding).expect("no overflow");
+                    s.sum_latitude += lat;
+                    s.sum_longitude += lon;
+                    s.min = (s.min.0.min(lat), s.min.1.min(lon));
+                    s.max = (s.max.0.max(lat), s.max.1.max(lon));
+                })
+                .or_insert(one);
+        }
+        sums.into_values().collect()
+    }
+
+    /// Same cells, counts, amounts and buckets; centers equal up to the order of the sums.
+    fn assert_same_clusters(direct: &[Cluster], merged: &[Cluster]) {
+        assert_eq!(direct.len(), merged.len());
+        for (d, m) in direct.iter().zip(merged) {
+            assert_eq!(
+                (d.cell, d.tenant_count, d.outstanding, d.worst_bucket),
+                (m.cell, m.tenant_count, m.outstanding, m.worst_bucket)
+            );
+            assert!((d.center.latitude() - m.center.latitude()).abs() < 1e-9);
+            assert!((d.center.longitude() - m.center.longitude()).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn sums_per_cell_and_bucket_merge_into_the_same_clusters() {
+        let size = 0.125;
+        let points = [
+            point(9.51, -13.74, 100, Some(Bucket::Days0To30)),
+            point(9.53, -13.70, 300, Some(Bucket::Over90)),
+            point(9.52, -13.72, 200, None),
+            point(9.52, -13.73, 250, Some(Bucket::Days0To30)),
+            point(9.40, -13.74, 50, None),
+            point(90.0, 180.0, 7, None),
+            point(89.95, 179.95, 8, Some(Bucket::Days31To60)),
+        ];
+        let sums = sums_by_cell_and_bucket(&points, size);
+        assert_eq!(sums.len(), 6, "two parts for one cell, the edge unclamped");
+        let merged = clusters_of_sums(sums, size).expect("no overflow");
+        assert_same_clusters(&clusters(&points, size).expect("no overflow"), &merged);
+        let last = merged.last().expect("the north-east cell");
+        assert_eq!(
+            (last.tenant_count, last.outstanding, last.worst_bucket),
+            (2, Gnf::new(15), Some(Bucket::Days31To60))
+        );
+        // Empty parts are left out; overflow is an error.
+        let empty = CellSum {
+            tenant_count: 0,
+            ..CellSum::of_point(&points[0], size)
+        };
+        assert_eq!(clusters_of_sums([empty], size), Ok(Vec::new()));
+        let huge = [
+            point(9.5, -13.7, i64::MAX, None),
+            point(9.5, -13.7, 1, Some(Bucket::Over90)),
+        ];
+        assert_eq!(
+            clusters_of_sums(sums_by_cell_and_bucket(&huge, size), size),
+            Err(MoneyOverflow)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn merged_sums_agree_with_the_clusters_of_the_points(
+            raw in proptest::collection::vec(
+                (-90.0_f64..=90.0, -180.0_f64..=180.0, 1_i64..1_000_000, 0_usize..5),
+                0..60,
+            ),
+            zoom in 0_u8..=Zoom::MAX,
+        ) {
+            let size = cell_size_deg(Zoom(zoom));
+            let points: Vec<MapPoint> = raw
+                .iter()
+                .map(|&(lat, lon, gnf, b)| point(lat, lon, gnf, Bucket::ALL.get(b).copied()))
+                .collect();
+            let direct = clusters(&points, size).expect("no overflow");
+            let merged =
+                clusters_of_sums(sums_by_cell_and_bucket(&points, size), size).expect("no overflow");
+            assert_same_clusters(&direct, &merged);
+        }
     }
 }

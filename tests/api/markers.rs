@@ -2,7 +2,7 @@
 //! fixtures with exact figures, filters, scope, bad input, and agreement with the arrears rule
 //! of the collections service (`domain::arrears`) on generated data and on the demo data set.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use akig::domain::{AgingBuckets, Bucket};
 use akig::proto::v1::geo_service_client::GeoServiceClient;
@@ -661,6 +661,147 @@ async fn markers_agree_with_the_arrears_rule_on_generated_charges() {
     let app = spawn_app(&db).await;
     let token = app.token("dir").await;
     assert_markers_follow_the_arrears_rule(pool, &app, &token).await;
+}
+
+/// Per cell `(floor((lat + 90) / size), floor((lon + 180) / size))` of the markers: count,
+/// amount, worst bucket, and sums of positions.
+type CellFigures = (i64, i64, i32, f64, f64);
+
+fn markers_by_cell(markers: &[ArrearsMarker], size: f64) -> BTreeMap<(i64, i64), CellFigures> {
+    let mut cells: BTreeMap<(i64, i64), CellFigures> = BTreeMap::new();
+    for m in markers {
+        let at = m.location.expect("location");
+        let key = (
+            ((at.latitude + 90.0) / size).floor() as i64,
+            ((at.longitude + 180.0) / size).floor() as i64,
+        );
+        let cell = cells.entry(key).or_insert((0, 0, 0, 0.0, 0.0));
+        cell.0 += 1;
+        cell.1 += m.outstanding_gnf;
+        cell.2 = cell.2.max(m.aging_bucket);
+        cell.3 += at.latitude;
+        cell.4 += at.longitude;
+    }
+    cells
+}
+
+/// The clusters (summed in the database per cell and class of due date, merged by the domain)
+/// hold exactly the tenants the markers of the same request show: per cell, count, amount,
+/// worst bucket and mean position, at several zooms and with each filter.
+#[tokio::test]
+async fn clusters_add_up_the_markers_of_their_cells() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let kal = create_site(pool, "KAL").await;
+    let mat = create_site(pool, "MAT").await;
+    create_user(pool, "dir", "director", &[], None).await;
+    create_user(pool, "agent.kal", "agent", &[kal], None).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xC1A5);
+    for k in 0..150 {
+        let site = if k % 3 == 0 { mat } else { kal };
+        let home = (k % 13 != 0).then(|| {
+            (
+                9.50 + rng.random_range(0.0..0.06),
+                -13.72 + rng.random_range(0.0..0.06),
+            )
+        });
+        let tenant = create_tenant(pool, site, &format!("Locataire {k}"), 1_000_000, home).await;
+        let months = rng.random_range(0..=6_u32);
+        let last_due = today() + Days::new(10) - Days::new(rng.random_range(0..=150));
+        for m in 0..months {
+            let due = last_due - chrono::Months::new(months - 1 - m);
+            let amount = rng.random_range(1..=20) * 50_000;
+            let paid = match rng.random_range(0..3) {
+                0 => 0,
+                _ => rng.random_range(0..=amount),
+            };
+            charge(pool, tenant, due, amount, paid).await;
+        }
+    }
+    let app = spawn_app(&db).await;
+    let director = app.token("dir").await;
+    let agent = app.token("agent.kal").await;
+    let mut client = GeoServiceClient::new(app.channel().await);
+    let filters = [
+        ListArrearsMarkersRequest::default(),
+        ListArrearsMarkersRequest {
+            min_outstanding_gnf: 400_000,
+            ..Default::default()
+        },
+        ListArrearsMarkersRequest {
+            aging_buckets: vec![
+                AgingBucket::Days31To60 as i32,
+                AgingBucket::DaysOver90 as i32,
+            ],
+            ..Default::default()
+        },
+        ListArrearsMarkersRequest {
+            site_ids: vec![kal.to_string()],
+            bounds: Some(BoundingBox {
+                south_west: at(9.51, -13.71),
+                north_east: at(9.55, -13.67),
+            }),
+            min_outstanding_gnf: 100_000,
+            ..Default::default()
+        },
+    ];
+    let mut compared = 0;
+    for token in [&director, &agent] {
+        for filter in &filters {
+            let all = client
+                .list_arrears_markers(authed(
+                    ListArrearsMarkersRequest {
+                        max_markers: 5_000,
+                        ..filter.clone()
+                    },
+                    token,
+                ))
+                .await
+                .expect("markers")
+                .into_inner();
+            for zoom in [11, 14, 16] {
+                let request = ListArrearsMarkersRequest {
+                    zoom,
+                    max_markers: 1,
+                    ..filter.clone()
+                };
+                let response = client
+                    .list_arrears_markers(authed(request, token))
+                    .await
+                    .expect("clusters")
+                    .into_inner();
+                assert_eq!(totals(&response), totals(&all), "{filter:?} at {zoom}");
+                if markers(&all).len() <= 1 {
+                    continue;
+                }
+                let (cells, size) = clusters(&response);
+                let expected = markers_by_cell(markers(&all), size);
+                assert_eq!(cells.len(), expected.len(), "{filter:?} at {zoom}");
+                for cell in cells {
+                    let sw = cell.cell.expect("cell").south_west.expect("corner");
+                    let key = (
+                        ((sw.latitude + 90.0) / size).round() as i64,
+                        ((sw.longitude + 180.0) / size).round() as i64,
+                    );
+                    let (count, gnf, worst, lat, lon) = expected[&key];
+                    assert_eq!(
+                        (
+                            cell.tenant_count,
+                            cell.outstanding_gnf,
+                            cell.worst_aging_bucket
+                        ),
+                        (count, gnf, worst),
+                        "{filter:?} at {zoom}, cell {key:?}"
+                    );
+                    let center = cell.center.expect("center");
+                    assert!((center.latitude - lat / count as f64).abs() < 1e-9);
+                    assert!((center.longitude - lon / count as f64).abs() < 1e-9);
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert!(compared > 50, "only {compared} cells compared");
 }
 
 #[tokio::test]
