@@ -173,9 +173,13 @@ impl Audience {
     }
 }
 
-/// The digest of a request message, a key segment.
-pub fn request_digest(request: &impl prost::Message) -> String {
+/// The digest of a request message and its type, a key segment. The type is part of it: two
+/// methods cached under one kind (GetSummary and GetDailyStats are both `statistics`) may be
+/// asked with messages that encode to the same bytes (both empty, say).
+pub fn request_digest<M: prost::Message>(request: &M) -> String {
     let mut hasher = Sha256::new();
+    hasher.update(std::any::type_name::<M>());
+    hasher.update([0]);
     hasher.update(request.encode_to_vec());
     short_digest(hasher)
 }
@@ -532,6 +536,19 @@ mod tests {
     use super::*;
     use crate::auth::rbac::Role;
     use crate::proto::v1 as pb;
+
+    #[test]
+    fn requests_of_two_methods_never_share_a_digest() {
+        let summary = pb::GetSummaryRequest::default();
+        let stats = pb::GetDailyStatsRequest::default();
+        assert_eq!(
+            prost::Message::encode_to_vec(&summary),
+            prost::Message::encode_to_vec(&stats),
+            "same bytes"
+        );
+        assert_ne!(request_digest(&summary), request_digest(&stats));
+        assert_eq!(request_digest(&summary), request_digest(&summary.clone()));
+    }
 
     fn caller(role: Role, user: u128, sites: &[u128]) -> Caller {
         Caller {

@@ -492,8 +492,8 @@ mod reads {
     use akig::proto::v1::dashboard_service_client::DashboardServiceClient;
     use akig::proto::v1::missions_service_client::MissionsServiceClient;
     use akig::proto::v1::{
-        GetDailyRankingRequest, GetTenantArrearsRequest, ListGoodPayersRequest, PaymentMethod,
-        RecordPaymentRequest,
+        GetDailyRankingRequest, GetTenantArrearsRequest, GetTenantHistoryRequest, GetTenantRequest,
+        ListGoodPayersRequest, PaymentMethod, RecordPaymentRequest,
     };
     use akig::startup::Application;
     use chrono::{Datelike, Utc};
@@ -700,6 +700,60 @@ mod reads {
         for app in replicas {
             app.stop(Duration::from_secs(10)).await.expect("stops");
         }
+    }
+
+    /// Aminata's card (outstanding) and timeline (entries) as the director sees them, each
+    /// with `x-cache`.
+    async fn card_and_timeline(app: &TestApp, tenant: Uuid) -> ((i64, String), (usize, String)) {
+        let token = app.token("dir").await;
+        let mut client = app.collections(&token).await;
+        let card = client
+            .get_tenant(authed(
+                GetTenantRequest {
+                    tenant_id: tenant.to_string(),
+                },
+                &token,
+            ))
+            .await
+            .expect("card");
+        let card_cache = x_cache(&card);
+        let outstanding = card.into_inner().tenant.expect("tenant").outstanding_gnf;
+        let timeline = client
+            .get_tenant_history(authed(
+                GetTenantHistoryRequest {
+                    tenant_id: tenant.to_string(),
+                    ..Default::default()
+                },
+                &token,
+            ))
+            .await
+            .expect("timeline");
+        let timeline_cache = x_cache(&timeline);
+        let entries = timeline.into_inner().entries.len();
+        ((outstanding, card_cache), (entries, timeline_cache))
+    }
+
+    #[tokio::test]
+    async fn a_tenant_card_and_timeline_hit_until_a_payment_changes_them() {
+        let db = TestDb::new().await;
+        let (aminata, _) = world(&db).await;
+        let (app, cache) = server(&db, None).await;
+        until("redis linked", || cache.is_redis_up()).await;
+
+        let before = card_and_timeline(&app, aminata).await;
+        let (entries, _) = before.1;
+        assert_eq!(before.0, (10_000, "MISS".to_owned()));
+        assert_eq!(before.1.1, "MISS");
+        assert_eq!(
+            card_and_timeline(&app, aminata).await,
+            ((10_000, "HIT".to_owned()), (entries, "HIT".to_owned()))
+        );
+        pay(&app, aminata, 4_000).await;
+        assert_eq!(
+            card_and_timeline(&app, aminata).await,
+            ((6_000, "MISS".to_owned()), (entries + 1, "MISS".to_owned()))
+        );
+        app.stop(Duration::from_secs(10)).await.expect("stops");
     }
 
     #[tokio::test]

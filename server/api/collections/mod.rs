@@ -106,7 +106,14 @@ impl CollectionsService for CollectionsApi {
         &self,
         request: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::GetTenantResponse>, Status> {
-        answer(tenants::get_tenant(&self.state, &request).await)
+        let state = &self.state;
+        cached_read(
+            state,
+            CacheKind::Tenants,
+            &request,
+            tenants::get_tenant(state, &request),
+        )
+        .await
     }
 
     async fn search_tenants(
@@ -120,7 +127,14 @@ impl CollectionsService for CollectionsApi {
         &self,
         request: Request<pb::GetTenantHistoryRequest>,
     ) -> Result<Response<pb::GetTenantHistoryResponse>, Status> {
-        answer(tenants::get_tenant_history(&self.state, &request).await)
+        let state = &self.state;
+        cached_read(
+            state,
+            CacheKind::Tenants,
+            &request,
+            tenants::get_tenant_history(state, &request),
+        )
+        .await
     }
 
     async fn get_tenant_arrears(
