@@ -171,6 +171,7 @@ impl Application {
             state.roles.clone(),
             catalog.clone(),
             state.rate_limits.clone(),
+            state.cache.clone(),
         );
 
         let (health, health_service) = tonic_health::server::health_reporter();

@@ -22,6 +22,7 @@ use crate::auth::rbac::{self, Access, Permission};
 use crate::auth::roles::RolePermissions;
 use crate::auth::standing::StandingCache;
 use crate::auth::tokens::TokenKeys;
+use crate::cache::{Cache, VersionsAhead};
 use crate::client_ip::ClientIp;
 use crate::layers::MethodCatalog;
 use crate::limits::{RateLimitChecked, RateLimits};
@@ -43,6 +44,7 @@ struct Shared {
     roles: RolePermissions,
     catalog: MethodCatalog,
     limits: RateLimits,
+    cache: Cache,
 }
 
 impl Authenticate {
@@ -53,6 +55,7 @@ impl Authenticate {
         roles: RolePermissions,
         catalog: MethodCatalog,
         limits: RateLimits,
+        cache: Cache,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -62,6 +65,7 @@ impl Authenticate {
                 roles,
                 catalog,
                 limits,
+                cache,
             }),
         }
     }
@@ -106,10 +110,13 @@ impl Shared {
                 });
             }
         };
-        let (caller, profile) = self
+        let (caller, profile, ahead) = self
             .authenticate(bearer_token(&request), path, permission, client_ip)
             .await?;
         request.extensions_mut().insert(RateLimitChecked);
+        if let Some(ahead) = ahead {
+            request.extensions_mut().insert(ahead);
+        }
         request.extensions_mut().insert(caller);
         request.extensions_mut().insert(profile);
         Ok(request)
@@ -121,7 +128,7 @@ impl Shared {
         path: &str,
         permission: Permission,
         client_ip: Option<std::net::IpAddr>,
-    ) -> Result<(Caller, CallerProfile), ApiError> {
+    ) -> Result<(Caller, CallerProfile, Option<VersionsAhead>), ApiError> {
         let token = token.ok_or(ApiError::unauthenticated(pb::ErrorReason::TokenMissing))?;
         let claims = self.keys.verify_access(token).map_err(|reason| {
             // The reason is logged; the token never is. The client learns only whether to
@@ -132,7 +139,13 @@ impl Shared {
         let invalid = || ApiError::unauthenticated(pb::ErrorReason::TokenInvalid);
         // Before any database work: a client over its limit costs no query.
         self.limits.check(Some(claims.sub), client_ip)?;
-        let Some(standing) = self.standing.get(claims.sub, claims.sid).await? else {
+        // The read cache's versions ride with the standing: one Redis round trip.
+        let ahead_keys = self.cache.ahead_keys(claims.sub);
+        let (standing, ahead_values) = self
+            .standing
+            .get_with(claims.sub, claims.sid, &ahead_keys.keys)
+            .await?;
+        let Some(standing) = standing else {
             tracing::info!(user_id = %claims.sub, "access token of an unknown user");
             return Err(invalid());
         };
@@ -170,7 +183,8 @@ impl Shared {
             client_ip,
             token_expires_at: claims.exp,
         };
-        Ok((caller, CallerProfile(Arc::new(standing.user))))
+        let ahead = ahead_keys.read(&ahead_values);
+        Ok((caller, CallerProfile(Arc::new(standing.user)), ahead))
     }
 }
 

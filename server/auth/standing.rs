@@ -162,6 +162,9 @@ impl Entry {
     }
 }
 
+/// The fleet's and the user's epochs, and the cached entry, as one `MGET` reads them.
+type Epochs = (Option<i64>, Option<i64>, Option<Vec<u8>>);
+
 enum Lookup {
     Hit(Standing),
     /// Not cached (or cached under older epochs): the current epochs, to tag a fresh read.
@@ -205,28 +208,44 @@ impl StandingCache {
         user_id: Uuid,
         session_id: Uuid,
     ) -> Result<Option<Standing>, sqlx::Error> {
+        Ok(self.get_with(user_id, session_id, &[]).await?.0)
+    }
+
+    /// [`StandingCache::get`], reading the Redis keys `extra` (integers) in the same round
+    /// trip: their values in order, or an empty list when Redis was not read.
+    pub async fn get_with(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        extra: &[String],
+    ) -> Result<(Option<Standing>, Vec<Option<u64>>), sqlx::Error> {
         let Some((redis, conn)) = self.usable().await else {
             count("miss");
-            return sessions::standing(&self.inner.pool, user_id, session_id).await;
+            let standing = sessions::standing(&self.inner.pool, user_id, session_id).await?;
+            return Ok((standing, Vec::new()));
         };
-        match self.lookup(redis, conn.clone(), user_id, session_id).await {
-            Ok(Lookup::Hit(standing)) => {
+        match self
+            .lookup(redis, conn.clone(), user_id, session_id, extra)
+            .await
+        {
+            Ok((Lookup::Hit(standing), values)) => {
                 count("hit");
-                Ok(Some(standing))
+                Ok((Some(standing), values))
             }
-            Ok(Lookup::Miss { fleet, user }) => {
+            Ok((Lookup::Miss { fleet, user }, values)) => {
                 count("miss");
                 let standing = sessions::standing(&self.inner.pool, user_id, session_id).await?;
                 if let Some(standing) = &standing {
                     self.store(redis, conn, user_id, session_id, fleet, user, standing)
                         .await;
                 }
-                Ok(standing)
+                Ok((standing, values))
             }
             Err(error) => {
                 redis.failed(&error);
                 count("miss");
-                sessions::standing(&self.inner.pool, user_id, session_id).await
+                let standing = sessions::standing(&self.inner.pool, user_id, session_id).await?;
+                Ok((standing, Vec::new()))
             }
         }
     }
@@ -376,22 +395,34 @@ impl StandingCache {
         mut conn: ConnectionManager,
         user_id: Uuid,
         session_id: Uuid,
-    ) -> redis::RedisResult<Lookup> {
+        extra: &[String],
+    ) -> redis::RedisResult<(Lookup, Vec<Option<u64>>)> {
         let fleet_key = fleet_key(redis);
         let user_key = user_key(redis, user_id);
         let entry_key = entry_key(redis, user_id, session_id);
-        let (fleet, user, entry): (Option<i64>, Option<i64>, Option<Vec<u8>>) =
-            timed(conn.mget(&[&fleet_key, &user_key, &entry_key])).await?;
+        let ((fleet, user, entry), values): (Epochs, Vec<Option<u64>>) = if extra.is_empty() {
+            let read = timed(conn.mget(&[&fleet_key, &user_key, &entry_key])).await?;
+            (read, Vec::new())
+        } else {
+            // Two MGETs in one pipeline: one round trip.
+            timed(
+                redis::pipe()
+                    .mget(&[&fleet_key, &user_key, &entry_key])
+                    .mget(extra)
+                    .query_async(&mut conn),
+            )
+            .await?
+        };
         if let (Some(fleet), Some(user), Some(entry)) = (fleet, user, entry)
             && let Ok(entry) = serde_json::from_slice::<Entry>(&entry)
             && entry.fleet == fleet
             && entry.user == user
             && let Some(standing) = entry.standing(user_id)
         {
-            return Ok(Lookup::Hit(standing));
+            return Ok((Lookup::Hit(standing), values));
         }
         if let (Some(fleet), Some(user)) = (fleet, user) {
-            return Ok(Lookup::Miss { fleet, user });
+            return Ok((Lookup::Miss { fleet, user }, values));
         }
         // A fresh (or evicted) epoch starts at a random value, never at a reused one.
         let (fleet, user): (i64, i64) = timed(
@@ -406,7 +437,7 @@ impl StandingCache {
         )
         .await?
         .0;
-        Ok(Lookup::Miss { fleet, user })
+        Ok((Lookup::Miss { fleet, user }, values))
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -4,7 +4,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{Audience, CacheKind, CacheValue, Coverage, request_digest};
+use super::{Audience, CacheKind, CacheValue, Coverage, VersionsAhead, request_digest};
 use crate::api::error::ApiError;
 use crate::auth::caller::Caller;
 use crate::state::AppState;
@@ -45,10 +45,12 @@ where
     let caller = Caller::of(request)?;
     let audience = Audience::of(caller);
     let digest = request_digest(request.get_ref());
+    let ahead = request.extensions().get::<VersionsAhead>();
     let (value, outcome) = state
         .cache
-        .get_or_compute(kind, &audience, &digest, &coverage, compute)
+        .get_or_compute_ahead(kind, &audience, &digest, &coverage, ahead, compute)
         .await?;
+    state.cache.learn(caller.user_id, &coverage);
     let mut response = Response::new(finish(value));
     response
         .metadata_mut()

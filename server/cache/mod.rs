@@ -15,11 +15,13 @@
 //!   back, before Redis is read again; entries written locally during the outage are dropped
 //!   then, so reads go back to the shared values.
 
+mod ahead;
 mod grpc;
 mod kind;
 mod read;
 mod touch;
 
+pub use ahead::{AheadKeys, VersionsAhead};
 pub use grpc::{cached, cached_read, cached_then};
 pub use kind::{CacheConfig, CacheKind};
 pub use read::{Audience, CacheValue, Coverage, Outcome, request_digest};
@@ -61,8 +63,13 @@ struct Inner {
     versions: Mutex<HashMap<String, u64>>,
     /// A write could not move its versions in Redis: the epoch moves at reconnection.
     missed_bumps: AtomicBool,
+    /// Per user, the version names their cached reads covered lately, read ahead with their
+    /// standing (`ahead`).
+    ahead: moka::sync::Cache<uuid::Uuid, Arc<[String]>>,
     /// Single-flight locks of the keys being computed.
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Reads whose versions all came ahead, with the caller's standing (`ahead`).
+    read_ahead: AtomicU64,
     /// Answers computed, by kind (`CacheKind as usize`).
     computations: [AtomicU64; CacheKind::ALL.len()],
 }
@@ -96,15 +103,21 @@ impl Cache {
             .max_capacity(HOT_CAPACITY)
             .time_to_live(Duration::from_secs(3600))
             .build();
+        let ahead = moka::sync::Cache::builder()
+            .max_capacity(ahead::USERS)
+            .time_to_idle(ahead::REMEMBERED_FOR)
+            .build();
         let inner = Arc::new(Inner {
             local,
             hot,
+            ahead,
             redis,
             pending_deletes: Mutex::new(HashSet::new()),
             config,
             versions: Mutex::new(HashMap::new()),
             missed_bumps: AtomicBool::new(false),
             flights: Mutex::new(HashMap::new()),
+            read_ahead: AtomicU64::new(0),
             computations: Default::default(),
         });
         if let Some(redis) = &inner.redis {

@@ -41,6 +41,7 @@ use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::ahead::VersionsAhead;
 use super::{Cache, CacheKind, Inner};
 use crate::auth::caller::{Caller, Scope};
 use crate::metrics::CACHE_REQUESTS;
@@ -129,7 +130,7 @@ impl Coverage {
     }
 
     /// The version names: `all`, or `site:<id>` per site.
-    fn names(&self) -> Vec<String> {
+    pub(super) fn names(&self) -> Vec<String> {
         match self {
             Coverage::Everything => vec![ALL.to_owned()],
             Coverage::Sites(sites) => sites.iter().map(|s| format!("site:{s}")).collect(),
@@ -192,7 +193,7 @@ fn short_digest(hasher: Sha256) -> String {
 /// The version of every site together.
 const ALL: &str = "all";
 /// Moved when a process comes back to Redis after writes it could not announce.
-const EPOCH: &str = "epoch";
+pub(super) const EPOCH: &str = "epoch";
 
 /// Where one read looks: Redis (with the connection it started on) or this process.
 enum Backend {
@@ -216,6 +217,25 @@ impl Cache {
     where
         T: CacheValue + Clone + Send + Sync + 'static,
     {
+        self.get_or_compute_ahead(kind, audience, request, coverage, None, compute)
+            .await
+    }
+
+    /// [`Cache::get_or_compute`] with the versions `ahead` of the call (read with the
+    /// caller's standing, `super::ahead`): when they hold every version the coverage needs,
+    /// the read does not read them again.
+    pub async fn get_or_compute_ahead<T, E>(
+        &self,
+        kind: CacheKind,
+        audience: &Audience,
+        request: &str,
+        coverage: &Coverage,
+        ahead: Option<&VersionsAhead>,
+        compute: impl Future<Output = Result<T, E>>,
+    ) -> Result<(T, Outcome), E>
+    where
+        T: CacheValue + Clone + Send + Sync + 'static,
+    {
         let ttl = self.inner.config.ttl(kind);
         if ttl.is_zero() {
             return Ok((self.computed(kind, compute).await?, Outcome::Miss));
@@ -224,7 +244,7 @@ impl Cache {
             Some((_, conn)) => Backend::Redis(conn),
             None => Backend::Local,
         };
-        let Some(versions) = self.versions(&mut backend, coverage).await else {
+        let Some(versions) = self.versions(&mut backend, coverage, ahead).await else {
             count(kind, Outcome::Miss);
             return Ok((self.computed(kind, compute).await?, Outcome::Miss));
         };
@@ -259,6 +279,12 @@ impl Cache {
             count(kind, *outcome);
         }
         answer
+    }
+
+    /// How many reads found every version they needed read ahead with the caller's standing
+    /// (and so made no round trip of their own for them).
+    pub fn reads_ahead(&self) -> u64 {
+        self.inner.read_ahead.load(Ordering::Relaxed)
     }
 
     /// How many answers of `kind` this process computed for the read cache.
@@ -328,10 +354,24 @@ impl Cache {
     }
 
     /// The versions segment of a key; `None` when Redis failed (the read skips the cache).
-    async fn versions(&self, backend: &mut Backend, coverage: &Coverage) -> Option<String> {
+    async fn versions(
+        &self,
+        backend: &mut Backend,
+        coverage: &Coverage,
+        ahead: Option<&VersionsAhead>,
+    ) -> Option<String> {
         let mut names = vec![EPOCH.to_owned()];
         names.extend(coverage.names());
         let id = coverage.id();
+        if let (Backend::Redis(_), Some(ahead)) = (&*backend, ahead)
+            && let Some(values) = names
+                .iter()
+                .map(|name| ahead.get(name).map(|v| v.to_string()))
+                .collect::<Option<Vec<String>>>()
+        {
+            self.inner.read_ahead.fetch_add(1, Ordering::Relaxed);
+            return Some(format!("{id}:r{}", values.join(".")));
+        }
         let conn = match backend {
             Backend::Local => {
                 let local = self.inner.local_versions();
@@ -439,7 +479,7 @@ impl Cache {
     }
 }
 
-fn version_key(redis: &crate::redis::Redis, name: &str) -> String {
+pub(super) fn version_key(redis: &crate::redis::Redis, name: &str) -> String {
     redis.key(&format!("cv:{name}"))
 }
 

@@ -8,13 +8,13 @@ use akig::proto::v1::{
     LatLng, NewPromise, PaymentMethod, RecordCallRequest, RecordPaymentRequest, RecordVisitRequest,
     ReversePaymentRequest, VisitDetails,
 };
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use tonic::Code;
 use uuid::Uuid;
 
 use crate::support::{
     KALOUM, TestApp, TestDb, authed, bad_fields, create_charges, create_site, create_tenant,
-    create_user, date, insert_mission, spawn_app, today, ts,
+    create_user, date, insert_mission, spawn_app, today, today_minutes_ago, ts,
 };
 
 fn today_only() -> Option<DateRange> {
@@ -77,7 +77,7 @@ async fn an_agents_day_reads_back_with_exact_figures_and_rates() {
         app.token("a2").await,
         app.token("sup").await,
     );
-    let at = |minutes: i64| Utc::now() - Duration::minutes(minutes);
+    let at = today_minutes_ago;
     let mut collections = app.collections(&a1_token).await;
     let visit = |tenant: Uuid, outcome: InteractionOutcome, latitude: f64, minutes: i64| {
         RecordVisitRequest {

@@ -488,6 +488,7 @@ mod reads {
     use std::net::SocketAddr;
     use std::time::Duration;
 
+    use akig::auth::standing::StandingCache;
     use akig::cache::{Cache, CacheKind};
     use akig::proto::v1::dashboard_service_client::DashboardServiceClient;
     use akig::proto::v1::missions_service_client::MissionsServiceClient;
@@ -505,6 +506,22 @@ mod reads {
     };
 
     /// A server on the test's database whose Redis is `redis` (a URL), and its cache.
+    /// [`server`] on the test Redis, with its standing cache.
+    async fn server_with_standing(db: &TestDb) -> (TestApp, Cache, StandingCache) {
+        let config = test_config(db.connect_options(), RedisMode::Real);
+        let app = Application::build_with_pool(config, db.pool.clone())
+            .await
+            .expect("application builds");
+        let (cache, standing) = (app.state().cache.clone(), app.state().standing.clone());
+        let test_app = TestApp {
+            addr: app.local_addr(),
+            metrics_addr: app.metrics_addr(),
+            shutdown: app.shutdown_token(),
+            server: tokio::spawn(app.run_until_stopped()),
+        };
+        (test_app, cache, standing)
+    }
+
     async fn server(db: &TestDb, redis: Option<String>) -> (TestApp, Cache) {
         let mut config = test_config(db.connect_options(), RedisMode::Real);
         if let (Some(url), Some(config)) = (redis, config.redis.as_mut()) {
@@ -639,11 +656,24 @@ mod reads {
     async fn a_read_hits_until_a_payment_changes_its_figure() {
         let db = TestDb::new().await;
         let (aminata, _) = world(&db).await;
-        let (app, cache) = server(&db, None).await;
+        let (app, cache, standing) = server_with_standing(&db).await;
         until("redis linked", || cache.is_redis_up()).await;
+        for _ in 0..600 {
+            if standing.is_shared().await {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(standing.is_shared().await, "standings shared within 30 s");
 
         expect_outstanding(&app, aminata, 10_000, "MISS").await;
+        let ahead = cache.reads_ahead();
         expect_outstanding(&app, aminata, 10_000, "HIT").await;
+        assert_eq!(
+            cache.reads_ahead() - ahead,
+            1,
+            "the hit's versions came with the caller's standing"
+        );
         let kal = vec![("Aminata Bah".to_owned(), 0)];
         assert_eq!(
             good_payers(&app, "gest.kal").await,
@@ -652,7 +682,10 @@ mod reads {
         assert_eq!(good_payers(&app, "gest.kal").await, (kal, "HIT".into()));
 
         pay(&app, aminata, 4_000).await;
+        // Read ahead as well, the moved version drops the entry.
+        let ahead = cache.reads_ahead();
         expect_outstanding(&app, aminata, 6_000, "MISS").await;
+        assert_eq!(cache.reads_ahead() - ahead, 1);
         assert_eq!(
             good_payers(&app, "gest.kal").await,
             (vec![("Aminata Bah".to_owned(), 4_000)], "MISS".into())

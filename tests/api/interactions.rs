@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::support::{
     KALOUM, TestApp, TestDb, bad_fields, count, create_site, create_tenant, create_user, date,
-    error_reason, insert_mission, message, spawn_app, today, ts,
+    error_reason, insert_mission, message, spawn_app, today, today_minutes_ago, ts,
 };
 
 const RENT: i64 = 1_000_000;
@@ -94,10 +94,10 @@ impl World {
     }
 }
 
-/// A visit to `tenant` ten minutes ago, from (lat, lng) with a 10 m fix taken half a minute
+/// A visit to `tenant` ten minutes ago (still today), from (lat, lng) with a 10 m fix taken half a minute
 /// before.
 fn visit_at(tenant: Uuid, lat: f64, lng: f64) -> RecordVisitRequest {
-    let occurred_at = Utc::now() - Duration::minutes(10);
+    let occurred_at = today_minutes_ago(10);
     RecordVisitRequest {
         request_id: Uuid::new_v4().to_string(),
         tenant_id: tenant.to_string(),
@@ -117,12 +117,12 @@ fn visit_at(tenant: Uuid, lat: f64, lng: f64) -> RecordVisitRequest {
     }
 }
 
-/// A call to `tenant` five minutes ago with `outcome`.
+/// A call to `tenant` five minutes ago (still today) with `outcome`.
 fn call_to(tenant: Uuid, outcome: InteractionOutcome) -> RecordCallRequest {
     RecordCallRequest {
         request_id: Uuid::new_v4().to_string(),
         tenant_id: tenant.to_string(),
-        occurred_at: Some(ts(Utc::now() - Duration::minutes(5))),
+        occurred_at: Some(ts(today_minutes_ago(5))),
         outcome: outcome as i32,
         call: Some(CallDetails {
             phone: "+224 621 23 45 67".into(),

@@ -230,7 +230,7 @@ async fn daily_scores_equal_their_recomputation_from_the_raw_events() {
     };
     use chrono::Utc;
 
-    use crate::support::{KALOUM, create_charges, create_tenant, date, ts};
+    use crate::support::{KALOUM, create_charges, create_tenant, date, today_minutes_ago, ts};
 
     let db = TestDb::new().await;
     let pool = &db.pool;
@@ -250,7 +250,15 @@ async fn daily_scores_equal_their_recomputation_from_the_raw_events() {
         app.token("a2").await,
         app.token("sup").await,
     );
-    let at = |minutes: i64| Some(ts(Utc::now() - Duration::minutes(minutes)));
+    // Today's actions stay today even just after midnight; yesterday's is a day and a half-hour
+    // back.
+    let at = |minutes: i64| {
+        Some(ts(if minutes > 120 {
+            Utc::now() - Duration::minutes(minutes)
+        } else {
+            today_minutes_ago(minutes)
+        }))
+    };
     // A mixed sequence over two agents and, for a1, yesterday and today: visits (one refused),
     // calls (one with a promise, one refused), payments, and a reversal of one of them.
     let mut payments = Vec::new();

@@ -1,13 +1,32 @@
 //! Data written straight in the tables: users, sites, tenants, charges and a ledger, for the
 //! set-up of a test (the demo seed is there for bigger data sets).
 
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 /// Today, UTC (the same day as Africa/Conakry).
 pub fn today() -> NaiveDate {
     Utc::now().date_naive()
+}
+
+/// A moment `minutes` (at most 120) before now that is still today: in the first two hours of
+/// the day the minutes are scaled into the time elapsed since midnight, keeping their order, so
+/// a test of "today's figures" passes at 00:10 as at noon.
+pub fn today_minutes_ago(minutes: i64) -> DateTime<Utc> {
+    assert!((0..=120).contains(&minutes), "at most two hours back");
+    let now = Utc::now();
+    let midnight = now
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc();
+    let elapsed = now - midnight;
+    if elapsed > Duration::minutes(121) {
+        now - Duration::minutes(minutes)
+    } else {
+        midnight + elapsed * (120 - minutes as i32) / 121
+    }
 }
 
 /// One number read from the database, such as a `count(*)`.

@@ -45,5 +45,5 @@ pub use fixtures::{
     KALOUM, LedgerEntry, PASSWORD, ScoreOf, count, create_charge, create_charges, create_site,
     create_tenant, create_user, insert_cash_payment, insert_interaction, insert_ledger_entry,
     insert_mission, insert_promise, insert_reversal, insert_score_event, pay_charge, put_online,
-    revoke, set_demo_passwords, today,
+    revoke, set_demo_passwords, today, today_minutes_ago,
 };
