@@ -2,7 +2,9 @@
 # Dashboard benchmark (docs/performance.md, "Dashboard"): GetSummary of the whole company and
 # of one site, and GetSite, uncached, with one caller (akig-bench); then cached GetSummary
 # through h2load at 200 concurrent streams beside the health check (same server, same run,
-# twice each). Successes are counted from the server's grpc_server_handled_total{grpc_code="Ok"}.
+# twice each); then a mixed workload: GetSummary (company, then one site at random) read by 16
+# callers while 8 others record visits, with the cache's hit ratio over the run. Successes are
+# counted from the server's grpc_server_handled_total{grpc_code="Ok"}.
 #
 #   ops/bench/dashboard.sh [SECONDS] [SCALE]     (defaults: 15 s, 100000)
 #
@@ -94,4 +96,26 @@ h2load -n 2000 -c 1 -m 1 -H 'content-type: application/grpc' -H 'te: trailers' \
   grep -E '^time for request' | sed 's/^/    /'
 curl -s "http://127.0.0.1:${metrics_port}/metrics" |
   grep -E '^akig_cache_requests_total\{.*kind="statistics"' | sed 's/^/    /' || true
+
+# The cache's hits and misses of kind statistics so far, "hits misses".
+cache_counts() {
+  curl -s "http://127.0.0.1:${metrics_port}/metrics" |
+    awk 'index($0, "akig_cache_requests_total{") == 1 && index($0, "kind=\"statistics\"") {
+           if (index($0, "result=\"hit\"")) h += $NF; else if (index($0, "result=\"miss\"")) m += $NF }
+         END { printf "%d %d\n", h, m }'
+}
+echo "==> Mixed workload: visits written by 8 callers while GetSummary is read by 16, ${seconds} s each"
+for rpc in summary summary-site; do
+  read -r hits_before misses_before < <(cache_counts)
+  "${bin}/akig-bench" --target "http://127.0.0.1:${port}" --rpc visit --concurrency 8 \
+    --seconds "${seconds}" | sed 's/^/    writes: /' &
+  writer=$!
+  "${bin}/akig-bench" --target "http://127.0.0.1:${port}" --rpc "${rpc}" --concurrency 16 \
+    --seconds "${seconds}" | sed 's/^/    reads:  /'
+  wait "${writer}"
+  read -r hits_after misses_after < <(cache_counts)
+  hits=$((hits_after - hits_before))
+  misses=$((misses_after - misses_before))
+  echo "    ${rpc}: cache hits ${hits}, misses ${misses}, hit ratio $(echo "${hits} / (${hits} + ${misses} + 0.000001)" | bc -l | cut -c1-5)"
+done
 echo "==> Host: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -4,8 +4,8 @@
 
 use akig::proto::v1::dashboard_service_client::DashboardServiceClient;
 use akig::proto::v1::{
-    AgingBucketTotal, GetSummaryRequest, GetSummaryResponse, ListSitesRequest, ListSitesResponse,
-    MissionFigures,
+    AgentPresence, AgingBucketTotal, GetSiteRequest, GetSummaryRequest, GetSummaryResponse,
+    ListSitesRequest, ListSitesResponse, MissionFigures,
 };
 use chrono::{DateTime, Datelike, Days, NaiveDate, TimeDelta, Utc};
 use tonic::Code;
@@ -457,9 +457,9 @@ async fn sites_list_their_figures_ordered_filtered_paged_and_scoped() {
 
 /// "Agents active now" is read from the live hub when the answer is sent: a summary served
 /// from the cache (x-cache HIT) counts an agent who opened a session after it was computed,
-/// every other figure staying as computed.
+/// every other figure staying as computed; a cached site page shows that agent online.
 #[tokio::test]
-async fn a_cached_summary_counts_the_agents_online_at_answer_time() {
+async fn a_cached_summary_and_site_page_show_the_agents_online_at_answer_time() {
     let db = TestDb::new().await;
     let pool = &db.pool;
     let kal = create_site(pool, "KAL").await;
@@ -491,11 +491,39 @@ async fn a_cached_summary_counts_the_agents_online_at_answer_time() {
             cache,
         )
     };
+    // The site page: agent.un's presence, the page's computation time, x-cache.
+    let site_page = || async {
+        let response = DashboardServiceClient::new(app.channel().await)
+            .get_site(authed(
+                GetSiteRequest {
+                    site_id: kal.to_string(),
+                    top_debtor_count: 0,
+                },
+                &token,
+            ))
+            .await
+            .expect("site");
+        let cache = x_cache(&response);
+        let page = response.into_inner();
+        let presence = page
+            .agents
+            .iter()
+            .find(|a| {
+                a.agent
+                    .as_ref()
+                    .is_some_and(|u| u.user_id == agent.to_string())
+            })
+            .map(|a| a.presence())
+            .expect("agent.un on the page");
+        (presence, page.compute_time, cache)
+    };
     let (counts, computed, cache) = read().await;
     assert_eq!((counts, cache.as_str()), ((0, 2), "MISS"));
     let (counts, again, cache) = read().await;
     assert_eq!((counts, cache.as_str()), ((0, 2), "HIT"));
     assert_eq!(again, computed);
+    let (presence, page_computed, cache) = site_page().await;
+    assert_eq!((presence, cache.as_str()), (AgentPresence::Offline, "MISS"));
 
     let mut phone = Phone::open(&app, &app.token("agent.un").await)
         .await
@@ -515,5 +543,8 @@ async fn a_cached_summary_counts_the_agents_online_at_answer_time() {
     let (counts, cached_at, cache) = seen.expect("the agent counted as active within 5 s");
     assert_eq!((counts, cache.as_str()), ((1, 2), "HIT"));
     assert_eq!(cached_at, computed, "the same cached entry");
+    let (presence, page_at, cache) = site_page().await;
+    assert_eq!((presence, cache.as_str()), (AgentPresence::Online, "HIT"));
+    assert_eq!(page_at, page_computed, "the same cached page");
     drop(phone);
 }

@@ -76,9 +76,14 @@ impl DashboardService for DashboardApi {
             Ok(site_id) => Coverage::sites(vec![site_id]),
             Err(_) => Coverage::Everything,
         };
-        cached(&self.state, CacheKind::Sites, &request, coverage, async {
-            site::get_site(&self.state, &request).await
-        })
+        cached_then(
+            &self.state,
+            CacheKind::Sites,
+            &request,
+            coverage,
+            async { site::get_site(&self.state, &request).await },
+            |page| site::answer(&self.state, page),
+        )
         .await
     }
 

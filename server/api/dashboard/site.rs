@@ -8,6 +8,8 @@
 //!   `top_debtor_count`.
 //! - Top debtors are tenant cards, as CollectionsService's GetTenant shows them.
 //! - Open alerts: 0 while no alert rule stores alerts (as ListSites).
+//! - Each agent's presence is read from the live hub when the answer is sent ([`answer`]),
+//!   cached page or not: it changes by the minute and no write announces it.
 
 use chrono::Utc;
 use tonic::Request;
@@ -43,6 +45,28 @@ pub(super) fn site_id(value: &str) -> Result<uuid::Uuid, ApiError> {
     convert::uuid("site_id", value)
 }
 
+/// The answer of a site page, cached or just computed: each agent's presence as the live hub
+/// has it now.
+pub(super) fn answer(state: &AppState, mut page: pb::GetSiteResponse) -> pb::GetSiteResponse {
+    for agent in &mut page.agents {
+        let online = agent
+            .agent
+            .as_ref()
+            .and_then(|a| a.user_id.parse::<uuid::Uuid>().ok())
+            .is_some_and(|id| app::agents_online(&state.live, &[id]) > 0);
+        agent.presence = presence(online).into();
+    }
+    page
+}
+
+fn presence(online: bool) -> pb::AgentPresence {
+    if online {
+        pb::AgentPresence::Online
+    } else {
+        pb::AgentPresence::Offline
+    }
+}
+
 pub(super) async fn get_site(
     state: &AppState,
     request: &Request<pb::GetSiteRequest>,
@@ -73,12 +97,7 @@ pub(super) async fn get_site(
             .iter()
             .map(|a| pb::SiteAgent {
                 agent: Some(user_ref(a.agent_id, &a.full_name)),
-                presence: if a.online {
-                    pb::AgentPresence::Online
-                } else {
-                    pb::AgentPresence::Offline
-                }
-                .into(),
+                presence: presence(a.online).into(),
                 today: Some(activity(&a.today)),
                 missions_today: Some(missions(&a.missions_today)),
             })
