@@ -8,6 +8,7 @@
 #   3. idle: IDLE sessions (default 10,000) that only said hello; server RSS and CPU at rest.
 #
 #   ops/bench/live.sh [SECONDS]        (default 20)
+#   PHASES="idle" ops/bench/live.sh 10 (only some of the phases: ingest, watch, idle)
 #
 # Uses DATABASE_URL's server (default postgres://postgres@127.0.0.1:5432) with a database of its
 # own, akig_bench_live, re-created each run and dropped at the end; the server listens on
@@ -19,6 +20,7 @@ seconds="${1:-20}"
 agents="${AGENTS:-1000}"
 batch="${BATCH:-100}"
 idle="${IDLE:-10000}"
+phases=" ${PHASES:-ingest watch idle} "
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "${repo_root}"
 
@@ -66,16 +68,21 @@ trap cleanup EXIT
 bench() { target/release/akig-live-bench --target "http://127.0.0.1:${port}" "$@"; }
 
 echo "==> Machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-start_server
-echo "==> Ingest"
-bench --mode ingest --agents "${agents}" --batch "${batch}" --seconds "${seconds}"
-stop_server
+if [[ "${phases}" == *" ingest "* ]]; then
+  start_server
+  echo "==> Ingest"
+  bench --mode ingest --agents "${agents}" --batch "${batch}" --seconds "${seconds}"
+  stop_server
+fi
 
-start_server
-echo "==> Watchers"
-bench --mode watch --agents "${agents}" --watchers 20 --seconds "${seconds}"
-stop_server
+if [[ "${phases}" == *" watch "* ]]; then
+  start_server
+  echo "==> Watchers"
+  bench --mode watch --agents "${agents}" --watchers 20 --seconds "${seconds}"
+  stop_server
+fi
 
+[[ "${phases}" == *" idle "* ]] || exit 0
 start_server
 echo "==> Idle sessions"
 rss_before="$(ps -o rss= -p "${server_pid}")"
