@@ -25,6 +25,11 @@
 //!   `domain::aging` (`AgingBuckets::class_thresholds`): the domain clamps, names each class's
 //!   bucket, filters by bucket and merges (`domain::map::clusters_of_sums`). Only the amount
 //!   filter is applied here, per tenant, with the bound the domain gives.
+//! - Serial plans (`SET LOCAL max_parallel_workers_per_gather = 0`, [`serial`]): a whole city
+//!   is a scan of 100,000 narrow rows that PostgreSQL would split over parallel workers; with a
+//!   few managers reading maps at once on a small server the workers only compete for the same
+//!   cores. At 102,000 tenants, 4 callers, 2 cores: 26–29 calls/s serial against 22–23 with
+//!   workers, alternating rounds (docs/performance.md).
 
 use chrono::NaiveDate;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
@@ -74,6 +79,7 @@ pub async fn arrears_homes(
     conn: &mut PgConnection,
     area: &ArrearsArea<'_>,
 ) -> Result<Vec<ArrearsHome>> {
+    serial(conn).await?;
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("");
     push_homes(&mut qb, area);
     Ok(qb
@@ -125,6 +131,7 @@ pub async fn arrears_cells(
     area: &ArrearsArea<'_>,
     grid: &CellGrid,
 ) -> Result<Vec<ArrearsCell>> {
+    serial(conn).await?;
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("WITH owing AS (");
     push_homes(&mut qb, area);
     qb.push(") SELECT floor((latitude + 90) / ")
@@ -148,6 +155,15 @@ pub async fn arrears_cells(
         .persistent(false)
         .fetch_all(conn)
         .await?)
+}
+
+/// No parallel workers for the rest of the transaction `conn` is in (the map's reads run in
+/// one, `store::begin_read`).
+async fn serial(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SET LOCAL max_parallel_workers_per_gather = 0")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// The statement of [`arrears_homes`]: the located branch, then the unlocated one.
