@@ -6,8 +6,9 @@
 //!   (name, unit, phone, site; prefix, accents and case ignored) or its phone digits,
 //!   alphabetically (normalised name, then id): what someone typing a surname expects. Then,
 //!   only once those are exhausted, the typo-tolerant matches not in the first tier, nearest
-//!   first (trigram word distance of the query to the name, then id). Each tier is read in index
-//!   order, bounded by the page size: no match is scored unless it is on the page.
+//!   first (trigram word distance of the query to the name, then id); not for a phone number.
+//!   Each tier is read in index order, bounded by the page size: no match is scored unless it
+//!   is on the page.
 //! - Relevance: [`EXACT_RELEVANCE`] for the first tier; the trigram word similarity (the
 //!   threshold to 1) for the second, so it never increases down the list.
 //! - Paging is by keyset: a page ends at a [`SearchPosition`] (tier and sort key of its last
@@ -119,7 +120,8 @@ pub async fn search(
         _ => None,
     };
     let missing = wanted - i64::try_from(hits.len()).unwrap_or(wanted);
-    if missing > 0 {
+    // A phone number is no name: its digits share no trigram with one.
+    if missing > 0 && phone_digits.is_none() {
         let close = store::close_matches(&mut tx, &query, close_after, missing).await?;
         hits.extend(close.into_iter().map(|hit| Hit {
             id: hit.id,

@@ -10,7 +10,8 @@
 //!    (trigram word similarity of the query to `name_norm` at least
 //!    [`WORD_SIMILARITY_THRESHOLD`]) and who are not in tier 1. Nearest first: trigram word
 //!    distance (`name_norm <->> query`, the nearest-neighbour order of the GiST index
-//!    `tenants_name_norm_knn_idx`), then id.
+//!    `tenants_name_norm_knn_idx`), then id. Company-wide the trigram index finds the close
+//!    names; for a few sites their tenants are compared one by one.
 //!
 //! Neither tier scores every match: a page reads its rows in the order it returns them.
 //! Runs after [`words_and_sites`] in the same transaction (its settings).
@@ -56,6 +57,11 @@ const MIN_SUBSTRING_CHARS: usize = 3;
 
 /// Word-similarity threshold of the typo-tolerant tier: "kamara" finds "Camara" (0.57).
 pub const WORD_SIMILARITY_THRESHOLD: f32 = 0.5;
+
+/// Up to this many sites, tier 2 compares the name of each of the sites' tenants (a few
+/// hundred per site) rather than asking the trigram index for the whole company's close names
+/// and keeping the sites' ones: at 102,000 tenants, one site, "kamara": 1.4 ms against 25 ms.
+const SITE_ROWS_MAX_SITES: usize = 20;
 
 /// The query's words that carry meaning for French full-text search, each with its full-text
 /// query and the sites whose code is the word or whose name contains it, in one statement that
@@ -169,8 +175,21 @@ pub async fn close_matches(
 ) -> Result<Vec<CloseHit>> {
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("SELECT t.id, t.name_norm <->> ");
     push_text_norm(&mut qb, query.text);
-    qb.push(" AS distance FROM tenants t WHERE t.name_norm %> ");
-    push_text_norm(&mut qb, query.text);
+    qb.push(" AS distance FROM tenants t WHERE ");
+    if query
+        .site_ids
+        .is_some_and(|sites| sites.len() <= SITE_ROWS_MAX_SITES)
+    {
+        // Not an index condition: the planner reads the sites' tenants (site index) and
+        // compares each name, instead of intersecting them with the whole company's matches.
+        qb.push("word_similarity(");
+        push_text_norm(&mut qb, query.text);
+        qb.push(", t.name_norm) >= ")
+            .push_bind(WORD_SIMILARITY_THRESHOLD);
+    } else {
+        qb.push("t.name_norm %> ");
+        push_text_norm(&mut qb, query.text);
+    }
     if !query.words.is_empty() || query.phone_digits.is_some() {
         qb.push(" AND NOT ");
         push_exact_condition(&mut qb, query);
