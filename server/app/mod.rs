@@ -27,6 +27,7 @@ pub mod performance;
 pub mod positions;
 pub mod promises;
 pub mod reversals;
+pub mod tenant_search;
 pub mod tenants;
 
 use chrono::{DateTime, Utc};

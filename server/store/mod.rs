@@ -29,6 +29,7 @@ pub mod sessions;
 pub mod site_facts;
 pub mod sites;
 pub mod stats;
+pub mod tenant_search;
 pub mod tenants;
 pub mod users;
 

@@ -36,6 +36,7 @@ mod read_models;
 mod recipes;
 mod reflection;
 mod routes;
+mod search;
 mod seed;
 mod shutdown;
 mod tenants;

@@ -2,8 +2,9 @@
 //! tenant reads (`app::tenants`, where the rules are), answers shown by [`views`].
 //!
 //! Decisions:
-//! - A search pages by offset through its first 1,000 hits; the history by keyset. Both page
-//!   tokens are tied to their request (`api::paging`).
+//! - A search and the history page by keyset: a search's token holds the tier and sort key of
+//!   the page's last hit (`app::tenant_search::SearchPosition`). Both page tokens are tied to
+//!   their request (`api::paging`).
 //! - A search query is 1 to 200 characters (no control characters); its words and phone digits
 //!   are found by the use case.
 
@@ -12,9 +13,10 @@ use tonic::Request;
 use super::views;
 use crate::api::convert;
 use crate::api::error::{ApiError, Violations};
-use crate::api::paging::{Pager, micros};
+use crate::api::paging::{Pager, Parts, micros};
 use crate::api::parse::{self, Text, today};
-use crate::app::tenants::{self as app, HistoryQuery, SEARCH_MAX_OFFSET, Search};
+use crate::app::tenant_search::{self, Search, SearchPosition};
+use crate::app::tenants::{self as app, HistoryQuery};
 use crate::auth::caller::Caller;
 use crate::domain::AgingBuckets;
 use crate::proto::v1 as pb;
@@ -213,19 +215,13 @@ pub(super) async fn search_tenants(
     let caller = Caller::of(request)?;
     let message = request.get_ref();
     let (search, page_size, pager) = parse_search(message)?;
-    let offset = pager
-        .position(&message.page_token, |parts| {
-            parts
-                .parse::<i64>()
-                .filter(|offset| (1..SEARCH_MAX_OFFSET).contains(offset))
-        })?
-        .unwrap_or(0);
+    let after = search_position(&pager, &message.page_token)?;
     let aging = aging_buckets(state)?;
-    let found = app::search(
+    let found = tenant_search::search(
         &state.pool,
         caller,
         &search,
-        offset,
+        after.as_ref(),
         page_size,
         today(),
         &aging,
@@ -241,9 +237,42 @@ pub(super) async fn search_tenants(
             })
             .collect(),
         next_page_token: found
-            .next_offset
-            .map(|offset| pager.token(&[&offset]))
+            .next
+            .map(|position| search_token(&pager, &position))
             .unwrap_or_default(),
+    })
+}
+
+/// Token tier of [`SearchPosition::Exact`]: `e|id|name_norm` (the name last: it may hold `|`).
+const EXACT_TIER: &str = "e";
+/// Token tier of [`SearchPosition::Close`]: `c|distance|id` (the distance as Rust prints an
+/// `f32`, which reads back to the same value).
+const CLOSE_TIER: &str = "c";
+
+/// The page token of a search page that ended at `position`.
+fn search_token(pager: &Pager, position: &SearchPosition) -> String {
+    match position {
+        SearchPosition::Exact { name_norm, id } => pager.token(&[&EXACT_TIER, id, name_norm]),
+        SearchPosition::Close { distance, id } => pager.token(&[&CLOSE_TIER, distance, id]),
+    }
+}
+
+/// The position a search page token carries (`None`: the first page).
+fn search_position(pager: &Pager, token: &str) -> Result<Option<SearchPosition>, ApiError> {
+    pager.position(token, |parts: &mut Parts<'_>| match parts.text()? {
+        EXACT_TIER => {
+            let id = parts.parse()?;
+            let name_norm = parts.last()?.to_owned();
+            Some(SearchPosition::Exact { name_norm, id })
+        }
+        CLOSE_TIER => {
+            let distance: f32 = parts.parse()?;
+            let id = parts.parse()?;
+            (0.0..=1.0)
+                .contains(&distance)
+                .then_some(SearchPosition::Close { distance, id })
+        }
+        _ => None,
     })
 }
 
@@ -285,6 +314,49 @@ mod tests {
             pager.token(&[&1, &2, &"payment", &""]),
         ] {
             assert!(history_key(&pager, &garbage).is_err(), "{garbage}");
+        }
+    }
+
+    #[test]
+    fn search_tokens_round_trip_in_both_tiers_and_are_tied_to_the_search() {
+        let pager = Pager::new(&"a");
+        let id = Uuid::from_u128(42);
+        for position in [
+            SearchPosition::Exact {
+                name_norm: "mamadou | diallo".to_owned(),
+                id,
+            },
+            SearchPosition::Exact {
+                name_norm: String::new(),
+                id,
+            },
+            // 1 - 4/7: not a short decimal, read back to the same f32.
+            SearchPosition::Close {
+                distance: 1.0 - 4.0 / 7.0,
+                id,
+            },
+            SearchPosition::Close { distance: 0.0, id },
+        ] {
+            let token = search_token(&pager, &position);
+            assert_eq!(
+                search_position(&pager, &token).expect("valid"),
+                Some(position)
+            );
+            assert!(search_position(&Pager::new(&"b"), &token).is_err());
+        }
+        assert_eq!(search_position(&pager, "").expect("first page"), None);
+        for garbage in [
+            "x".to_owned(),
+            pager.token(&[&20]),
+            pager.token(&[&"e", &"not-a-uuid", &"diallo"]),
+            pager.token(&[&"e", &id]),
+            pager.token(&[&"c", &"x", &id]),
+            pager.token(&[&"c", &1.5, &id]),
+            pager.token(&[&"c", &f32::NAN, &id]),
+            pager.token(&[&"c", &0.25, &id, &"more"]),
+            pager.token(&[&"z", &0.25, &id]),
+        ] {
+            assert!(search_position(&pager, &garbage).is_err(), "{garbage}");
         }
     }
 
