@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Collections write-path benchmark: RecordVisit and RecordPayment through the real server on
 # the demo data, side by side with pgbench running a single-row insert transaction on the same
-# PostgreSQL. Prints each rate, p50/p99, and the ratio server / pgbench. Then pgbench replays the
-# visit's own statements without the server (ops/bench/visit-statements.sql): the ceiling the
-# database work sets, and the server's rate against it.
+# PostgreSQL. Prints each rate, p50/p99 (pgbench's from its per-transaction log), and the ratio
+# server / pgbench. Then pgbench replays each call's own statements without the server
+# (ops/bench/visit-statements.sql, payment-statements.sql): the ceiling the database work sets,
+# the server's rate against it, and the server's p99 beside the replay's.
 #
 #   ops/bench.sh [SECONDS] [CONCURRENCY] [ROUNDS]    (defaults: 20 s, 32 callers, 1 round)
 #
@@ -56,10 +57,21 @@ for _ in $(seq 1 50); do
 done
 
 # pgbench prepares its statements (-M prepared) as the server does (sqlx caches them).
-pgbench_rate() {
-  pgbench -n -M prepared "$@" -c "${concurrency}" -j 2 -T "${seconds}" "${bench_url}" 2>/dev/null |
-    sed -nE 's/^tps = ([0-9.]+).*/\1/p' | head -1
+# Prints "tps=… p50_ms=… p99_ms=…": the rate, and the latency percentiles of its transactions
+# from pgbench's per-transaction log (nearest rank, as akig-bench takes them).
+pgbench_run() {
+  local logs tps
+  logs="$(mktemp -d)"
+  tps="$(pgbench -n -M prepared "$@" -c "${concurrency}" -j 2 -T "${seconds}" \
+    -l --log-prefix="${logs}/tx" "${bench_url}" 2>/dev/null | sed -nE 's/^tps = ([0-9.]+).*/\1/p' | head -1)"
+  cat "${logs}"/tx.* | awk '{ print $3 }' | sort -n | awk -v tps="${tps}" '{ l[NR] = $1 } END {
+      p50 = NR ? l[int((NR - 1) * 0.50 + 0.5) + 1] / 1000 : 0
+      p99 = NR ? l[int((NR - 1) * 0.99 + 0.5) + 1] / 1000 : 0
+      printf "tps=%s p50_ms=%.2f p99_ms=%.2f\n", tps, p50, p99 }'
+  rm -rf "${logs}"
 }
+# The rate of a pgbench_run line.
+tps_of() { sed -E 's/^tps=([0-9.]+).*/\1/' <<<"$1"; }
 
 psql "${bench_url}" -qc "CREATE TABLE bench_inserts (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tenant_id uuid NOT NULL,
@@ -76,32 +88,45 @@ ratios="$(mktemp)"
 trap 'kill "${server_pid}" 2>/dev/null || true; wait "${server_pid}" 2>/dev/null || true; rm -f "${ratios}"' EXIT
 for round in $(seq 1 "${rounds}"); do
   echo "==> Round ${round} of ${rounds} (${concurrency} callers or clients, ${seconds} s each)"
-  declare -A rate=()
+  declare -A rate=() p99=()
   for rpc in visit payment; do
     line="$(target/release/akig-bench --target "http://127.0.0.1:${port}" --rpc "${rpc}" \
       --concurrency "${concurrency}" --seconds "${seconds}")"
     echo "    akig-bench ${line}"
     rate[${rpc}]="$(sed -E 's/.*rate_per_s=([0-9.]+).*/\1/' <<<"${line}")"
+    p99[${rpc}]="$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"${line}")"
   done
-  rate[insert]="$(pgbench_rate -f ops/bench/insert.sql)"
-  echo "    pgbench, one single-row INSERT per transaction: tps=${rate[insert]}"
-  rate[statements]="$(pgbench_rate -f ops/bench/visit-statements.sql -D "pairs=${pairs}")"
-  echo "    pgbench, the statements of one RecordVisit without the server: tps=${rate[statements]}"
-  rate[pstatements]="$(pgbench_rate -f ops/bench/payment-statements.sql -D "pairs=${pairs}")"
-  echo "    pgbench, the statements of one RecordPayment without the server: tps=${rate[pstatements]}"
+  line="$(pgbench_run -f ops/bench/insert.sql)"
+  rate[insert]="$(tps_of "${line}")"
+  echo "    pgbench, one single-row INSERT per transaction: ${line}"
+  line="$(pgbench_run -f ops/bench/visit-statements.sql -D "pairs=${pairs}")"
+  rate[statements]="$(tps_of "${line}")"
+  echo "    pgbench, the statements of one RecordVisit without the server: ${line}"
+  p99[statements]="$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"${line}")"
+  line="$(pgbench_run -f ops/bench/payment-statements.sql -D "pairs=${pairs}")"
+  rate[pstatements]="$(tps_of "${line}")"
+  echo "    pgbench, the statements of one RecordPayment without the server: ${line}"
+  p99[pstatements]="$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"${line}")"
+  echo "    p99 side by side (server / its statements alone): visit ${p99[visit]} / ${p99[statements]} ms," \
+    "payment ${p99[payment]} / ${p99[pstatements]} ms"
   awk -v v="${rate[visit]}" -v p="${rate[payment]}" -v i="${rate[insert]}" \
-    -v s="${rate[statements]}" -v q="${rate[pstatements]}" 'BEGIN {
+    -v s="${rate[statements]}" -v q="${rate[pstatements]}" \
+    -v vl="${p99[visit]}" -v pl="${p99[payment]}" -v sl="${p99[statements]}" \
+    -v ql="${p99[pstatements]}" 'BEGIN {
       printf "visit/insert %.4f\npayment/insert %.4f\nstatements/insert %.4f\nvisit/statements %.4f\npayment/statements %.4f\n",
-        v / i, p / i, s / i, v / s, p / q }' >>"${ratios}"
+        v / i, p / i, s / i, v / s, p / q
+      printf "visit-p99/statements-p99 %.4f\npayment-p99/statements-p99 %.4f\n", vl / sl, pl / ql }' >>"${ratios}"
 done
 
 echo "==> Ratios, median of ${rounds} round(s)"
-for name in visit/insert payment/insert statements/insert visit/statements payment/statements; do
+for name in visit/insert payment/insert statements/insert visit/statements payment/statements \
+  visit-p99/statements-p99 payment-p99/statements-p99; do
   grep "^${name} " "${ratios}" | awk '{ print $2 }' | sort -g |
     awk -v n="${name}" '{ r[NR] = $1 } END {
       m = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
-      printf "    %-18s %5.1f %%   (rounds: %d, min %.1f %%, max %.1f %%)\n", n, 100 * m, NR, 100 * r[1], 100 * r[NR] }'
+      printf "    %-26s %5.1f %%   (rounds: %d, min %.1f %%, max %.1f %%)\n", n, 100 * m, NR, 100 * r[1], 100 * r[NR] }'
 done
 echo "    (insert: pgbench's single-row INSERT; statements: the call's own statements replayed by"
 echo "     pgbench without the server; visit, payment: RecordVisit, RecordPayment via the server;"
+echo "     -p99: the server's p99 over the p99 of its statements replayed, both at ${concurrency};"
 echo "     target: visit/statements and payment/statements >= 90 %, p99 <= 50 ms)"

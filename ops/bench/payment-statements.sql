@@ -3,18 +3,19 @@
 -- server's SQL text, captured from PostgreSQL's log (log_statement = 'all') during
 -- `akig-bench --rpc payment` (see docs/performance.md):
 --   BEGIN; the idempotency key claim; the tenant lock; the pending promise; the tenant's
---   charges; the tenant's payments with their allocation rows (the replay's input); the payment
---   INSERT (receipt number, score event and daily figures in it); the replay's differences
---   applied in one statement (allocation rows deleted, changed, added; charges' paid figures;
---   the tenant's credit); when the payment counts towards a pending promise, its coverage read,
+--   ledger in one statement (charges, payments, the valid payments' allocation rows: the
+--   replay's input); the payment INSERT (receipt number, score event and daily figures in
+--   it); the replay's differences in one statement holding only the parts with something to
+--   write (allocation rows deleted, changed, added; charges' paid figures; the tenant's credit
+--   when it changes); when the payment counts towards a pending promise, its coverage read,
 --   its status stored and the promise read back (3 statements, on ~9 % of the bench's calls);
 --   the key completion with the audit row; COMMIT.
 -- Where pgbench needs a value from a statement (\gset wants exactly one row, without NULLs),
 -- the server's statement is wrapped in an outer SELECT that reads it (same rows, same locks):
--- the promise as a count and an id, the charges reordered so that the last row (\aset) is the
--- oldest open charge. The replay's outcome is modelled for a payment made after the tenant's
--- others: the payment goes to the oldest open charge, the rest to the credit (the server
--- spreads a larger remainder over the next open charges: more rows in the same statement).
+-- the promise as a count and an id, the oldest open charge picked from the ledger's arrays.
+-- The replay's outcome is modelled for a payment made after the tenant's others: the payment
+-- goes to the oldest open charge, the rest to the credit (the server spreads a larger
+-- remainder over the next open charges: more rows in the same statement).
 -- The caller's standing is served from the shared cache (ADR 0009): no statement of its own.
 -- Keep in step with server/idempotency.rs and server/store/{tenants,promises,charges,
 -- payments,ledger,audit}.rs. bench_pairs (n, agent_id, tenant_id) is created by ops/bench.sh.
@@ -53,24 +54,40 @@ SELECT p.id, p.tenant_id, p.status, p.amount_gnf,
 FROM promises p LEFT JOIN interactions i ON i.id = p.interaction_id WHERE p.tenant_id = :tenant_id::uuid AND p.status = 'pending'
 ORDER BY p.created_at DESC, p.id DESC LIMIT 1 FOR UPDATE OF p) p
 \gset
-SELECT c.id AS charge_id, (c.amount_paid_gnf < c.amount_due_gnf)::int AS open,
-       c.amount_due_gnf - c.amount_paid_gnf AS outstanding FROM (
-SELECT id, period, due_date, amount_due_gnf, amount_paid_gnf, paid_in_full_at
-FROM charges WHERE tenant_id = :tenant_id::uuid ORDER BY period, id) c
-ORDER BY c.amount_paid_gnf < c.amount_due_gnf, c.period DESC, c.id DESC
-\aset
-SELECT p.id, p.occurred_at, p.received_at, p.amount_gnf, r.occurred_at AS reversed_at,
-       coalesce(array_agg(a.charge_id ORDER BY a.charge_id)
-                FILTER (WHERE a.charge_id IS NOT NULL), '{}') AS charge_ids,
-       coalesce(array_agg(a.amount_gnf ORDER BY a.charge_id)
-                FILTER (WHERE a.charge_id IS NOT NULL), '{}') AS amounts,
-       coalesce(array_agg(a.outstanding_after_gnf ORDER BY a.charge_id)
-                FILTER (WHERE a.charge_id IS NOT NULL), '{}') AS outstanding_after
-FROM payments p
-LEFT JOIN payments r ON r.reverses_payment_id = p.id
-LEFT JOIN payment_allocations a ON a.payment_id = p.id AND r.id IS NULL
-WHERE p.tenant_id = :tenant_id::uuid AND p.kind = 'payment'
-GROUP BY p.id, r.occurred_at;
+SELECT coalesce(o.id, 0) AS charge_id, (o.id IS NOT NULL)::int AS open,
+       coalesce(o.due - o.paid, 0) AS outstanding FROM (
+SELECT c.*, p.*, l.*
+FROM (SELECT coalesce(array_agg(id ORDER BY period, id), '{}') AS charge_ids,
+             coalesce(array_agg(period ORDER BY period, id), '{}') AS periods,
+             coalesce(array_agg(due_date ORDER BY period, id), '{}') AS due_dates,
+             coalesce(array_agg(amount_due_gnf ORDER BY period, id), '{}') AS dues,
+             coalesce(array_agg(amount_paid_gnf ORDER BY period, id), '{}') AS paids,
+             coalesce(array_agg(paid_in_full_at ORDER BY period, id), '{}')
+                 AS paid_in_full
+      FROM charges WHERE tenant_id = :tenant_id::uuid) c,
+     (SELECT coalesce(array_agg(p.id ORDER BY p.id), '{}') AS payment_ids,
+             coalesce(array_agg(p.occurred_at ORDER BY p.id), '{}') AS occurred,
+             coalesce(array_agg(p.received_at ORDER BY p.id), '{}') AS received,
+             coalesce(array_agg(p.amount_gnf ORDER BY p.id), '{}') AS amounts,
+             coalesce(array_agg(r.occurred_at ORDER BY p.id), '{}') AS reversed
+      FROM payments p LEFT JOIN payments r ON r.reverses_payment_id = p.id
+      WHERE p.tenant_id = :tenant_id::uuid AND p.kind = 'payment') p,
+     (SELECT coalesce(array_agg(a.payment_id ORDER BY a.payment_id, a.charge_id), '{}')
+                 AS line_payments,
+             coalesce(array_agg(a.charge_id ORDER BY a.payment_id, a.charge_id), '{}')
+                 AS line_charges,
+             coalesce(array_agg(a.amount_gnf ORDER BY a.payment_id, a.charge_id), '{}')
+                 AS line_amounts,
+             coalesce(array_agg(a.outstanding_after_gnf
+                                ORDER BY a.payment_id, a.charge_id), '{}') AS line_after
+      FROM payments p JOIN payment_allocations a ON a.payment_id = p.id
+      WHERE p.tenant_id = :tenant_id::uuid AND p.kind = 'payment'
+        AND NOT EXISTS (SELECT 1 FROM payments r WHERE r.reverses_payment_id = p.id)) l) t
+LEFT JOIN LATERAL (
+    SELECT c.id, c.due, c.paid
+    FROM unnest(t.charge_ids, t.periods, t.dues, t.paids) AS c(id, period, due, paid)
+    WHERE c.paid < c.due ORDER BY c.period, c.id LIMIT 1) o ON true
+\gset
 \set allocated :open * least(:amount, :outstanding)
 \set paid_full CASE WHEN :open = 1 AND :allocated = :outstanding THEN 1 ELSE 0 END
 WITH inserted AS (
@@ -106,22 +123,13 @@ SELECT i.id AS payment_id, i.receipt_number, i.occurred_at, i.received_at,
 FROM inserted i
 \gset
 \if :open
-WITH removed AS (
-    DELETE FROM payment_allocations a
-    USING unnest('{}'::uuid[], '{}'::bigint[]) AS d(payment_id, charge_id)
-    WHERE a.payment_id = d.payment_id AND a.charge_id = d.charge_id),
-changed AS (
-    UPDATE payment_allocations a
-    SET amount_gnf = u.amount_gnf, outstanding_after_gnf = u.outstanding_after_gnf
-    FROM unnest('{}'::uuid[], '{}'::bigint[], '{}'::bigint[], '{}'::bigint[])
-         AS u(payment_id, charge_id, amount_gnf, outstanding_after_gnf)
-    WHERE a.payment_id = u.payment_id AND a.charge_id = u.charge_id),
-added AS (
+\if :amount > :allocated
+WITH part0 AS (
     INSERT INTO payment_allocations
       (payment_id, charge_id, amount_gnf, outstanding_after_gnf)
     SELECT * FROM unnest(ARRAY[:payment_id]::uuid[], ARRAY[(:charge_id)::bigint]::bigint[],
                          ARRAY[(:allocated)::bigint]::bigint[], ARRAY[(:outstanding)::bigint - (:allocated)::bigint]::bigint[])),
-charged AS (
+part1 AS (
     UPDATE charges c SET amount_paid_gnf = u.paid, paid_in_full_at = u.paid_in_full_at
     FROM unnest(ARRAY[(:charge_id)::bigint]::bigint[],
                 ARRAY[(SELECT amount_paid_gnf + (:allocated)::bigint FROM charges WHERE id = (:charge_id)::bigint)]::bigint[],
@@ -131,25 +139,19 @@ charged AS (
 UPDATE tenants SET credit_gnf = (:credit)::bigint + (:amount)::bigint - (:allocated)::bigint
 WHERE id = :tenant_id::uuid AND credit_gnf <> (:credit)::bigint + (:amount)::bigint - (:allocated)::bigint;
 \else
-WITH removed AS (
-    DELETE FROM payment_allocations a
-    USING unnest('{}'::uuid[], '{}'::bigint[]) AS d(payment_id, charge_id)
-    WHERE a.payment_id = d.payment_id AND a.charge_id = d.charge_id),
-changed AS (
-    UPDATE payment_allocations a
-    SET amount_gnf = u.amount_gnf, outstanding_after_gnf = u.outstanding_after_gnf
-    FROM unnest('{}'::uuid[], '{}'::bigint[], '{}'::bigint[], '{}'::bigint[])
-         AS u(payment_id, charge_id, amount_gnf, outstanding_after_gnf)
-    WHERE a.payment_id = u.payment_id AND a.charge_id = u.charge_id),
-added AS (
+WITH part0 AS (
     INSERT INTO payment_allocations
       (payment_id, charge_id, amount_gnf, outstanding_after_gnf)
-    SELECT * FROM unnest('{}'::uuid[], '{}'::bigint[], '{}'::bigint[], '{}'::bigint[])),
-charged AS (
-    UPDATE charges c SET amount_paid_gnf = u.paid, paid_in_full_at = u.paid_in_full_at
-    FROM unnest('{}'::bigint[], '{}'::bigint[], '{}'::timestamptz[])
-         AS u(id, paid, paid_in_full_at)
-    WHERE c.id = u.id AND c.tenant_id = :tenant_id::uuid)
+    SELECT * FROM unnest(ARRAY[:payment_id]::uuid[], ARRAY[(:charge_id)::bigint]::bigint[],
+                         ARRAY[(:allocated)::bigint]::bigint[], ARRAY[(:outstanding)::bigint - (:allocated)::bigint]::bigint[]))
+UPDATE charges c SET amount_paid_gnf = u.paid, paid_in_full_at = u.paid_in_full_at
+FROM unnest(ARRAY[(:charge_id)::bigint]::bigint[],
+            ARRAY[(SELECT amount_paid_gnf + (:allocated)::bigint FROM charges WHERE id = (:charge_id)::bigint)]::bigint[],
+            ARRAY[CASE WHEN (:paid_full)::bigint = 1 THEN now() END]::timestamptz[])
+     AS u(id, paid, paid_in_full_at)
+WHERE c.id = u.id AND c.tenant_id = :tenant_id::uuid;
+\endif
+\else
 UPDATE tenants SET credit_gnf = (:credit)::bigint + (:amount)::bigint
 WHERE id = :tenant_id::uuid AND credit_gnf <> (:credit)::bigint + (:amount)::bigint;
 \endif

@@ -3,9 +3,10 @@
 //! (`domain::ledger`, ADR 0010).
 //!
 //! Decisions:
-//! - The replay reads the tenant's charges, payments and the rows of its valid payments,
-//!   derives the allocation from scratch and writes only the difference (rows added, changed
-//!   or removed; charges whose paid figures change; the credit).
+//! - The replay reads the tenant's charges, payments and the rows of its valid payments (one
+//!   statement), derives the allocation from scratch and writes only the difference (rows
+//!   added, changed or removed; charges whose paid figures change; the credit when it
+//!   changes), in one statement that holds only the parts with something to write.
 //! - Audit: when the replay changes the rows of a payment other than the one being recorded
 //!   (a re-allocation: a back-dated payment, a reversal), it appends
 //!   `collections.allocation.replayed` (target: the tenant) with the entry that caused it, the
@@ -66,7 +67,8 @@ pub(super) async fn write(
         update: changes.update.iter().map(RowWrite::from).collect(),
         delete: changes.delete.clone(),
         charges,
-        credit_gnf: replayed.credit.francs(),
+        credit_gnf: (replayed.credit.francs() != tenant.credit_gnf)
+            .then_some(replayed.credit.francs()),
     };
     store::write_replay(conn, tenant.id, &write).await?;
     if reallocated > 0 {

@@ -274,7 +274,7 @@ impl WorkingHours {
     }
 }
 
-/// The thresholds of the rules (`AKIG_ALERT_*`, see `config.rs`).
+/// The thresholds of the rules (`AKIG_ALERT_*`, see `config/alerts.rs`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertRules {
     /// Critical arrears: more than this many charges over 60 days overdue (50).

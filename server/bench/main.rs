@@ -13,7 +13,7 @@
 //!
 //! `--rpc arrears-markers-city` and `--rpc arrears-markers-street` measure ListArrearsMarkers
 //! (driven by `ops/bench/markers.sh`) as the demo director (`directeur`, every site): the
-//! whole of Conakry at zoom 12 ([`CITY`], `max_markers` 100: always clusters), or a
+//! whole of Conakry at zoom 12 ([`requests::CITY`], `max_markers` 100: always clusters), or a
 //! box of about 440 m around a random tenant's home at zoom 17 (markers).
 //!
 //! `--rpc summary` and `--rpc summary-site` measure GetSummary as the demo director: the whole
@@ -30,6 +30,9 @@
 //! for the company's day, WhoAmI and the health check — and measures each one's single-caller
 //! latency (`--seconds` each, one call at a time), one line per read.
 
+mod reads;
+mod requests;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +46,9 @@ use clap::{Parser, ValueEnum};
 use rand::{Rng, SeedableRng};
 use tonic::transport::Channel;
 use uuid::Uuid;
+
+use reads::reads;
+use requests::{city_map, payment, route, street_map, visit};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Rpc {
@@ -63,9 +69,6 @@ enum Rpc {
     /// GetSite of one random site, as the demo director, uncached.
     Site,
 }
-
-/// Conakry and its suburbs, (south, west, north, east) in degrees.
-const CITY: (f64, f64, f64, f64) = (9.40, -13.85, 9.85, -13.40);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -324,296 +327,4 @@ fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
         request.metadata_mut().insert("authorization", value);
     }
     request
-}
-
-fn now() -> prost_types::Timestamp {
-    let now = chrono::Utc::now();
-    prost_types::Timestamp {
-        seconds: now.timestamp(),
-        nanos: 0,
-    }
-}
-
-fn visit(tenant: Uuid, home: Option<(f64, f64)>, rng: &mut impl Rng) -> pb::RecordVisitRequest {
-    let (lat, lng) = home.unwrap_or((9.5092, -13.7122));
-    pb::RecordVisitRequest {
-        request_id: Uuid::new_v4().to_string(),
-        tenant_id: tenant.to_string(),
-        occurred_at: Some(now()),
-        outcome: if rng.random_bool(0.5) {
-            pb::InteractionOutcome::Absent
-        } else {
-            pb::InteractionOutcome::NoAnswer
-        } as i32,
-        notes: "bench".to_owned(),
-        visit: Some(pb::VisitDetails {
-            location: Some(pb::LatLng {
-                latitude: lat + rng.random_range(-0.0005..0.0005),
-                longitude: lng + rng.random_range(-0.0005..0.0005),
-            }),
-            accuracy_m: 10.0,
-            fix_time: Some(now()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn payment(tenant: Uuid, rng: &mut impl Rng) -> pb::RecordPaymentRequest {
-    pb::RecordPaymentRequest {
-        request_id: Uuid::new_v4().to_string(),
-        tenant_id: tenant.to_string(),
-        amount_gnf: rng.random_range(1..=20) * 25_000,
-        method: pb::PaymentMethod::Cash as i32,
-        occurred_at: Some(now()),
-        ..Default::default()
-    }
-}
-
-/// A closed walking tour from one of `tenants`' homes through `stops` of them (distinct, at
-/// random), padded with points within ~500 m of their homes when too few have one.
-fn route(tenants: &[Target], stops: usize, rng: &mut impl Rng) -> pb::OptimizeRouteRequest {
-    let homes: Vec<(Uuid, (f64, f64))> = tenants
-        .iter()
-        .filter_map(|&(tenant, home)| home.map(|home| (tenant, home)))
-        .collect();
-    let mut picked: Vec<usize> = (0..homes.len()).collect();
-    for i in (1..picked.len()).rev() {
-        picked.swap(i, rng.random_range(0..=i));
-    }
-    picked.truncate(stops);
-    let mut route_stops: Vec<pb::RouteStop> = picked
-        .iter()
-        .map(|&i| pb::RouteStop {
-            target: Some(pb::route_stop::Target::TenantId(homes[i].0.to_string())),
-            ..Default::default()
-        })
-        .collect();
-    let near = |rng: &mut dyn rand::RngCore| {
-        let (lat, lng) = if homes.is_empty() {
-            (9.5092, -13.7122)
-        } else {
-            homes[rng.random_range(0..homes.len())].1
-        };
-        pb::LatLng {
-            latitude: lat + rng.random_range(-0.005..0.005),
-            longitude: lng + rng.random_range(-0.005..0.005),
-        }
-    };
-    for k in route_stops.len()..stops {
-        route_stops.push(pb::RouteStop {
-            stop_id: format!("point-{k}"),
-            target: Some(pb::route_stop::Target::Location(near(rng))),
-            ..Default::default()
-        });
-    }
-    pb::OptimizeRouteRequest {
-        problem: Some(pb::RouteProblem {
-            start: Some(near(rng)),
-            stops: route_stops,
-            return_to_start: true,
-            travel_mode: pb::TravelMode::Walking as i32,
-            time_budget: None,
-            seed: rng.random(),
-        }),
-    }
-}
-
-fn map_request(
-    south: f64,
-    west: f64,
-    north: f64,
-    east: f64,
-    zoom: i32,
-) -> pb::ListArrearsMarkersRequest {
-    let at = |latitude, longitude| {
-        Some(pb::LatLng {
-            latitude,
-            longitude,
-        })
-    };
-    pb::ListArrearsMarkersRequest {
-        bounds: Some(pb::BoundingBox {
-            south_west: at(south, west),
-            north_east: at(north, east),
-        }),
-        zoom,
-        ..Default::default()
-    }
-}
-
-/// The whole city at zoom 12, as clusters (above 100 tenants).
-fn city_map() -> pb::ListArrearsMarkersRequest {
-    let (south, west, north, east) = CITY;
-    pb::ListArrearsMarkersRequest {
-        max_markers: 100,
-        ..map_request(south, west, north, east, 12)
-    }
-}
-
-/// About 440 m (0.004°) around `home` at zoom 17.
-fn street_map(home: Option<(f64, f64)>) -> pb::ListArrearsMarkersRequest {
-    let (lat, lng) = home.unwrap_or((9.5092, -13.7122));
-    map_request(lat - 0.002, lng - 0.002, lat + 0.002, lng + 0.002, 17)
-}
-
-/// A message in the gRPC wire framing: no compression, length (big-endian u32), message.
-fn grpc_frame(message: &impl prost::Message) -> Vec<u8> {
-    let body = message.encode_to_vec();
-    let mut framed = Vec::with_capacity(5 + body.len());
-    framed.push(0);
-    framed.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
-    framed.extend_from_slice(&body);
-    framed
-}
-
-/// `--rpc reads`: writes the h2load requests and prints each read's single-caller latency.
-async fn reads(args: &Args) -> anyhow::Result<()> {
-    let pool = sqlx::PgPool::connect(&args.database_url).await?;
-    // A tenant with the median number of charges, the commonest surname.
-    let tenant: Uuid = sqlx::query_scalar(
-        "SELECT tenant_id FROM (
-           SELECT tenant_id, count(*) AS n, row_number() OVER (ORDER BY count(*), tenant_id) AS r,
-                  count(*) OVER () AS total
-           FROM charges GROUP BY tenant_id) c
-         WHERE r = (total + 1) / 2",
-    )
-    .fetch_one(&pool)
-    .await?;
-    let surname: String = sqlx::query_scalar(
-        "SELECT split_part(full_name, ' ', -1) FROM tenants
-         GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
-    )
-    .fetch_one(&pool)
-    .await?;
-    pool.close().await;
-
-    let channel = Channel::from_shared(args.target.clone())?.connect().await?;
-    let login = AuthServiceClient::new(channel.clone())
-        .login(pb::LoginRequest {
-            identifier: Some(pb::login_request::Identifier::Username(
-                "directeur".to_owned(),
-            )),
-            password: args.password.clone(),
-            device: None,
-        })
-        .await
-        .map_err(|s| anyhow::anyhow!("login of directeur: {s}"))?
-        .into_inner();
-    let token = login.tokens.map(|t| t.access_token).unwrap_or_default();
-    std::fs::create_dir_all(&args.out)?;
-    std::fs::write(args.out.join("token"), &token)?;
-
-    let tenant_id = tenant.to_string();
-    let get_tenant = pb::GetTenantRequest {
-        tenant_id: tenant_id.clone(),
-    };
-    let arrears = pb::GetTenantArrearsRequest {
-        tenant_id: tenant_id.clone(),
-        ..Default::default()
-    };
-    let history = pb::GetTenantHistoryRequest {
-        tenant_id: tenant_id.clone(),
-        page_size: 50,
-        ..Default::default()
-    };
-    let search = pb::SearchTenantsRequest {
-        query: surname.clone(),
-        ..Default::default()
-    };
-    let daily = pb::GetDailyStatsRequest::default();
-    let who = pb::WhoAmIRequest {};
-    let health = tonic_health::pb::HealthCheckRequest::default();
-    let requests: [(&str, &str, Vec<u8>); 7] = [
-        (
-            "get-tenant",
-            "/akig.v1.CollectionsService/GetTenant",
-            grpc_frame(&get_tenant),
-        ),
-        (
-            "arrears",
-            "/akig.v1.CollectionsService/GetTenantArrears",
-            grpc_frame(&arrears),
-        ),
-        (
-            "timeline",
-            "/akig.v1.CollectionsService/GetTenantHistory",
-            grpc_frame(&history),
-        ),
-        (
-            "search",
-            "/akig.v1.CollectionsService/SearchTenants",
-            grpc_frame(&search),
-        ),
-        (
-            "daily-stats",
-            "/akig.v1.CollectionsService/GetDailyStats",
-            grpc_frame(&daily),
-        ),
-        ("who-am-i", "/akig.v1.AuthService/WhoAmI", grpc_frame(&who)),
-        (
-            "health",
-            "/grpc.health.v1.Health/Check",
-            grpc_frame(&health),
-        ),
-    ];
-    for (name, path, body) in &requests {
-        std::fs::write(args.out.join(format!("{name}.bin")), body)?;
-        std::fs::write(args.out.join(format!("{name}.path")), path)?;
-    }
-    println!("tenant={tenant} search={surname:?}");
-
-    let mut collections = CollectionsServiceClient::new(channel.clone());
-    let mut auth = AuthServiceClient::new(channel.clone());
-    let mut health_client = tonic_health::pb::health_client::HealthClient::new(channel);
-    for (name, _, _) in &requests {
-        let mut latencies = Vec::new();
-        let mut errors = 0_u64;
-        let end = Instant::now() + Duration::from_secs(args.seconds);
-        let mut n = 0_u64;
-        while Instant::now() < end {
-            let sent = Instant::now();
-            let outcome = match *name {
-                "get-tenant" => collections
-                    .get_tenant(authed(get_tenant.clone(), &token))
-                    .await
-                    .map(drop),
-                "arrears" => collections
-                    .get_tenant_arrears(authed(arrears.clone(), &token))
-                    .await
-                    .map(drop),
-                "timeline" => collections
-                    .get_tenant_history(authed(history.clone(), &token))
-                    .await
-                    .map(drop),
-                "search" => collections
-                    .search_tenants(authed(search.clone(), &token))
-                    .await
-                    .map(drop),
-                "daily-stats" => collections
-                    .get_daily_stats(authed(daily.clone(), &token))
-                    .await
-                    .map(drop),
-                "who-am-i" => auth.who_am_i(authed(who, &token)).await.map(drop),
-                _ => health_client.check(health.clone()).await.map(drop),
-            };
-            n += 1;
-            // The first calls warm the connection and the statement cache.
-            if n <= 20 {
-                continue;
-            }
-            match outcome {
-                Ok(()) => latencies.push(sent.elapsed()),
-                Err(_) => errors += 1,
-            }
-        }
-        latencies.sort();
-        println!(
-            "single-caller read={name} ok={} p50_ms={:.2} p99_ms={:.2} errors={errors}",
-            latencies.len(),
-            percentile_ms(&latencies, 0.50),
-            percentile_ms(&latencies, 0.99),
-        );
-    }
-    Ok(())
 }
