@@ -136,7 +136,10 @@ async fn main() -> anyhow::Result<()> {
         "SELECT u.username, t.id, t.home_latitude, t.home_longitude
          FROM users u JOIN user_sites us ON us.user_id = u.id
          JOIN tenants t ON t.site_id = us.site_id AND t.active
-         WHERE u.role_id = 'agent' AND NOT u.disabled ORDER BY u.username, t.id"
+         WHERE u.role_id = 'agent' AND NOT u.disabled
+           -- Agents who can log in: the scale seed's users have no password.
+           AND u.password_hash IS NOT NULL
+         ORDER BY u.username, t.id"
     })
     .fetch_all(&pool)
     .await?;

@@ -1,4 +1,5 @@
-//! Reads about tenants: the tenant card, search, arrears, and the timeline.
+//! Reads about tenants: the tenant card, arrears, and the timeline (search:
+//! `app::tenant_search`).
 //!
 //! Decisions:
 //! - "Today" and every day boundary are Africa/Conakry days (`domain::clock`).
@@ -8,14 +9,11 @@
 //!   happened by then), credit included; for today or later, the stored figures the last
 //!   replay wrote (`amount_paid_gnf`, the tenant's credit). The report is the domain's
 //!   (`domain::arrears`).
-//! - Search leaves out what is outside the caller's scope, silently: a `site_ids` filter
-//!   naming other sites just finds nothing there.
 //! - Promise statuses are derived on the day of the read; a timeline event shows the promise's
 //!   date, status and reschedule count as they were right after it (`domain::timeline`), its
 //!   amount and paid figure as they are now.
 
 mod history;
-mod search;
 
 use std::collections::HashMap;
 
@@ -35,9 +33,6 @@ use crate::store::promises::{self, PromiseRow};
 use crate::store::tenants::{self as store, TenantCardRow, TenantRefRow};
 
 pub use history::{Happened, History, HistoryEntry, HistoryQuery, history};
-pub use search::{
-    Found, QUERY_MAX_WORDS, SEARCH_MAX_OFFSET, Search, phone_digits, query_words, search,
-};
 
 /// A promise as shown at one point of its life.
 #[derive(Debug, Clone)]
