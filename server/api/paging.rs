@@ -1,11 +1,15 @@
 //! Page tokens of list RPCs, one dialect for all: a token is base64url of
-//! `fingerprint|part|part...`, where the fingerprint is a short digest of the request's filters
-//! and the parts are the position of the last row sent (a keyset cursor or an offset).
+//! `check|part|part...`, where the parts are the position of the last row sent (a keyset cursor
+//! or an offset) and the check a short digest of the request's filters and of those parts.
 //!
 //! Decisions:
 //! - A token only works with the request it was issued for: same filters, same order. Any other
 //!   token — garbage, another list's, another filter's — answers INVALID_ARGUMENT on
 //!   `page_token` with ERROR_REASON_PAGE_TOKEN_INVALID, so apps know to start from page one.
+//! - A token edited by hand (its position changed) is refused as well: the check covers the
+//!   position. It is a digest, not a signature: it guards against edits and corruption, not
+//!   against a client who reproduces the digest — who could then only move within the rows the
+//!   same request may list anyway.
 //! - The last part may contain `|` (a name): parts are read from the left, the rest whole.
 //! - Instants travel as Unix microseconds, PostgreSQL's precision.
 
@@ -38,12 +42,25 @@ impl Pager {
 
     /// The token of a page that ends at the position `parts`.
     pub fn token(&self, parts: &[&dyn Display]) -> String {
-        let mut text = self.fingerprint.clone();
-        for part in parts {
-            text.push('|');
-            text.push_str(&part.to_string());
-        }
-        URL_SAFE_NO_PAD.encode(text)
+        let position = parts
+            .iter()
+            .map(|part| part.to_string())
+            .collect::<Vec<_>>()
+            .join("|");
+        URL_SAFE_NO_PAD.encode(format!("{}|{position}", self.check(&position)))
+    }
+
+    /// The check of a token holding `position`: the filters' fingerprint and the position,
+    /// digested.
+    fn check(&self, position: &str) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.fingerprint.as_bytes());
+        hasher.update(b"|");
+        hasher.update(position.as_bytes());
+        hasher.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The position a token carries (`None` for an empty token: the first page), read by
@@ -62,8 +79,8 @@ impl Pager {
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(invalid_token)?;
-        let (fingerprint, rest) = text.split_once('|').ok_or_else(invalid_token)?;
-        if fingerprint != self.fingerprint {
+        let (check, rest) = text.split_once('|').ok_or_else(invalid_token)?;
+        if check != self.check(rest) {
             return Err(invalid_token());
         }
         let mut parts = Parts { rest: Some(rest) };
@@ -136,6 +153,13 @@ mod tests {
             .unwrap_or_default()
     }
 
+    /// `token` with `from` replaced by `to` in its text, re-encoded.
+    fn edited(token: &str, from: &str, to: &str) -> String {
+        let text = String::from_utf8(URL_SAFE_NO_PAD.decode(token).expect("base64")).expect("utf-8");
+        assert!(text.contains(from));
+        URL_SAFE_NO_PAD.encode(text.replace(from, to))
+    }
+
     #[test]
     fn tokens_round_trip_and_are_tied_to_their_filters() {
         let pager = Pager::new(&("payments", Some("cash")));
@@ -169,6 +193,9 @@ mod tests {
             pager
                 .position(&pager.token(&[&1, &2]), |p| p.parse::<i64>())
                 .expect_err("parts left over"),
+            pager
+                .position(&edited(&token, "Diallo | Bah", "Zzz"), read)
+                .expect_err("position edited"),
         ] {
             assert_eq!(reason(bad), "ERROR_REASON_PAGE_TOKEN_INVALID");
         }

@@ -19,7 +19,7 @@ use tonic::{Code, Streaming};
 use uuid::Uuid;
 
 use crate::support::{
-    RedisMode, TestApp, TestDb, authed, count, create_site, create_tenant, create_user,
+    RedisMode, TestApp, TestDb, authed, bad_fields, count, create_site, create_tenant, create_user,
     error_reason, insert_mission, spawn_app_with, test_config, ts,
 };
 
@@ -254,6 +254,10 @@ async fn report_positions_stores_each_sequence_once_and_lists_the_invalid_ones()
     let status = world.report(&world.agent_token, many).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(error_reason(&status), "ERROR_REASON_TOO_MANY_POSITIONS");
+    // No position at all: refused, naming the field.
+    let status = world.report(&world.agent_token, Vec::new()).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["positions"]);
 
     // A site manager may not report positions (the layer or the handler refuses).
     let status = world

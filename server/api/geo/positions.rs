@@ -120,6 +120,9 @@ pub(super) async fn report_positions(
     let caller = Caller::of(request)?;
     require_agent(caller)?;
     let message = request.get_ref();
+    if message.positions.is_empty() {
+        return Err(ApiError::invalid("positions", "at least one position"));
+    }
     check_batch_size("positions", message.positions.len())?;
     let raw: Vec<RawPosition> = message.positions.iter().map(raw_position).collect();
     let answer = state
