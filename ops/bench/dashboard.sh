@@ -105,15 +105,18 @@ cache_counts() {
          END { printf "%d %d\n", h, m }'
 }
 echo "==> Mixed workload: visits written by 8 callers while GetSummary is read by 16, ${seconds} s each"
+# The writers start first (their logins and warm-up take a few seconds) and end after the
+# readers, so every read counted (warm-up included) runs while visits are written.
 for rpc in summary summary-site; do
-  read -r hits_before misses_before < <(cache_counts)
   "${bin}/akig-bench" --target "http://127.0.0.1:${port}" --rpc visit --concurrency 8 \
-    --seconds "${seconds}" | sed 's/^/    writes: /' &
+    --seconds $((seconds + 8)) | sed 's/^/    writes: /' &
   writer=$!
+  sleep 5
+  read -r hits_before misses_before < <(cache_counts)
   "${bin}/akig-bench" --target "http://127.0.0.1:${port}" --rpc "${rpc}" --concurrency 16 \
     --seconds "${seconds}" | sed 's/^/    reads:  /'
-  wait "${writer}"
   read -r hits_after misses_after < <(cache_counts)
+  wait "${writer}"
   hits=$((hits_after - hits_before))
   misses=$((misses_after - misses_before))
   echo "    ${rpc}: cache hits ${hits}, misses ${misses}, hit ratio $(echo "${hits} / (${hits} + ${misses} + 0.000001)" | bc -l | cut -c1-5)"
