@@ -155,7 +155,8 @@ mod tests {
 
     /// `token` with `from` replaced by `to` in its text, re-encoded.
     fn edited(token: &str, from: &str, to: &str) -> String {
-        let text = String::from_utf8(URL_SAFE_NO_PAD.decode(token).expect("base64")).expect("utf-8");
+        let text =
+            String::from_utf8(URL_SAFE_NO_PAD.decode(token).expect("base64")).expect("utf-8");
         assert!(text.contains(from));
         URL_SAFE_NO_PAD.encode(text.replace(from, to))
     }

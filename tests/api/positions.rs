@@ -255,7 +255,10 @@ async fn report_positions_stores_each_sequence_once_and_lists_the_invalid_ones()
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(error_reason(&status), "ERROR_REASON_TOO_MANY_POSITIONS");
     // No position at all: refused, naming the field.
-    let status = world.report(&world.agent_token, Vec::new()).await.unwrap_err();
+    let status = world
+        .report(&world.agent_token, Vec::new())
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&status), ["positions"]);
 
