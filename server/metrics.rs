@@ -75,7 +75,7 @@ pub const DB_POOL_MAX: &str = "akig_db_pool_max_connections";
 /// wait a call meets when every connection is in use (0.000x s when one is idle).
 pub const DB_POOL_WAIT_SECONDS: &str = "akig_db_pool_wait_seconds";
 /// Gauge: tenants with at least one charge past its due date and not fully paid, by `site`
-/// (site code); the `site_arrears` view, refreshed by the business-gauge job.
+/// (site code); the site figures ListSites shows, refreshed by the business-gauge job.
 pub const ARREARS_TENANTS: &str = "akig_arrears_tenants";
 /// Gauge (GNF): outstanding on charges past their due date, by `site`.
 pub const ARREARS_GNF: &str = "akig_arrears_gnf";

@@ -229,13 +229,33 @@ async fn load_facts(
     spans: &Spans,
 ) -> Result<SiteFacts, AppError> {
     let mut tx = begin_read(pool).await?;
-    facts_in(&mut tx, live, sites, spans).await
+    facts_in(&mut tx, &online_agents(live), sites, spans).await
 }
 
-/// [`load_facts`] read on `conn` (a read snapshot shared with other reads).
+/// Every site with its key figures at `now`, each as ListSites computes them, read in one
+/// snapshot on `conn` (the business gauges, `jobs::gauges`). Nobody counts as online: the live
+/// hub is the replica's own, and the gauges export no presence.
+pub async fn every_site(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> Result<Vec<SiteOverview>, AppError> {
+    let spans = Spans::of(conakry_day(now));
+    let rows = site_facts::sites(&mut *conn, None).await?;
+    let facts = facts_in(conn, &HashSet::new(), (None, Grouping::PerSite), &spans).await?;
+    let buckets = AgingBuckets::default();
+    let mut out = Vec::with_capacity(rows.len());
+    for site in rows {
+        let figures = figures::summary(&facts.of_site(site.id), &spans, &buckets)?;
+        out.push(SiteOverview { site, figures });
+    }
+    Ok(out)
+}
+
+/// [`load_facts`] read on `conn` (a read snapshot shared with other reads), with the agents
+/// `online` now.
 async fn facts_in(
     conn: &mut PgConnection,
-    live: &LiveHub,
+    online: &HashSet<Uuid>,
     read: (Option<&[Uuid]>, Grouping),
     spans: &Spans,
 ) -> Result<SiteFacts, AppError> {
@@ -255,7 +275,6 @@ async fn facts_in(
     let agents = site_facts::agents(&mut *tx, sites).await?;
     let tenants = site_facts::tenants(&mut *tx, sites).await?;
     let alerts = site_facts::alerts(&mut *tx, sites).await?;
-    let online = online_agents(live);
     Ok(SiteFacts {
         overdue,
         oldest,
@@ -347,7 +366,7 @@ pub async fn site(
     }
     let only = [site_id];
     let one_site = (Some(&only[..]), Grouping::PerSite);
-    let facts = facts_in(&mut tx, live, one_site, &spans).await?;
+    let facts = facts_in(&mut tx, &online_agents(live), one_site, &spans).await?;
     let figures = figures::summary(&facts, &spans, buckets)?;
 
     let (_, history) = site_facts::charges(

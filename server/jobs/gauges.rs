@@ -13,12 +13,14 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{Days, Utc};
+use chrono::Utc;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::{Schedule, run_every};
-use crate::domain::{conakry_day, conakry_day_start};
+use crate::app::AppError;
+use crate::app::dashboard::{self, SiteOverview};
+use crate::domain::conakry_day;
 use crate::metrics::{
     AGENT_SCORE_TODAY, ARREARS_GNF, ARREARS_OVER_60_DAYS, ARREARS_TENANTS, COLLECTED_TODAY_GNF,
     DB_POOL_CONNECTIONS, DB_POOL_MAX, DB_POOL_WAIT_SECONDS, PROMISES, PUNCTUALITY_RATIO,
@@ -69,31 +71,31 @@ pub async fn run_business_gauges(pool: PgPool, shutdown: CancellationToken, ever
 }
 
 /// Reads the business figures in one read-only snapshot and sets their gauges; answers 0 (the
-/// job writes no rows).
-pub async fn refresh_business(pool: &PgPool) -> Result<u64, StoreError> {
+/// job writes no rows). The site gauges are ListSites' figures of every site
+/// (`app::dashboard::every_site`): arrears and aging on today, collected today, punctuality of
+/// the charges due over the past year up to yesterday.
+pub async fn refresh_business(pool: &PgPool) -> Result<u64, AppError> {
     let now = Utc::now();
     let today = conakry_day(now);
-    let start = conakry_day_start(today);
-    let end = today
-        .checked_add_days(Days::new(1))
-        .map_or(now, conakry_day_start);
     let mut tx = store::begin_read(pool).await?;
-    let arrears = gauges::site_arrears(&mut tx).await?;
-    let collected = gauges::collected(&mut tx, start, end).await?;
-    let promises = gauges::promises_by_status(&mut tx, today).await?;
+    let sites = dashboard::every_site(&mut tx, now).await?;
+    let promises = gauges::promises_by_status(&mut tx).await?;
     let scores = gauges::agent_scores(&mut tx, today).await?;
-    let punctuality = gauges::punctuality(&mut tx, today).await?;
-    tx.commit().await?;
+    tx.commit().await.map_err(StoreError::from)?;
 
-    for site in arrears {
+    for SiteOverview { site, figures } in sites {
         let label = [("site", site.code)];
-        metrics::gauge!(ARREARS_TENANTS, &label).set(site.tenants_in_arrears as f64);
-        metrics::gauge!(ARREARS_GNF, &label).set(site.outstanding_gnf as f64);
-        metrics::gauge!(ARREARS_OVER_60_DAYS, &label).set(site.charges_over_60_days as f64);
+        let arrears = &figures.arrears;
+        metrics::gauge!(ARREARS_TENANTS, &label).set(arrears.tenants_in_arrears as f64);
+        metrics::gauge!(ARREARS_GNF, &label).set(arrears.arrears_gnf as f64);
+        metrics::gauge!(ARREARS_OVER_60_DAYS, &label).set(arrears.charges_over_60_days as f64);
         metrics::gauge!(SITE_SENSITIVE, &label).set(if site.is_sensitive { 1.0 } else { 0.0 });
-    }
-    for (site, gnf) in collected {
-        metrics::gauge!(COLLECTED_TODAY_GNF, "site" => site).set(gnf as f64);
+        metrics::gauge!(COLLECTED_TODAY_GNF, &label).set(figures.collected_today_gnf as f64);
+        let punctuality = figures.punctuality;
+        if punctuality.charges_count > 0 {
+            metrics::gauge!(PUNCTUALITY_RATIO, &label)
+                .set(punctuality.on_time_count as f64 / punctuality.charges_count as f64);
+        }
     }
     for status in crate::domain::PromiseStatus::ALL {
         let count = promises
@@ -104,11 +106,6 @@ pub async fn refresh_business(pool: &PgPool) -> Result<u64, StoreError> {
     }
     for (agent, score) in scores {
         metrics::gauge!(AGENT_SCORE_TODAY, "agent" => agent).set(score as f64);
-    }
-    for (site, due, on_time) in punctuality {
-        if due > 0 {
-            metrics::gauge!(PUNCTUALITY_RATIO, "site" => site).set(on_time as f64 / due as f64);
-        }
     }
     Ok(0)
 }

@@ -77,19 +77,25 @@ async fn the_metrics_port_exports_every_named_series() {
         let due = today() - Days::new(due_days_ago);
         create_charge(&db.pool, tenant, month_of(due), due, amount).await;
     }
-    sqlx::query(
-        "UPDATE charges SET amount_paid_gnf = amount_due_gnf,
-                paid_in_full_at = (due_date - 2)::timestamp AT TIME ZONE 'Africa/Conakry'
-         WHERE tenant_id = $1",
-    )
-    .bind(punctual)
-    .execute(&db.pool)
-    .await
-    .expect("paid on time");
 
     let app = spawn_app(&db).await;
     let metrics = app.metrics_addr.expect("metrics enabled");
     let token = app.token("agent.mesures").await;
+    // Paid in full two days before its due date, uploaded today.
+    message(
+        app.collections(&token)
+            .await
+            .record_payment(RecordPaymentRequest {
+                request_id: Uuid::new_v4().to_string(),
+                tenant_id: punctual.to_string(),
+                amount_gnf: 800_000,
+                method: PaymentMethod::Cash as i32,
+                occurred_at: Some(ts(Utc::now() - chrono::Duration::days(22))),
+                ..Default::default()
+            }),
+    )
+    .await
+    .expect("back-dated payment recorded");
     // Paid today: allocated to the oldest charge (600,000 left on it).
     message(
         app.collections(&token)
