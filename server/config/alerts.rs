@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::ConfigError;
+use super::{ConfigError, check};
 
 /// The scheduled alert rules (`domain::alerts`): how often they run and their thresholds.
 #[derive(Debug, Clone, Args)]
@@ -80,11 +80,8 @@ impl Default for AlertConfig {
 
 impl AlertArgs {
     pub fn parse(&self) -> Result<AlertConfig, ConfigError> {
-        use chrono::{NaiveTime, Weekday};
-        let time = |setting, value: &str| {
-            NaiveTime::parse_from_str(value.trim(), "%H:%M")
-                .map_err(|_| ConfigError::new(setting, "a local time HH:MM"))
-        };
+        use chrono::Weekday;
+        let time = check::local_time;
         let (start, end) = self
             .alert_work_hours
             .split_once('-')
@@ -111,26 +108,20 @@ impl AlertArgs {
                 days.push(day);
             }
         }
-        if !(self.alert_broken_promises_factor.is_finite()
-            && self.alert_broken_promises_factor >= 0.0)
-        {
-            return Err(ConfigError::new(
-                "AKIG_ALERT_BROKEN_PROMISES_FACTOR",
-                "must be 0 or a positive number",
-            ));
+        let factor = self.alert_broken_promises_factor;
+        if factor != 0.0 {
+            check::positive("AKIG_ALERT_BROKEN_PROMISES_FACTOR", factor)?;
         }
-        if !(1..=90).contains(&self.alert_broken_promises_days) {
-            return Err(ConfigError::new(
-                "AKIG_ALERT_BROKEN_PROMISES_DAYS",
-                "must be between 1 and 90",
-            ));
-        }
-        if self.alert_inactive_minutes == 0 {
-            return Err(ConfigError::new(
-                "AKIG_ALERT_INACTIVE_MINUTES",
-                "must be at least 1 minute",
-            ));
-        }
+        check::within(
+            "AKIG_ALERT_BROKEN_PROMISES_DAYS",
+            self.alert_broken_promises_days,
+            1..=90,
+        )?;
+        check::at_least(
+            "AKIG_ALERT_INACTIVE_MINUTES",
+            self.alert_inactive_minutes,
+            1,
+        )?;
         Ok(AlertConfig {
             every: (self.alert_every_secs > 0).then(|| Duration::from_secs(self.alert_every_secs)),
             rules: crate::domain::alerts::AlertRules {
@@ -154,7 +145,7 @@ impl AlertArgs {
 mod tests {
     use std::time::Duration;
 
-    use crate::config::tests::parse;
+    use crate::config::tests::{assert_refused, parse};
 
     #[test]
     fn alert_settings_parse_and_name_the_bad_one() {
@@ -181,32 +172,24 @@ mod tests {
             rules.working_hours.start,
             chrono::NaiveTime::from_hms_opt(7, 30, 0).expect("valid")
         );
-        for (flag, value, setting) in [
-            ("--alert-work-hours", "18:00-08:00", "AKIG_ALERT_WORK_HOURS"),
-            ("--alert-work-hours", "8h", "AKIG_ALERT_WORK_HOURS"),
-            ("--alert-work-days", "mon,holiday", "AKIG_ALERT_WORK_DAYS"),
-            ("--alert-low-score-from", "2pm", "AKIG_ALERT_LOW_SCORE_FROM"),
+        assert_refused(&[
+            ("--alert-work-hours=18:00-08:00", "AKIG_ALERT_WORK_HOURS"),
+            ("--alert-work-hours=8h", "AKIG_ALERT_WORK_HOURS"),
+            ("--alert-work-days=mon,holiday", "AKIG_ALERT_WORK_DAYS"),
+            ("--alert-low-score-from=2pm", "AKIG_ALERT_LOW_SCORE_FROM"),
             (
-                "--alert-broken-promises-days",
-                "0",
+                "--alert-broken-promises-days=0",
                 "AKIG_ALERT_BROKEN_PROMISES_DAYS",
             ),
             (
-                "--alert-broken-promises-factor",
-                "NaN",
+                "--alert-broken-promises-factor=NaN",
                 "AKIG_ALERT_BROKEN_PROMISES_FACTOR",
             ),
             (
-                "--alert-inactive-minutes",
-                "0",
-                "AKIG_ALERT_INACTIVE_MINUTES",
+                "--alert-broken-promises-factor=-1",
+                "AKIG_ALERT_BROKEN_PROMISES_FACTOR",
             ),
-        ] {
-            assert_eq!(
-                parse(&[flag, value]).unwrap_err().setting,
-                setting,
-                "{flag} {value}"
-            );
-        }
+            ("--alert-inactive-minutes=0", "AKIG_ALERT_INACTIVE_MINUTES"),
+        ]);
     }
 }

@@ -79,13 +79,7 @@ impl AuthArgs {
                     .map_err(|e| ConfigError::new("AKIG_JWT_KEYS", e.to_string()))?
             }
         };
-        let seconds = |setting, value: u64| {
-            if value == 0 {
-                Err(ConfigError::new(setting, "must be greater than 0"))
-            } else {
-                Ok(Duration::from_secs(value))
-            }
-        };
+        let seconds = super::check::seconds;
         let config = AuthConfig {
             keys,
             access_token_ttl: seconds("AKIG_ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs)?,

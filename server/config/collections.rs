@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{AlertArgs, AlertConfig, ConfigError};
+use super::{AlertArgs, AlertConfig, ConfigError, check};
 
 /// Business rules of collections.
 #[derive(Debug, Clone, Args)]
@@ -99,25 +99,19 @@ impl Default for MissionsConfig {
 
 impl MissionsArgs {
     pub fn parse(&self) -> Result<MissionsConfig, ConfigError> {
-        if !(1..=50).contains(&self.missions_max_per_agent) {
-            return Err(ConfigError::new(
-                "AKIG_MISSIONS_MAX_PER_AGENT",
-                "must be between 1 and 50",
-            ));
-        }
-        if self.missions_min_outstanding_gnf < 1 {
-            return Err(ConfigError::new(
-                "AKIG_MISSIONS_MIN_OUTSTANDING_GNF",
-                "must be at least 1 franc",
-            ));
-        }
+        check::within(
+            "AKIG_MISSIONS_MAX_PER_AGENT",
+            self.missions_max_per_agent,
+            1..=50,
+        )?;
+        check::at_least(
+            "AKIG_MISSIONS_MIN_OUTSTANDING_GNF",
+            self.missions_min_outstanding_gnf,
+            1,
+        )?;
         let schedule = match self.missions_schedule.trim() {
             "off" => None,
-            value => Some(
-                chrono::NaiveTime::parse_from_str(value, "%H:%M").map_err(|_| {
-                    ConfigError::new("AKIG_MISSIONS_SCHEDULE", "a local time HH:MM, or off")
-                })?,
-            ),
+            value => Some(check::local_time("AKIG_MISSIONS_SCHEDULE", value)?),
         };
         Ok(MissionsConfig {
             max_per_agent: self.missions_max_per_agent,
@@ -156,18 +150,9 @@ impl CollectionsArgs {
                 ));
             }
         };
-        if !(self.far_visit_meters.is_finite() && self.far_visit_meters > 0.0) {
-            return Err(ConfigError::new(
-                "AKIG_FAR_VISIT_METERS",
-                "must be a positive distance",
-            ));
-        }
-        if self.max_offline_days == 0 || self.promise_horizon_days == 0 {
-            return Err(ConfigError::new(
-                "AKIG_MAX_OFFLINE_DAYS",
-                "offline and promise horizons must be at least one day",
-            ));
-        }
+        check::positive("AKIG_FAR_VISIT_METERS", self.far_visit_meters)?;
+        check::at_least("AKIG_MAX_OFFLINE_DAYS", self.max_offline_days, 1)?;
+        check::at_least("AKIG_PROMISE_HORIZON_DAYS", self.promise_horizon_days, 1)?;
         if self.idempotency_ttl_days < self.max_offline_days {
             return Err(ConfigError::new(
                 "AKIG_IDEMPOTENCY_TTL_DAYS",

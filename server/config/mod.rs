@@ -3,6 +3,7 @@
 
 mod alerts;
 mod auth;
+mod check;
 mod collections;
 mod limits;
 
@@ -192,12 +193,7 @@ impl DatabaseArgs {
             .database_url
             .parse()
             .map_err(|e| ConfigError::new("DATABASE_URL", format!("not a PostgreSQL URL ({e})")))?;
-        if self.db_max_connections == 0 {
-            return Err(ConfigError::new(
-                "AKIG_DB_MAX_CONNECTIONS",
-                "must be at least 1",
-            ));
-        }
+        check::at_least("AKIG_DB_MAX_CONNECTIONS", self.db_max_connections, 1)?;
         Ok(DatabaseConfig {
             connect_options,
             max_connections: self.db_max_connections,
@@ -219,25 +215,12 @@ impl ServeArgs {
                 })
             }
         };
-        let positive = |setting, value: u64| {
-            if value == 0 {
-                Err(ConfigError::new(setting, "must be greater than 0"))
-            } else {
-                Ok(Duration::from_secs(value))
-            }
-        };
-        if self.max_concurrent_requests == 0 {
-            return Err(ConfigError::new(
-                "AKIG_MAX_CONCURRENT_REQUESTS",
-                "must be greater than 0",
-            ));
-        }
-        if self.max_message_bytes < 1024 {
-            return Err(ConfigError::new(
-                "AKIG_MAX_MESSAGE_BYTES",
-                "must be at least 1024",
-            ));
-        }
+        check::at_least(
+            "AKIG_MAX_CONCURRENT_REQUESTS",
+            self.max_concurrent_requests,
+            1,
+        )?;
+        check::at_least("AKIG_MAX_MESSAGE_BYTES", self.max_message_bytes, 1024)?;
         if self.listen == self.metrics_listen && self.listen.port() != 0 {
             return Err(ConfigError::new(
                 "AKIG_METRICS_LISTEN",
@@ -249,11 +232,17 @@ impl ServeArgs {
             redis,
             listen: self.listen,
             metrics_listen: Some(self.metrics_listen),
-            request_timeout: positive("AKIG_REQUEST_TIMEOUT_SECS", self.request_timeout_secs)?,
+            request_timeout: check::seconds(
+                "AKIG_REQUEST_TIMEOUT_SECS",
+                self.request_timeout_secs,
+            )?,
             max_concurrent_requests: self.max_concurrent_requests,
             max_message_bytes: self.max_message_bytes,
-            http2_keepalive: positive("AKIG_HTTP2_KEEPALIVE_SECS", self.http2_keepalive_secs)?,
-            shutdown_grace: positive("AKIG_SHUTDOWN_GRACE_SECS", self.shutdown_grace_secs)?,
+            http2_keepalive: check::seconds(
+                "AKIG_HTTP2_KEEPALIVE_SECS",
+                self.http2_keepalive_secs,
+            )?,
+            shutdown_grace: check::seconds("AKIG_SHUTDOWN_GRACE_SECS", self.shutdown_grace_secs)?,
             cors: parse_cors_origins(&self.cors_origins)?,
             log_format: self.log_format,
             auth: self.auth.parse()?,
@@ -317,6 +306,14 @@ mod tests {
             .parse()
     }
 
+    /// Asserts that each `--flag=value` is refused with an error naming its setting.
+    pub(super) fn assert_refused(cases: &[(&str, &str)]) {
+        for &(arg, setting) in cases {
+            let refused = parse(&[arg]).expect_err(arg);
+            assert_eq!(refused.setting, setting, "{arg}");
+        }
+    }
+
     #[test]
     fn defaults_are_valid() {
         let config = parse(&[]).expect("defaults");
@@ -341,6 +338,14 @@ mod tests {
         assert_eq!(err.setting, "AKIG_REQUEST_TIMEOUT_SECS");
         let err = parse(&["--cors-origins", "example.com"]).unwrap_err();
         assert_eq!(err.setting, "AKIG_CORS_ORIGINS");
+        assert_refused(&[
+            ("--max-offline-days=0", "AKIG_MAX_OFFLINE_DAYS"),
+            ("--promise-horizon-days=0", "AKIG_PROMISE_HORIZON_DAYS"),
+            ("--far-visit-meters=-5", "AKIG_FAR_VISIT_METERS"),
+            ("--missions-max-per-agent=51", "AKIG_MISSIONS_MAX_PER_AGENT"),
+            ("--missions-schedule=6pm", "AKIG_MISSIONS_SCHEDULE"),
+            ("--max-message-bytes=1023", "AKIG_MAX_MESSAGE_BYTES"),
+        ]);
         let err = parse(&[
             "--listen",
             "0.0.0.0:9000",

@@ -505,10 +505,13 @@ mod reads {
         create_user, redis_url, test_config, ts, x_cache,
     };
 
-    /// A server on the test's database whose Redis is `redis` (a URL), and its cache.
-    /// [`server`] on the test Redis, with its standing cache.
-    async fn server_with_standing(db: &TestDb) -> (TestApp, Cache, StandingCache) {
-        let config = test_config(db.connect_options(), RedisMode::Real);
+    /// A server on `db` and Redis (at `redis` instead of the test Redis when given), with its
+    /// read cache and standing cache.
+    async fn server(db: &TestDb, redis: Option<String>) -> (TestApp, Cache, StandingCache) {
+        let mut config = test_config(db.connect_options(), RedisMode::Real);
+        if let (Some(url), Some(config)) = (redis, config.redis.as_mut()) {
+            config.url = url;
+        }
         let app = Application::build_with_pool(config, db.pool.clone())
             .await
             .expect("application builds");
@@ -520,24 +523,6 @@ mod reads {
             server: tokio::spawn(app.run_until_stopped()),
         };
         (test_app, cache, standing)
-    }
-
-    async fn server(db: &TestDb, redis: Option<String>) -> (TestApp, Cache) {
-        let mut config = test_config(db.connect_options(), RedisMode::Real);
-        if let (Some(url), Some(config)) = (redis, config.redis.as_mut()) {
-            config.url = url;
-        }
-        let app = Application::build_with_pool(config, db.pool.clone())
-            .await
-            .expect("application builds");
-        let cache = app.state().cache.clone();
-        let test_app = TestApp {
-            addr: app.local_addr(),
-            metrics_addr: app.metrics_addr(),
-            shutdown: app.shutdown_token(),
-            server: tokio::spawn(app.run_until_stopped()),
-        };
-        (test_app, cache)
     }
 
     /// Waits for `condition`, at most 30 s: while Redis is down the link retries after 2, 4,
@@ -656,7 +641,7 @@ mod reads {
     async fn a_read_hits_until_a_payment_changes_its_figure() {
         let db = TestDb::new().await;
         let (aminata, _) = world(&db).await;
-        let (app, cache, standing) = server_with_standing(&db).await;
+        let (app, cache, standing) = server(&db, None).await;
         until("redis linked", || cache.is_redis_up()).await;
         for _ in 0..600 {
             if standing.is_shared().await {
@@ -770,7 +755,7 @@ mod reads {
     async fn a_tenant_card_and_timeline_hit_until_a_payment_changes_them() {
         let db = TestDb::new().await;
         let (aminata, _) = world(&db).await;
-        let (app, cache) = server(&db, None).await;
+        let (app, cache, _) = server(&db, None).await;
         until("redis linked", || cache.is_redis_up()).await;
 
         let before = card_and_timeline(&app, aminata).await;
@@ -793,7 +778,7 @@ mod reads {
     async fn callers_with_different_scopes_never_share_an_entry() {
         let db = TestDb::new().await;
         world(&db).await;
-        let (app, cache) = server(&db, None).await;
+        let (app, cache, _) = server(&db, None).await;
         until("redis linked", || cache.is_redis_up()).await;
         let kal = vec![("Aminata Bah".to_owned(), 0)];
         let mat = vec![("Fodé Touré".to_owned(), 0)];
@@ -823,7 +808,7 @@ mod reads {
         let (aminata, _) = world(&db).await;
         let upstream = redis_addr();
         let relay = Relay::start("127.0.0.1:0".parse().expect("literal"), upstream).await;
-        let (app, cache) = server(&db, Some(format!("redis://{}", relay.addr))).await;
+        let (app, cache, _) = server(&db, Some(format!("redis://{}", relay.addr))).await;
         until("redis linked", || cache.is_redis_up()).await;
         expect_outstanding(&app, aminata, 10_000, "MISS").await;
         expect_outstanding(&app, aminata, 10_000, "HIT").await;
@@ -861,7 +846,7 @@ mod reads {
     async fn concurrent_misses_compute_once() {
         let db = TestDb::new().await;
         world(&db).await;
-        let (app, cache) = server(&db, None).await;
+        let (app, cache, _) = server(&db, None).await;
         until("redis linked", || cache.is_redis_up()).await;
         let token = app.token("dir").await;
         let before = cache.computations(CacheKind::Rankings);
