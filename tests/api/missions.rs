@@ -342,6 +342,72 @@ async fn a_day_is_planned_balanced_within_capacity_and_regenerated_without_touch
     );
 }
 
+/// A supervisor's reassignment is a deliberate choice: planning the day again keeps it, as it
+/// keeps a mission a person cancelled, and counts it against the new agent's cap.
+#[tokio::test]
+async fn a_mission_a_person_reassigned_stays_with_its_agent_when_the_day_is_planned_again() {
+    let w = World::new().await;
+    let sup = w.app.token("sup").await;
+    let plan = w
+        .generate(&sup, generate_request(false))
+        .await
+        .expect("generated");
+    let moved = plan
+        .missions
+        .iter()
+        .find(|m| m.agent_id == w.a1.to_string())
+        .expect("a mission of a1")
+        .clone();
+    w.update(
+        &sup,
+        Mission {
+            mission_id: moved.mission_id.clone(),
+            agent_id: w.a2.to_string(),
+            ..Default::default()
+        },
+        &["agent_id"],
+    )
+    .await
+    .expect("reassigned");
+
+    let again = w
+        .generate(&sup, generate_request(false))
+        .await
+        .expect("planned again");
+    assert_eq!(again.kept_count, 1, "the reassigned mission is kept");
+    let kept = again
+        .missions
+        .iter()
+        .find(|m| m.mission_id == moved.mission_id)
+        .expect("still in the day");
+    assert_eq!(kept.agent_id, w.a2.to_string());
+    assert_eq!(kept.status, MissionStatus::Planned as i32);
+    // Within the cap: a2's kept mission counts; a1 gets another candidate instead.
+    let per_agent = loads(&again.missions);
+    assert!(
+        per_agent.values().all(|&n| n == MAX as usize),
+        "{per_agent:?}"
+    );
+    let tenant = moved.tenant.as_ref().expect("tenant").tenant_id.clone();
+    let live_on_tenant = again
+        .missions
+        .iter()
+        .filter(|m| {
+            m.status != MissionStatus::Cancelled as i32
+                && m.tenant.as_ref().is_some_and(|t| t.tenant_id == tenant)
+        })
+        .count();
+    assert_eq!(live_on_tenant, 1, "the tenant is not planned twice");
+    assert_eq!(
+        w.count(&format!(
+            "SELECT count(*) FROM missions WHERE id = '{}' AND reassigned_at IS NOT NULL",
+            moved.mission_id
+        ))
+        .await,
+        1
+    );
+}
+
 #[tokio::test]
 async fn generation_refuses_bad_input_and_a_concurrent_run() {
     let w = World::new().await;

@@ -31,7 +31,8 @@ pub async fn generate(
     let existing = store::day_missions(conn, input.day, &site_ids).await?;
     let planned_agents: HashSet<Uuid> = agents.iter().map(|a| a.id).collect();
     let replaceable = |m: &DayMission| {
-        m.cancelled_by_generation || (m.status == "planned" && planned_agents.contains(&m.agent_id))
+        m.cancelled_by_generation
+            || (m.status == "planned" && !m.reassigned && planned_agents.contains(&m.agent_id))
     };
     let mut kept_tenants = HashSet::new();
     let mut kept_per_agent: HashMap<Uuid, usize> = HashMap::new();

@@ -9,7 +9,8 @@
 //!   the missions of each, the loads of the earlier sites counting in the later ones' balance,
 //!   and the routes follow one another in that order.
 //! - Kept (never written by the planner): started and finished missions, missions a person
-//!   cancelled, and the planned missions of agents outside the run (a run for some agents).
+//!   cancelled or gave to another agent (`reassigned_at`), and the planned missions of agents
+//!   outside the run (a run for some agents).
 //!   Their tenants are not candidates again that day; the kept missions of a planned agent
 //!   count against their cap.
 //! - Tenants without a home location cannot be routed: they are counted as candidates and as

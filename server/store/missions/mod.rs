@@ -206,13 +206,14 @@ pub struct MissionChange<'a> {
     pub closing_payment_id: Option<Uuid>,
 }
 
-/// Writes `change` over the mission.
+/// Writes `change` over the mission (a person's change: a new agent sets `reassigned_at`).
 pub async fn update(conn: &mut PgConnection, change: &MissionChange<'_>) -> Result<()> {
     sqlx::query(
         "UPDATE missions SET agent_id = $2, status = $3, failure_reason = $4, status_note = $5,
                 arrived_at = $6, arrival_source = $7, started_at = $8, finished_at = $9,
                 closing_interaction_id = $10, closing_payment_id = $11,
-                cancelled_by_generation = false
+                cancelled_by_generation = false,
+                reassigned_at = CASE WHEN agent_id <> $2 THEN now() ELSE reassigned_at END
          WHERE id = $1",
     )
     .bind(change.id)

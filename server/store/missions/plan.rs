@@ -175,6 +175,8 @@ pub struct DayMission {
     pub site_id: Uuid,
     pub status: String,
     pub cancelled_by_generation: bool,
+    /// A person gave it to its agent (UpdateMission).
+    pub reassigned: bool,
     pub route_order: Option<i32>,
     pub priority: f64,
     pub estimated_distance_m: Option<f64>,
@@ -187,8 +189,9 @@ pub async fn day_missions(
     site_ids: &[Uuid],
 ) -> Result<Vec<DayMission>> {
     Ok(sqlx::query_as(
-        "SELECT id, agent_id, tenant_id, site_id, status, cancelled_by_generation, route_order,
-                priority, estimated_distance_m
+        "SELECT id, agent_id, tenant_id, site_id, status, cancelled_by_generation,
+                reassigned_at IS NOT NULL AS reassigned, route_order, priority,
+                estimated_distance_m
          FROM missions WHERE mission_date = $1 AND site_id = ANY($2)",
     )
     .bind(day)
