@@ -5,7 +5,7 @@
 //! - Arrears facts are the dashboards' own overdue groups (`store::site_facts::overdue`, the
 //!   `site_arrears` rule) read by the caller; this module reads what only the alerts need.
 //! - A promise broke on the day after its promised date when the status readers show today is
-//!   broken (`promise_status_on`, the SQL twin of `domain::promise::shown_status`).
+//!   broken (`promise_shown_status`, the SQL twin of `domain::promise::shown_status`).
 //! - An agent's last activity: the latest `occurred_at` of their calls, visits and payments
 //!   (reversals included) and the `fix_time` of their last position (device times).
 //! - Evaluation writes are three statements whatever the number of alerts (arrays unnested).
@@ -45,7 +45,7 @@ pub async fn broken_promises(
          FROM promises pr JOIN tenants t ON t.id = pr.tenant_id
          WHERE pr.promised_date >= $1 - 1 - $2 AND pr.promised_date < $1
            AND pr.status IN ('pending', 'broken')
-           AND promise_status_on(pr.id, $1) = 'broken'
+           AND promise_shown_status(pr.status, pr.id, $1) = 'broken'
          GROUP BY 1, 2",
     )
     .bind(today)

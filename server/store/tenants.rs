@@ -137,7 +137,8 @@ pub async fn cards(
                  WHERE pr.tenant_id = t.id
                    AND pr.promised_date > ($2::date - interval '12 months')::date
                    AND pr.promised_date < $2
-                   AND promise_status_on(pr.id, $2) = 'broken') AS broken_promise_count
+                   AND promise_shown_status(pr.status, pr.id, $2) = 'broken')
+                    AS broken_promise_count
          FROM tenants t
          JOIN sites s ON s.id = t.site_id
          LEFT JOIN LATERAL (

@@ -218,8 +218,8 @@ pub async fn totals<'e>(
 // ---------------------------------------------------------------------------------------------
 // Promises of tenant cards and timelines.
 
-/// A promise with its derived status (`promise_status_on`) and what was paid towards it
-/// (`promise_payments`).
+/// A promise with the status it shows (`promise_derived_status` of what was paid towards it,
+/// `promise_payments`, read once for both).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PromiseRow {
     pub id: Uuid,
@@ -245,7 +245,8 @@ pub struct PromiseRow {
 
 const PROMISE_SELECT: &str = "SELECT pr.id, pr.tenant_id, pr.agent_id, u.full_name AS agent_name,
         pr.interaction_id, pr.amount_gnf, pr.promised_date,
-        promise_status_on(pr.id, $2) AS status, pp.paid_gnf,
+        promise_derived_status(pr.status, pr.amount_gnf, pr.promised_date,
+                               pp.paid_by_date_gnf, $2) AS status, pp.paid_gnf,
         coalesce(i.occurred_at, pr.created_at) AS occurred_at, pr.created_at AS received_at,
         coalesce(pr.original_promised_date, pr.promised_date) AS original_promised_date,
         pr.reschedule_count, pr.cancel_reason, pr.reschedule_reason, pr.status_changed_at
