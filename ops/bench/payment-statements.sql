@@ -4,12 +4,13 @@
 -- `akig-bench --rpc payment` (see docs/performance.md):
 --   BEGIN; the idempotency key claim; the tenant lock; the pending promise; the tenant's
 --   ledger in one statement (charges, payments, the valid payments' allocation rows: the
---   replay's input); the payment INSERT (receipt number, score event and daily figures in
+--   replay's input); the payment INSERT, not numbered yet (score event and daily figures in
 --   it); the replay's differences in one statement holding only the parts with something to
 --   write (allocation rows deleted, changed, added; charges' paid figures; the tenant's credit
 --   when it changes); when the payment counts towards a pending promise, its coverage read,
 --   its status stored and the promise read back (3 statements, on ~9 % of the bench's calls);
---   the key completion with the audit row; COMMIT.
+--   the receipt number taken last (the site's counter row, locked until COMMIT); the key
+--   completion with the audit row; COMMIT.
 -- Where pgbench needs a value from a statement (\gset wants exactly one row, without NULLs),
 -- the server's statement is wrapped in an outer SELECT that reads it (same rows, same locks):
 -- the promise as a count and an id, the oldest open charge picked from the ledger's arrays.
@@ -97,11 +98,11 @@ WITH inserted AS (
        interaction_id, promise_id, mission_id, notes, reverses_payment_id, reason,
        credit_gnf, request_id)
     SELECT gen_random_uuid(), t.id, t.site_id, 'payment', (:amount)::bigint, 'cash', NULL, NULL,
-           next_receipt_number(t.site_id, 2026), date_trunc('second', now()), now(),
+           NULL, date_trunc('second', now()), now(),
            p.agent_id, NULL, NULL, NULLIF(:promise_id, '')::uuid, NULL, '', NULL, NULL,
            (:amount)::bigint - (:allocated)::bigint, md5(:key::text)::uuid
     FROM bench_pairs p JOIN tenants t ON t.id = p.tenant_id WHERE p.n = :n
-    RETURNING id, receipt_number, occurred_at, received_at, agent_id, recorded_by),
+    RETURNING id, occurred_at, received_at, agent_id, recorded_by),
 event AS (
     INSERT INTO score_events (agent_id, day, kind, points, payment_id, occurred_at)
     SELECT i.agent_id, current_date, 'payment', 3, i.id, i.occurred_at FROM inserted i
@@ -116,7 +117,7 @@ daily AS (
     SET score = s.score + EXCLUDED.score,
         payments_count = s.payments_count + EXCLUDED.payments_count,
         payments_gnf = s.payments_gnf + EXCLUDED.payments_gnf)
-SELECT i.id AS payment_id, i.receipt_number, i.occurred_at, i.received_at,
+SELECT i.id AS payment_id, i.occurred_at, i.received_at,
        (SELECT full_name FROM users WHERE id = i.agent_id) AS agent_name,
        (SELECT full_name FROM users WHERE id = i.recorded_by) AS recorded_by_name,
        (SELECT coalesce(sum(points), 0)::bigint FROM event) AS score_points
@@ -185,6 +186,10 @@ JOIN users a ON a.id = p.agent_id
 LEFT JOIN interactions i ON i.id = p.interaction_id
 CROSS JOIN LATERAL promise_payments(p.id) pp WHERE p.id = :promise_id::uuid;
 \endif
+UPDATE payments SET receipt_number = next_receipt_number(site_id, 2026)
+WHERE id = :payment_id AND receipt_number IS NULL
+RETURNING receipt_number
+\gset
 WITH audit AS (INSERT INTO audit_log
     (actor_id, actor_role, action, target_type, target_id, request_id, client_ip,
      outcome, details)

@@ -2,8 +2,10 @@
 //!
 //! A payment and a reversal each run in one transaction (the caller's, inside the idempotency
 //! run): the tenant row is locked first, so the payments and reversals of one tenant apply one
-//! after the other; the receipt counter of the site is taken in the same transaction, so a
-//! rolled-back call gives its number back and receipts stay gap-free.
+//! after the other; the receipt counter of the site is taken in the same transaction, last
+//! (`store::number_entry`, just before the key completion: every other payment of the site
+//! waits for it until COMMIT), so a rolled-back call gives its number back and receipts stay
+//! gap-free.
 //!
 //! Decisions:
 //! - Where the money goes is not decided by upload order: the payment takes its place in the
@@ -289,8 +291,9 @@ impl Payment<'_> {
         Ok(promise)
     }
 
-    /// Numbers and writes the payment, replays the tenant's ledger with it (`app::ledger`),
-    /// writes its score and promise, and answers from what was written, with the audit event.
+    /// Writes the payment with its score, replays the tenant's ledger with it (`app::ledger`),
+    /// writes its promise, numbers it last, and answers from what was written, with the audit
+    /// event.
     async fn write(
         &self,
         conn: &mut PgConnection,
@@ -364,19 +367,25 @@ impl Payment<'_> {
             )
             .await?;
         }
+        // The answer from what this transaction wrote, as a read of it would show it.
+        let today = conakry_day(self.act.now);
+        let promise = match promise {
+            Some(promise) => promise_store::get(&mut *conn, promise.id, today).await?,
+            None => None,
+        };
+        // Last: the site's receipt counter stays locked until COMMIT.
+        let receipt_number =
+            store::number_entry(conn, inserted.id, receipt_year(self.act.now)).await?;
 
         let audit = self
             .act
             .audit(RECORD_ACTION)
             .target("payment", inserted.id)
             .detail("tenant_id", tenant.id.to_string())
-            .detail("receipt_number", inserted.receipt_number.clone())
+            .detail("receipt_number", receipt_number.clone())
             .detail("amount_gnf", input.amount.francs())
             .detail("method", input.method.as_str())
             .detail("agent_id", self.collector.to_string());
-
-        // The answer from what this transaction wrote, as a read of it would show it.
-        let today = conakry_day(self.act.now);
         let balance = Balance {
             tenant_id: tenant.id,
             outstanding_gnf: replayed.outstanding_due_by(today).francs(),
@@ -396,14 +405,10 @@ impl Payment<'_> {
                 outstanding_after_gnf: line.outstanding_after.francs(),
             })
             .collect();
-        let promise = match promise {
-            Some(promise) => promise_store::get(&mut *conn, promise.id, today).await?,
-            None => None,
-        };
         Ok(Recorded {
             score_points: inserted.score_points,
             entry: Entry {
-                row: self.written(tenant, inserted, credit_part, linked),
+                row: self.written(tenant, inserted, receipt_number, credit_part, linked),
                 allocations,
             },
             balance,
@@ -417,7 +422,7 @@ impl Payment<'_> {
         (self.collector != self.act.caller.user_id).then_some(self.act.caller.user_id)
     }
 
-    /// The ledger row to insert (its receipt number is taken by the insert).
+    /// The ledger row to insert (numbered last, `store::number_entry`).
     fn entry(
         &self,
         tenant: &LockedTenant,
@@ -435,7 +440,6 @@ impl Payment<'_> {
             method: input.method,
             operator_reference: self.reference(),
             payer_phone: input.payer_phone.as_deref(),
-            receipt_year: receipt_year(self.act.now),
             occurred_at: new.occurred_at,
             received_at: new.received_at,
             agent_id: self.collector,
@@ -450,11 +454,13 @@ impl Payment<'_> {
         }
     }
 
-    /// The payment as a read of it would show it, from what the insert answered.
+    /// The payment as a read of it would show it, from what the insert and the numbering
+    /// answered.
     fn written(
         &self,
         tenant: LockedTenant,
         inserted: store::InsertedEntry,
+        receipt_number: String,
         credit_part: Gnf,
         promise_id: Option<Uuid>,
     ) -> PaymentRow {
@@ -462,7 +468,7 @@ impl Payment<'_> {
         PaymentRow {
             id: inserted.id,
             kind: PaymentKind::Payment,
-            receipt_number: inserted.receipt_number,
+            receipt_number,
             tenant_id: tenant.id,
             tenant_name: tenant.full_name,
             site_id: tenant.site_id,

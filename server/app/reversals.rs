@@ -7,13 +7,17 @@
 //! - Only a payment can be reversed, once, and not before it happened.
 //! - A reversal entry takes its own receipt number from the site's counter (the schema
 //!   requires one on every row), so the sequence of a site and year stays gap-free across
-//!   payments and reversals.
+//!   payments and reversals. As for a payment, the number is taken after every other write
+//!   (`store::number_entry`: the counter is the transaction's last lock); the answer is read
+//!   after it, since an entry reads back only once numbered.
 //! - A reversal is never refused because the payment's credit was spent since: the replay
 //!   re-allocates what is left ([`AppError::PaymentCreditUsed`] is no longer answered).
 //! - The payment's rows and the reversal entry's rows stay as written (history); only the rows
 //!   of the payments still valid are re-allocated.
 //! - The points of the payment go back (-3 for its collecting agent, on the reversal's day)
-//!   only if it earned some; the payment's promise is derived again (`promises::rederive`).
+//!   only if it earned some, written by the reversal entry's INSERT (the agent's daily row is
+//!   locked before the read models, as a payment locks it); the payment's promise is derived
+//!   again (`promises::rederive`).
 //! - The request_id of a reversal is kept for good, as a payment's: a retry answers the stored
 //!   reversal; the same request_id for another payment is [`AppError::RequestIdReused`].
 
@@ -86,12 +90,12 @@ pub async fn reverse(
     }
     let original = reversible(conn, input).await?;
     let reversal_id = write(conn, act, input, &tenant, &original).await?;
-    take_points_back(conn, &original, reversal_id, input.occurred_at).await?;
     if let Some(promise_id) = original.promise_id
         && let Some(promise) = promise_store::state(conn, promise_id).await?
     {
         promises::rederive(conn, &promise, act.now).await?;
     }
+    store::number_entry(conn, reversal_id, receipt_year(act.now)).await?;
     reversed(conn, reversal_id, original.id, act, None)
         .await
         .map(|done| Reversed {
@@ -121,8 +125,9 @@ async fn reversible(conn: &mut PgConnection, input: &NewReversal) -> Result<Paym
     Ok(original)
 }
 
-/// Writes the reversal entry (numbered), its rows (the payment's rows negated) and the
-/// replay of the tenant's ledger without the payment; answers the entry's id.
+/// Writes the reversal entry (not numbered yet) with the points it takes back, its rows (the
+/// payment's rows negated) and the replay of the tenant's ledger without the payment; answers
+/// the entry's id.
 async fn write(
     conn: &mut PgConnection,
     act: &Act<'_>,
@@ -171,7 +176,6 @@ async fn write(
         method: original.method,
         operator_reference: original.operator_reference.as_deref(),
         payer_phone: None,
-        receipt_year: receipt_year(act.now),
         occurred_at,
         received_at: ledger::stored_instant(act.now),
         agent_id: act.caller.user_id,
@@ -184,7 +188,8 @@ async fn write(
         credit_gnf: (original.amount_gnf - allocated).clamp(0, original.amount_gnf),
         request_id: act.request_id,
     };
-    let inserted = store::insert_entry(conn, &entry, None)
+    let score = taken_back(conn, original, input).await?;
+    let inserted = store::insert_entry(conn, &entry, score.as_ref())
         .await
         .map_err(|error| match error {
             StoreError::Conflict(Constraint::PaymentRequestId) => AppError::RequestIdTaken,
@@ -212,31 +217,21 @@ async fn write(
     Ok(inserted.id)
 }
 
-/// The payment's points go back from its collecting agent, on the reversal's day, only if it
-/// earned some.
-async fn take_points_back(
+/// The score event of the reversal: the payment's points go back from its collecting agent, on
+/// the reversal's day, only if it earned some.
+async fn taken_back(
     conn: &mut PgConnection,
     original: &PaymentRow,
-    reversal_id: Uuid,
-    occurred_at: OccurredAt,
-) -> Result<(), AppError> {
-    if scores::points_of_payment(conn, original.id).await? > 0 {
-        scores::add(
-            conn,
-            &scores::Scored {
-                agent_id: original.agent_id,
-                day: occurred_at.day(),
-                occurred_at: occurred_at.get(),
-                events: &[scores::Event {
-                    kind: ScoreEventKind::PaymentReversal,
-                    source_id: reversal_id,
-                }],
-                counters: scores::Counters::default(),
-            },
-        )
-        .await?;
-    }
-    Ok(())
+    input: &NewReversal,
+) -> Result<Option<store::EntryScore>, AppError> {
+    let scored = scores::points_of_payment(conn, original.id).await? > 0;
+    Ok(scored.then(|| store::EntryScore {
+        agent_id: original.agent_id,
+        day: input.occurred_at.day(),
+        kind: ScoreEventKind::PaymentReversal,
+        payments_count: 0,
+        payments_gnf: 0,
+    }))
 }
 
 fn audit(

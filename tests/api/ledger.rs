@@ -2,6 +2,8 @@
 //! follow what had happened by their day, and the stored rows are always what a replay from
 //! scratch gives.
 
+use std::collections::HashSet;
+
 use akig::domain::Gnf;
 use akig::domain::ledger::{self, LedgerCharge, LedgerPayment};
 use akig::proto::v1::{
@@ -12,6 +14,7 @@ use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sqlx::PgPool;
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::support::{
@@ -353,5 +356,119 @@ async fn random_payments_and_reversals_leave_the_rows_a_replay_gives() {
             live.push((w.pay(amount, at).await, at));
         }
         assert_stored_is_the_replay(&w.pool, w.tenant).await;
+    }
+}
+
+/// A payment for `tenant` of `amount`, occurred `minutes` ago, as a request.
+fn cash(tenant: Uuid, amount: i64, minutes: i64) -> RecordPaymentRequest {
+    RecordPaymentRequest {
+        request_id: Uuid::new_v4().to_string(),
+        tenant_id: tenant.to_string(),
+        amount_gnf: amount,
+        method: PaymentMethod::Cash as i32,
+        occurred_at: Some(ts(ago(minutes))),
+        ..Default::default()
+    }
+}
+
+/// Payments and reversals of one site and one agent at once: every call succeeds (no two wait
+/// on each other in opposite orders: the site's receipt counter is taken last, the agent's
+/// daily score before the read models), receipts are gap-free and unique across payments and
+/// reversals, and every tenant's rows are what a replay gives.
+#[tokio::test]
+async fn payments_and_reversals_at_once_keep_receipts_gap_free_and_rows_replayed() {
+    let w = World::new().await;
+    let site: Uuid = sqlx::query_scalar("SELECT site_id FROM tenants WHERE id = $1")
+        .bind(w.tenant)
+        .fetch_one(&w.pool)
+        .await
+        .expect("site");
+    let mut tenants = vec![w.tenant];
+    for i in 1..8 {
+        let name = format!("Locataire {i}");
+        tenants.push(create_tenant(&w.pool, site, &name, 1_000_000, Some(KALOUM)).await);
+    }
+    for (i, tenant) in tenants.iter().enumerate() {
+        let period = today().with_day(1).expect("first of the month");
+        let due = 900_000 + i64::try_from(i).expect("small") * 10_000;
+        create_charge(&w.pool, *tenant, period, period + Days::new(4), due).await;
+    }
+    let agent = w.app.collections(&w.agent_token).await;
+    let accountant = w.app.collections(&w.accountant_token).await;
+
+    // First, one payment per tenant at once.
+    let mut calls = JoinSet::new();
+    for (i, tenant) in tenants.iter().enumerate() {
+        let mut client = agent.clone();
+        let request = cash(
+            *tenant,
+            400_000 + i64::try_from(i).expect("small") * 1_000,
+            90,
+        );
+        calls.spawn(async move { message(client.record_payment(request)).await });
+    }
+    let mut first = Vec::new();
+    while let Some(done) = calls.join_next().await {
+        let payment = done.expect("task").expect("payment recorded");
+        first.push(payment.payment.expect("payment").payment_id);
+    }
+
+    // Then, at once: each first payment reversed, and two more payments per tenant.
+    let mut calls = JoinSet::new();
+    for payment_id in first {
+        let mut client = accountant.clone();
+        let request = ReversePaymentRequest {
+            request_id: Uuid::new_v4().to_string(),
+            payment_id,
+            reason: "Chèque sans provision".to_owned(),
+            occurred_at: Some(ts(ago(30))),
+        };
+        calls.spawn(async move {
+            message(client.reverse_payment(request))
+                .await
+                .map(|reversed| reversed.reversal.expect("entry").receipt_number)
+        });
+    }
+    for tenant in &tenants {
+        for (amount, minutes) in [(300_000, 60), (700_000, 20)] {
+            let mut client = agent.clone();
+            let request = cash(*tenant, amount, minutes);
+            calls.spawn(async move {
+                message(client.record_payment(request))
+                    .await
+                    .map(|paid| paid.payment.expect("payment").receipt_number)
+            });
+        }
+    }
+    let mut answered = Vec::new();
+    while let Some(done) = calls.join_next().await {
+        answered.push(done.expect("task").expect("payment or reversal recorded"));
+    }
+    assert_eq!(answered.len(), 24);
+
+    let year = Utc::now().year();
+    let stored: Vec<String> = sqlx::query_scalar(
+        "SELECT receipt_number FROM payments WHERE site_id = $1 ORDER BY receipt_number",
+    )
+    .bind(site)
+    .fetch_all(&w.pool)
+    .await
+    .expect("receipts");
+    let expected: Vec<String> = (1..=32).map(|n| format!("KAL-{year}-{n:06}")).collect();
+    assert_eq!(stored, expected);
+    let unique: HashSet<&String> = answered.iter().collect();
+    assert_eq!(unique.len(), 24, "no receipt answered twice");
+    assert!(answered.iter().all(|r| stored.contains(r)), "{answered:?}");
+    let last: i64 = sqlx::query_scalar(
+        "SELECT last_number FROM receipt_counters WHERE site_id = $1 AND year = $2",
+    )
+    .bind(site)
+    .bind(year)
+    .fetch_one(&w.pool)
+    .await
+    .expect("counter");
+    assert_eq!(last, 32);
+    for tenant in tenants {
+        assert_stored_is_the_replay(&w.pool, tenant).await;
     }
 }

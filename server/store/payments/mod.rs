@@ -6,16 +6,21 @@
 //! Every write runs inside the caller's transaction, after `store::tenants::lock`: the tenant
 //! row lock serialises the payments and reversals of one tenant, so charges, credit and
 //! allocations are read and written by one transaction at a time. Locks are taken in this
-//! order: tenant, the pending promise, a promise the payment names, operator reference,
-//! receipt counter of the site (taken by the insert); the charges and allocation rows a replay
+//! order: tenant, the pending promise, a promise the payment names, operator reference, the
+//! agent's daily score row (taken by the insert, as a call or visit takes it), the read-model
+//! rows the replay's write and its triggers move (ADR 0011), and last the receipt counter of the
+//! site (`receipts::number_entry`, the statement before the key completion): no transaction
+//! waits for another lock while it holds the counter. The charges and allocation rows a replay
 //! writes are the tenant's, which the tenant lock already serialises.
 //!
 //! The reads (one entry, entries by id, allocations, the payment list and its totals) are in
 //! `reads`.
 
 mod reads;
+mod receipts;
 
 pub use reads::*;
+pub use receipts::*;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
@@ -126,9 +131,6 @@ pub struct NewEntry<'a> {
     pub method: PaymentMethod,
     pub operator_reference: Option<&'a str>,
     pub payer_phone: Option<&'a str>,
-    /// The receipt number is the next of the site's counter for this year
-    /// (`next_receipt_number`), taken by the insert itself.
-    pub receipt_year: i32,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub agent_id: Uuid,
@@ -162,7 +164,6 @@ pub struct EntryScore {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InsertedEntry {
     pub id: Uuid,
-    pub receipt_number: String,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub agent_name: String,
@@ -171,8 +172,10 @@ pub struct InsertedEntry {
     pub score_points: i64,
 }
 
-/// Inserts the entry, numbered, and with `score` its score event and daily figures, in one
-/// statement. Its allocation rows and the tenant's credit are the replay's ([`write_replay`]).
+/// Inserts the entry, without its receipt number yet, and with `score` its score event and daily
+/// figures, in one statement. Its allocation rows and the tenant's credit are the replay's
+/// ([`write_replay`]); its number is taken last, by [`number_entry`] (the row cannot commit
+/// without one: `payments_numbered`).
 pub async fn insert_entry(
     conn: &mut PgConnection,
     entry: &NewEntry<'_>,
@@ -190,23 +193,23 @@ pub async fn insert_entry(
                 receipt_number, occurred_at, received_at, agent_id, recorded_by,
                 interaction_id, promise_id, mission_id, notes, reverses_payment_id, reason,
                 credit_gnf, request_id)
-             VALUES ($21, $1, $2, $3, $4, $5, $6, $7, next_receipt_number($2, $8), $9, $10, $11,
-                     $12, $13, $14, $15, $16, $17, $18, $19, $20)
-             RETURNING id, receipt_number, occurred_at, received_at, agent_id, recorded_by),
+             VALUES ($20, $1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, $10,
+                     $11, $12, $13, $14, $15, $16, $17, $18, $19)
+             RETURNING id, occurred_at, received_at, agent_id, recorded_by),
          event AS (
              INSERT INTO score_events (agent_id, day, kind, points, payment_id, occurred_at)
-             SELECT $22, $23, $24, $25, i.id, i.occurred_at FROM inserted i WHERE $22 IS NOT NULL
+             SELECT $21, $22, $23, $24, i.id, i.occurred_at FROM inserted i WHERE $21 IS NOT NULL
              ON CONFLICT (kind, payment_id) WHERE payment_id IS NOT NULL DO NOTHING
              RETURNING agent_id, day, points),
          daily AS (
              INSERT INTO agent_daily_scores AS s
                (agent_id, day, score, payments_count, payments_gnf)
-             SELECT agent_id, day, points, $26, $27 FROM event
+             SELECT agent_id, day, points, $25, $26 FROM event
              ON CONFLICT (agent_id, day) DO UPDATE
              SET score = s.score + EXCLUDED.score,
                  payments_count = s.payments_count + EXCLUDED.payments_count,
                  payments_gnf = s.payments_gnf + EXCLUDED.payments_gnf)
-         SELECT i.id, i.receipt_number, i.occurred_at, i.received_at,
+         SELECT i.id, i.occurred_at, i.received_at,
                 (SELECT full_name FROM users WHERE id = i.agent_id) AS agent_name,
                 (SELECT full_name FROM users WHERE id = i.recorded_by) AS recorded_by_name,
                 (SELECT coalesce(sum(points), 0)::bigint FROM event) AS score_points
@@ -219,7 +222,6 @@ pub async fn insert_entry(
     .bind(entry.method.as_str())
     .bind(entry.operator_reference)
     .bind(entry.payer_phone)
-    .bind(entry.receipt_year)
     .bind(entry.occurred_at)
     .bind(entry.received_at)
     .bind(entry.agent_id)
