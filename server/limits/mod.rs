@@ -21,6 +21,7 @@ pub mod calls;
 pub mod login;
 pub mod shared;
 pub mod shared_calls;
+pub mod shared_login;
 pub mod stream;
 
 use std::net::{IpAddr, Ipv6Addr};

@@ -253,3 +253,35 @@ mod shared {
         b.stop(Duration::from_secs(10)).await.expect("stop b");
     }
 }
+
+#[tokio::test]
+async fn failed_logins_over_two_replicas_are_counted_together() {
+    use crate::support::{PASSWORD, error_reason};
+
+    let db = TestDb::new().await;
+    create_user(&db.pool, "agent.oubli", "agent", &[], None).await;
+    let config = test_config(db.connect_options(), RedisMode::Real);
+    let a = spawn_app_with(config.clone(), db.pool.clone()).await;
+    let b = spawn_app_with(config, db.pool.clone()).await;
+    // 5 failures per account in 15 minutes: spread over two replicas, each of which alone
+    // would still let the account try.
+    for n in 0..5 {
+        let app = if n % 2 == 0 { &a } else { &b };
+        let status = app
+            .try_login("agent.oubli", "wrong password")
+            .await
+            .expect_err("wrong password");
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    }
+    for app in [&a, &b] {
+        let status = app
+            .try_login("agent.oubli", PASSWORD)
+            .await
+            .expect_err("locked on every replica");
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert_eq!(error_reason(&status), "ERROR_REASON_ACCOUNT_LOCKED");
+        assert!(status.get_details_retry_info().is_some(), "{status:?}");
+    }
+    a.stop(Duration::from_secs(10)).await.expect("stop a");
+    b.stop(Duration::from_secs(10)).await.expect("stop b");
+}
