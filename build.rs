@@ -22,6 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // RPCs whose feature has not landed answer UNIMPLEMENTED through the default stubs.
         .generate_default_stubs(true)
+        // Smaller starting buffers per call (server/codec.rs).
+        .codec_path("crate::codec::ProtoCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

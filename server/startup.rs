@@ -112,7 +112,7 @@ impl Application {
             ),
             collections: config.collections.clone(),
             route: config.route.clone(),
-            login_throttle: LoginThrottle::default(),
+            login_throttle: LoginThrottle::default().shared_through(redis.clone()),
             rate_limits: RateLimits::shared_through(&config.rate_limits, redis.clone()),
             auth: config.auth.clone(),
             pool,

@@ -1,7 +1,8 @@
 //! Authentication and authorisation of every call, as a tower layer: the method's permission
 //! from the one table in `rbac` (deny by default), the bearer token verified, the user's and
-//! the address's call limits spent, the user's standing checked (through the shared cache,
-//! `crate::auth::standing`, which a revocation reaches before the next call), the role's
+//! the address's call limits spent and the user's standing checked in one Redis round trip
+//! (through the shared cache, `crate::auth::standing`, which a revocation reaches before the
+//! next call; the limits through `crate::limits::shared_calls`), the role's
 //! permissions from the cache (`crate::auth::roles`). On success the [`Caller`] goes into the
 //! request extensions for the handlers, with the [`CallerProfile`] read beside the standing.
 
@@ -25,6 +26,7 @@ use crate::auth::tokens::TokenKeys;
 use crate::cache::{Cache, VersionsAhead};
 use crate::client_ip::ClientIp;
 use crate::layers::MethodCatalog;
+use crate::limits::shared_calls::CallSpend;
 use crate::limits::{RateLimitChecked, RateLimits};
 use crate::proto::v1 as pb;
 use crate::store::audit::{self, AuditEvent, Outcome};
@@ -137,14 +139,25 @@ impl Shared {
             ApiError::from(reason)
         })?;
         let invalid = || ApiError::unauthenticated(pb::ErrorReason::TokenInvalid);
-        // Before any database work: a client over its limit costs no query.
-        self.limits.check(Some(claims.sub), client_ip)?;
-        // The read cache's versions ride with the standing: one Redis round trip.
+        // The call's spend of the shared limits and the read cache's versions ride with the
+        // standing: one Redis round trip.
+        let spend = self.limits.shared_spend(Some(claims.sub), client_ip);
         let ahead_keys = self.cache.ahead_keys(claims.sub);
-        let (standing, ahead_values) = self
+        let peeked = self
             .standing
-            .get_with(claims.sub, claims.sid, &ahead_keys.keys)
+            .peek(
+                claims.sub,
+                claims.sid,
+                &ahead_keys.keys,
+                spend.as_ref().map(CallSpend::invocation),
+            )
+            .await;
+        // Before any database work: a client over its limit costs no query.
+        self.limits
+            .conclude(Some(claims.sub), client_ip, spend.as_ref(), peeked.ride)
             .await?;
+        let ahead_values = peeked.values;
+        let standing = self.standing.resolve(peeked.pending).await?;
         let Some(standing) = standing else {
             tracing::info!(user_id = %claims.sub, "access token of an unknown user");
             return Err(invalid());

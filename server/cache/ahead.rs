@@ -5,7 +5,8 @@
 //! - A hit needs the versions of the sites its answer covers, read from Redis at the call (that
 //!   is what makes a write visible at the next read on every replica). The authentication
 //!   layer reads the caller's standing from Redis on every call anyway; the versions ride in
-//!   the same pipeline ([`crate::auth::standing::StandingCache::get_with`]).
+//!   the same pipeline ([`crate::auth::standing::StandingCache::peek`]), with the call's spend
+//!   of the rate limits.
 //! - Which versions: those the user's cached reads covered lately in this process
 //!   ([`Cache::learn`], at most [`NAMES_PER_USER`] names, kept [`REMEMBERED_FOR`]). A read whose
 //!   coverage was not read ahead reads its versions itself, as before: a second round trip.

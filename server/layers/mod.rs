@@ -23,6 +23,8 @@ mod deadline;
 mod observe;
 mod spawn;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -30,7 +32,7 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic_types::StatusExt;
 use tower::BoxError;
-use tower::filter::{FilterLayer, Predicate};
+use tower::filter::{AsyncFilterLayer, AsyncPredicate};
 
 pub use catalog::{MethodCatalog, MethodInfo, RpcKind};
 pub use deadline::{Deadline, DeadlineLayer, client_timeout};
@@ -67,10 +69,11 @@ pub fn refusal_status(error: BoxError) -> BoxError {
 
 /// Applies the per-address call limit to calls the authentication layer has not limited
 /// already (public ones: Login, Refresh; unknown paths), keyed by the [`ClientIp`] in the
-/// extensions. A stream counts as one call; its messages are limited by
-/// [`crate::limits::StreamLimiter`].
-pub fn address_limit(limits: RateLimits) -> FilterLayer<AddressLimit> {
-    FilterLayer::new(AddressLimit { limits })
+/// extensions: shared by the replicas through Redis in a round trip of its own when there is
+/// Redis ([`RateLimits::check_shared`]). A stream counts as one call; its messages are limited
+/// by [`crate::limits::StreamLimiter`].
+pub fn address_limit(limits: RateLimits) -> AsyncFilterLayer<AddressLimit> {
+    AsyncFilterLayer::new(AddressLimit { limits })
 }
 
 /// The predicate of [`address_limit`].
@@ -79,19 +82,23 @@ pub struct AddressLimit {
     limits: RateLimits,
 }
 
-impl<B> Predicate<Request<B>> for AddressLimit {
+impl<B: Send + 'static> AsyncPredicate<Request<B>> for AddressLimit {
+    type Future = Pin<Box<dyn Future<Output = Result<Request<B>, BoxError>> + Send>>;
     type Request = Request<B>;
 
-    fn check(&mut self, request: Request<B>) -> Result<Request<B>, BoxError> {
-        let checked = request.extensions().get::<RateLimitChecked>().is_some();
-        if checked || is_exempt(request.uri().path()) {
-            return Ok(request);
-        }
-        let ip = request.extensions().get::<ClientIp>().map(|ip| ip.0);
-        match self.limits.check(None, ip) {
-            Ok(()) => Ok(request),
-            Err(limited) => Err(Box::new(Status::from(ApiError::from(limited)))),
-        }
+    fn check(&mut self, request: Request<B>) -> Self::Future {
+        let limits = self.limits.clone();
+        Box::pin(async move {
+            let checked = request.extensions().get::<RateLimitChecked>().is_some();
+            if checked || is_exempt(request.uri().path()) {
+                return Ok(request);
+            }
+            let ip = request.extensions().get::<ClientIp>().map(|ip| ip.0);
+            match limits.check_shared(None, ip).await {
+                Ok(()) => Ok(request),
+                Err(limited) => Err(Box::new(Status::from(ApiError::from(limited))) as BoxError),
+            }
+        })
     }
 }
 

@@ -8,6 +8,10 @@
 //!   address by the layer behind it. Health and reflection are never limited.
 //! - The user is checked before the address: a user over their own limit then spends nothing of
 //!   their address's budget, which other agents behind the same carrier NAT share.
+//! - With Redis ([`RateLimits::shared_through`]) both budgets are shared by the replicas
+//!   (`limits::shared_calls`): an authenticated call's spend rides in the pipeline that reads
+//!   its standing ([`RateLimits::shared_spend`], [`RateLimits::conclude`]), so the call still
+//!   costs one Redis round trip. Whenever Redis does not answer, this process's limiters do.
 
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -20,6 +24,7 @@ use governor::{Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::shared_calls::{CallSpend, SharedCalls, Verdict, Whose};
 use super::{StreamLimiter, address_key, every_purge_interval};
 use crate::config::{Limit, RateLimitConfig};
 use crate::metrics::RATE_LIMITED;
@@ -76,6 +81,8 @@ struct Limiters {
     per_user: Keyed<Uuid>,
     per_ip: Keyed<IpAddr>,
     stream: StreamLimiter,
+    /// The budgets shared through Redis; `None` without Redis.
+    shared: Option<SharedCalls>,
 }
 
 impl RateLimits {
@@ -85,11 +92,13 @@ impl RateLimits {
                 per_user: RateLimiter::keyed(quota(config.per_user)),
                 per_ip: RateLimiter::keyed(quota(config.per_ip)),
                 stream: StreamLimiter::new(config.stream_messages),
+                shared: None,
             }),
         }
     }
 
-    /// The same limits, with the stream message limit shared by the replicas through `redis`.
+    /// The same limits, shared by the replicas through `redis` (calls and stream messages),
+    /// with this process's limiters answering whenever Redis does not.
     pub fn shared_through(config: &RateLimitConfig, redis: Option<crate::redis::Redis>) -> Self {
         let Some(redis) = redis else {
             return Self::new(config);
@@ -98,7 +107,8 @@ impl RateLimits {
             inner: Arc::new(Limiters {
                 per_user: RateLimiter::keyed(quota(config.per_user)),
                 per_ip: RateLimiter::keyed(quota(config.per_ip)),
-                stream: StreamLimiter::shared_through(config.stream_messages, redis),
+                stream: StreamLimiter::shared_through(config.stream_messages, redis.clone()),
+                shared: Some(SharedCalls::new(redis, config.per_user, config.per_ip)),
             }),
         }
     }
@@ -108,7 +118,51 @@ impl RateLimits {
         self.inner.stream.clone()
     }
 
-    /// Spends one call of `user`'s budget (when known) and of `ip`'s, or says which is spent.
+    /// The shared spend of a call by `user` from `ip`, to run in a pipeline of the caller's
+    /// (`redis::Pipeline::invoke_script` with [`CallSpend::invocation`]); `None` without Redis.
+    /// Its reply goes to [`RateLimits::conclude`].
+    pub fn shared_spend(&self, user: Option<Uuid>, ip: Option<IpAddr>) -> Option<CallSpend> {
+        self.inner.shared.as_ref()?.spend(user, ip)
+    }
+
+    /// Whether the call `spend` was made for may go on: from the script's `reply` when the
+    /// pipeline ran it; else from a round trip of its own; else (no Redis, Redis down or slow,
+    /// a reply not understood) from this process's limiters, as [`RateLimits::check`].
+    pub async fn conclude(
+        &self,
+        user: Option<Uuid>,
+        ip: Option<IpAddr>,
+        spend: Option<&CallSpend>,
+        reply: Option<redis::Value>,
+    ) -> Result<(), Limited> {
+        let verdict = match (&self.inner.shared, spend, reply) {
+            (Some(_), Some(spend), Some(reply)) => spend.verdict(reply),
+            (Some(shared), Some(spend), None) => shared.spend_alone(spend).await,
+            _ => None,
+        };
+        match verdict {
+            Some(Verdict::Allowed) => Ok(()),
+            Some(Verdict::Refused { whose, wait }) => Err(match whose {
+                Whose::User => limited("user", "this user", wait),
+                Whose::Address => limited("ip", "this address", wait),
+            }),
+            None => self.check(user, ip),
+        }
+    }
+
+    /// [`RateLimits::conclude`] for a call that has no pipeline to ride: shared through Redis
+    /// in a round trip of its own when there is Redis, else this process's limiters.
+    pub async fn check_shared(
+        &self,
+        user: Option<Uuid>,
+        ip: Option<IpAddr>,
+    ) -> Result<(), Limited> {
+        let spend = self.shared_spend(user, ip);
+        self.conclude(user, ip, spend.as_ref(), None).await
+    }
+
+    /// Spends one call of `user`'s budget (when known) and of `ip`'s in this process's
+    /// limiters, or says which is spent.
     pub fn check(&self, user: Option<Uuid>, ip: Option<IpAddr>) -> Result<(), Limited> {
         let limits = &self.inner;
         if let Some(user) = user
@@ -155,10 +209,10 @@ fn limited(limit: &'static str, whose: &'static str, wait: Duration) -> Limited 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn limit(per_second: u32, burst: u32) -> Limit {
+    pub(crate) fn limit(per_second: u32, burst: u32) -> Limit {
         Limit {
             per_second: per_second.try_into().unwrap(),
             burst: burst.try_into().unwrap(),

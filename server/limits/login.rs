@@ -4,6 +4,9 @@
 //! - Checked before the password is verified, so a flood of guesses costs no argon2 hash.
 //! - A wrong password and an unknown account count alike, so the answer does not tell whether
 //!   the account exists.
+//! - With Redis ([`LoginThrottle::shared_through`]) the state is shared by the replicas
+//!   (`limits::shared_login`), so N replicas do not allow N times the guesses. Failures are
+//!   recorded in this process too, and its state answers whenever Redis does not.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::shared_login::{FailureRate, SharedLogin};
 use super::{address_key, every_purge_interval};
+use crate::redis::Redis;
 
 /// Longest account name kept as a LoginThrottle key (login names are at most 64 characters).
 const MAX_ACCOUNT_KEY_CHARS: usize = 128;
@@ -49,6 +54,8 @@ struct Throttle {
     per_account: Gcra,
     per_ip: Gcra,
     failures: Mutex<Failures>,
+    /// The state shared through Redis; `None` without Redis.
+    shared: Option<SharedLogin>,
 }
 
 #[derive(Default)]
@@ -78,6 +85,13 @@ impl Gcra {
             tat.saturating_duration_since(now)
                 .saturating_sub(self.tolerance)
         })
+    }
+
+    fn rate(&self) -> FailureRate {
+        FailureRate {
+            interval: self.interval,
+            tolerance: self.tolerance,
+        }
     }
 
     fn after_failure(&self, tat: Option<&Instant>, now: Instant) -> Instant {
@@ -110,23 +124,53 @@ impl LoginThrottle {
                 per_account: Gcra::new(per_account),
                 per_ip: Gcra::new(per_ip),
                 failures: Mutex::new(Failures::default()),
+                shared: None,
             }),
         }
     }
 
-    /// Whether a login may be tried now; Err holds how long to wait. Consumes nothing.
-    pub fn check(&self, account: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
+    /// The same limits, their state shared by the replicas through `redis` (when given).
+    #[must_use]
+    pub fn shared_through(self, redis: Option<Redis>) -> Self {
+        let (per_account, per_ip) = (self.inner.per_account, self.inner.per_ip);
+        Self {
+            inner: Arc::new(Throttle {
+                per_account,
+                per_ip,
+                failures: Mutex::new(Failures::default()),
+                shared: redis
+                    .map(|redis| SharedLogin::new(redis, per_account.rate(), per_ip.rate())),
+            }),
+        }
+    }
+
+    /// Whether a login may be tried now; Err holds how long to wait. Consumes nothing. From
+    /// Redis when shared and Redis answers, else from this process's state.
+    pub async fn check(&self, account: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
+        if let Some(shared) = &self.inner.shared
+            && let Some(wait) = shared.wait(&account_key(account), ip).await
+        {
+            return if wait.is_zero() { Ok(()) } else { Err(wait) };
+        }
         self.check_at(account, ip, Instant::now())
     }
 
-    pub fn record_failure(&self, account: &str, ip: Option<IpAddr>) {
+    /// Records a failed login, in this process and (when shared) in Redis.
+    pub async fn record_failure(&self, account: &str, ip: Option<IpAddr>) {
         self.record_failure_at(account, ip, Instant::now());
+        if let Some(shared) = &self.inner.shared {
+            shared.record_failure(&account_key(account), ip).await;
+        }
     }
 
     /// Forgets the account's failures (not the address's): a user who mistyped, then got in,
     /// starts afresh.
-    pub fn record_success(&self, account: &str) {
-        self.lock().accounts.remove(&account_key(account));
+    pub async fn record_success(&self, account: &str) {
+        let account = account_key(account);
+        self.lock().accounts.remove(&account);
+        if let Some(shared) = &self.inner.shared {
+            shared.forget(&account).await;
+        }
     }
 
     /// Drops the keys whose failures have all been paid back.
@@ -247,14 +291,23 @@ mod tests {
         assert_eq!(throttle.check_at("bob", nat, at(45)), Ok(()));
 
         // A success forgets the account's failures, not the address's.
-        throttle.record_success("ALICE");
+        throttle.lock().accounts.remove(&account_key("ALICE"));
         assert_eq!(throttle.check_at("alice", None, at(240)), Ok(()));
         assert!(throttle.check_at("alice", nat, t0).is_err());
+    }
 
-        // The public methods run on the real clock.
-        let throttle = LoginThrottle::default();
-        throttle.record_failure("carol", ip);
-        assert_eq!(throttle.check("carol", ip), Ok(()));
+    #[tokio::test]
+    async fn the_public_methods_run_on_the_real_clock() {
+        let throttle = LoginThrottle::default().shared_through(None);
+        let ip = Some("198.51.100.1".parse().unwrap());
+        for _ in 0..5 {
+            assert_eq!(throttle.check("carol", ip).await, Ok(()));
+            throttle.record_failure("Carol", ip).await;
+        }
+        let wait = throttle.check("carol", ip).await.expect_err("locked");
+        assert!(wait > Duration::from_secs(179), "{wait:?}");
+        throttle.record_success("CAROL").await;
+        assert_eq!(throttle.check("carol", ip).await, Ok(()));
     }
 
     #[test]

@@ -5,8 +5,13 @@
 //! Decisions:
 //! - GCRA everywhere: `governor`'s keyed limiters for calls and stream messages; a GCRA state of
 //!   our own for failed logins, which must be checked without being spent.
-//! - State is kept in memory, one state per key: each server process limits on its own. Idle
-//!   keys are dropped every minute, so memory follows the active clients.
+//! - Shared by the replicas: with Redis, the call limits ([`shared_calls`]) and the stream
+//!   message limit ([`shared`]) keep their GCRA state in Redis, so N replicas do not allow N
+//!   times the limit. Each process keeps its own limiters too, in memory, one state per key,
+//!   and they answer whenever Redis does not (no Redis, Redis down or slower than
+//!   `crate::redis::REDIS_TIMEOUT`): no call fails because of Redis; meanwhile each replica
+//!   limits on its own. Idle keys are dropped every minute (in Redis, they expire), so memory
+//!   follows the active clients.
 //! - An IPv6 client is counted per /64 (`address_key`): it usually holds a whole /64 and
 //!   could rotate through it.
 //! - The settings live in `crate::config` ([`crate::config::RateLimitConfig`]); how a refused
@@ -15,6 +20,8 @@
 pub mod calls;
 pub mod login;
 pub mod shared;
+pub mod shared_calls;
+pub mod shared_login;
 pub mod stream;
 
 use std::net::{IpAddr, Ipv6Addr};

@@ -76,7 +76,7 @@ impl SharedGcra {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Instant;
 
     use futures::StreamExt;
@@ -87,7 +87,7 @@ mod tests {
     use crate::limits::StreamLimiter;
 
     /// A replica's link to the Redis of `REDIS_URL` (default 127.0.0.1:6379), once up.
-    async fn replica(prefix: &str, shutdown: &CancellationToken) -> Redis {
+    pub(crate) async fn replica(prefix: &str, shutdown: &CancellationToken) -> Redis {
         let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         let redis = Redis::open(&RedisConfig {
             url,

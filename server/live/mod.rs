@@ -152,7 +152,8 @@ pub struct SessionHandle {
     /// Cancelled when a newer session of the agent replaced this one.
     pub replaced: CancellationToken,
     /// Mission changes of the agent.
-    pub pushes: mpsc::Receiver<pb::MissionPush>,
+    /// Boxed, as the agent session's replies (`api::geo::agent_session`).
+    pub pushes: mpsc::Receiver<Box<pb::MissionPush>>,
 }
 
 impl Drop for SessionHandle {
@@ -164,7 +165,7 @@ impl Drop for SessionHandle {
 struct LocalSession {
     session_id: Uuid,
     replaced: CancellationToken,
-    pushes: mpsc::Sender<pb::MissionPush>,
+    pushes: mpsc::Sender<Box<pb::MissionPush>>,
 }
 
 struct Entry {
@@ -501,7 +502,7 @@ impl LiveHub {
         let sessions = self.lock_sessions();
         match sessions.get(&agent_id) {
             Some(session) => {
-                let _ = session.pushes.try_send(push);
+                let _ = session.pushes.try_send(Box::new(push));
                 true
             }
             None => false,

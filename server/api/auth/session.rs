@@ -117,7 +117,7 @@ pub(super) async fn login(
         }
     }
 
-    if let Err(wait) = state.login_throttle.check(&account, ip) {
+    if let Err(wait) = state.login_throttle.check(&account, ip).await {
         audit::append(&state.pool, &event.clone().detail("reason", "throttled")).await?;
         return Err(ApiError::AccountLocked { retry_after: wait });
     }
@@ -131,7 +131,7 @@ pub(super) async fn login(
     let user = match user {
         Some(user) if verified && !user.disabled => user,
         other => {
-            state.login_throttle.record_failure(&account, ip);
+            state.login_throttle.record_failure(&account, ip).await;
             let disabled = other.as_ref().is_some_and(|user| verified && user.disabled);
             event.actor_id = other.as_ref().map(|u| u.id);
             let reason = if disabled {
@@ -147,7 +147,7 @@ pub(super) async fn login(
             });
         }
     };
-    state.login_throttle.record_success(&account);
+    state.login_throttle.record_success(&account).await;
 
     let now = Utc::now();
     let family_id = Uuid::new_v4();

@@ -43,7 +43,9 @@ use crate::proto::v1::agent_session_request::Payload;
 use crate::store::positions as position_store;
 
 type Inbound = Pin<Box<dyn Stream<Item = Result<pb::AgentSessionRequest, Status>> + Send>>;
-type Outbound = mpsc::Sender<Result<pb::AgentSessionResponse, Status>>;
+/// Boxed: a channel allocates room for 32 messages at once, and a response is over 1 kB
+/// inline; an idle session's channel then costs 32 pointers.
+type Outbound = mpsc::Sender<Box<Result<pb::AgentSessionResponse, Status>>>;
 
 /// The TOKEN_EXPIRING notice comes this long before the token expires.
 const TOKEN_WARNING: Duration = Duration::from_secs(60);
@@ -117,9 +119,9 @@ pub(super) async fn agent_session(
         ));
     }
     for payload in opening {
-        let _ = out.try_send(Ok(pb::AgentSessionResponse {
+        let _ = out.try_send(Box::new(Ok(pb::AgentSessionResponse {
             payload: Some(payload),
-        }));
+        })));
     }
     let session = Session {
         api: api.clone(),
@@ -135,7 +137,9 @@ pub(super) async fn agent_session(
             .run(inbound, handle)
             .instrument(tracing::Span::current()),
     );
-    Ok(Response::new(Box::pin(ReceiverStream::new(responses))))
+    Ok(Response::new(Box::pin(
+        ReceiverStream::new(responses).map(|reply| *reply),
+    )))
 }
 
 fn duration(d: Duration) -> prost_types::Duration {
@@ -203,9 +207,9 @@ impl Drop for OpenGauge {
 impl Session {
     async fn send(&self, payload: pb::agent_session_response::Payload) -> bool {
         self.out
-            .send(Ok(pb::AgentSessionResponse {
+            .send(Box::new(Ok(pb::AgentSessionResponse {
                 payload: Some(payload),
-            }))
+            })))
             .await
             .is_ok()
     }
@@ -244,7 +248,7 @@ impl Session {
                 () = tokio::time::sleep_until(expiry) => {
                     let status: Status =
                         ApiError::unauthenticated(pb::ErrorReason::TokenExpired).into();
-                    let _ = self.out.send(Err(status)).await;
+                    let _ = self.out.send(Box::new(Err(status))).await;
                     break End::TokenExpired;
                 }
                 () = tokio::time::sleep_until(warning), if !warned => {
@@ -255,7 +259,7 @@ impl Session {
                     )).await;
                 }
                 Some(push) = handle.pushes.recv() => {
-                    if !self.send(pb::agent_session_response::Payload::MissionPush(push)).await {
+                    if !self.send(pb::agent_session_response::Payload::MissionPush(*push)).await {
                         break End::ClientGone;
                     }
                 }
@@ -265,8 +269,9 @@ impl Session {
                         Some(Err(_)) => break End::ClientGone,
                         Some(Ok(message)) => message,
                     };
-                    if let Err(status) = self.handle(message).await {
-                        let _ = self.out.send(Err(status)).await;
+                    // Boxed: the handling of a message is not part of an idle session's task.
+                    if let Err(status) = Box::pin(self.handle(message)).await {
+                        let _ = self.out.send(Box::new(Err(status))).await;
                         break End::Failed;
                     }
                 }

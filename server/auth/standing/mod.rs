@@ -26,37 +26,36 @@
 //!   as it did before this cache. Each time the listener (re)connects, changes may have been
 //!   missed meanwhile: the fleet epoch moves (every entry is dropped) before the cache is used
 //!   again; the same when a sync cannot complete.
+//! - The call's other reads of Redis ride in the same round trip ([`StandingCache::peek`]): the
+//!   read cache's versions (`crate::cache::ahead`) and the rate limits' script
+//!   (`crate::limits::shared_calls`). PostgreSQL is read only after it
+//!   ([`StandingCache::resolve`]), so a call the limits refuse costs no query.
 //! - An epoch that is missing (evicted, flushed) is created with a random value, never a
 //!   reused one, so that an entry tagged before cannot match it by chance; and the fleet epoch
 //!   moves whenever the Redis link comes back, in case a failover lost a move.
 
+mod entry;
+mod peek;
+mod sync_layer;
+
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use http::{Request, Response};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use tonic::body::Body;
-use tonic::server::NamedService;
-use tonic::service::LayerExt;
-use tower::{Service, ServiceExt};
 use uuid::Uuid;
 
-use crate::auth::rbac::Role;
+pub use peek::{Peeked, Pending};
+pub use sync_layer::sync_after_writes;
+
 use crate::metrics::CACHE_REQUESTS;
 use crate::redis::{Redis, timed};
-use crate::store::sessions::{self, Standing};
-use crate::store::users::UserRow;
 
 /// The PostgreSQL channel of standing changes: payload a user id, or `sync:<uuid>`.
 pub const CHANNEL: &str = "akig_standing";
@@ -87,93 +86,6 @@ struct Inner {
     syncs: Mutex<HashMap<Uuid, oneshot::Sender<()>>>,
 }
 
-/// A cached standing and the epochs it was read under.
-#[derive(Debug, Serialize, Deserialize)]
-struct Entry {
-    fleet: i64,
-    user: i64,
-    token_version: i32,
-    disabled: bool,
-    role_id: String,
-    site_ids: Vec<Uuid>,
-    session_active: bool,
-    profile: Profile,
-}
-
-/// The user's profile in a cached standing ([`UserRow`] without what [`Entry`] holds).
-#[derive(Debug, Serialize, Deserialize)]
-struct Profile {
-    username: String,
-    full_name: String,
-    phone: Option<String>,
-    supervisor_id: Option<Uuid>,
-    last_login_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    must_change_password: bool,
-    own_site_ids: Vec<Uuid>,
-}
-
-impl Entry {
-    fn of(fleet: i64, user: i64, standing: &Standing) -> Self {
-        let row = &standing.user;
-        Self {
-            fleet,
-            user,
-            token_version: standing.token_version,
-            disabled: row.disabled,
-            role_id: row.role.as_str().to_owned(),
-            site_ids: standing.site_ids.clone(),
-            session_active: standing.session_active,
-            profile: Profile {
-                username: row.username.clone(),
-                full_name: row.full_name.clone(),
-                phone: row.phone.clone(),
-                supervisor_id: row.supervisor_id,
-                last_login_at: row.last_login_at,
-                created_at: row.created_at,
-                must_change_password: row.must_change_password,
-                own_site_ids: row.site_ids.clone(),
-            },
-        }
-    }
-
-    /// The standing cached of user `user_id`; `None` for a role this binary does not know
-    /// (read afresh).
-    fn standing(self, user_id: Uuid) -> Option<Standing> {
-        let profile = self.profile;
-        Some(Standing {
-            token_version: self.token_version,
-            user: UserRow {
-                id: user_id,
-                username: profile.username,
-                full_name: profile.full_name,
-                phone: profile.phone,
-                role: self.role_id.parse::<Role>().ok()?,
-                supervisor_id: profile.supervisor_id,
-                disabled: self.disabled,
-                last_login_at: profile.last_login_at,
-                created_at: profile.created_at,
-                must_change_password: profile.must_change_password,
-                site_ids: profile.own_site_ids,
-            },
-            site_ids: self.site_ids,
-            session_active: self.session_active,
-        })
-    }
-}
-
-/// The fleet's and the user's epochs, and the cached entry, as one `MGET` reads them.
-type Epochs = (Option<i64>, Option<i64>, Option<Vec<u8>>);
-
-enum Lookup {
-    Hit(Standing),
-    /// Not cached (or cached under older epochs): the current epochs, to tag a fresh read.
-    Miss {
-        fleet: i64,
-        user: i64,
-    },
-}
-
 impl StandingCache {
     /// Without Redis, every call reads PostgreSQL.
     pub fn new(pool: PgPool, redis: Option<Redis>) -> Self {
@@ -198,55 +110,6 @@ impl StandingCache {
                 fleet_moves_made: AtomicU64::new(0),
                 syncs: Mutex::new(HashMap::new()),
             }),
-        }
-    }
-
-    /// The standing of `user_id` in session `session_id`; `None` when there is no such user.
-    /// Errors are PostgreSQL's: Redis failing only sends the read to PostgreSQL.
-    pub async fn get(
-        &self,
-        user_id: Uuid,
-        session_id: Uuid,
-    ) -> Result<Option<Standing>, sqlx::Error> {
-        Ok(self.get_with(user_id, session_id, &[]).await?.0)
-    }
-
-    /// [`StandingCache::get`], reading the Redis keys `extra` (integers) in the same round
-    /// trip: their values in order, or an empty list when Redis was not read.
-    pub async fn get_with(
-        &self,
-        user_id: Uuid,
-        session_id: Uuid,
-        extra: &[String],
-    ) -> Result<(Option<Standing>, Vec<Option<u64>>), sqlx::Error> {
-        let Some((redis, conn)) = self.usable().await else {
-            count("miss");
-            let standing = sessions::standing(&self.inner.pool, user_id, session_id).await?;
-            return Ok((standing, Vec::new()));
-        };
-        match self
-            .lookup(redis, conn.clone(), user_id, session_id, extra)
-            .await
-        {
-            Ok((Lookup::Hit(standing), values)) => {
-                count("hit");
-                Ok((Some(standing), values))
-            }
-            Ok((Lookup::Miss { fleet, user }, values)) => {
-                count("miss");
-                let standing = sessions::standing(&self.inner.pool, user_id, session_id).await?;
-                if let Some(standing) = &standing {
-                    self.store(redis, conn, user_id, session_id, fleet, user, standing)
-                        .await;
-                }
-                Ok((standing, values))
-            }
-            Err(error) => {
-                redis.failed(&error);
-                count("miss");
-                let standing = sessions::standing(&self.inner.pool, user_id, session_id).await?;
-                Ok((standing, Vec::new()))
-            }
         }
     }
 
@@ -389,79 +252,6 @@ impl StandingCache {
         Some((redis, redis.connection()?))
     }
 
-    async fn lookup(
-        &self,
-        redis: &Redis,
-        mut conn: ConnectionManager,
-        user_id: Uuid,
-        session_id: Uuid,
-        extra: &[String],
-    ) -> redis::RedisResult<(Lookup, Vec<Option<u64>>)> {
-        let fleet_key = fleet_key(redis);
-        let user_key = user_key(redis, user_id);
-        let entry_key = entry_key(redis, user_id, session_id);
-        let ((fleet, user, entry), values): (Epochs, Vec<Option<u64>>) = if extra.is_empty() {
-            let read = timed(conn.mget(&[&fleet_key, &user_key, &entry_key])).await?;
-            (read, Vec::new())
-        } else {
-            // Two MGETs in one pipeline: one round trip.
-            timed(
-                redis::pipe()
-                    .mget(&[&fleet_key, &user_key, &entry_key])
-                    .mget(extra)
-                    .query_async(&mut conn),
-            )
-            .await?
-        };
-        if let (Some(fleet), Some(user), Some(entry)) = (fleet, user, entry)
-            && let Ok(entry) = serde_json::from_slice::<Entry>(&entry)
-            && entry.fleet == fleet
-            && entry.user == user
-            && let Some(standing) = entry.standing(user_id)
-        {
-            return Ok((Lookup::Hit(standing), values));
-        }
-        if let (Some(fleet), Some(user)) = (fleet, user) {
-            return Ok((Lookup::Miss { fleet, user }, values));
-        }
-        // A fresh (or evicted) epoch starts at a random value, never at a reused one.
-        let (fleet, user): (i64, i64) = timed(
-            redis::pipe()
-                .atomic()
-                .set_nx(&fleet_key, random_epoch())
-                .ignore()
-                .set_nx(&user_key, random_epoch())
-                .ignore()
-                .mget(&[&fleet_key, &user_key])
-                .query_async::<((i64, i64),)>(&mut conn),
-        )
-        .await?
-        .0;
-        Ok((Lookup::Miss { fleet, user }, values))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn store(
-        &self,
-        redis: &Redis,
-        mut conn: ConnectionManager,
-        user_id: Uuid,
-        session_id: Uuid,
-        fleet: i64,
-        user: i64,
-        standing: &Standing,
-    ) {
-        let Ok(bytes) = serde_json::to_vec(&Entry::of(fleet, user, standing)) else {
-            return;
-        };
-        let key = entry_key(redis, user_id, session_id);
-        let millis = u64::try_from(ENTRY_TTL.as_millis()).unwrap_or(u64::MAX);
-        let result: redis::RedisResult<()> = timed(conn.pset_ex(key, bytes, millis)).await;
-        if let Err(error) = result {
-            redis.failed(&error);
-        }
-    }
-
     /// Records that the fleet epoch must move, and moves it if Redis answers.
     async fn owe_fleet_move(&self) {
         self.inner.fleet_moves_owed.fetch_add(1, Ordering::AcqRel);
@@ -526,87 +316,9 @@ fn random_epoch() -> i64 {
     rand::random_range(0..1_i64 << 52)
 }
 
-/// Whether an AuthService method may change a standing: every one but the reads.
-fn may_change_standing(path: &str) -> bool {
-    let method = path.rsplit('/').next().unwrap_or_default();
-    !(method == "WhoAmI" || method.starts_with("Get") || method.starts_with("List"))
-}
-
-/// The AuthService, wrapped so that a call which may change a standing answers only after
-/// [`StandingCache::sync`], whatever its outcome (a refused refresh may have revoked a
-/// session).
-pub fn sync_after_writes<S>(
-    standing: StandingCache,
-    service: S,
-) -> impl Service<
-    Request<Body>,
-    Response = Response<Body>,
-    Error = Infallible,
-    Future = impl Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
-> + NamedService
-+ Clone
-+ Send
-+ Sync
-+ 'static
-where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-        + NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let layer = tower::layer::layer_fn(move |inner: S| {
-        let standing = standing.clone();
-        tower::service_fn(move |request: Request<Body>| {
-            let inner = inner.clone();
-            let standing = standing.clone();
-            async move {
-                let writes = may_change_standing(request.uri().path());
-                let response = inner.oneshot(request).await?;
-                if writes {
-                    standing.sync().await;
-                }
-                Ok(response)
-            }
-        })
-    });
-    layer.named_layer(service)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_of_the_auth_service_change_no_standing() {
-        for read in [
-            "WhoAmI",
-            "GetUser",
-            "ListUsers",
-            "ListRoles",
-            "ListAuditEntries",
-        ] {
-            assert!(!may_change_standing(&format!(
-                "/akig.v1.AuthService/{read}"
-            )));
-        }
-        for write in [
-            "Login",
-            "Refresh",
-            "Logout",
-            "ChangePassword",
-            "CreateUser",
-            "UpdateUser",
-            "ResetPassword",
-            "UpdateRolePermissions",
-        ] {
-            assert!(may_change_standing(&format!(
-                "/akig.v1.AuthService/{write}"
-            )));
-        }
-    }
 
     #[test]
     fn random_epochs_leave_room_to_count() {

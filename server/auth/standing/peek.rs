@@ -1,0 +1,242 @@
+//! The per-call read of a standing: one Redis round trip ([`StandingCache::peek`]), which may
+//! carry other keys and a script of the caller's, then PostgreSQL on a miss
+//! ([`StandingCache::resolve`]).
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, ScriptInvocation};
+use uuid::Uuid;
+
+use super::entry::{Entry, Epochs};
+use super::{ENTRY_TTL, StandingCache, count, entry_key, fleet_key, random_epoch, user_key};
+use crate::limits::shared_calls::is_no_script;
+use crate::redis::{Redis, timed};
+use crate::store::sessions::{self, Standing};
+
+/// What [`StandingCache::peek`] read in its round trip.
+pub struct Peeked {
+    /// The standing, to be completed by [`StandingCache::resolve`].
+    pub pending: Pending,
+    /// The values of the keys `extra`, in order; empty when Redis was not read.
+    pub values: Vec<Option<u64>>,
+    /// The reply of the script `ride`; `None` when it did not run (no Redis, Redis down, or
+    /// the cache not in use).
+    pub ride: Option<redis::Value>,
+}
+
+/// A standing looked up in Redis, cached or still to read from PostgreSQL.
+pub struct Pending {
+    user_id: Uuid,
+    session_id: Uuid,
+    found: Found,
+}
+
+enum Found {
+    Hit(Standing),
+    /// Not cached: read PostgreSQL and cache the answer under these epochs.
+    Miss {
+        fleet: i64,
+        user: i64,
+        conn: ConnectionManager,
+    },
+    /// Redis not in use: read PostgreSQL only.
+    Uncached,
+}
+
+enum Lookup {
+    Hit(Standing),
+    /// Not cached (or cached under older epochs): the current epochs, to tag a fresh read.
+    Miss {
+        fleet: i64,
+        user: i64,
+    },
+}
+
+impl StandingCache {
+    /// The standing of `user_id` in session `session_id`; `None` when there is no such user.
+    /// Errors are PostgreSQL's: Redis failing only sends the read to PostgreSQL.
+    pub async fn get(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+    ) -> Result<Option<Standing>, sqlx::Error> {
+        Ok(self.get_with(user_id, session_id, &[]).await?.0)
+    }
+
+    /// [`StandingCache::get`], reading the Redis keys `extra` (integers) in the same round
+    /// trip: their values in order, or an empty list when Redis was not read.
+    pub async fn get_with(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        extra: &[String],
+    ) -> Result<(Option<Standing>, Vec<Option<u64>>), sqlx::Error> {
+        let peeked = self.peek(user_id, session_id, extra, None).await;
+        Ok((self.resolve(peeked.pending).await?, peeked.values))
+    }
+
+    /// The Redis half of [`StandingCache::get_with`]: one round trip that reads the cached
+    /// standing, the keys `extra` and runs the script `ride` (when given), and no PostgreSQL.
+    /// [`StandingCache::resolve`] gives the standing. Never fails: Redis failing leaves the
+    /// standing to PostgreSQL, and `values` empty and `ride` unanswered.
+    pub async fn peek(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        extra: &[String],
+        ride: Option<&ScriptInvocation<'_>>,
+    ) -> Peeked {
+        let uncached = |values, ride| Peeked {
+            pending: Pending {
+                user_id,
+                session_id,
+                found: Found::Uncached,
+            },
+            values,
+            ride,
+        };
+        let Some((redis, conn)) = self.usable().await else {
+            return uncached(Vec::new(), None);
+        };
+        match self
+            .lookup(redis, conn.clone(), user_id, session_id, extra, ride)
+            .await
+        {
+            Ok((lookup, values, ride)) => Peeked {
+                pending: Pending {
+                    user_id,
+                    session_id,
+                    found: match lookup {
+                        Lookup::Hit(standing) => Found::Hit(standing),
+                        Lookup::Miss { fleet, user } => Found::Miss { fleet, user, conn },
+                    },
+                },
+                values,
+                ride,
+            },
+            Err(error) => {
+                redis.failed(&error);
+                uncached(Vec::new(), None)
+            }
+        }
+    }
+
+    /// The standing [`StandingCache::peek`] left `pending`: the cached one, else read from
+    /// PostgreSQL (and cached when Redis was read); `None` when there is no such user. Errors
+    /// are PostgreSQL's.
+    pub async fn resolve(&self, pending: Pending) -> Result<Option<Standing>, sqlx::Error> {
+        let Pending {
+            user_id,
+            session_id,
+            found,
+        } = pending;
+        if let Found::Hit(standing) = found {
+            count("hit");
+            return Ok(Some(standing));
+        }
+        count("miss");
+        let standing = sessions::standing(&self.inner.pool, user_id, session_id).await?;
+        if let (Found::Miss { fleet, user, conn }, Some(standing), Some(redis)) =
+            (found, &standing, &self.inner.redis)
+        {
+            self.store(redis, conn, user_id, session_id, fleet, user, standing)
+                .await;
+        }
+        Ok(standing)
+    }
+
+    async fn lookup(
+        &self,
+        redis: &Redis,
+        mut conn: ConnectionManager,
+        user_id: Uuid,
+        session_id: Uuid,
+        extra: &[String],
+        ride: Option<&ScriptInvocation<'_>>,
+    ) -> redis::RedisResult<(Lookup, Vec<Option<u64>>, Option<redis::Value>)> {
+        let fleet_key = fleet_key(redis);
+        let user_key = user_key(redis, user_id);
+        let entry_key = entry_key(redis, user_id, session_id);
+        let keys = [&fleet_key, &user_key, &entry_key];
+        let ((fleet, user, entry), values, ride): (Epochs, Vec<Option<u64>>, _) =
+            if extra.is_empty() && ride.is_none() {
+                (timed(conn.mget(&keys)).await?, Vec::new(), None)
+            } else {
+                // One pipeline: one round trip.
+                let mut pipe = redis::pipe();
+                pipe.mget(&keys);
+                if !extra.is_empty() {
+                    pipe.mget(extra);
+                }
+                if let Some(ride) = ride {
+                    pipe.invoke_script(ride);
+                }
+                let mut replies =
+                    match timed(pipe.query_async::<Vec<redis::Value>>(&mut conn)).await {
+                        // Redis does not know the script (restarted, flushed): load it, once.
+                        Err(error) if ride.is_some() && is_no_script(&error) => {
+                            if let Some(ride) = ride {
+                                timed(ride.load_async(&mut conn)).await?;
+                            }
+                            timed(pipe.query_async::<Vec<redis::Value>>(&mut conn)).await?
+                        }
+                        replies => replies?,
+                    }
+                    .into_iter();
+                let mut next = || replies.next().unwrap_or(redis::Value::Nil);
+                let epochs = redis::from_redis_value(next())?;
+                let values = if extra.is_empty() {
+                    Vec::new()
+                } else {
+                    redis::from_redis_value(next())?
+                };
+                (epochs, values, ride.map(|_| next()))
+            };
+        if let (Some(fleet), Some(user), Some(entry)) = (fleet, user, entry)
+            && let Ok(entry) = serde_json::from_slice::<Entry>(&entry)
+            && entry.fleet == fleet
+            && entry.user == user
+            && let Some(standing) = entry.standing(user_id)
+        {
+            return Ok((Lookup::Hit(standing), values, ride));
+        }
+        if let (Some(fleet), Some(user)) = (fleet, user) {
+            return Ok((Lookup::Miss { fleet, user }, values, ride));
+        }
+        // A fresh (or evicted) epoch starts at a random value, never at a reused one.
+        let (fleet, user): (i64, i64) = timed(
+            redis::pipe()
+                .atomic()
+                .set_nx(&fleet_key, random_epoch())
+                .ignore()
+                .set_nx(&user_key, random_epoch())
+                .ignore()
+                .mget(&[&fleet_key, &user_key])
+                .query_async::<((i64, i64),)>(&mut conn),
+        )
+        .await?
+        .0;
+        Ok((Lookup::Miss { fleet, user }, values, ride))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn store(
+        &self,
+        redis: &Redis,
+        mut conn: ConnectionManager,
+        user_id: Uuid,
+        session_id: Uuid,
+        fleet: i64,
+        user: i64,
+        standing: &Standing,
+    ) {
+        let Ok(bytes) = serde_json::to_vec(&Entry::of(fleet, user, standing)) else {
+            return;
+        };
+        let key = entry_key(redis, user_id, session_id);
+        let millis = u64::try_from(ENTRY_TTL.as_millis()).unwrap_or(u64::MAX);
+        let result: redis::RedisResult<()> = timed(conn.pset_ex(key, bytes, millis)).await;
+        if let Err(error) = result {
+            redis.failed(&error);
+        }
+    }
+}
