@@ -71,15 +71,16 @@ impl Default for RateLimitConfig {
 
 impl RateLimitArgs {
     pub fn parse(&self) -> Result<RateLimitConfig, ConfigError> {
-        let limit = |setting, per_second: u32, burst: u32| match (
-            NonZeroU32::new(per_second),
-            NonZeroU32::new(burst),
-        ) {
-            (Some(per_second), Some(burst)) => Ok(Limit { per_second, burst }),
-            _ => Err(ConfigError::new(
-                setting,
-                "rates and bursts must be at least 1",
-            )),
+        let limit = |(rate_setting, per_second): (&'static str, u32),
+                     (burst_setting, burst): (&'static str, u32)| {
+            let nonzero = |setting, value| {
+                NonZeroU32::new(value)
+                    .ok_or_else(|| ConfigError::new(setting, "must be at least 1"))
+            };
+            Ok::<_, ConfigError>(Limit {
+                per_second: nonzero(rate_setting, per_second)?,
+                burst: nonzero(burst_setting, burst)?,
+            })
         };
         let trusted_proxies = self
             .trusted_proxies
@@ -96,19 +97,16 @@ impl RateLimitArgs {
             .collect::<Result<_, _>>()?;
         Ok(RateLimitConfig {
             per_user: limit(
-                "AKIG_RATE_USER_PER_SEC",
-                self.rate_user_per_sec,
-                self.rate_user_burst,
+                ("AKIG_RATE_USER_PER_SEC", self.rate_user_per_sec),
+                ("AKIG_RATE_USER_BURST", self.rate_user_burst),
             )?,
             per_ip: limit(
-                "AKIG_RATE_IP_PER_SEC",
-                self.rate_ip_per_sec,
-                self.rate_ip_burst,
+                ("AKIG_RATE_IP_PER_SEC", self.rate_ip_per_sec),
+                ("AKIG_RATE_IP_BURST", self.rate_ip_burst),
             )?,
             stream_messages: limit(
-                "AKIG_RATE_STREAM_PER_SEC",
-                self.rate_stream_per_sec,
-                self.rate_stream_burst,
+                ("AKIG_RATE_STREAM_PER_SEC", self.rate_stream_per_sec),
+                ("AKIG_RATE_STREAM_BURST", self.rate_stream_burst),
             )?,
             trusted_proxies,
         })

@@ -345,6 +345,10 @@ mod tests {
             ("--missions-max-per-agent=51", "AKIG_MISSIONS_MAX_PER_AGENT"),
             ("--missions-schedule=6pm", "AKIG_MISSIONS_SCHEDULE"),
             ("--max-message-bytes=1023", "AKIG_MAX_MESSAGE_BYTES"),
+            ("--rate-user-per-sec=0", "AKIG_RATE_USER_PER_SEC"),
+            ("--rate-user-burst=0", "AKIG_RATE_USER_BURST"),
+            ("--rate-ip-burst=0", "AKIG_RATE_IP_BURST"),
+            ("--rate-stream-burst=0", "AKIG_RATE_STREAM_BURST"),
         ]);
         let err = parse(&[
             "--listen",
