@@ -44,6 +44,7 @@ use sqlx::{PgConnection, PgPool, QueryBuilder};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::metrics::IDEMPOTENT_CALLS;
 use crate::store::audit::{self, AuditEvent};
 
 /// How long a key is remembered by default: a phone retries within days, not months.
@@ -51,10 +52,6 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// Default staleness bound of an in-flight call; longer than the default request deadline (30 s).
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
-
-/// Counter of idempotent calls, labelled `method` and `outcome` = executed, replayed, failed,
-/// mismatch or in_progress.
-pub const IDEMPOTENT_CALLS: &str = "akig_idempotent_calls_total";
 
 /// How many times a key removed under our feet (by the purge) is claimed again.
 const CLAIM_ATTEMPTS: usize = 3;

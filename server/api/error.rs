@@ -3,11 +3,10 @@
 //! (BadRequest field violations, ErrorInfo reason, RetryInfo) they can localise.
 //!
 //! Decisions:
-//! - ErrorInfo reasons are names of `akig.v1.ErrorReason` (common.proto) taken from the
-//!   generated enum (`pb::ErrorReason::X.as_str_name()`), so a reason the proto does not know
-//!   does not compile. Build errors with the typed constructors ([`ApiError::invalid_with_reason`],
-//!   [`ApiError::failed_precondition`], [`ApiError::permission_missing`], ...); the variants'
-//!   `&'static str` reasons are there for call sites not yet moved to them.
+//! - ErrorInfo reasons are values of the generated `akig.v1.ErrorReason` enum (common.proto),
+//!   named on the wire by `as_str_name()`, so a reason the proto does not know does not
+//!   compile. Build errors with the typed constructors ([`ApiError::invalid_with_reason`],
+//!   [`ApiError::failed_precondition`], [`ApiError::permission_missing`], ...).
 //! - PERMISSION_DENIED says which of the two kinds it is: the role lacks the RPC's permission
 //!   (`ERROR_REASON_PERMISSION_MISSING`) or the object is outside the caller's scope
 //!   (`ERROR_REASON_OUT_OF_SCOPE`); a disabled account logging in gets
@@ -63,7 +62,7 @@ pub enum ApiError {
     #[error("invalid request: {}", describe(.violations))]
     InvalidArgumentBecause {
         violations: Vec<FieldViolation>,
-        reason: &'static str,
+        reason: pb::ErrorReason,
     },
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -71,7 +70,7 @@ pub enum ApiError {
     /// apps have one to explain it ([`ApiError::already_exists`]).
     #[error("{message}")]
     AlreadyExists {
-        reason: Option<&'static str>,
+        reason: Option<pb::ErrorReason>,
         message: String,
     },
     /// The caller's credentials are missing, invalid or revoked. The message is generic on
@@ -85,8 +84,7 @@ pub enum ApiError {
     UnauthenticatedBecause(pb::ErrorReason),
     /// The caller may not do this: `reason` tells a missing permission from an object outside
     /// the caller's scope or a disabled account ([`ApiError::permission_missing`],
-    /// [`ApiError::out_of_scope`], [`ApiError::account_disabled`]); `None` only from the
-    /// untyped [`ApiError::permission_denied`].
+    /// [`ApiError::out_of_scope`], [`ApiError::account_disabled`]).
     #[error("{message}")]
     PermissionDenied {
         reason: Option<pb::ErrorReason>,
@@ -96,14 +94,14 @@ pub enum ApiError {
     /// ([`ApiError::failed_precondition`]).
     #[error("{message}")]
     FailedPrecondition {
-        reason: &'static str,
+        reason: pb::ErrorReason,
         message: String,
     },
     /// A concurrent call got in the way; retried after [`ABORTED_RETRY_AFTER`]
     /// ([`ApiError::aborted`]).
     #[error("{message}")]
     Aborted {
-        reason: &'static str,
+        reason: pb::ErrorReason,
         message: String,
     },
     #[error("{message}")]
@@ -185,18 +183,6 @@ impl ApiError {
     ) -> Self {
         Self::InvalidArgumentBecause {
             violations: vec![FieldViolation::new(field, description)],
-            reason: reason.as_str_name(),
-        }
-    }
-
-    /// The untyped form of [`ApiError::invalid_with_reason`], for call sites not moved yet.
-    pub fn invalid_because(
-        field: impl Into<String>,
-        description: impl Into<String>,
-        reason: &'static str,
-    ) -> Self {
-        Self::InvalidArgumentBecause {
-            violations: vec![FieldViolation::new(field, description)],
             reason,
         }
     }
@@ -204,7 +190,7 @@ impl ApiError {
     /// ALREADY_EXISTS with an ErrorReason.
     pub fn already_exists(reason: pb::ErrorReason, message: impl Into<String>) -> Self {
         Self::AlreadyExists {
-            reason: Some(reason.as_str_name()),
+            reason: Some(reason),
             message: message.into(),
         }
     }
@@ -212,7 +198,7 @@ impl ApiError {
     /// FAILED_PRECONDITION with an ErrorReason.
     pub fn failed_precondition(reason: pb::ErrorReason, message: impl Into<String>) -> Self {
         Self::FailedPrecondition {
-            reason: reason.as_str_name(),
+            reason,
             message: message.into(),
         }
     }
@@ -220,7 +206,7 @@ impl ApiError {
     /// ABORTED with an ErrorReason and RetryInfo.
     pub fn aborted(reason: pb::ErrorReason, message: impl Into<String>) -> Self {
         Self::Aborted {
-            reason: reason.as_str_name(),
+            reason,
             message: message.into(),
         }
     }
@@ -254,15 +240,6 @@ impl ApiError {
         Self::PermissionDenied {
             reason: Some(pb::ErrorReason::AccountDisabled),
             message: "this account is disabled".to_owned(),
-        }
-    }
-
-    /// PERMISSION_DENIED without a reason. Prefer [`ApiError::permission_missing`] or
-    /// [`ApiError::out_of_scope`], which tell the app which kind it is.
-    pub fn permission_denied(message: impl Into<String>) -> Self {
-        Self::PermissionDenied {
-            reason: None,
-            message: message.into(),
         }
     }
 
@@ -300,7 +277,7 @@ impl ApiError {
 }
 
 /// BadRequest details of `violations`, bounded, with ErrorInfo when there is a reason.
-fn bad_request(violations: Vec<FieldViolation>, reason: Option<&str>) -> ErrorDetails {
+fn bad_request(violations: Vec<FieldViolation>, reason: Option<pb::ErrorReason>) -> ErrorDetails {
     let mut details = ErrorDetails::new();
     for violation in violations.into_iter().take(VIOLATIONS_MAX) {
         details.add_bad_request_violation(
@@ -309,13 +286,13 @@ fn bad_request(violations: Vec<FieldViolation>, reason: Option<&str>) -> ErrorDe
         );
     }
     if let Some(reason) = reason {
-        details.set_error_info(reason, ERROR_DOMAIN, []);
+        details.set_error_info(reason.as_str_name(), ERROR_DOMAIN, []);
     }
     details
 }
 
-fn error_info(reason: &str) -> ErrorDetails {
-    ErrorDetails::with_error_info(reason, ERROR_DOMAIN, [])
+fn error_info(reason: pb::ErrorReason) -> ErrorDetails {
+    ErrorDetails::with_error_info(reason.as_str_name(), ERROR_DOMAIN, [])
 }
 
 impl From<ApiError> for Status {
@@ -333,14 +310,12 @@ impl From<ApiError> for Status {
             ApiError::NotFound(_) => (Code::NotFound, None),
             ApiError::AlreadyExists { reason, .. } => (Code::AlreadyExists, reason.map(error_info)),
             ApiError::Unauthenticated => (Code::Unauthenticated, None),
-            ApiError::UnauthenticatedBecause(reason) => (
-                Code::Unauthenticated,
-                Some(error_info(reason.as_str_name())),
-            ),
-            ApiError::PermissionDenied { reason, .. } => (
-                Code::PermissionDenied,
-                reason.map(|r| error_info(r.as_str_name())),
-            ),
+            ApiError::UnauthenticatedBecause(reason) => {
+                (Code::Unauthenticated, Some(error_info(reason)))
+            }
+            ApiError::PermissionDenied { reason, .. } => {
+                (Code::PermissionDenied, reason.map(error_info))
+            }
             ApiError::FailedPrecondition { reason, .. } => {
                 (Code::FailedPrecondition, Some(error_info(reason)))
             }
@@ -354,7 +329,7 @@ impl From<ApiError> for Status {
                 Some(ErrorDetails::with_retry_info(Some(retry_after))),
             ),
             ApiError::AccountLocked { retry_after } => {
-                let mut details = error_info(pb::ErrorReason::AccountLocked.as_str_name());
+                let mut details = error_info(pb::ErrorReason::AccountLocked);
                 details.set_retry_info(Some(retry_after));
                 (Code::ResourceExhausted, Some(details))
             }
@@ -444,31 +419,31 @@ impl From<crate::limits::Limited> for ApiError {
 /// The ErrorReason (common.proto) a domain error is reported with, for errors that apps explain
 /// in their own words. The mapping lives here, at the edge: the domain knows no wire names.
 pub trait WireReason {
-    /// The reason's name, from `pb::ErrorReason::as_str_name`.
-    fn wire_reason(&self) -> Option<&'static str>;
+    /// The reason, if the error has one apps explain.
+    fn wire_reason(&self) -> Option<pb::ErrorReason>;
 }
 
 impl WireReason for crate::domain::clock::OccurredAtError {
-    fn wire_reason(&self) -> Option<&'static str> {
+    fn wire_reason(&self) -> Option<pb::ErrorReason> {
         use crate::domain::clock::OccurredAtError;
         let reason = match self {
             OccurredAtError::InFuture => pb::ErrorReason::OccurredAtInFuture,
             OccurredAtError::TooOld { .. } => pb::ErrorReason::OccurredAtTooOld,
         };
-        Some(reason.as_str_name())
+        Some(reason)
     }
 }
 
 impl WireReason for crate::domain::promise::PromisedDateError {
-    fn wire_reason(&self) -> Option<&'static str> {
+    fn wire_reason(&self) -> Option<pb::ErrorReason> {
         self.is_in_past()
-            .then_some(pb::ErrorReason::PromiseDateInPast.as_str_name())
+            .then_some(pb::ErrorReason::PromiseDateInPast)
     }
 }
 
 impl WireReason for crate::auth::password::PasswordPolicyError {
-    fn wire_reason(&self) -> Option<&'static str> {
-        Some(pb::ErrorReason::PasswordTooWeak.as_str_name())
+    fn wire_reason(&self) -> Option<pb::ErrorReason> {
+        Some(pb::ErrorReason::PasswordTooWeak)
     }
 }
 
@@ -477,7 +452,7 @@ impl WireReason for crate::auth::password::PasswordPolicyError {
 pub struct Violations {
     violations: Vec<FieldViolation>,
     /// The first ErrorReason met, sent as ErrorInfo with the field violations.
-    reason: Option<&'static str>,
+    reason: Option<pb::ErrorReason>,
 }
 
 impl Violations {
@@ -585,31 +560,22 @@ mod tests {
     }
 
     #[test]
-    fn invalid_because_carries_the_reason() {
-        for error in [
-            ApiError::invalid_because(
-                "promise.promised_date",
-                "is in the past",
-                "ERROR_REASON_PROMISE_DATE_IN_PAST",
-            ),
-            ApiError::invalid_with_reason(
-                "promise.promised_date",
-                pb::ErrorReason::PromiseDateInPast,
-                "is in the past",
-            ),
-        ] {
-            let status = Status::from(error);
-            assert_eq!(status.code(), Code::InvalidArgument);
-            assert_eq!(reason(&status), "ERROR_REASON_PROMISE_DATE_IN_PAST");
-            assert_eq!(
-                status
-                    .get_details_bad_request()
-                    .expect("field")
-                    .field_violations[0]
-                    .field,
-                "promise.promised_date"
-            );
-        }
+    fn invalid_with_reason_carries_the_reason() {
+        let status = Status::from(ApiError::invalid_with_reason(
+            "promise.promised_date",
+            pb::ErrorReason::PromiseDateInPast,
+            "is in the past",
+        ));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(reason(&status), "ERROR_REASON_PROMISE_DATE_IN_PAST");
+        assert_eq!(
+            status
+                .get_details_bad_request()
+                .expect("field")
+                .field_violations[0]
+                .field,
+            "promise.promised_date"
+        );
     }
 
     #[test]
@@ -682,10 +648,6 @@ mod tests {
         assert_eq!(scope.code(), Code::PermissionDenied);
         assert_eq!(reason(&scope), "ERROR_REASON_OUT_OF_SCOPE");
         assert_eq!(scope.message(), "this user is outside your scope");
-
-        let untyped = Status::from(ApiError::permission_denied("no"));
-        assert_eq!(untyped.code(), Code::PermissionDenied);
-        assert!(untyped.get_details_error_info().is_none());
     }
 
     #[test]

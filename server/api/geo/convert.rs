@@ -215,9 +215,7 @@ pub fn solution(trip: &Trip, plan: &Plan, unrouted: &[(StopId, Unrouted)]) -> pb
 /// The rejection of update `update_id` for `error`: its ErrorReason (if any) and its message.
 pub fn rejection(update_id: u64, error: &ApiError) -> pb::RouteUpdateRejected {
     let reason = match error {
-        ApiError::InvalidArgumentBecause { reason, .. } => {
-            pb::ErrorReason::from_str_name(reason).unwrap_or(pb::ErrorReason::Unspecified)
-        }
+        ApiError::InvalidArgumentBecause { reason, .. } => *reason,
         _ => pb::ErrorReason::Unspecified,
     };
     pb::RouteUpdateRejected {

@@ -95,8 +95,8 @@ pub fn require_agent(caller: &Caller) -> Result<(), ApiError> {
     if matches!(caller.role, Role::Agent | Role::Admin) {
         Ok(())
     } else {
-        Err(ApiError::permission_denied(
-            "only agents report positions (from the agent app)",
+        Err(ApiError::permission_missing(
+            crate::auth::rbac::Permission::GeoPositionsReport,
         ))
     }
 }
