@@ -110,7 +110,7 @@ impl MissionsArgs {
             1,
         )?;
         let schedule = match self.missions_schedule.trim() {
-            "off" => None,
+            value if value.eq_ignore_ascii_case("off") => None,
             value => Some(check::local_time("AKIG_MISSIONS_SCHEDULE", value)?),
         };
         Ok(MissionsConfig {

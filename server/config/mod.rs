@@ -350,6 +350,11 @@ mod tests {
             ("--rate-ip-burst=0", "AKIG_RATE_IP_BURST"),
             ("--rate-stream-burst=0", "AKIG_RATE_STREAM_BURST"),
         ]);
+        for off in ["off", "OFF", " Off "] {
+            let arg = format!("--missions-schedule={off}");
+            let config = parse(&[&arg]).expect("off in any case");
+            assert_eq!(config.collections.missions.schedule, None, "{off}");
+        }
         let err = parse(&[
             "--listen",
             "0.0.0.0:9000",
