@@ -167,6 +167,15 @@ impl FromStr for MissionStatus {
     }
 }
 
+impl TryFrom<String> for MissionStatus {
+    type Error = UnknownDbValue;
+
+    /// The status stored as `value` (how store rows decode it).
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
 /// A mission may change agent only while PLANNED.
 pub fn check_reassign(status: MissionStatus) -> Result<(), AlreadyStarted> {
     if status == MissionStatus::Planned {

@@ -301,7 +301,7 @@ async fn list_today(
     let live = agent_day
         .missions
         .iter()
-        .filter(|m| m.status != MissionStatus::Cancelled.as_str());
+        .filter(|m| m.status != MissionStatus::Cancelled);
     let (distance, travel) = live.fold((0.0, 0.0), |(d, t), m| {
         (
             d + m.estimated_distance_m.unwrap_or(0.0),
@@ -579,7 +579,7 @@ async fn update(
                 previous_agent_id,
                 agent_id: row.agent_id,
                 day: row.mission_date,
-                cancelled: row.status == MissionStatus::Cancelled.as_str(),
+                cancelled: row.status == MissionStatus::Cancelled,
             });
             let mut missions = views::missions(conn, std::slice::from_ref(&row), &aging).await?;
             Ok::<_, ApiError>((

@@ -43,14 +43,13 @@ pub fn status(value: i32) -> Option<Option<MissionStatus>> {
     })
 }
 
-fn status_proto(value: &str) -> pb::MissionStatus {
-    match value.parse::<MissionStatus>() {
-        Ok(MissionStatus::Planned) => pb::MissionStatus::Planned,
-        Ok(MissionStatus::InProgress) => pb::MissionStatus::InProgress,
-        Ok(MissionStatus::Done) => pb::MissionStatus::Done,
-        Ok(MissionStatus::Failed) => pb::MissionStatus::Failed,
-        Ok(MissionStatus::Cancelled) => pb::MissionStatus::Cancelled,
-        Err(_) => pb::MissionStatus::Unspecified,
+fn status_proto(value: MissionStatus) -> pb::MissionStatus {
+    match value {
+        MissionStatus::Planned => pb::MissionStatus::Planned,
+        MissionStatus::InProgress => pb::MissionStatus::InProgress,
+        MissionStatus::Done => pb::MissionStatus::Done,
+        MissionStatus::Failed => pb::MissionStatus::Failed,
+        MissionStatus::Cancelled => pb::MissionStatus::Cancelled,
     }
 }
 
@@ -138,7 +137,7 @@ pub fn mission(m: &MissionRow, tenant: Option<pb::Tenant>) -> pb::Mission {
         route_order: m.route_order.unwrap_or(0),
         distance_from_previous_m: m.estimated_distance_m.unwrap_or(0.0),
         travel_duration_from_previous: m.estimated_travel_secs.map(duration),
-        status: status_proto(&m.status) as i32,
+        status: status_proto(m.status) as i32,
         failure_reason: failure_reason_proto(m.failure_reason.as_deref()) as i32,
         status_note: m.status_note.clone().unwrap_or_default(),
         arrival_time: m.arrived_at.map(timestamp),

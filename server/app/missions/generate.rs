@@ -32,7 +32,9 @@ pub async fn generate(
     let planned_agents: HashSet<Uuid> = agents.iter().map(|a| a.id).collect();
     let replaceable = |m: &DayMission| {
         m.cancelled_by_generation
-            || (m.status == "planned" && !m.reassigned && planned_agents.contains(&m.agent_id))
+            || (m.status == MissionStatus::Planned
+                && !m.reassigned
+                && planned_agents.contains(&m.agent_id))
     };
     let mut kept_tenants = HashSet::new();
     let mut kept_per_agent: HashMap<Uuid, usize> = HashMap::new();
@@ -40,7 +42,7 @@ pub async fn generate(
     for mission in existing.iter().filter(|m| !replaceable(m)) {
         kept_tenants.insert(mission.tenant_id);
         kept_count += 1;
-        if mission.status != "cancelled" {
+        if mission.status != MissionStatus::Cancelled {
             *kept_per_agent.entry(mission.agent_id).or_default() += 1;
         }
     }
@@ -64,7 +66,7 @@ pub async fn generate(
     let mut kept_last_order: HashMap<Uuid, i32> = HashMap::new();
     for mission in existing
         .iter()
-        .filter(|m| !replaceable(m) && m.status != "cancelled")
+        .filter(|m| !replaceable(m) && m.status != MissionStatus::Cancelled)
     {
         let last = kept_last_order.entry(mission.agent_id).or_default();
         *last = (*last).max(mission.route_order.unwrap_or(0));
@@ -84,7 +86,7 @@ pub async fn generate(
         .iter()
         .filter(|p| {
             stored.get(&p.tenant_id).is_none_or(|m| {
-                m.status != "planned"
+                m.status != MissionStatus::Planned
                     || m.agent_id != p.agent_id
                     || m.route_order != Some(p.route_order)
                     || m.priority != p.priority
@@ -96,7 +98,9 @@ pub async fn generate(
     let in_plan: HashSet<Uuid> = plan.planned.iter().map(|p| p.tenant_id).collect();
     let replaced: Vec<Uuid> = existing
         .iter()
-        .filter(|m| replaceable(m) && m.status == "planned" && !in_plan.contains(&m.tenant_id))
+        .filter(|m| {
+            replaceable(m) && m.status == MissionStatus::Planned && !in_plan.contains(&m.tenant_id)
+        })
         .map(|m| m.id)
         .collect();
     let created_count = changed
@@ -104,7 +108,7 @@ pub async fn generate(
         .filter(|p| {
             stored
                 .get(&p.tenant_id)
-                .is_none_or(|m| m.status != "planned")
+                .is_none_or(|m| m.status != MissionStatus::Planned)
         })
         .count() as i64;
 
@@ -125,7 +129,7 @@ pub async fn generate(
     };
     let missions: Vec<MissionRow> = missions
         .into_iter()
-        .filter(|m| !(m.status == "cancelled" && in_plan.contains(&m.tenant_id)))
+        .filter(|m| !(m.status == MissionStatus::Cancelled && in_plan.contains(&m.tenant_id)))
         .collect();
     let agents = summaries(&plan_input.agents, &missions, &plan_input.facts);
     let mut changed_agents: Vec<Uuid> = if input.dry_run {
@@ -199,7 +203,7 @@ async fn preview(
             route_order: Some(p.route_order),
             estimated_distance_m: Some(p.distance_m),
             estimated_travel_secs: Some(p.travel_secs),
-            status: MissionStatus::Planned.as_str().to_owned(),
+            status: MissionStatus::Planned,
             failure_reason: None,
             status_note: None,
             arrived_at: None,
@@ -212,7 +216,14 @@ async fn preview(
             updated_at: now,
         }
     }));
-    rows.sort_by_key(|m| (m.agent_id, m.status == "cancelled", m.route_order, m.id));
+    rows.sort_by_key(|m| {
+        (
+            m.agent_id,
+            m.status == MissionStatus::Cancelled,
+            m.route_order,
+            m.id,
+        )
+    });
     Ok(rows)
 }
 
@@ -231,7 +242,7 @@ fn summaries(
         .map(|agent| {
             let mine = missions
                 .iter()
-                .filter(|m| m.agent_id == agent.id && m.status != "cancelled");
+                .filter(|m| m.agent_id == agent.id && m.status != MissionStatus::Cancelled);
             let mut summary = AgentSummary {
                 agent_id: agent.id,
                 agent_name: agent.full_name.clone(),

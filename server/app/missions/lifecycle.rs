@@ -57,7 +57,7 @@ pub async fn update(
             MissionActor::Supervisor
         }
     };
-    let from: MissionStatus = mission.status.parse().map_err(AppError::internal)?;
+    let from = mission.status;
     let mut next = MissionChange {
         id: mission.id,
         agent_id: mission.agent_id,
@@ -247,7 +247,7 @@ pub async fn on_action(
     let Some(mission) = store::get(conn, mission_id, true).await? else {
         return Ok(());
     };
-    let status: MissionStatus = mission.status.parse().map_err(AppError::internal)?;
+    let status = mission.status;
     if progress_on_action(status).is_some() {
         store::close_by_action(conn, mission_id, closing, occurred_at).await?;
     }

@@ -21,7 +21,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::error::Result;
-use crate::domain::MissionLink;
+use crate::domain::{MissionLink, MissionStatus};
 
 /// The agent and tenant of a mission; `None` for an unknown mission.
 pub async fn link(conn: &mut PgConnection, mission_id: Uuid) -> Result<Option<MissionLink>> {
@@ -50,7 +50,8 @@ pub struct MissionRow {
     pub route_order: Option<i32>,
     pub estimated_distance_m: Option<f64>,
     pub estimated_travel_secs: Option<f64>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: MissionStatus,
     pub failure_reason: Option<String>,
     pub status_note: Option<String>,
     pub arrived_at: Option<DateTime<Utc>>,

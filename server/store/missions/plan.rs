@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::MissionStatus;
 use crate::store::error::Result;
 use crate::store::markers::OWED_SQL;
 
@@ -173,7 +174,8 @@ pub struct DayMission {
     pub agent_id: Uuid,
     pub tenant_id: Uuid,
     pub site_id: Uuid,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: MissionStatus,
     pub cancelled_by_generation: bool,
     /// A person gave it to its agent (UpdateMission).
     pub reassigned: bool,
