@@ -187,7 +187,13 @@ impl Application {
             Some(redis) => {
                 background.spawn(redis.run_link(shutdown.clone()));
             }
-            None => metrics::gauge!(crate::metrics::REDIS_UP).set(0.0),
+            None => {
+                tracing::warn!(
+                    "REDIS_URL unset: this server runs alone (cache, limits, standing and live \
+                     positions are not shared with other replicas)"
+                );
+                metrics::gauge!(crate::metrics::REDIS_UP).set(0.0);
+            }
         }
         background.spawn(state.standing.clone().run_listener(shutdown.clone()));
         background.spawn(state.rate_limits.clone().run_purge(shutdown.clone()));
