@@ -24,6 +24,7 @@ pub mod missions;
 pub mod payments;
 pub mod positions;
 pub mod promises;
+pub mod replicas;
 pub mod scores;
 pub mod sessions;
 pub mod site_facts;

@@ -125,11 +125,15 @@ mod standing {
     use akig::redis::Redis;
     use tokio_util::sync::CancellationToken;
 
-    use crate::support::{RedisMode, TestApp, TestDb, authed, create_user, redis_url, test_config};
+    use crate::support::{
+        RedisMode, TestApp, TestDb, authed, create_user, redis_connection, redis_url, test_config,
+    };
 
     struct Replica {
         app: TestApp,
         standing: StandingCache,
+        /// The deployment's Redis key prefix.
+        prefix: String,
     }
 
     /// `count` servers on the test's database, each with a pool of its own, sharing one Redis
@@ -162,6 +166,7 @@ mod standing {
                     server,
                 },
                 standing,
+                prefix: prefix.clone(),
             });
         }
         replicas
@@ -180,6 +185,19 @@ mod standing {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the standing cache was not shared within 5 s");
+    }
+
+    /// Disables `user` behind the caches' backs: no announcement reaches the listeners.
+    async fn disable_unannounced(pool: &PgPool, user: uuid::Uuid) {
+        sqlx::query("ALTER TABLE users DISABLE TRIGGER users_notify_standing")
+            .execute(pool)
+            .await
+            .expect("trigger off");
+        sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
+            .bind(user)
+            .execute(pool)
+            .await
+            .expect("disable");
     }
 
     async fn who_am_i(replica: &Replica, token: &str) -> Result<User, tonic::Status> {
@@ -217,20 +235,50 @@ mod standing {
 
         // Behind the cache's back (no announcement), the database now says disabled: B still
         // answers from the entry A cached, so the check is not reading PostgreSQL.
-        sqlx::query("ALTER TABLE users DISABLE TRIGGER users_notify_standing")
-            .execute(&db.pool)
-            .await
-            .expect("trigger off");
-        sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
-            .bind(user)
-            .execute(&db.pool)
-            .await
-            .expect("disable");
+        disable_unannounced(&db.pool, user).await;
         who_am_i(b, &token).await.expect("served from the cache");
 
         // Moving the user's epoch on A drops the entry for B too.
         a.standing.invalidate_user(user).await;
         let status = who_am_i(b, &token).await.expect_err("read afresh");
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        stop(replicas).await;
+    }
+
+    #[tokio::test]
+    async fn a_standing_held_in_process_is_served_without_redis_until_a_change_is_announced() {
+        let db = TestDb::new().await;
+        let user = create_user(&db.pool, "agent.local", "agent", &[], None).await;
+        let replicas = replicas(&db.pool, 2, RedisMode::Real).await;
+        until_shared(&replicas).await;
+        let [a, b] = &replicas[..] else {
+            unreachable!()
+        };
+        let token = a.app.token("agent.local").await;
+        who_am_i(b, &token).await.expect("read on B, held there");
+
+        // Unannounced, the user is disabled and the shared entry is dropped (its epoch moved in
+        // Redis behind the replicas' backs).
+        disable_unannounced(&db.pool, user).await;
+        let mut conn = redis_connection().await;
+        let _: i64 = redis::cmd("INCR")
+            .arg(format!("{}:standing:epoch:{user}", a.prefix))
+            .query_async(&mut conn)
+            .await
+            .expect("move the epoch");
+        // A, holding nothing, reads the database; B answers from its process.
+        let status = who_am_i(a, &token).await.expect_err("read afresh on A");
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        who_am_i(b, &token).await.expect("served in process on B");
+
+        // Announced in plain SQL: once a sync returns on A, B has dropped what it held.
+        sqlx::query("SELECT pg_notify('akig_standing', $1)")
+            .bind(user.to_string())
+            .execute(&db.pool)
+            .await
+            .expect("announce");
+        a.standing.sync().await;
+        let status = who_am_i(b, &token).await.expect_err("dropped on B");
         assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
         stop(replicas).await;
     }
@@ -465,15 +513,7 @@ mod standing {
         who_am_i(replica, &token).await.expect("first call");
         assert!(!replica.standing.is_shared().await);
         // Even unannounced, a change bites at the next call.
-        sqlx::query("ALTER TABLE users DISABLE TRIGGER users_notify_standing")
-            .execute(&db.pool)
-            .await
-            .expect("trigger off");
-        sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
-            .bind(user)
-            .execute(&db.pool)
-            .await
-            .expect("disable");
+        disable_unannounced(&db.pool, user).await;
         let status = who_am_i(replica, &token).await.expect_err("disabled");
         assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
         stop(replicas).await;

@@ -99,7 +99,7 @@ mod shared {
     use uuid::Uuid;
 
     use crate::support::{
-        RedisMode, Relay, TestApp, TestDb, authed, create_user, limit, redis_url,
+        RedisMode, Relay, TestApp, TestDb, authed, create_user, limit, redis_connection, redis_url,
         spawn_app_and_state, test_config,
     };
 
@@ -184,11 +184,7 @@ mod shared {
         let user = create_user(&db.pool, "agent.pipe", "agent", &[], None).await;
         let (app, state) = spawn_app_and_state(config(&db), db.pool.clone()).await;
         until_shared(&[&state]).await;
-        let client = redis::Client::open(redis_url()).expect("redis url");
-        let mut conn = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("redis");
+        let mut conn = redis_connection().await;
         let _: () = redis::cmd("SCRIPT")
             .arg("FLUSH")
             .query_async(&mut conn)

@@ -35,6 +35,7 @@
 //!   moves whenever the Redis link comes back, in case a failover lost a move.
 
 mod entry;
+mod local;
 mod peek;
 mod sync_layer;
 
@@ -51,15 +52,20 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use local::LocalStandings;
+pub use local::{LEASE, LOCAL_TTL};
 pub use peek::{Peeked, Pending};
 pub use sync_layer::sync_after_writes;
 
 use crate::metrics::CACHE_REQUESTS;
 use crate::redis::{Redis, timed};
+use crate::store::replicas;
 
 /// The PostgreSQL channel of standing changes: payload a user id, or `sync:<uuid>`.
 pub const CHANNEL: &str = "akig_standing";
 const SYNC_PREFIX: &str = "sync:";
+/// How often a sync asks whether every replica holding standings has passed it.
+const ACK_POLL: Duration = Duration::from_millis(2);
 /// How long a cached standing lives at most (its epochs end it earlier on a change).
 pub const ENTRY_TTL: Duration = Duration::from_secs(15 * 60);
 /// How long a write waits for its replica's listener before moving the fleet epoch instead.
@@ -84,6 +90,8 @@ struct Inner {
     fleet_moves_made: AtomicU64,
     /// Writes waiting for the listener, by the token of their sync notification.
     syncs: Mutex<HashMap<Uuid, oneshot::Sender<()>>>,
+    /// Standings held in this process between calls (ADR 0015).
+    local: LocalStandings,
 }
 
 impl StandingCache {
@@ -109,6 +117,7 @@ impl StandingCache {
                 fleet_moves_owed: AtomicU64::new(0),
                 fleet_moves_made: AtomicU64::new(0),
                 syncs: Mutex::new(HashMap::new()),
+                local: LocalStandings::new(),
             }),
         }
     }
@@ -118,9 +127,29 @@ impl StandingCache {
         self.usable().await.is_some()
     }
 
-    /// Drops every cached standing of `user_id`, on every replica. Changes made in PostgreSQL
-    /// do this by themselves (through the listener); this is for changes made elsewhere.
+    /// Drops every cached standing of `user_id`, on every replica, shared or in process, before
+    /// it returns. Changes made in PostgreSQL do this by themselves (through the listener);
+    /// this is for changes made elsewhere. It announces the user on [`CHANNEL`] as the
+    /// triggers do, then syncs.
     pub async fn invalidate_user(&self, user_id: Uuid) {
+        if self.inner.redis.is_none() {
+            return;
+        }
+        let announced = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(user_id.to_string())
+            .execute(&self.inner.pool)
+            .await;
+        if let Err(error) = announced {
+            tracing::warn!(error = %error, "standing change not announced");
+            self.inner.local.drop_all();
+            self.move_user_epoch(user_id).await;
+        }
+        self.sync().await;
+    }
+
+    /// Moves `user_id`'s epoch in Redis: the shared entries of the user are not served again.
+    async fn move_user_epoch(&self, user_id: Uuid) {
         let Some(redis) = &self.inner.redis else {
             return;
         };
@@ -138,53 +167,83 @@ impl StandingCache {
     }
 
     /// Returns once every standing change committed before the call has moved its epoch in
-    /// Redis, through this replica's listener; when that cannot be known within
-    /// `SYNC_TIMEOUT`, once the fleet epoch has moved instead. Without Redis, at once.
+    /// Redis, through this replica's listener (when that cannot be known within
+    /// `SYNC_TIMEOUT`, once the fleet epoch has moved instead), and once every replica holding
+    /// standings in process has passed it too or lost its lease (ADR 0015; at most
+    /// `SYNC_TIMEOUT` + [`LEASE`]). Without Redis, at once.
     pub async fn sync(&self) {
         if self.inner.redis.is_none() {
             return;
         }
-        if !self.inner.listening.load(Ordering::Acquire) {
-            self.owe_fleet_move().await;
-            return;
-        }
         let token = Uuid::new_v4();
+        let listening = self.inner.listening.load(Ordering::Acquire);
         let (reached, reached_rx) = oneshot::channel();
-        self.syncs().insert(token, reached);
+        if listening {
+            self.syncs().insert(token, reached);
+        }
         let notified = sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(format!("{SYNC_PREFIX}{token}"))
             .execute(&self.inner.pool)
-            .await;
-        let synced = match notified {
-            Ok(_) => matches!(
+            .await
+            .inspect_err(|error| tracing::warn!(error = %error, "standing sync not sent"))
+            .is_ok();
+        let synced = listening
+            && notified
+            && matches!(
                 tokio::time::timeout(SYNC_TIMEOUT, reached_rx).await,
                 Ok(Ok(()))
-            ),
-            Err(error) => {
-                tracing::warn!(error = %error, "standing sync not sent");
-                false
-            }
-        };
+            );
         self.syncs().remove(&token);
         if synced {
             // A move the listener could not write is made good here, or the cache stays off.
             self.settle().await;
         } else {
-            tracing::warn!("standing sync not reached; every cached standing is dropped");
+            if listening {
+                tracing::warn!("standing sync not reached; every cached standing is dropped");
+            }
             self.owe_fleet_move().await;
+        }
+        if notified {
+            self.until_every_replica_passed(token).await;
+        }
+    }
+
+    /// Waits until no replica holds a lease without having acknowledged the sync `token`: each
+    /// one's listener has passed it, or its lease has ended.
+    async fn until_every_replica_passed(&self, token: Uuid) {
+        let pool = &self.inner.pool;
+        let deadline = tokio::time::Instant::now() + SYNC_TIMEOUT + LEASE;
+        loop {
+            match replicas::unacknowledged(pool, token).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = %error, "standing sync acks not read"),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::error!("a replica still holds standings it may not have updated");
+                break;
+            }
+            tokio::time::sleep(ACK_POLL).await;
+        }
+        if let Err(error) = replicas::forget_sync(pool, token).await {
+            tracing::warn!(error = %error, "standing sync acks not dropped");
         }
     }
 
     /// Listens to [`CHANNEL`] until `shutdown`, moving the epoch of each user announced and
-    /// answering syncs; reconnects after a failure. Returns at once without Redis.
+    /// answering syncs, and renews this replica's lease on in-process standings while it
+    /// listens; reconnects after a failure. Returns at once without Redis.
     pub async fn run_listener(self, shutdown: CancellationToken) {
         if self.inner.redis.is_none() {
             return;
         }
         loop {
             let connected = tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => {
+                    self.inner.local.end(&self.inner.pool).await;
+                    return;
+                }
                 connected = self.listen() => connected,
             };
             let mut listener = match connected {
@@ -201,15 +260,28 @@ impl StandingCache {
             // before the cache is used again.
             self.inner.fleet_moves_owed.fetch_add(1, Ordering::AcqRel);
             self.inner.listening.store(true, Ordering::Release);
+            self.inner.local.drop_all();
             self.settle().await;
+            let mut renew = tokio::time::interval(local::RENEW_EVERY);
+            renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
+                // Notifications first: the lease is renewed only with none waiting.
                 let next = tokio::select! {
-                    () = shutdown.cancelled() => return,
+                    biased;
+                    () = shutdown.cancelled() => {
+                        self.inner.local.end(&self.inner.pool).await;
+                        return;
+                    }
                     next = listener.try_recv() => next,
+                    _ = renew.tick() => {
+                        self.inner.local.renew(&self.inner.pool).await;
+                        continue;
+                    }
                 };
                 match next {
                     Ok(Some(notification)) => self.on_notification(notification.payload()).await,
                     Ok(None) | Err(_) => {
+                        self.inner.local.lapse();
                         self.inner.listening.store(false, Ordering::Release);
                         tracing::warn!(
                             "lost the listening connection; standing read from the database"
@@ -229,15 +301,23 @@ impl StandingCache {
 
     async fn on_notification(&self, payload: &str) {
         if let Some(token) = payload.strip_prefix(SYNC_PREFIX) {
-            if let Ok(token) = Uuid::parse_str(token)
-                && let Some(reached) = self.syncs().remove(&token)
-            {
-                let _ = reached.send(());
+            if let Ok(token) = Uuid::parse_str(token) {
+                if let Some(reached) = self.syncs().remove(&token) {
+                    let _ = reached.send(());
+                }
+                // Every change announced before the sync has reached this replica's standings.
+                let replica = self.inner.local.replica_id;
+                if let Err(error) = replicas::ack_sync(&self.inner.pool, token, replica).await {
+                    tracing::warn!(error = %error, "standing sync not acknowledged");
+                }
             }
             return;
         }
         match Uuid::parse_str(payload) {
-            Ok(user_id) => self.invalidate_user(user_id).await,
+            Ok(user_id) => {
+                self.inner.local.drop_all();
+                self.move_user_epoch(user_id).await;
+            }
             Err(_) => tracing::warn!(payload, "unexpected standing notification"),
         }
     }

@@ -27,10 +27,15 @@ pub struct Peeked {
 pub struct Pending {
     user_id: Uuid,
     session_id: Uuid,
+    /// The in-process generation taken before anything was read, while the lease held: what
+    /// is read is kept in process under it.
+    generation: Option<u64>,
     found: Found,
 }
 
 enum Found {
+    /// Held in process.
+    Local(Standing),
     Hit(Standing),
     /// Not cached: read PostgreSQL and cache the answer under these epochs.
     Miss {
@@ -85,16 +90,35 @@ impl StandingCache {
         extra: &[String],
         ride: Option<&ScriptInvocation<'_>>,
     ) -> Peeked {
+        // Held in process only while the shared tier is in use: without Redis, every call
+        // reads PostgreSQL (ADR 0009).
+        let shared = self.usable().await;
+        let generation = shared.as_ref().and(self.inner.local.usable());
+        let held = generation.and_then(|g| self.inner.local.get(user_id, session_id, g));
         let uncached = |values, ride| Peeked {
             pending: Pending {
                 user_id,
                 session_id,
+                generation,
                 found: Found::Uncached,
             },
             values,
             ride,
         };
-        let Some((redis, conn)) = self.usable().await else {
+        if let Some(standing) = held {
+            let (values, ride) = self.extra_and_ride(extra, ride).await;
+            return Peeked {
+                pending: Pending {
+                    user_id,
+                    session_id,
+                    generation,
+                    found: Found::Local(standing),
+                },
+                values,
+                ride,
+            };
+        }
+        let Some((redis, conn)) = shared else {
             return uncached(Vec::new(), None);
         };
         match self
@@ -105,6 +129,7 @@ impl StandingCache {
                 pending: Pending {
                     user_id,
                     session_id,
+                    generation,
                     found: match lookup {
                         Lookup::Hit(standing) => Found::Hit(standing),
                         Lookup::Miss { fleet, user } => Found::Miss { fleet, user, conn },
@@ -127,14 +152,32 @@ impl StandingCache {
         let Pending {
             user_id,
             session_id,
+            generation,
             found,
         } = pending;
-        if let Found::Hit(standing) = found {
-            count("hit");
-            return Ok(Some(standing));
+        let keep = |standing: &Standing| {
+            if let Some(generation) = generation {
+                let local = &self.inner.local;
+                local.put(user_id, session_id, generation, standing.clone());
+            }
+        };
+        match found {
+            Found::Local(standing) => {
+                count("hit");
+                return Ok(Some(standing));
+            }
+            Found::Hit(standing) => {
+                count("hit");
+                keep(&standing);
+                return Ok(Some(standing));
+            }
+            Found::Miss { .. } | Found::Uncached => {}
         }
         count("miss");
         let standing = sessions::standing(&self.inner.pool, user_id, session_id).await?;
+        if let Some(standing) = &standing {
+            keep(standing);
+        }
         if let (Found::Miss { fleet, user, conn }, Some(standing), Some(redis)) =
             (found, &standing, &self.inner.redis)
         {
@@ -164,32 +207,11 @@ impl StandingCache {
                 // One pipeline: one round trip.
                 let mut pipe = redis::pipe();
                 pipe.mget(&keys);
-                if !extra.is_empty() {
-                    pipe.mget(extra);
-                }
-                if let Some(ride) = ride {
-                    pipe.invoke_script(ride);
-                }
-                let mut replies =
-                    match timed(pipe.query_async::<Vec<redis::Value>>(&mut conn)).await {
-                        // Redis does not know the script (restarted, flushed): load it, once.
-                        Err(error) if ride.is_some() && is_no_script(&error) => {
-                            if let Some(ride) = ride {
-                                timed(ride.load_async(&mut conn)).await?;
-                            }
-                            timed(pipe.query_async::<Vec<redis::Value>>(&mut conn)).await?
-                        }
-                        replies => replies?,
-                    }
-                    .into_iter();
-                let mut next = || replies.next().unwrap_or(redis::Value::Nil);
-                let epochs = redis::from_redis_value(next())?;
-                let values = if extra.is_empty() {
-                    Vec::new()
-                } else {
-                    redis::from_redis_value(next())?
-                };
-                (epochs, values, ride.map(|_| next()))
+                add_extra_and_ride(&mut pipe, extra, ride);
+                let mut replies = query_loading(&mut conn, &pipe, ride).await?;
+                let epochs = redis::from_redis_value(replies.next().unwrap_or(redis::Value::Nil))?;
+                let (values, ride) = take_extra_and_ride(&mut replies, extra, ride)?;
+                (epochs, values, ride)
             };
         if let (Some(fleet), Some(user), Some(entry)) = (fleet, user, entry)
             && let Ok(entry) = serde_json::from_slice::<Entry>(&entry)
@@ -239,4 +261,91 @@ impl StandingCache {
             redis.failed(&error);
         }
     }
+}
+
+impl StandingCache {
+    /// The keys `extra` and the script `ride` alone, for a standing held in process: one round
+    /// trip when there is anything to read, none otherwise. Redis failing leaves `values`
+    /// empty and `ride` unanswered.
+    async fn extra_and_ride(
+        &self,
+        extra: &[String],
+        ride: Option<&ScriptInvocation<'_>>,
+    ) -> (Vec<Option<u64>>, Option<redis::Value>) {
+        if extra.is_empty() && ride.is_none() {
+            return (Vec::new(), None);
+        }
+        let Some((redis, mut conn)) = self
+            .inner
+            .redis
+            .as_ref()
+            .and_then(|redis| Some((redis, redis.connection()?)))
+        else {
+            return (Vec::new(), None);
+        };
+        let mut pipe = redis::pipe();
+        add_extra_and_ride(&mut pipe, extra, ride);
+        let read = async {
+            let mut replies = query_loading(&mut conn, &pipe, ride).await?;
+            take_extra_and_ride(&mut replies, extra, ride)
+        };
+        match read.await {
+            Ok(read) => read,
+            Err(error) => {
+                redis.failed(&error);
+                (Vec::new(), None)
+            }
+        }
+    }
+}
+
+/// Adds the keys `extra` (one `MGET`, when any) and the script `ride` (when given) to `pipe`.
+fn add_extra_and_ride(
+    pipe: &mut redis::Pipeline,
+    extra: &[String],
+    ride: Option<&ScriptInvocation<'_>>,
+) {
+    if !extra.is_empty() {
+        pipe.mget(extra);
+    }
+    if let Some(ride) = ride {
+        pipe.invoke_script(ride);
+    }
+}
+
+/// Runs `pipe`; when Redis does not know the script `ride` (restarted, flushed), loads it and
+/// runs again, once.
+async fn query_loading(
+    conn: &mut ConnectionManager,
+    pipe: &redis::Pipeline,
+    ride: Option<&ScriptInvocation<'_>>,
+) -> redis::RedisResult<std::vec::IntoIter<redis::Value>> {
+    let replies = match timed(pipe.query_async::<Vec<redis::Value>>(conn)).await {
+        Err(error) if ride.is_some() && is_no_script(&error) => {
+            if let Some(ride) = ride {
+                timed(ride.load_async(conn)).await?;
+            }
+            timed(pipe.query_async::<Vec<redis::Value>>(conn)).await?
+        }
+        replies => replies?,
+    };
+    Ok(replies.into_iter())
+}
+
+/// The values of `extra` and the reply of `ride`, next in `replies` as
+/// [`add_extra_and_ride`] queued them.
+fn take_extra_and_ride(
+    replies: &mut std::vec::IntoIter<redis::Value>,
+    extra: &[String],
+    ride: Option<&ScriptInvocation<'_>>,
+) -> redis::RedisResult<(Vec<Option<u64>>, Option<redis::Value>)> {
+    let values = if extra.is_empty() {
+        Vec::new()
+    } else {
+        redis::from_redis_value(replies.next().unwrap_or(redis::Value::Nil))?
+    };
+    Ok((
+        values,
+        ride.map(|_| replies.next().unwrap_or(redis::Value::Nil)),
+    ))
 }

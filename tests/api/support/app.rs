@@ -38,6 +38,15 @@ pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
+/// A connection of the test's own to the tests' Redis, to act behind the servers' backs.
+pub async fn redis_connection() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis")
+}
+
 /// The configuration of a test server on `connect_options`: free ports, limits no test
 /// reaches unless it lowers them, the test signing key.
 pub fn test_config(connect_options: PgConnectOptions, redis: RedisMode) -> ServeConfig {

@@ -35,8 +35,8 @@ pub mod db;
 pub mod fixtures;
 
 pub use app::{
-    RedisMode, Relay, TEST_KID, TEST_SECRET, TestApp, limit, redis_url, spawn_app,
-    spawn_app_and_state, spawn_app_behind_relay, spawn_app_with, test_config,
+    RedisMode, Relay, TEST_KID, TEST_SECRET, TestApp, limit, redis_connection, redis_url,
+    spawn_app, spawn_app_and_state, spawn_app_behind_relay, spawn_app_with, test_config,
 };
 pub use black_hole::spawn_app_on_black_hole;
 pub use clients::{authed, bad_fields, date, error_reason, message, ts, x_cache};
