@@ -23,7 +23,7 @@ use crate::auth::rbac::{self, Access, Permission};
 use crate::auth::roles::RolePermissions;
 use crate::auth::standing::StandingCache;
 use crate::auth::tokens::TokenKeys;
-use crate::cache::{Cache, VersionsAhead};
+use crate::cache::{Cache, CallPath, VersionsAhead};
 use crate::client_ip::ClientIp;
 use crate::layers::MethodCatalog;
 use crate::limits::shared_calls::CallSpend;
@@ -116,6 +116,8 @@ impl Shared {
             .authenticate(bearer_token(&request), path, permission, client_ip)
             .await?;
         request.extensions_mut().insert(RateLimitChecked);
+        let call_path = CallPath(Arc::from(request.uri().path()));
+        request.extensions_mut().insert(call_path);
         if let Some(ahead) = ahead {
             request.extensions_mut().insert(ahead);
         }
@@ -142,14 +144,17 @@ impl Shared {
         // The call's spend of the shared limits and the read cache's versions ride with the
         // standing: one Redis round trip.
         let spend = self.limits.shared_spend(Some(claims.sub), client_ip);
-        let ahead_keys = self.cache.ahead_keys(claims.sub);
+        let ahead_keys = self.cache.ahead_keys(claims.sub, path);
         let peeked = self
             .standing
             .peek(
                 claims.sub,
                 claims.sid,
                 &ahead_keys.keys,
-                spend.as_ref().map(CallSpend::invocation),
+                spend
+                    .as_ref()
+                    .filter(|spend| spend.is_remote())
+                    .map(CallSpend::invocation),
             )
             .await;
         // Before any database work: a client over its limit costs no query.

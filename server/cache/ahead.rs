@@ -10,11 +10,15 @@
 //! - Which versions: those the user's cached reads covered lately in this process
 //!   ([`Cache::learn`], at most [`NAMES_PER_USER`] names, kept [`REMEMBERED_FOR`]). A read whose
 //!   coverage was not read ahead reads its versions itself, as before: a second round trip.
+//! - Only for the methods that have read through the cache in this process ([`Cache::learn`]
+//!   records the method): other calls, whose standing is often held in process (ADR 0015),
+//!   then cost no Redis round trip at all.
 //! - The values read ahead are as fresh as a read's own: taken at the call, before the answer
 //!   is computed. Any of them missing (Redis restarted, evicted) and the read does its own,
 //!   which recreates them.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, PoisonError, RwLockReadGuard};
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -70,11 +74,13 @@ impl VersionsAhead {
 }
 
 impl Cache {
-    /// The versions to read ahead for `user_id`'s call: the epoch and the names of the
-    /// coverages their cached reads used lately; no keys when none (or no Redis).
-    pub fn ahead_keys(&self, user_id: Uuid) -> AheadKeys {
-        let names = match (&self.inner.redis, self.inner.ahead.get(&user_id)) {
-            (Some(_), Some(names)) => names,
+    /// The versions to read ahead for `user_id`'s call of the method at `path`: the epoch and
+    /// the names of the coverages their cached reads used lately; no keys when none, when the
+    /// method has not read through the cache, or without Redis.
+    pub fn ahead_keys(&self, user_id: Uuid, path: &str) -> AheadKeys {
+        let reads = self.reading_methods().contains(path);
+        let names = match (&self.inner.redis, reads, self.inner.ahead.get(&user_id)) {
+            (Some(_), true, Some(names)) => names,
             _ => Arc::from(Vec::new()),
         };
         let keys = match &self.inner.redis {
@@ -88,14 +94,40 @@ impl Cache {
 
     /// Remembers that `user_id` read an answer covering `coverage`: its versions will be read
     /// ahead of the user's next calls. Cheap when they already are.
-    pub fn learn(&self, user_id: Uuid, coverage: &Coverage) {
+    /// `path`, when known, is the method's: its later calls read versions ahead.
+    pub fn learn(&self, user_id: Uuid, coverage: &Coverage, path: Option<&str>) {
         if self.inner.redis.is_none() {
             return;
+        }
+        if let Some(path) = path
+            && !self.reading_methods().contains(path)
+        {
+            self.inner
+                .reading_methods
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(path.to_owned());
         }
         let known = self.inner.ahead.get(&user_id);
         if let Some(names) = merged(known.as_deref(), coverage.names()) {
             self.inner.ahead.insert(user_id, Arc::from(names));
         }
+    }
+}
+
+/// The HTTP path of the call, put in the request's extensions by the authentication layer, so
+/// that a cached read can record its method ([`Cache::learn`]).
+#[derive(Debug, Clone)]
+pub struct CallPath(pub Arc<str>);
+
+impl Cache {
+    /// The methods (HTTP paths) that have read through the cache in this process.
+    fn reading_methods(&self) -> RwLockReadGuard<'_, HashSet<String>> {
+        // A set of names is consistent after any panic.
+        self.inner
+            .reading_methods
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -144,8 +176,8 @@ mod tests {
     #[test]
     fn nothing_is_learned_without_redis() {
         let cache = Cache::in_process();
-        cache.learn(site(1), &Coverage::Everything);
-        assert!(cache.ahead_keys(site(1)).keys.is_empty());
+        cache.learn(site(1), &Coverage::Everything, Some("/p/M"));
+        assert!(cache.ahead_keys(site(1), "/p/M").keys.is_empty());
     }
 
     #[test]

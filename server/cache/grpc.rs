@@ -4,7 +4,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{Audience, CacheKind, CacheValue, Coverage, VersionsAhead, request_digest};
+use super::{Audience, CacheKind, CacheValue, CallPath, Coverage, VersionsAhead, request_digest};
 use crate::api::error::ApiError;
 use crate::auth::caller::Caller;
 use crate::state::AppState;
@@ -50,7 +50,10 @@ where
         .cache
         .get_or_compute_ahead(kind, &audience, &digest, &coverage, ahead, compute)
         .await?;
-    state.cache.learn(caller.user_id, &coverage);
+    let path = request.extensions().get::<CallPath>();
+    state
+        .cache
+        .learn(caller.user_id, &coverage, path.map(|path| &*path.0));
     let mut response = Response::new(finish(value));
     response
         .metadata_mut()

@@ -21,7 +21,7 @@ mod kind;
 mod read;
 mod touch;
 
-pub use ahead::{AheadKeys, VersionsAhead};
+pub use ahead::{AheadKeys, CallPath, VersionsAhead};
 pub use grpc::{cached, cached_read, cached_then};
 pub use kind::{CacheConfig, CacheKind};
 pub use read::{Audience, CacheValue, Coverage, Outcome, request_digest};
@@ -66,6 +66,8 @@ struct Inner {
     /// Per user, the version names their cached reads covered lately, read ahead with their
     /// standing (`ahead`).
     ahead: moka::sync::Cache<uuid::Uuid, Arc<[String]>>,
+    /// The methods (HTTP paths) that read through the cache: only their calls read ahead.
+    reading_methods: std::sync::RwLock<HashSet<String>>,
     /// Single-flight locks of the keys being computed.
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Reads whose versions all came ahead, with the caller's standing (`ahead`).
@@ -118,6 +120,7 @@ impl Cache {
             missed_bumps: AtomicBool::new(false),
             flights: Mutex::new(HashMap::new()),
             read_ahead: AtomicU64::new(0),
+            reading_methods: std::sync::RwLock::new(HashSet::new()),
             computations: Default::default(),
         });
         if let Some(redis) = &inner.redis {

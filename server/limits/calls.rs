@@ -136,7 +136,7 @@ impl RateLimits {
         reply: Option<redis::Value>,
     ) -> Result<(), Limited> {
         let verdict = match (&self.inner.shared, spend, reply) {
-            (Some(_), Some(spend), Some(reply)) => spend.verdict(reply),
+            (Some(shared), Some(spend), Some(reply)) => shared.settle(spend, Some(reply)),
             (Some(shared), Some(spend), None) => shared.spend_alone(spend).await,
             _ => None,
         };
@@ -185,6 +185,9 @@ impl RateLimits {
     pub fn purge(&self) {
         purge_keyed(&self.inner.per_user);
         purge_keyed(&self.inner.per_ip);
+        if let Some(shared) = &self.inner.shared {
+            shared.purge();
+        }
         self.inner.stream.purge();
     }
 
