@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use akig::cache::Cache;
-use akig::config::RedisConfig;
 use akig::redis::Redis;
+use akig::redis::RedisConfig;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
@@ -121,8 +121,8 @@ mod standing {
     use sqlx::postgres::PgPoolOptions;
     use tonic::Code;
 
-    use akig::config::RedisConfig;
     use akig::redis::Redis;
+    use akig::redis::RedisConfig;
     use tokio_util::sync::CancellationToken;
 
     use crate::support::{RedisMode, TestApp, TestDb, authed, create_user, redis_url, test_config};

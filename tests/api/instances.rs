@@ -5,12 +5,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use akig::config::{RedisConfig, ServeConfig};
+use akig::config::ServeConfig;
 use akig::proto::v1::geo_service_client::GeoServiceClient;
 use akig::proto::v1::{
     ServerNoticeKind, WatchAgentsRequest, WatchAgentsResponse, agent_session_response,
     watch_agents_response::Event,
 };
+use akig::redis::RedisConfig;
 use chrono::Utc;
 use tonic::Streaming;
 

@@ -806,7 +806,7 @@ async fn agents_see_their_own_missions_and_supervisors_their_team() {
 #[tokio::test]
 async fn the_scheduled_run_plans_tomorrow_for_the_company_once() {
     let w = World::new().await;
-    let config = akig::config::MissionsConfig::default();
+    let config = akig::app::config::MissionsConfig::default();
     let speed = akig::geo::RouteConfig::default()
         .speeds
         .of(akig::domain::route::problem::TravelMode::Walking);

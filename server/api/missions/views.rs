@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use sqlx::PgConnection;
 
-use crate::api::collections::views::card;
 use crate::api::convert::timestamp;
 use crate::api::error::ApiError;
 use crate::api::parse::{date_proto, id_or_empty, today, user_ref};
+use crate::api::views::card;
 use crate::app::missions::Generated;
 use crate::domain::priority::MissionReason;
 use crate::domain::{AgingBuckets, MissionStatus};

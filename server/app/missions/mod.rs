@@ -24,8 +24,8 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{Act, AppError};
+use crate::app::config::MissionsConfig;
 use crate::auth::caller::{Caller, Scope};
-use crate::config::MissionsConfig;
 use crate::domain::planning::{self, PlanAgent, PlanCandidate};
 use crate::domain::priority::{self, CandidateRules, MissionReason, TenantFacts};
 use crate::domain::route::problem::Speed;
