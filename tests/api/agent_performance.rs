@@ -66,11 +66,13 @@ async fn an_agents_day_reads_back_with_exact_figures_and_rates() {
         .execute(pool)
         .await
         .unwrap();
-    sqlx::query("UPDATE missions SET status = 'failed', failure_reason = 'absent' WHERE id = $1")
-        .bind(failed)
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE missions SET status = 'failed', failure_reason = 'tenant_absent' WHERE id = $1",
+    )
+    .bind(failed)
+    .execute(pool)
+    .await
+    .unwrap();
     let app = spawn_app(&db).await;
     let (a1_token, a2_token, sup_token) = (
         app.token("a1").await,

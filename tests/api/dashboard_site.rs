@@ -151,7 +151,7 @@ async fn world(db: &TestDb) -> World {
         let id = insert_mission(pool, agent, tenant, site).await;
         sqlx::query(
             "UPDATE missions SET status = $2,
-                    failure_reason = CASE WHEN $2 = 'failed' THEN 'absent' END
+                    failure_reason = CASE WHEN $2 = 'failed' THEN 'tenant_absent' END
              WHERE id = $1",
         )
         .bind(id)

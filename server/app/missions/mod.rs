@@ -30,8 +30,8 @@ use crate::domain::planning::{self, PlanAgent, PlanCandidate};
 use crate::domain::priority::{self, CandidateRules, MissionReason, TenantFacts};
 use crate::domain::route::problem::Speed;
 use crate::domain::{
-    LatLng, MissionActor, MissionStatus, Transition, TransitionError, check_reassign,
-    progress_on_action,
+    ArrivalSource, ClosingKind, FailureReason, LatLng, MissionActor, MissionLink, MissionStatus,
+    Transition, TransitionError, check_reassign, progress_on_action,
 };
 use crate::store::audit::AuditEvent;
 use crate::store::begin_read;
