@@ -2,7 +2,6 @@
 //! (visits near and far, calls with promises, payments, a reversal) and missions, read back
 //! with exact figures; the rates; scope and bad input.
 
-use akig::proto::v1::missions_service_client::MissionsServiceClient;
 use akig::proto::v1::{
     AgentPerformance, CallDetails, DateRange, GetAgentPerformanceRequest, InteractionOutcome,
     LatLng, NewPromise, PaymentMethod, RecordCallRequest, RecordPaymentRequest, RecordVisitRequest,
@@ -30,7 +29,8 @@ async fn performance(
     agent_id: &str,
     period: Option<DateRange>,
 ) -> Result<AgentPerformance, tonic::Status> {
-    MissionsServiceClient::new(app.channel().await)
+    app.missions_client()
+        .await
         .get_agent_performance(authed(
             GetAgentPerformanceRequest {
                 agent_id: agent_id.to_owned(),

@@ -75,7 +75,7 @@ impl World {
         username: &str,
     ) -> (DashboardServiceClient<tonic::transport::Channel>, String) {
         let token = self.app.token(username).await;
-        (DashboardServiceClient::new(self.app.channel().await), token)
+        (self.app.dashboard_client().await, token)
     }
 
     async fn report(
