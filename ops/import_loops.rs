@@ -121,7 +121,10 @@ fn lex(src: &str) -> Vec<Token> {
                         i += 1;
                     }
                     let word: String = chars[start..i].iter().collect();
-                    out.push(Token { tok: Tok::Ident(word), line });
+                    out.push(Token {
+                        tok: Tok::Ident(word),
+                        line,
+                    });
                 }
             } else if word == "b" && i < n && chars[i] == '\'' {
                 i += 1;
@@ -133,17 +136,26 @@ fn lex(src: &str) -> Vec<Token> {
                 }
                 i += 1;
             } else {
-                out.push(Token { tok: Tok::Ident(word), line });
+                out.push(Token {
+                    tok: Tok::Ident(word),
+                    line,
+                });
             }
         } else if c.is_ascii_digit() {
             while i < n && (is_ident_char(chars[i])) {
                 i += 1;
             }
         } else if c == ':' && i + 1 < n && chars[i + 1] == ':' {
-            out.push(Token { tok: Tok::PathSep, line });
+            out.push(Token {
+                tok: Tok::PathSep,
+                line,
+            });
             i += 2;
         } else {
-            out.push(Token { tok: Tok::Punct(c), line });
+            out.push(Token {
+                tok: Tok::Punct(c),
+                line,
+            });
             i += 1;
         }
     }
@@ -203,7 +215,11 @@ fn walk(
     mut visit: impl FnMut(&[Token], usize, &[String], bool, &mut WalkEvent) -> usize,
 ) {
     let toks = &file.tokens;
-    let mut stack = vec![Scope { depth: 0, module: file.module.clone(), test: false }];
+    let mut stack = vec![Scope {
+        depth: 0,
+        module: file.module.clone(),
+        test: false,
+    }];
     let mut depth = 0usize;
     let mut pending_test = false;
     let mut pending_mod: Option<String> = None;
@@ -230,9 +246,17 @@ fn walk(
                 if let Some(name) = pending_mod.take() {
                     let mut module = scope.module.clone();
                     module.push(name);
-                    stack.push(Scope { depth, module, test: scope.test || pending_test });
+                    stack.push(Scope {
+                        depth,
+                        module,
+                        test: scope.test || pending_test,
+                    });
                 } else if pending_test {
-                    stack.push(Scope { depth, module: scope.module.clone(), test: true });
+                    stack.push(Scope {
+                        depth,
+                        module: scope.module.clone(),
+                        test: true,
+                    });
                 }
                 pending_test = false;
                 i += 1;
@@ -253,7 +277,8 @@ fn walk(
             Tok::Ident(w) if w == "mod" => {
                 if let Some(Tok::Ident(name)) = toks.get(i + 1).map(|t| &t.tok) {
                     if matches!(toks.get(i + 2).map(|t| &t.tok), Some(Tok::Punct(';'))) {
-                        let mut event = WalkEvent::ModDecl(name.clone(), scope.test || pending_test);
+                        let mut event =
+                            WalkEvent::ModDecl(name.clone(), scope.test || pending_test);
                         let _ = visit(toks, i, &scope.module, scope.test, &mut event);
                         pending_test = false;
                         i += 3;
@@ -267,7 +292,13 @@ fn walk(
             _ => {}
         }
         let mut event = WalkEvent::None;
-        let used = visit(toks, i, &scope.module, scope.test || pending_test, &mut event);
+        let used = visit(
+            toks,
+            i,
+            &scope.module,
+            scope.test || pending_test,
+            &mut event,
+        );
         i += used.max(1);
     }
 }
@@ -295,17 +326,30 @@ fn matching(toks: &[Token], open_at: usize, open: char, close: char) -> usize {
 }
 
 /// Loads `file_path` as module `module` and every non-test file module it declares.
-fn load(file_path: &Path, module: Vec<String>, files: &mut Vec<File>, modules: &mut BTreeSet<Vec<String>>) {
+fn load(
+    file_path: &Path,
+    module: Vec<String>,
+    files: &mut Vec<File>,
+    modules: &mut BTreeSet<Vec<String>>,
+) {
     let Ok(src) = std::fs::read_to_string(file_path) else {
         eprintln!("warning: cannot read {}", file_path.display());
         return;
     };
-    let file = File { path: file_path.to_path_buf(), module: module.clone(), tokens: lex(&src) };
+    let file = File {
+        path: file_path.to_path_buf(),
+        module: module.clone(),
+        tokens: lex(&src),
+    };
     modules.insert(module.clone());
     // Where a child `mod x;` of this file lives.
     let stem = file_path.file_stem().unwrap().to_string_lossy().to_string();
     let dir = file_path.parent().unwrap().to_path_buf();
-    let own_dir = if stem == "mod" || stem == "lib" { dir } else { dir.join(&stem) };
+    let own_dir = if stem == "mod" || stem == "lib" {
+        dir
+    } else {
+        dir.join(&stem)
+    };
     let mut children = Vec::new();
     let mut inline = BTreeSet::new();
     walk(&file, |toks, i, scope_module, test, event| {
@@ -355,7 +399,12 @@ fn read_path(toks: &[Token], mut i: usize) -> (Vec<String>, usize) {
 
 /// Expands the use tree starting at `toks[i]` into full paths with the name each binds
 /// (None for globs). Returns the index after the tree.
-fn use_tree(toks: &[Token], mut i: usize, prefix: &[String], out: &mut Vec<(Vec<String>, Option<String>)>) -> usize {
+fn use_tree(
+    toks: &[Token],
+    mut i: usize,
+    prefix: &[String],
+    out: &mut Vec<(Vec<String>, Option<String>)>,
+) -> usize {
     let mut path = prefix.to_vec();
     if toks.get(i).map(|t| &t.tok) == Some(&Tok::PathSep) {
         i += 1;
@@ -513,10 +562,49 @@ fn main() -> ExitCode {
             dir => src = PathBuf::from(dir),
         }
     }
+    let graph = read_graph(&src);
+    let nodes: BTreeSet<String> = graph
+        .modules
+        .iter()
+        .map(|m| node(m))
+        .filter(|n| !n.is_empty())
+        .collect();
+    if show_edges {
+        for ((from, to), evidence) in &graph.edges {
+            println!("{from} -> {to}    {evidence}");
+        }
+    }
+    let loops = cycles(&nodes, &graph.edges);
+    if loops.is_empty() {
+        println!(
+            "no import loops: {} modules, {} nodes, {} edges",
+            graph.modules.len(),
+            nodes.len(),
+            graph.edges.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    for (component, cycle) in &loops {
+        println!("import loop among {}:", component.join(", "));
+        for pair in cycle.windows(2) {
+            let evidence = &graph.edges[&(pair[0].clone(), pair[1].clone())];
+            println!("  {} -> {}    {}", pair[0], pair[1], evidence);
+        }
+    }
+    println!("{} import loop(s)", loops.len());
+    ExitCode::FAILURE
+}
+
+/// The graph of the library whose root is `src/lib.rs`.
+fn read_graph(src: &Path) -> Graph {
     let mut files = Vec::new();
     let mut modules = BTreeSet::new();
     load(&src.join("lib.rs"), Vec::new(), &mut files, &mut modules);
-    let mut graph = Graph { modules, aliases: HashMap::new(), edges: BTreeMap::new() };
+    let mut graph = Graph {
+        modules,
+        aliases: HashMap::new(),
+        edges: BTreeMap::new(),
+    };
 
     // Pass 1: what each `use` binds (modules only) and the edges it makes.
     let mut uses: Vec<(Vec<String>, Vec<String>, String)> = Vec::new();
@@ -532,7 +620,11 @@ fn main() -> ExitCode {
                 uses.push((module.to_vec(), path.clone(), evidence.clone()));
                 if let (Some(name), Some(abs)) = (name, graph.absolute(module, &path)) {
                     if graph.modules.contains(&abs) {
-                        graph.aliases.entry(module.to_vec()).or_default().insert(name, abs);
+                        graph
+                            .aliases
+                            .entry(module.to_vec())
+                            .or_default()
+                            .insert(name, abs);
                     }
                 }
             }
@@ -573,37 +665,15 @@ fn main() -> ExitCode {
         }
     }
 
-    let nodes: BTreeSet<String> =
-        graph.modules.iter().map(|m| node(m)).filter(|n| !n.is_empty()).collect();
-    if show_edges {
-        for ((from, to), evidence) in &graph.edges {
-            println!("{from} -> {to}    {evidence}");
-        }
-    }
-    let loops = cycles(&nodes, &graph.edges);
-    if loops.is_empty() {
-        println!(
-            "no import loops: {} modules, {} nodes, {} edges",
-            graph.modules.len(),
-            nodes.len(),
-            graph.edges.len()
-        );
-        return ExitCode::SUCCESS;
-    }
-    for (component, cycle) in &loops {
-        println!("import loop among {}:", component.join(", "));
-        for pair in cycle.windows(2) {
-            let evidence = &graph.edges[&(pair[0].clone(), pair[1].clone())];
-            println!("  {} -> {}    {}", pair[0], pair[1], evidence);
-        }
-    }
-    println!("{} import loop(s)", loops.len());
-    ExitCode::FAILURE
+    graph
 }
 
 /// Strongly connected components with more than one node, each with one shortest loop through
 /// its first node.
-fn cycles(nodes: &BTreeSet<String>, edges: &BTreeMap<(String, String), String>) -> Vec<(Vec<String>, Vec<String>)> {
+fn cycles(
+    nodes: &BTreeSet<String>,
+    edges: &BTreeMap<(String, String), String>,
+) -> Vec<(Vec<String>, Vec<String>)> {
     let mut next: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (from, to) in edges.keys() {
         next.entry(from).or_default().push(to);
@@ -620,7 +690,8 @@ fn cycles(nodes: &BTreeSet<String>, edges: &BTreeMap<(String, String), String>) 
         }
         seen
     };
-    let reach_all: BTreeMap<&str, BTreeSet<String>> = nodes.iter().map(|n| (n.as_str(), reach(n))).collect();
+    let reach_all: BTreeMap<&str, BTreeSet<String>> =
+        nodes.iter().map(|n| (n.as_str(), reach(n))).collect();
     let mut done = BTreeSet::new();
     let mut out = Vec::new();
     for n in nodes {
@@ -664,4 +735,79 @@ fn cycles(nodes: &BTreeSet<String>, edges: &BTreeMap<(String, String), String>) 
         out.push((component, cycle));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idents(src: &str) -> Vec<String> {
+        lex(src)
+            .into_iter()
+            .filter_map(|t| match t.tok {
+                Tok::Ident(w) => Some(w),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn comments_strings_and_chars_hide_their_paths() {
+        let src = "// crate::a\n/* crate::b /* nested */ crate::c */ \"crate::d \\\" crate::e\" \
+                   r#\"crate::f\"# b'x' 'y' '\\'' fn f<'a>() { crate::g }";
+        assert_eq!(idents(src), ["fn", "f", "crate", "g"].map(String::from));
+    }
+
+    /// A small crate with a loop between `a` and `b` (through a use and a written path), a
+    /// test-only edge and commented-out paths that must not count.
+    #[test]
+    fn finds_a_loop_and_only_real_edges() {
+        let dir = std::env::temp_dir().join(format!("import-loops-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("api/users")).expect("dir");
+        let files = [
+            (
+                "lib.rs",
+                "pub mod a;\npub mod b;\npub mod c;\npub mod api;\n",
+            ),
+            ("a.rs", "use crate::b::Thing;\n// use crate::c;\n"),
+            ("b.rs", "pub struct Thing;\nfn f() { super::a::g(); }\n"),
+            (
+                "c.rs",
+                "use crate::api;\nfn h() { api::users::list(); }\n\
+                 #[cfg(test)]\nmod tests { use crate::a; }\n",
+            ),
+            ("api/mod.rs", "pub mod users;\npub mod error;\n"),
+            ("api/error.rs", "pub struct ApiError;\n"),
+            (
+                "api/users/mod.rs",
+                "use super::error::ApiError;\npub fn list() {}\n",
+            ),
+        ];
+        for (path, text) in files {
+            std::fs::write(dir.join(path), text).expect("write");
+        }
+        let graph = read_graph(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        let edges: Vec<(&str, &str)> = graph
+            .edges
+            .keys()
+            .map(|(from, to)| (from.as_str(), to.as_str()))
+            .collect();
+        assert_eq!(
+            edges,
+            [
+                ("a", "b"),
+                ("api::users", "api::error"),
+                ("b", "a"),
+                ("c", "api"),
+                ("c", "api::users"),
+            ]
+        );
+        let nodes: BTreeSet<String> = graph.modules.iter().map(|m| node(m)).collect();
+        let loops = cycles(&nodes, &graph.edges);
+        assert_eq!(loops.len(), 1);
+        assert_eq!(loops[0].0, ["a", "b"]);
+        assert_eq!(loops[0].1, ["a", "b", "a"]);
+    }
 }
