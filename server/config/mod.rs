@@ -1,5 +1,12 @@
 //! Typed configuration, read from CLI flags and `AKIG_*` / standard environment variables, and
 //! checked once at start so a bad value stops the process with a message naming the setting.
+//!
+//! Decisions:
+//! - Each module owns its settings (`db::DatabaseConfig`, `redis::RedisConfig`,
+//!   `limits::RateLimitConfig`, `auth::config::AuthConfig`, `app::config`, `live::config`,
+//!   `geo::config`, `cache::CacheConfig`, `telemetry::LogFormat`); this module only reads them
+//!   from the flags and the environment into [`ServeConfig`] and depends on them, never the
+//!   reverse (`ops/check-import-loops.sh`). Refusals are `crate::setting::ConfigError`.
 
 mod alerts;
 mod auth;

@@ -13,6 +13,9 @@
 //! - An action recorded with a mission_id moves the mission forward by itself
 //!   ([`progress_on_action`]): a visit, or a call or payment that settles something, closes a
 //!   PLANNED or IN_PROGRESS mission as DONE with a link to it; a final mission is left alone.
+//! - Why a mission failed, how its arrival became known and what kind of action closed it are
+//!   closed vocabularies ([`FailureReason`], [`ArrivalSource`], [`ClosingKind`]): the store
+//!   decodes the columns into them and the API maps them to the wire, each in one place.
 
 use std::fmt;
 use std::str::FromStr;
