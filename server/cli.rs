@@ -9,10 +9,11 @@ use std::str::FromStr;
 
 use crate::auth::password;
 use crate::auth::rbac::Role;
-use crate::config::{DatabaseArgs, LogFormat, ServeArgs};
+use crate::config::{DatabaseArgs, ServeArgs};
 use crate::startup::Application;
 use crate::store::audit::{self, AuditEvent, Outcome};
 use crate::store::users;
+use crate::telemetry::LogFormat;
 use crate::{db, seed, telemetry};
 
 #[derive(Debug, Parser)]

@@ -13,11 +13,19 @@
 //!   single statement on a 100,000-tenant dataset, for statements that run in 1–5 ms). Set per
 //!   connection rather than per database so that no deployment step can forget it.
 
+use std::time::Duration;
+
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::config::DatabaseConfig;
+/// Validated database settings (`DATABASE_URL`, `AKIG_DB_*`; read by `crate::config`).
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub connect_options: PgConnectOptions,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
 
 /// The migrations under `migrations/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod proto;
 pub mod redis;
 pub mod seed;
+pub mod setting;
 pub mod startup;
 pub mod state;
 pub mod store;

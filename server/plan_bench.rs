@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
+use akig::app::config::MissionsConfig;
 use akig::app::missions::{self, GenerateInput, Planner};
 use akig::auth::caller::Scope;
-use akig::config::MissionsConfig;
 use akig::domain::conakry_day;
 use akig::domain::route::problem::TravelMode;
 use akig::geo::RouteConfig;

@@ -26,8 +26,15 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::RedisConfig;
 use crate::metrics::REDIS_UP;
+
+/// Where Redis is and the prefix of every key (`REDIS_URL`, `AKIG_REDIS_PREFIX`; read by
+/// `crate::config`).
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: String,
+    pub key_prefix: String,
+}
 
 /// How often the link is probed while up (and the first retry after it went down).
 const PROBE_INTERVAL: Duration = Duration::from_secs(2);

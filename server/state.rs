@@ -7,10 +7,11 @@
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::app::config::CollectionsConfig;
+use crate::auth::config::AuthConfig;
 use crate::auth::roles::RolePermissions;
 use crate::auth::standing::StandingCache;
 use crate::cache::Cache;
-use crate::config::{AuthConfig, CollectionsConfig};
 use crate::idempotency::Idempotency;
 use crate::limits::{LoginThrottle, RateLimits};
 

@@ -11,7 +11,14 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::LogFormat;
+/// How logs are written (`AKIG_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable, coloured when writing to a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
 
 /// Installs the global tracing subscriber. `RUST_LOG` filters (default `info`). Calling it
 /// twice is harmless (the second call keeps the first subscriber), which tests rely on.

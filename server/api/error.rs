@@ -395,6 +395,22 @@ impl From<crate::idempotency::IdempotencyError> for ApiError {
     }
 }
 
+impl From<crate::auth::caller::CallerError> for ApiError {
+    fn from(error: crate::auth::caller::CallerError) -> Self {
+        use crate::auth::caller::CallerError;
+        match error {
+            CallerError::Unauthenticated => Self::Unauthenticated,
+            CallerError::PermissionMissing(permission) => Self::permission_missing(permission),
+        }
+    }
+}
+
+impl From<crate::auth::caller::CallerError> for Status {
+    fn from(error: crate::auth::caller::CallerError) -> Self {
+        ApiError::from(error).into()
+    }
+}
+
 impl From<crate::auth::tokens::TokenError> for ApiError {
     /// UNAUTHENTICATED: `TOKEN_EXPIRED` for a genuine token past its expiry (the app
     /// refreshes it), `TOKEN_INVALID` for anything else (the app logs in again).

@@ -3,6 +3,7 @@
 //! answer UNIMPLEMENTED (the generated default); README lists the live ones.
 
 pub mod auth;
+pub mod cached;
 pub mod collections;
 pub mod convert;
 pub mod dashboard;
@@ -11,6 +12,7 @@ pub mod geo;
 pub mod missions;
 pub mod paging;
 pub mod parse;
+pub mod views;
 pub mod write;
 
 pub use auth::AuthApi;

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::api::convert;
 use crate::api::error::{ApiError, Violations};
-use crate::config::CollectionsConfig;
+use crate::app::config::CollectionsConfig;
 use crate::domain::{OccurredAt, TimeBounds, conakry_day};
 use crate::proto::v1 as pb;
 

@@ -15,6 +15,7 @@
 //!   instead: a retry); the idempotency run stores it with the result.
 
 pub mod alerts;
+pub mod config;
 pub mod daily_report;
 pub mod daily_stats;
 pub mod dashboard;

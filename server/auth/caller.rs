@@ -1,4 +1,8 @@
 //! Who is calling, as established by the authentication layer, and what they may see.
+//!
+//! Decisions:
+//! - A refusal here is a [`CallerError`], which `crate::api::error` turns into a status: the
+//!   identity types depend on nothing above them, so the store and the use cases can use them.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -6,9 +10,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::api::error::ApiError;
 use crate::auth::rbac::{Permission, Role};
-use crate::store::users::UserRow;
 
 /// The authenticated caller of a request, put in the request extensions by
 /// the authentication layer (`crate::auth::layer`). Handlers take it with [`Caller::of`].
@@ -26,11 +28,16 @@ pub struct Caller {
     pub token_expires_at: i64,
 }
 
-/// The caller's user row (profile, role, own sites), read with the standing the call was
-/// checked against (ADR 0009: from the shared cache, revoked and refreshed with it): what
-/// WhoAmI answers without reading PostgreSQL. In the request extensions beside the [`Caller`].
-#[derive(Debug, Clone)]
-pub struct CallerProfile(pub Arc<UserRow>);
+/// Why a request has no caller, or the caller may not do something.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallerError {
+    /// The request went through no authentication: a method wrongly mapped as public.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// The caller's role lacks the permission.
+    #[error("missing permission {}", .0.as_str())]
+    PermissionMissing(Permission),
+}
 
 /// What part of the company's data a caller sees, on top of their permissions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,22 +61,22 @@ pub enum Scope {
 impl Caller {
     /// The caller of an authenticated request. Only fails if a method was wrongly mapped as
     /// public, which the permission-table test rules out.
-    pub fn of<T>(request: &tonic::Request<T>) -> Result<&Caller, ApiError> {
+    pub fn of<T>(request: &tonic::Request<T>) -> Result<&Caller, CallerError> {
         request
             .extensions()
             .get::<Caller>()
-            .ok_or(ApiError::Unauthenticated)
+            .ok_or(CallerError::Unauthenticated)
     }
 
     pub fn has(&self, permission: Permission) -> bool {
         self.permissions.contains(&permission)
     }
 
-    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+    pub fn require(&self, permission: Permission) -> Result<(), CallerError> {
         if self.has(permission) {
             Ok(())
         } else {
-            Err(ApiError::permission_missing(permission))
+            Err(CallerError::PermissionMissing(permission))
         }
     }
 

@@ -18,7 +18,7 @@ use tower::filter::{AsyncFilterLayer, AsyncPredicate};
 use uuid::Uuid;
 
 use crate::api::error::ApiError;
-use crate::auth::caller::{Caller, CallerProfile};
+use crate::auth::caller::Caller;
 use crate::auth::rbac::{self, Access, Permission};
 use crate::auth::roles::RolePermissions;
 use crate::auth::standing::StandingCache;
@@ -30,6 +30,13 @@ use crate::limits::shared_calls::CallSpend;
 use crate::limits::{RateLimitChecked, RateLimits};
 use crate::proto::v1 as pb;
 use crate::store::audit::{self, AuditEvent, Outcome};
+use crate::store::users::UserRow;
+
+/// The caller's user row (profile, role, own sites), read with the standing the call was
+/// checked against (ADR 0009: from the shared cache, revoked and refreshed with it): what
+/// WhoAmI answers without reading PostgreSQL. In the request extensions beside the [`Caller`].
+#[derive(Debug, Clone)]
+pub struct CallerProfile(pub Arc<UserRow>);
 
 /// The authentication layer: `tower::filter::AsyncFilter` with this predicate. A refused call
 /// ends here with its status (`Err(Status)`, answered by the server's recovery layer); an

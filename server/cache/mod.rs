@@ -7,7 +7,7 @@
 //!   (`crate::redis`) is up, else an in-process moka cache.
 //! - Reads are cached through the typed get-or-compute of [`read`] (by [`CacheKind`], with a
 //!   TTL per kind, keys scoped by what the caller may see, versioned per site); the adapters
-//!   wrap a use case with [`grpc::cached`]. The byte get/set/delete below serve the role
+//!   wrap a use case with `crate::api::cached`. The byte get/set/delete below serve the role
 //!   permissions.
 //! - Read-cache answers are also kept decoded in the process, under their full key (whose
 //!   versions are read from Redis on every read) and never past their shared entry's end.
@@ -16,13 +16,11 @@
 //!   then, so reads go back to the shared values.
 
 mod ahead;
-mod grpc;
 mod kind;
 mod read;
 mod touch;
 
 pub use ahead::{AheadKeys, CallPath, VersionsAhead};
-pub use grpc::{cached, cached_read, cached_then};
 pub use kind::{CacheConfig, CacheKind};
 pub use read::{Audience, CacheValue, Coverage, Outcome, request_digest};
 pub use touch::TouchesSites;

@@ -109,6 +109,16 @@ impl Coverage {
         Coverage::sites(sites)
     }
 
+    /// [`Coverage::of`] the caller and the site ids of a request (`field` of the message);
+    /// ids that do not parse leave the read covering everything (it will be refused anyway).
+    pub fn requested(caller: &Caller, site_ids: &[String]) -> Coverage {
+        let parsed: Result<Vec<Uuid>, _> = site_ids.iter().map(|s| s.parse::<Uuid>()).collect();
+        match parsed {
+            Ok(sites) => Coverage::of(caller, &sites),
+            Err(_) => Coverage::Everything,
+        }
+    }
+
     pub fn sites(mut sites: Vec<Uuid>) -> Self {
         sites.sort_unstable();
         sites.dedup();

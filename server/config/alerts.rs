@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{ConfigError, check};
+use crate::app::config::AlertConfig;
+use crate::setting::{self as check, ConfigError};
 
 /// The scheduled alert rules (`domain::alerts`): how often they run and their thresholds.
 #[derive(Debug, Clone, Args)]
@@ -57,25 +58,6 @@ pub struct AlertArgs {
     /// Far visits: more than this many far-away visits of an agent on a site today.
     #[arg(long, env = "AKIG_ALERT_FAR_VISITS", default_value_t = 2)]
     pub alert_far_visits: u32,
-}
-
-/// Alert rule settings (`AlertArgs`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertConfig {
-    /// Interval of the scheduled evaluation; `None`: none.
-    pub every: Option<Duration>,
-    pub rules: crate::domain::alerts::AlertRules,
-}
-
-impl Default for AlertConfig {
-    /// The default thresholds, no scheduled evaluation (as `MissionsConfig`'s default: servers
-    /// built in tests run no job that writes behind their back).
-    fn default() -> Self {
-        Self {
-            every: None,
-            rules: crate::domain::alerts::AlertRules::default(),
-        }
-    }
 }
 
 impl AlertArgs {

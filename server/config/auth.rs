@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::ConfigError;
+use crate::auth::config::AuthConfig;
 use crate::auth::tokens::TokenKeys;
+use crate::setting::{self as check, ConfigError};
 
 /// Token settings.
 #[derive(Debug, Clone, Args)]
@@ -44,15 +45,6 @@ pub struct AuthArgs {
     pub refresh_grace_secs: u64,
 }
 
-#[derive(Debug, Clone)]
-pub struct AuthConfig {
-    pub keys: TokenKeys,
-    pub access_token_ttl: Duration,
-    pub refresh_token_ttl: Duration,
-    pub session_max_ttl: Duration,
-    pub refresh_grace: Duration,
-}
-
 impl AuthArgs {
     pub fn parse(&self) -> Result<AuthConfig, ConfigError> {
         let keys = match self.jwt_keys.as_deref().map(str::trim) {
@@ -79,7 +71,7 @@ impl AuthArgs {
                     .map_err(|e| ConfigError::new("AKIG_JWT_KEYS", e.to_string()))?
             }
         };
-        let seconds = super::check::seconds;
+        let seconds = check::seconds;
         let config = AuthConfig {
             keys,
             access_token_ttl: seconds("AKIG_ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs)?,

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{AlertArgs, AlertConfig, ConfigError, check};
+use super::AlertArgs;
+use crate::app::config::{CollectionsConfig, MissionsConfig};
+use crate::setting::{self as check, ConfigError};
 
 /// Business rules of collections.
 #[derive(Debug, Clone, Args)]
@@ -63,40 +65,6 @@ pub struct MissionsArgs {
     pub missions_schedule: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct CollectionsConfig {
-    pub aging_bounds: [u32; 3],
-    pub far_visit_meters: f64,
-    pub max_clock_skew: Duration,
-    pub max_offline_age: Duration,
-    pub promise_horizon_days: u32,
-    pub idempotency_ttl: Duration,
-    pub missions: MissionsConfig,
-    pub alerts: AlertConfig,
-}
-
-/// Mission planning settings (`MissionsArgs`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct MissionsConfig {
-    /// Default of GenerateMissions' max_visits_per_agent.
-    pub max_per_agent: u32,
-    pub rules: crate::domain::priority::CandidateRules,
-    /// Africa/Conakry local time of the scheduled run (and the cut-off of the default date);
-    /// `None`: no scheduled run, and the default date is always today.
-    pub schedule: Option<chrono::NaiveTime>,
-}
-
-impl Default for MissionsConfig {
-    /// 12 visits, 50,000 GNF, 3 days, no scheduled run.
-    fn default() -> Self {
-        Self {
-            max_per_agent: 12,
-            rules: crate::domain::priority::CandidateRules::default(),
-            schedule: None,
-        }
-    }
-}
-
 impl MissionsArgs {
     pub fn parse(&self) -> Result<MissionsConfig, ConfigError> {
         check::within(
@@ -121,21 +89,6 @@ impl MissionsArgs {
             },
             schedule,
         })
-    }
-}
-
-impl Default for CollectionsConfig {
-    fn default() -> Self {
-        Self {
-            aging_bounds: [30, 60, 90],
-            far_visit_meters: 200.0,
-            max_clock_skew: Duration::from_secs(300),
-            max_offline_age: Duration::from_secs(30 * 24 * 3600),
-            promise_horizon_days: 90,
-            idempotency_ttl: Duration::from_secs(30 * 24 * 3600),
-            missions: MissionsConfig::default(),
-            alerts: AlertConfig::default(),
-        }
     }
 }
 

@@ -1,22 +1,36 @@
 //! Typed configuration, read from CLI flags and `AKIG_*` / standard environment variables, and
 //! checked once at start so a bad value stops the process with a message naming the setting.
+//!
+//! Decisions:
+//! - Each module owns its settings (`db::DatabaseConfig`, `redis::RedisConfig`,
+//!   `limits::RateLimitConfig`, `auth::config::AuthConfig`, `app::config`, `live::config`,
+//!   `geo::config`, `cache::CacheConfig`, `telemetry::LogFormat`); this module only reads them
+//!   from the flags and the environment into [`ServeConfig`] and depends on them, never the
+//!   reverse (`ops/check-import-loops.sh`). Refusals are `crate::setting::ConfigError`.
 
 mod alerts;
 mod auth;
-mod check;
 mod collections;
 mod limits;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use sqlx::postgres::PgConnectOptions;
 
-pub use alerts::{AlertArgs, AlertConfig};
-pub use auth::{AuthArgs, AuthConfig};
-pub use collections::{CollectionsArgs, CollectionsConfig, MissionsArgs, MissionsConfig};
-pub use limits::{Limit, RateLimitArgs, RateLimitConfig};
+use crate::app::config::CollectionsConfig;
+use crate::auth::config::AuthConfig;
+use crate::db::DatabaseConfig;
+use crate::limits::RateLimitConfig;
+use crate::redis::RedisConfig;
+use crate::setting::{self as check, ConfigError};
+use crate::telemetry::LogFormat;
+
+pub use alerts::AlertArgs;
+pub use auth::AuthArgs;
+pub use collections::{CollectionsArgs, MissionsArgs};
+pub use limits::RateLimitArgs;
 
 /// Where the database is. Shared by every command that touches PostgreSQL.
 #[derive(Debug, Clone, Args)]
@@ -32,14 +46,6 @@ pub struct DatabaseArgs {
     /// How long a request waits for a pooled connection before failing, in seconds.
     #[arg(long, env = "AKIG_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5)]
     pub db_acquire_timeout_secs: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable, coloured when writing to a terminal.
-    Pretty,
-    /// One JSON object per line, for log collectors.
-    Json,
 }
 
 /// Everything `akig serve` needs.
@@ -118,31 +124,6 @@ pub struct ServeArgs {
     pub live: crate::live::config::LiveArgs,
 }
 
-/// A setting that cannot work, named so the operator knows what to fix.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid setting {setting}: {reason}")]
-pub struct ConfigError {
-    pub setting: &'static str,
-    pub reason: String,
-}
-
-impl ConfigError {
-    fn new(setting: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            setting,
-            reason: reason.into(),
-        }
-    }
-}
-
-/// Validated database settings.
-#[derive(Debug, Clone)]
-pub struct DatabaseConfig {
-    pub connect_options: PgConnectOptions,
-    pub max_connections: u32,
-    pub acquire_timeout: Duration,
-}
-
 /// Validated server settings.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -165,12 +146,6 @@ pub struct ServeConfig {
     pub live: crate::live::LiveConfig,
     /// Lifetime of each kind of cached read (`AKIG_CACHE_TTL_<KIND>_SECS`).
     pub cache: crate::cache::CacheConfig,
-}
-
-#[derive(Debug, Clone)]
-pub struct RedisConfig {
-    pub url: String,
-    pub key_prefix: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

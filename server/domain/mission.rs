@@ -13,13 +13,16 @@
 //! - An action recorded with a mission_id moves the mission forward by itself
 //!   ([`progress_on_action`]): a visit, or a call or payment that settles something, closes a
 //!   PLANNED or IN_PROGRESS mission as DONE with a link to it; a final mission is left alone.
+//! - Why a mission failed, how its arrival became known and what kind of action closed it are
+//!   closed vocabularies ([`FailureReason`], [`ArrivalSource`], [`ClosingKind`]): the store
+//!   decodes the columns into them and the API maps them to the wire, each in one place.
 
 use std::fmt;
 use std::str::FromStr;
 
 use uuid::Uuid;
 
-use super::outcome::UnknownDbValue;
+use super::outcome::{UnknownDbValue, db_enum};
 
 /// Whose mission it is, and for which tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +57,54 @@ pub enum MissionStatus {
     Failed,
     Cancelled,
 }
+
+/// Why a mission failed (`missions.failure_reason`, required when FAILED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureReason {
+    TenantAbsent,
+    Refused,
+    TenantMoved,
+    AddressNotFound,
+    Unsafe,
+    NoTime,
+    Other,
+}
+
+db_enum!(FailureReason, "mission failure reason", [
+    TenantAbsent => "tenant_absent",
+    Refused => "refused",
+    TenantMoved => "tenant_moved",
+    AddressNotFound => "address_not_found",
+    Unsafe => "unsafe",
+    NoTime => "no_time",
+    Other => "other",
+]);
+
+/// How the arrival at a mission's tenant became known (`missions.arrival_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ArrivalSource {
+    /// The agent's positions entered the tenant's geofence.
+    Geofence,
+    /// Declared by UpdateMission (arrival_time).
+    Declared,
+}
+
+db_enum!(ArrivalSource, "arrival source", [Geofence => "geofence", Declared => "declared"]);
+
+/// The kind of action that closed a mission, as UpdateMission links it (visit_id, call_id,
+/// payment_id); also what an interaction or a ledger entry named by such a link is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClosingKind {
+    Visit,
+    Call,
+    Payment,
+}
+
+db_enum!(ClosingKind, "closing action kind", [
+    Visit => "visit",
+    Call => "call",
+    Payment => "payment",
+]);
 
 /// Who changes a mission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +309,27 @@ mod tests {
             assert_eq!(status.as_str().parse(), Ok(status));
         }
         assert!("PLANNED".parse::<MissionStatus>().is_err());
+    }
+
+    #[test]
+    fn failure_reasons_arrival_sources_and_closing_kinds_read_their_spellings() {
+        for &reason in FailureReason::ALL {
+            assert_eq!(reason.as_str().parse(), Ok(reason));
+        }
+        assert_eq!(FailureReason::ALL.len(), 7);
+        assert_eq!(
+            "tenant_absent".parse::<FailureReason>(),
+            Ok(FailureReason::TenantAbsent)
+        );
+        assert!("absent".parse::<FailureReason>().is_err());
+        for &source in ArrivalSource::ALL {
+            assert_eq!(source.as_str().parse(), Ok(source));
+        }
+        assert!("gps".parse::<ArrivalSource>().is_err());
+        for &kind in ClosingKind::ALL {
+            assert_eq!(ClosingKind::try_from(kind.as_str().to_owned()), Ok(kind));
+        }
+        assert_eq!(ClosingKind::Payment.to_string(), "payment");
     }
 
     #[test]

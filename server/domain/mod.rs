@@ -42,8 +42,9 @@ pub use arrears::{
 };
 pub use clock::{OccurredAt, OccurredAtError, TimeBounds, conakry_day, conakry_day_start};
 pub use mission::{
-    AlreadyStarted, MissionActor, MissionLink, MissionMismatch, MissionStatus, Transition,
-    TransitionError, check_reassign, progress_on_action,
+    AlreadyStarted, ArrivalSource, ClosingKind, FailureReason, MissionActor, MissionLink,
+    MissionMismatch, MissionStatus, Transition, TransitionError, check_reassign,
+    progress_on_action,
 };
 pub use money::{AmountError, Gnf, MAX_PAYMENT_GNF, MoneyOverflow, PaymentAmount};
 pub use outcome::{

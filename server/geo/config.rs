@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::config::ConfigError;
 use crate::domain::route::problem::{BudgetLimits, Speed, Speeds, TravelMode};
+use crate::setting::ConfigError;
 
 /// How the agent travels when a request does not say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -10,8 +10,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::alerts::{self, Evaluation};
+use crate::app::config::AlertConfig;
 use crate::cache::Cache;
-use crate::config::AlertConfig;
 use crate::domain::alerts::AlertRules;
 use crate::store::StoreError;
 

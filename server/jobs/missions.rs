@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::app::AppError;
+use crate::app::config::MissionsConfig;
 use crate::app::missions::{self, GenerateInput, Planner};
 use crate::auth::caller::Scope;
 use crate::cache::Cache;
-use crate::config::MissionsConfig;
 use crate::domain::conakry_day;
 use crate::domain::route::problem::Speed;
 

@@ -177,8 +177,8 @@ mod tests {
         use tower::ServiceExt;
 
         use super::*;
-        use crate::config::{Limit, RateLimitConfig};
         use crate::limits::RateLimitChecked;
+        use crate::limits::{Limit, RateLimitConfig};
 
         const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
         const REFLECTION: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::shared_calls::{CallSpend, SharedCalls, Verdict, Whose};
 use super::{StreamLimiter, address_key, every_purge_interval};
-use crate::config::{Limit, RateLimitConfig};
+use crate::limits::{Limit, RateLimitConfig};
 use crate::metrics::RATE_LIMITED;
 
 pub(super) type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;

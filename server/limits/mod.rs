@@ -14,10 +14,11 @@
 //!   follows the active clients.
 //! - An IPv6 client is counted per /64 (`address_key`): it usually holds a whole /64 and
 //!   could rotate through it.
-//! - The settings live in `crate::config` ([`crate::config::RateLimitConfig`]); how a refused
-//!   call is answered lives with the middleware (`crate::layers`) and `crate::api::error`.
+//! - The settings live here ([`RateLimitConfig`]; `crate::config` reads them from the
+//!   environment); how a refused call is answered lives with the middleware (`crate::layers`) and `crate::api::error`.
 
 pub mod calls;
+mod config;
 pub mod login;
 pub mod shared;
 pub mod shared_calls;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use calls::{Limited, RateLimitChecked, RateLimits};
+pub use config::{Limit, RateLimitConfig};
 pub use login::{FailureLimit, LoginThrottle};
 pub use stream::StreamLimiter;
 
@@ -59,7 +61,7 @@ async fn every_purge_interval(shutdown: CancellationToken, purge: impl Fn()) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RateLimitConfig;
+    use crate::limits::RateLimitConfig;
 
     #[tokio::test]
     async fn purge_task_stops_on_shutdown() {

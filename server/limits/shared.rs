@@ -16,7 +16,7 @@ use std::time::Duration;
 use redis::Script;
 use uuid::Uuid;
 
-use crate::config::Limit;
+use crate::limits::Limit;
 use crate::redis::{Redis, timed};
 
 const GCRA: &str = r"
@@ -83,8 +83,8 @@ pub(crate) mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::config::RedisConfig;
     use crate::limits::StreamLimiter;
+    use crate::redis::RedisConfig;
 
     /// A replica's link to the Redis of `REDIS_URL` (default 127.0.0.1:6379), once up.
     pub(crate) async fn replica(prefix: &str, shutdown: &CancellationToken) -> Redis {

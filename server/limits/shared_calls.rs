@@ -35,7 +35,7 @@ use redis::{Script, ScriptInvocation};
 use uuid::Uuid;
 
 use super::address_key;
-use crate::config::Limit;
+use crate::limits::Limit;
 use crate::redis::{Redis, timed};
 
 /// KEYS: the budgets, in order; ARGV: per key, its emission interval and tolerance (ms) and
@@ -454,7 +454,7 @@ mod tests {
 
     #[test]
     fn nothing_to_key_on_spends_nothing() {
-        let redis = Redis::open(&crate::config::RedisConfig {
+        let redis = Redis::open(&crate::redis::RedisConfig {
             url: "redis://127.0.0.1:1".into(),
             key_prefix: "p".into(),
         })

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::calls::{Keyed, purge_keyed, quota};
 use super::shared::SharedGcra;
-use crate::config::Limit;
+use crate::limits::Limit;
 use crate::metrics::RATE_LIMITED;
 
 /// Slows the messages of each user's inbound streams to a [`Limit`]. Cheap to clone: the

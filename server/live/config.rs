@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::config::ConfigError;
 use crate::domain::arrival::ArrivalRule;
 use crate::domain::position::PositionRules;
+use crate::setting::ConfigError;
 
 /// Live position settings, from the command line or the environment.
 #[derive(Debug, Clone, Args)]

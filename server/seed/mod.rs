@@ -347,7 +347,7 @@ async fn write_ledger(
                     .int(i64::from(m.route_order))
                     .float(m.estimated_distance_m)
                     .text(m.status)
-                    .opt_text(m.failure_reason)
+                    .opt_text(m.failure_reason.map(crate::domain::FailureReason::as_str))
                     .ts(m.arrived_at)
                     .ts(m.started_at)
                     .ts(m.finished_at)

@@ -6,6 +6,7 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::domain::ArrivalSource;
 
 /// A mission of the day not yet marked arrived, with the tenant's home (degrees).
 #[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
@@ -41,19 +42,20 @@ pub async fn open_visits<'e>(
 }
 
 /// Writes `arrived_at` on each mission of `arrivals` still without one (the first arrival
-/// stays), with `arrival_source` 'geofence'; answers how many missions were marked.
+/// stays), with `arrival_source` [`ArrivalSource::Geofence`]; answers how many missions were marked.
 pub async fn record<'e>(
     executor: impl PgExecutor<'e>,
     arrivals: &[(Uuid, DateTime<Utc>)],
 ) -> Result<u64, StoreError> {
     let (ids, times): (Vec<Uuid>, Vec<DateTime<Utc>>) = arrivals.iter().copied().unzip();
     let done = sqlx::query(
-        "UPDATE missions m SET arrived_at = a.arrived_at, arrival_source = 'geofence'
+        "UPDATE missions m SET arrived_at = a.arrived_at, arrival_source = $3
          FROM UNNEST($1::uuid[], $2::timestamptz[]) AS a(id, arrived_at)
          WHERE m.id = a.id AND m.arrived_at IS NULL",
     )
     .bind(&ids)
     .bind(&times)
+    .bind(ArrivalSource::Geofence.as_str())
     .execute(executor)
     .await?;
     Ok(done.rows_affected())

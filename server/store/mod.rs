@@ -3,7 +3,8 @@
 //!
 //! Decisions:
 //! - Rows are decoded into domain types at this edge (`#[sqlx(try_from = "String")]` for the
-//!   closed vocabularies of `domain`): callers never compare column strings.
+//!   closed vocabularies of `domain`, `text` for the nullable ones): callers never compare
+//!   column strings.
 //! - Database errors become [`StoreError`] here, named constraints included (ADR 0003); the
 //!   API maps a `StoreError` to a status in one place.
 //! - One function per question, whoever asks it: one tenant lock ([`tenants::lock`]), one
@@ -32,6 +33,7 @@ pub mod sites;
 pub mod stats;
 pub mod tenant_search;
 pub mod tenants;
+mod text;
 pub mod users;
 
 pub use error::{Constraint, StoreError};

@@ -2,7 +2,6 @@
 //! (visits near and far, calls with promises, payments, a reversal) and missions, read back
 //! with exact figures; the rates; scope and bad input.
 
-use akig::proto::v1::missions_service_client::MissionsServiceClient;
 use akig::proto::v1::{
     AgentPerformance, CallDetails, DateRange, GetAgentPerformanceRequest, InteractionOutcome,
     LatLng, NewPromise, PaymentMethod, RecordCallRequest, RecordPaymentRequest, RecordVisitRequest,
@@ -30,7 +29,8 @@ async fn performance(
     agent_id: &str,
     period: Option<DateRange>,
 ) -> Result<AgentPerformance, tonic::Status> {
-    MissionsServiceClient::new(app.channel().await)
+    app.missions_client()
+        .await
         .get_agent_performance(authed(
             GetAgentPerformanceRequest {
                 agent_id: agent_id.to_owned(),
@@ -66,11 +66,13 @@ async fn an_agents_day_reads_back_with_exact_figures_and_rates() {
         .execute(pool)
         .await
         .unwrap();
-    sqlx::query("UPDATE missions SET status = 'failed', failure_reason = 'absent' WHERE id = $1")
-        .bind(failed)
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE missions SET status = 'failed', failure_reason = 'tenant_absent' WHERE id = $1",
+    )
+    .bind(failed)
+    .execute(pool)
+    .await
+    .unwrap();
     let app = spawn_app(&db).await;
     let (a1_token, a2_token, sup_token) = (
         app.token("a1").await,

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 
 use akig::app::alerts::{self as alerts_app, Evaluation};
 use akig::domain::alerts::{AlertRules, WorkingHours};
-use akig::proto::v1::dashboard_service_client::DashboardServiceClient;
 use akig::proto::v1::{
     AcknowledgeAlertRequest, AcknowledgeAlertResponse, Alert, AlertKind, AlertSeverity, AlertState,
     AlertTarget, ListAlertsRequest, ListAlertsResponse, UserRef, alert_target,
@@ -117,7 +116,9 @@ impl World {
         request: ListAlertsRequest,
     ) -> Result<ListAlertsResponse, tonic::Status> {
         let token = self.app.token(username).await;
-        DashboardServiceClient::new(self.app.channel().await)
+        self.app
+            .dashboard_client()
+            .await
             .list_alerts(authed(request, &token))
             .await
             .map(tonic::Response::into_inner)
@@ -129,7 +130,9 @@ impl World {
         request: AcknowledgeAlertRequest,
     ) -> Result<AcknowledgeAlertResponse, tonic::Status> {
         let token = self.app.token(username).await;
-        DashboardServiceClient::new(self.app.channel().await)
+        self.app
+            .dashboard_client()
+            .await
             .acknowledge_alert(authed(request, &token))
             .await
             .map(tonic::Response::into_inner)
@@ -796,7 +799,10 @@ async fn summary_and_sites_count_the_unresolved_alerts_afresh() {
         let w = &w;
         async move {
             let token = w.app.token(user).await;
-            let response = DashboardServiceClient::new(w.app.channel().await)
+            let response = w
+                .app
+                .dashboard_client()
+                .await
                 .get_summary(authed(GetSummaryRequest::default(), &token))
                 .await
                 .expect("summary");
@@ -812,7 +818,10 @@ async fn summary_and_sites_count_the_unresolved_alerts_afresh() {
     assert_eq!(summary("dir").await, (1, "MISS".to_owned()));
     assert_eq!(summary("gest.mat").await.0, 0);
     let token = w.app.token("dir").await;
-    let sites = DashboardServiceClient::new(w.app.channel().await)
+    let sites = w
+        .app
+        .dashboard_client()
+        .await
         .list_sites(authed(
             ListSitesRequest {
                 order_by: "name".to_owned(),

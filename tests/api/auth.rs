@@ -74,14 +74,9 @@ async fn login_then_who_am_i() {
         "authorization",
         "Basic YWRtaW46YWRtaW4=".parse().expect("ascii"),
     );
-    let status = message(
-        akig::proto::v1::collections_service_client::CollectionsServiceClient::new(
-            app.channel().await,
-        )
-        .get_tenant(basic),
-    )
-    .await
-    .expect_err("no bearer token");
+    let status = message(app.collections_client().await.get_tenant(basic))
+        .await
+        .expect_err("no bearer token");
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(error_reason(&status), "ERROR_REASON_TOKEN_MISSING");
     let leaked: i64 = sqlx::query_scalar(

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use akig::cache::Cache;
-use akig::config::RedisConfig;
 use akig::redis::Redis;
+use akig::redis::RedisConfig;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
@@ -121,8 +121,8 @@ mod standing {
     use sqlx::postgres::PgPoolOptions;
     use tonic::Code;
 
-    use akig::config::RedisConfig;
     use akig::redis::Redis;
+    use akig::redis::RedisConfig;
     use tokio_util::sync::CancellationToken;
 
     use crate::support::{
@@ -530,8 +530,6 @@ mod reads {
 
     use akig::auth::standing::StandingCache;
     use akig::cache::{Cache, CacheKind};
-    use akig::proto::v1::dashboard_service_client::DashboardServiceClient;
-    use akig::proto::v1::missions_service_client::MissionsServiceClient;
     use akig::proto::v1::{
         GetDailyRankingRequest, GetTenantArrearsRequest, GetTenantHistoryRequest, GetTenantRequest,
         ListGoodPayersRequest, PaymentMethod, RecordPaymentRequest,
@@ -630,7 +628,9 @@ mod reads {
     /// The good payers `user` sees (name, paid GNF) over the last 12 months, and `x-cache`.
     async fn good_payers(app: &TestApp, user: &str) -> (Vec<(String, i64)>, String) {
         let token = app.token(user).await;
-        let response = DashboardServiceClient::new(app.channel().await)
+        let response = app
+            .dashboard_client()
+            .await
             .list_good_payers(authed(
                 ListGoodPayersRequest {
                     min_charges_count: 1,
@@ -894,7 +894,9 @@ mod reads {
             let token = token.clone();
             let app = &app;
             async move {
-                let response = MissionsServiceClient::new(app.channel().await)
+                let response = app
+                    .missions_client()
+                    .await
                     .get_daily_ranking(authed(
                         GetDailyRankingRequest {
                             top_count: 5,

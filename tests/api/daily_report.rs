@@ -75,7 +75,7 @@ impl World {
         username: &str,
     ) -> (DashboardServiceClient<tonic::transport::Channel>, String) {
         let token = self.app.token(username).await;
-        (DashboardServiceClient::new(self.app.channel().await), token)
+        (self.app.dashboard_client().await, token)
     }
 
     async fn report(
@@ -119,7 +119,7 @@ async fn insert_mission(
 ) {
     sqlx::query(
         "INSERT INTO missions (mission_date, agent_id, tenant_id, site_id, status, failure_reason)
-         VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'failed' THEN 'absent' END)",
+         VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'failed' THEN 'tenant_absent' END)",
     )
     .bind(day)
     .bind(agent)

@@ -1,7 +1,6 @@
 //! GetDailyStats through a real gRPC client: figures checked against values computed by hand
 //! on a small ledger, per role; and against the demo data set's daily scores.
 
-use akig::proto::v1::collections_service_client::CollectionsServiceClient;
 use akig::proto::v1::{
     ActivityFigures, DailyStatsFigures, Date, GetDailyStatsRequest, GetDailyStatsResponse,
 };
@@ -516,7 +515,7 @@ async fn demo_day_matches_the_daily_scores() {
     .expect("busy day");
     let start = at(day, 0, 0, 0);
     let app = spawn_app(&db).await;
-    let mut client = CollectionsServiceClient::new(app.channel().await);
+    let mut client = app.collections_client().await;
     let request = GetDailyStatsRequest {
         date: Some(date(day)),
         ..Default::default()

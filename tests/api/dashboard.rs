@@ -2,7 +2,6 @@
 //! hand: the good-payer ranking (ties, reversals, partial payments, the minimum number of
 //! charges, paging) and its scope (a site manager never sees another site's tenants).
 
-use akig::proto::v1::dashboard_service_client::DashboardServiceClient;
 use akig::proto::v1::{DateRange, ListGoodPayersRequest, ListGoodPayersResponse};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use tonic::Code;
@@ -59,7 +58,7 @@ async fn good_payers(
     request: ListGoodPayersRequest,
 ) -> Result<ListGoodPayersResponse, tonic::Status> {
     let token = app.token(username).await;
-    let mut client = DashboardServiceClient::new(app.channel().await);
+    let mut client = app.dashboard_client().await;
     client
         .list_good_payers(authed(request, &token))
         .await

@@ -3,7 +3,6 @@
 //! line), aging, top debtors, agents, the 12-month trend, pending promises; scope, bad input,
 //! and the read cache (HIT, then MISS after a payment on the site).
 
-use akig::proto::v1::dashboard_service_client::DashboardServiceClient;
 use akig::proto::v1::{
     AgentPresence, GetSiteRequest, GetSiteResponse, ListSitesRequest, PaymentMethod,
     RecordPaymentRequest,
@@ -151,7 +150,7 @@ async fn world(db: &TestDb) -> World {
         let id = insert_mission(pool, agent, tenant, site).await;
         sqlx::query(
             "UPDATE missions SET status = $2,
-                    failure_reason = CASE WHEN $2 = 'failed' THEN 'absent' END
+                    failure_reason = CASE WHEN $2 = 'failed' THEN 'tenant_absent' END
              WHERE id = $1",
         )
         .bind(id)
@@ -178,7 +177,7 @@ async fn get_site(
     top_debtor_count: i32,
 ) -> Result<tonic::Response<GetSiteResponse>, tonic::Status> {
     let token = app.token(username).await;
-    let mut client = DashboardServiceClient::new(app.channel().await);
+    let mut client = app.dashboard_client().await;
     client
         .get_site(authed(
             GetSiteRequest {
@@ -210,7 +209,9 @@ async fn site_page_equals_the_rows() {
         .into_inner();
 
     // Overview: ListSites' line for KAL, figures by hand.
-    let listed = DashboardServiceClient::new(app.channel().await)
+    let listed = app
+        .dashboard_client()
+        .await
         .list_sites(authed(ListSitesRequest::default(), &app.token("dir").await))
         .await
         .expect("list")
@@ -419,7 +420,8 @@ async fn site_scope_bad_input_and_cache() {
     assert_eq!(x_cache(&second), "HIT");
     assert_eq!(first.get_ref(), second.get_ref());
     let token = app.token("agent.un").await;
-    akig::proto::v1::collections_service_client::CollectionsServiceClient::new(app.channel().await)
+    app.collections_client()
+        .await
         .record_payment(authed(
             RecordPaymentRequest {
                 request_id: Uuid::new_v4().to_string(),

@@ -2,7 +2,6 @@
 //! today with every figure computed by hand from the rows written, and their scope (the
 //! manager of one site never sees another's).
 
-use akig::proto::v1::dashboard_service_client::DashboardServiceClient;
 use akig::proto::v1::{
     AgentPresence, AgingBucketTotal, GetSiteRequest, GetSummaryRequest, GetSummaryResponse,
     ListSitesRequest, ListSitesResponse, MissionFigures,
@@ -39,7 +38,7 @@ async fn summary(
     site_ids: Vec<String>,
 ) -> Result<GetSummaryResponse, tonic::Status> {
     let token = app.token(username).await;
-    let mut client = DashboardServiceClient::new(app.channel().await);
+    let mut client = app.dashboard_client().await;
     client
         .get_summary(authed(GetSummaryRequest { site_ids }, &token))
         .await
@@ -52,7 +51,7 @@ async fn list_sites(
     request: ListSitesRequest,
 ) -> Result<ListSitesResponse, tonic::Status> {
     let token = app.token(username).await;
-    let mut client = DashboardServiceClient::new(app.channel().await);
+    let mut client = app.dashboard_client().await;
     client
         .list_sites(authed(request, &token))
         .await
@@ -170,7 +169,7 @@ async fn world(db: &TestDb) -> World {
             let id = insert_mission(&pool, agent_id, tenant, site).await;
             sqlx::query(
                 "UPDATE missions SET status = $2,
-                        failure_reason = CASE WHEN $2 = 'failed' THEN 'absent' END
+                        failure_reason = CASE WHEN $2 = 'failed' THEN 'tenant_absent' END
                  WHERE id = $1",
             )
             .bind(id)
@@ -479,7 +478,9 @@ async fn a_cached_summary_and_site_page_show_the_agents_online_at_answer_time() 
     let app = spawn_app(&db).await;
     let token = app.token("dir").await;
     let read = || async {
-        let response = DashboardServiceClient::new(app.channel().await)
+        let response = app
+            .dashboard_client()
+            .await
             .get_summary(authed(GetSummaryRequest::default(), &token))
             .await
             .expect("summary");
@@ -493,7 +494,9 @@ async fn a_cached_summary_and_site_page_show_the_agents_online_at_answer_time() 
     };
     // The site page: agent.un's presence, the page's computation time, x-cache.
     let site_page = || async {
-        let response = DashboardServiceClient::new(app.channel().await)
+        let response = app
+            .dashboard_client()
+            .await
             .get_site(authed(
                 GetSiteRequest {
                     site_id: kal.to_string(),

@@ -5,12 +5,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use akig::config::{RedisConfig, ServeConfig};
-use akig::proto::v1::geo_service_client::GeoServiceClient;
+use akig::config::ServeConfig;
 use akig::proto::v1::{
     ServerNoticeKind, WatchAgentsRequest, WatchAgentsResponse, agent_session_response,
     watch_agents_response::Event,
 };
+use akig::redis::RedisConfig;
 use chrono::Utc;
 use tonic::Streaming;
 
@@ -32,7 +32,8 @@ fn shared_config(db: &TestDb) -> ServeConfig {
 }
 
 async fn watch(app: &TestApp, token: &str) -> Streaming<WatchAgentsResponse> {
-    GeoServiceClient::new(app.channel().await)
+    app.geo_client()
+        .await
         .watch_agents(authed(WatchAgentsRequest::default(), token))
         .await
         .expect("watch")

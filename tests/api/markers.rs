@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use akig::domain::{AgingBuckets, Bucket};
-use akig::proto::v1::geo_service_client::GeoServiceClient;
 use akig::proto::v1::{
     AgingBucket, ArrearsCluster, ArrearsMarker, BoundingBox, LatLng, ListArrearsMarkersRequest,
     ListArrearsMarkersResponse, list_arrears_markers_response::Layer,
@@ -157,7 +156,9 @@ impl World {
         token: &str,
         request: ListArrearsMarkersRequest,
     ) -> Result<ListArrearsMarkersResponse, tonic::Status> {
-        GeoServiceClient::new(self.app.channel().await)
+        self.app
+            .geo_client()
+            .await
             .list_arrears_markers(authed(request, token))
             .await
             .map(tonic::Response::into_inner)
@@ -458,7 +459,9 @@ async fn without_the_permission_the_map_is_refused() {
     revoke(&db.pool, "agent", "geo.markers.read").await;
     let app = spawn_app(&db).await;
     let token = app.token("agent.kal").await;
-    let status = GeoServiceClient::new(app.channel().await)
+    let status = app
+        .geo_client()
+        .await
         .list_arrears_markers(authed(ListArrearsMarkersRequest::default(), &token))
         .await
         .expect_err("refused");
@@ -549,7 +552,9 @@ async fn bad_requests_name_every_field() {
 /// Every marker (all of them, as markers) is what `domain::arrears` says of the tenant's
 /// charges today, and every active located tenant owing something has one.
 async fn assert_markers_follow_the_arrears_rule(pool: &PgPool, app: &TestApp, token: &str) {
-    let response = GeoServiceClient::new(app.channel().await)
+    let response = app
+        .geo_client()
+        .await
         .list_arrears_markers(authed(
             ListArrearsMarkersRequest {
                 max_markers: 5_000,
@@ -721,7 +726,7 @@ async fn clusters_add_up_the_markers_of_their_cells() {
     let app = spawn_app(&db).await;
     let director = app.token("dir").await;
     let agent = app.token("agent.kal").await;
-    let mut client = GeoServiceClient::new(app.channel().await);
+    let mut client = app.geo_client().await;
     let filters = [
         ListArrearsMarkersRequest::default(),
         ListArrearsMarkersRequest {
@@ -817,7 +822,7 @@ async fn markers_agree_with_the_arrears_rule_on_the_demo_data_set() {
 
     // The whole city as clusters at zoom 12 adds up to the same totals as the markers; the
     // agent's map holds only tenants of their sites.
-    let mut client = GeoServiceClient::new(app.channel().await);
+    let mut client = app.geo_client().await;
     let city = client
         .list_arrears_markers(authed(
             ListArrearsMarkersRequest {

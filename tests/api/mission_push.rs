@@ -5,8 +5,6 @@
 use std::time::Duration;
 
 use akig::proto::v1::agent_session_response::Payload;
-use akig::proto::v1::geo_service_client::GeoServiceClient;
-use akig::proto::v1::missions_service_client::MissionsServiceClient;
 use akig::proto::v1::{
     GenerateMissionsRequest, ListAgentPositionsRequest, ListTodayMissionsRequest, Mission,
     MissionFailureReason, MissionPush, MissionPushKind, MissionStatus, UpdateMissionRequest,
@@ -64,10 +62,6 @@ impl World {
         }
     }
 
-    async fn missions(&self) -> MissionsServiceClient<tonic::transport::Channel> {
-        MissionsServiceClient::new(self.app.channel().await)
-    }
-
     async fn set_status(&self, token: &str, mission: Uuid, status: MissionStatus) {
         let change = Mission {
             mission_id: mission.to_string(),
@@ -90,14 +84,16 @@ impl World {
     }
 
     async fn send(&self, token: &str, request: UpdateMissionRequest) -> UpdateMissionResponse {
-        message(self.missions().await.update_mission(authed(request, token)))
+        let mut missions = self.app.missions_client().await;
+        message(missions.update_mission(authed(request, token)))
             .await
             .expect("update")
     }
 
     async fn plan_version(&self, token: &str) -> String {
         message(
-            self.missions()
+            self.app
+                .missions_client()
                 .await
                 .list_today_missions(authed(ListTodayMissionsRequest::default(), token)),
         )
@@ -118,7 +114,10 @@ impl World {
     async fn wait_current_mission(&self, agent: Uuid, expected: &str) {
         let mut seen = String::from("(agent not listed)");
         for _ in 0..75 {
-            let page = GeoServiceClient::new(self.app.channel().await)
+            let page = self
+                .app
+                .geo_client()
+                .await
                 .list_agent_positions(authed(
                     ListAgentPositionsRequest::default(),
                     &self.supervisor,
@@ -246,7 +245,7 @@ async fn a_generation_for_today_tells_each_planned_agent_to_reload() {
     let w = World::new().await;
     let mut phone1 = w.phone(&w.a1_token).await;
     let mut phone2 = w.phone(&w.a2_token).await;
-    let generated = message(w.missions().await.generate_missions(authed(
+    let generated = message(w.app.missions_client().await.generate_missions(authed(
         GenerateMissionsRequest {
             request_id: Uuid::new_v4().to_string(),
             mission_date: Some(date(today())),
@@ -271,7 +270,7 @@ async fn a_generation_for_today_tells_each_planned_agent_to_reload() {
     // A dry run stores nothing, and a run finding the same plan writes nothing: neither
     // pushes.
     for dry_run in [true, false] {
-        message(w.missions().await.generate_missions(authed(
+        message(w.app.missions_client().await.generate_missions(authed(
             GenerateMissionsRequest {
                 request_id: Uuid::new_v4().to_string(),
                 mission_date: Some(date(today())),

@@ -2,7 +2,6 @@
 //! per candidate, dry run, regeneration, concurrent runs), the lifecycle legal and illegal, a
 //! visit with mission_id closing its mission, and scope.
 
-use akig::proto::v1::missions_service_client::MissionsServiceClient;
 use akig::proto::v1::{
     GenerateMissionsRequest, GenerateMissionsResponse, InteractionOutcome, LatLng,
     ListAgentMissionsRequest, ListTodayMissionsRequest, Mission, MissionFailureReason,
@@ -92,21 +91,13 @@ impl World {
         }
     }
 
-    async fn client(&self) -> MissionsServiceClient<tonic::transport::Channel> {
-        MissionsServiceClient::new(self.app.channel().await)
-    }
-
     async fn generate(
         &self,
         token: &str,
         request: GenerateMissionsRequest,
     ) -> Result<GenerateMissionsResponse, tonic::Status> {
-        message(
-            self.client()
-                .await
-                .generate_missions(authed(request, token)),
-        )
-        .await
+        let mut missions = self.app.missions_client().await;
+        message(missions.generate_missions(authed(request, token))).await
     }
 
     async fn update(
@@ -123,7 +114,8 @@ impl World {
             }),
             occurred_at: Some(ts(Utc::now())),
         };
-        message(self.client().await.update_mission(authed(request, token))).await
+        let mut missions = self.app.missions_client().await;
+        message(missions.update_mission(authed(request, token))).await
     }
 
     async fn count(&self, sql: &str) -> i64 {
@@ -641,7 +633,8 @@ async fn the_lifecycle_legal_and_illegal_and_a_visit_closing_its_mission() {
     .expect("visit");
     let visit_id = visit.visit.unwrap().interaction_id;
     let today_list = message(
-        w.client()
+        w.app
+            .missions_client()
             .await
             .list_today_missions(authed(ListTodayMissionsRequest::default(), &a1)),
     )
@@ -685,7 +678,7 @@ async fn agents_see_their_own_missions_and_supervisors_their_team() {
     let today_list = |token: String, agent: Option<Uuid>, known: String| {
         let w = &w;
         async move {
-            message(w.client().await.list_today_missions(authed(
+            message(w.app.missions_client().await.list_today_missions(authed(
                 ListTodayMissionsRequest {
                     agent_id: agent.map(|a| a.to_string()).unwrap_or_default(),
                     known_plan_version: known,
@@ -730,7 +723,8 @@ async fn agents_see_their_own_missions_and_supervisors_their_team() {
         let w = &w;
         async move {
             message(
-                w.client()
+                w.app
+                    .missions_client()
                     .await
                     .list_agent_missions(authed(request, &token)),
             )
@@ -806,7 +800,7 @@ async fn agents_see_their_own_missions_and_supervisors_their_team() {
 #[tokio::test]
 async fn the_scheduled_run_plans_tomorrow_for_the_company_once() {
     let w = World::new().await;
-    let config = akig::config::MissionsConfig::default();
+    let config = akig::app::config::MissionsConfig::default();
     let speed = akig::geo::RouteConfig::default()
         .speeds
         .of(akig::domain::route::problem::TravelMode::Walking);
@@ -834,7 +828,8 @@ async fn the_scheduled_run_plans_tomorrow_for_the_company_once() {
         let sup = sup.clone();
         async move {
             let response = w
-                .client()
+                .app
+                .missions_client()
                 .await
                 .list_agent_missions(authed(
                     ListAgentMissionsRequest {

@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use akig::proto::v1::collections_service_client::CollectionsServiceClient;
 use akig::proto::v1::{
     GetPaymentRequest, GetTenantRequest, ListPaymentsRequest, Payment, PaymentKind, PaymentMethod,
     PromiseStatus, RecordPaymentRequest, RecordPaymentResponse, ReversePaymentRequest,
@@ -13,7 +12,6 @@ use chrono::{Datelike, NaiveDate, Utc};
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tonic::Code;
-use tonic::transport::Channel;
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
@@ -91,10 +89,6 @@ impl World {
             tenant,
             _db: db,
         }
-    }
-
-    async fn client(&self) -> CollectionsServiceClient<Channel> {
-        CollectionsServiceClient::new(self.app.channel().await)
     }
 
     async fn record(
@@ -361,7 +355,7 @@ async fn a_hundred_concurrent_replays_record_one_payment() {
     let w = World::new().await;
     create_charges(&w.pool, w.tenant, month(2026, 9), 2, MONTH).await;
     let request = cash(w.tenant, 1_500_000);
-    let client = w.client().await;
+    let client = w.app.collections_client().await;
 
     let mut calls = JoinSet::new();
     for _ in 0..100 {
@@ -409,7 +403,7 @@ async fn concurrent_payments_at_one_site_get_gap_free_receipts() {
         create_charges(&w.pool, tenant, month(2026, 10), 1, MONTH).await;
         tenants.push(tenant);
     }
-    let client = w.client().await;
+    let client = w.app.collections_client().await;
     let mut calls = JoinSet::new();
     for (i, tenant) in tenants.iter().enumerate() {
         let mut client = client.clone();
@@ -772,7 +766,8 @@ async fn scope_and_roles_of_payments() {
         .expect_err("scope");
     assert_eq!(hidden.code(), Code::PermissionDenied);
     let page = w
-        .client()
+        .app
+        .collections_client()
         .await
         .list_payments(authed(ListPaymentsRequest::default(), &manager))
         .await
@@ -1093,7 +1088,7 @@ async fn list_payments_pages_newest_first_with_totals() {
         .expect("entry")
         .payment_id;
 
-    let mut client = w.client().await;
+    let mut client = w.app.collections_client().await;
     let mut seen = Vec::new();
     let mut token = String::new();
     let mut pages = 0;
@@ -1226,7 +1221,7 @@ async fn one_request_id_from_two_users_records_one_payment() {
     let by_agent = cash(w.tenant, 700_000);
     let mut by_admin = by_agent.clone();
     by_admin.agent_id = w.agent.to_string();
-    let client = w.client().await;
+    let client = w.app.collections_client().await;
     let mut calls = JoinSet::new();
     for i in 0..20 {
         let mut client = client.clone();

@@ -1,7 +1,6 @@
 //! GetDailyRanking, GetMonthlyRanking and GetPerformanceHistory through a real gRPC client:
 //! RANK() ties and their order, medals, the caller's own entry, scope, idle days as zeros.
 
-use akig::proto::v1::missions_service_client::MissionsServiceClient;
 use akig::proto::v1::{
     GetDailyRankingRequest, GetMonthlyRankingRequest, GetPerformanceHistoryRequest, Medal,
     RankingEntry,
@@ -57,7 +56,7 @@ async fn rankings_tie_with_rank_semantics_and_show_the_callers_entry() {
     let last_month = today().with_day(1).unwrap() - Duration::days(1);
     daily_row(pool, agents[11], last_month, 100, 0).await;
     let app = spawn_app(&db).await;
-    let client = || async { MissionsServiceClient::new(app.channel().await) };
+    let client = || async { app.missions_client().await };
 
     let ag12 = app.token("ag12").await;
     let daily = message(
@@ -356,7 +355,9 @@ async fn daily_scores_equal_their_recomputation_from_the_raw_events() {
     assert!(a1_today.contains(&2), "{stored:?}");
 
     // The ranking's amount collected is net of reversals on their day, as GetDailyStats counts.
-    let ranking = MissionsServiceClient::new(app.channel().await)
+    let ranking = app
+        .missions_client()
+        .await
         .get_daily_ranking(authed(GetDailyRankingRequest::default(), &sup))
         .await
         .expect("ranking")

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use akig::proto::v1::geo_service_client::GeoServiceClient;
 use akig::proto::v1::{
     AgentHeartbeat, AgentHello, AgentPosition, AgentSessionRequest, AgentSessionResponse,
     DeviceInfo, ErrorReason, GetAgentTrackRequest, LatLng, PositionAck, PositionBatch,
@@ -14,7 +13,6 @@ use akig::proto::v1::{
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 use uuid::Uuid;
 
@@ -80,7 +78,9 @@ impl Phone {
     ) -> Result<Phone, tonic::Status> {
         let (outbound, receiver) = mpsc::channel(16);
         outbound.send(first).await.expect("queue hello");
-        let inbound = GeoServiceClient::new(app.channel().await)
+        let inbound = app
+            .geo_client()
+            .await
             .agent_session(authed(ReceiverStream::new(receiver), token))
             .await?
             .into_inner();
@@ -147,16 +147,13 @@ impl World {
         }
     }
 
-    async fn geo(&self) -> GeoServiceClient<Channel> {
-        GeoServiceClient::new(self.app.channel().await)
-    }
-
     async fn report(
         &self,
         token: &str,
         positions: Vec<AgentPosition>,
     ) -> Result<PositionAck, tonic::Status> {
-        self.geo()
+        self.app
+            .geo_client()
             .await
             .report_positions(authed(
                 ReportPositionsRequest {
@@ -558,7 +555,8 @@ async fn a_track_is_simplified_with_its_distance() {
         include_mock_locations: false,
     };
     let raw = world
-        .geo()
+        .app
+        .geo_client()
         .await
         .get_agent_track(authed(track(0.0), &world.manager_token))
         .await
@@ -567,7 +565,8 @@ async fn a_track_is_simplified_with_its_distance() {
     assert_eq!(raw.points.len(), 20);
     assert_eq!(raw.raw_point_count, 20);
     let simple = world
-        .geo()
+        .app
+        .geo_client()
         .await
         .get_agent_track(authed(track(5.0), &world.manager_token))
         .await
@@ -589,7 +588,8 @@ async fn a_track_is_simplified_with_its_distance() {
         end_time: Some(ts(start)),
     });
     let status = world
-        .geo()
+        .app
+        .geo_client()
         .await
         .get_agent_track(authed(too_long, &world.manager_token))
         .await

@@ -93,8 +93,7 @@ async fn a_permission_change_applies_on_the_next_call() {
     let app = spawn_app(&db).await;
     let admin = app.token("admin.test").await;
     let agent = app.token("agent.test").await;
-    let mut missions =
-        akig::proto::v1::missions_service_client::MissionsServiceClient::new(app.channel().await);
+    let mut missions = app.missions_client().await;
     missions
         .get_daily_ranking(authed(GetDailyRankingRequest::default(), &agent))
         .await

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use akig::proto::v1::geo_service_client::GeoServiceClient;
 use akig::proto::v1::{
     ErrorReason, LatLng, OptimizeRouteRequest, OptimizeRouteResponse, RoutePositionUpdate,
     RouteProblem, RouteSessionRequest, RouteSessionResponse, RouteSessionSolution, RouteStop,
@@ -13,7 +12,6 @@ use akig::proto::v1::{
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 use tonic_types::StatusExt;
 use uuid::Uuid;
@@ -132,15 +130,12 @@ impl World {
         }
     }
 
-    async fn geo(&self) -> GeoServiceClient<Channel> {
-        GeoServiceClient::new(self.app.channel().await)
-    }
-
     async fn optimize(
         &self,
         problem: RouteProblem,
     ) -> Result<OptimizeRouteResponse, tonic::Status> {
-        self.geo()
+        self.app
+            .geo_client()
             .await
             .optimize_route(authed(
                 OptimizeRouteRequest {
@@ -163,7 +158,8 @@ impl World {
             .await
             .expect("queue the problem");
         let responses = self
-            .geo()
+            .app
+            .geo_client()
             .await
             .route_session(authed(ReceiverStream::new(outbound), &self.agent_token))
             .await?
@@ -391,7 +387,8 @@ async fn bad_problems_name_the_field() {
     assert_eq!(bad_fields(&status), ["problem.time_budget"]);
 
     let status = world
-        .geo()
+        .app
+        .geo_client()
         .await
         .optimize_route(authed(
             OptimizeRouteRequest { problem: None },
@@ -544,7 +541,8 @@ async fn the_first_message_must_be_the_problem() {
         .await
         .expect("queue");
     let status = world
-        .geo()
+        .app
+        .geo_client()
         .await
         .route_session(authed(ReceiverStream::new(outbound), &world.agent_token))
         .await
@@ -653,7 +651,7 @@ async fn a_unary_client_that_leaves_frees_its_slot() {
     let world = one_slot_world().await;
     let mut request = problem(random_points(300, 6), true);
     request.time_budget = budget(10_000);
-    let mut geo = world.geo().await;
+    let mut geo = world.app.geo_client().await;
     let token = world.agent_token.clone();
     let call = tokio::spawn(async move {
         geo.optimize_route(authed(

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 
-use akig::proto::v1::collections_service_client::CollectionsServiceClient;
 use akig::proto::v1::{
     AgingBucket, Date, GetTenantArrearsRequest, GetTenantArrearsResponse, GetTenantHistoryRequest,
     GetTenantHistoryResponse, GetTenantRequest, HistoryEntry, HistoryEntryKind, InteractionKind,
@@ -1373,7 +1372,7 @@ async fn reads_on_the_demo_data_set() {
     let app = spawn_app(&db).await;
     let director = app.token("directeur").await;
     let agent = app.token("agent").await;
-    let mut client = CollectionsServiceClient::new(app.channel().await);
+    let mut client = app.collections_client().await;
     let agent_sites: Vec<Uuid> = sqlx::query_scalar(
         "SELECT us.site_id FROM user_sites us JOIN users u ON u.id = us.user_id
          WHERE u.username = 'agent'",

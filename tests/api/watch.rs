@@ -3,14 +3,12 @@
 
 use std::time::Duration;
 
-use akig::proto::v1::geo_service_client::GeoServiceClient;
 use akig::proto::v1::{
     AgentPresence, BoundingBox, LatLng, ListAgentPositionsRequest, WatchAgentsRequest,
     WatchAgentsResponse, watch_agents_response::Event,
 };
 use chrono::Utc;
 use tonic::Streaming;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::positions::{HOME, Phone, batch, fix};
@@ -57,16 +55,13 @@ impl World {
         }
     }
 
-    async fn geo(&self) -> GeoServiceClient<Channel> {
-        GeoServiceClient::new(self.app.channel().await)
-    }
-
     async fn watch(
         &self,
         token: &str,
         request: WatchAgentsRequest,
     ) -> Streaming<WatchAgentsResponse> {
-        self.geo()
+        self.app
+            .geo_client()
             .await
             .watch_agents(authed(request, token))
             .await
@@ -223,7 +218,8 @@ async fn watchers_get_a_snapshot_then_updates_in_their_scope() {
 
     // ListAgentPositions: the same state, paged.
     let page = world
-        .geo()
+        .app
+        .geo_client()
         .await
         .list_agent_positions(authed(
             ListAgentPositionsRequest {
@@ -238,7 +234,8 @@ async fn watchers_get_a_snapshot_then_updates_in_their_scope() {
     assert_eq!(page.agents.len(), 1);
     assert!(!page.next_page_token.is_empty());
     let rest = world
-        .geo()
+        .app
+        .geo_client()
         .await
         .list_agent_positions(authed(
             ListAgentPositionsRequest {

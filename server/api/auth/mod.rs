@@ -27,7 +27,8 @@ use tonic::{Request, Response, Status};
 
 use crate::api::error::ApiError;
 use crate::api::write::Write;
-use crate::auth::caller::{Caller, CallerProfile};
+use crate::auth::caller::Caller;
+use crate::auth::layer::CallerProfile;
 use crate::auth::rbac::Permission;
 use crate::client_ip::ClientIp;
 use crate::proto::v1 as pb;

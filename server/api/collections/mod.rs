@@ -14,7 +14,8 @@ pub(crate) mod wire;
 
 use tonic::{Request, Response, Status};
 
-use crate::cache::{CacheKind, cached_read};
+use crate::api::cached::cached_read;
+use crate::cache::CacheKind;
 use crate::proto::v1 as pb;
 use crate::proto::v1::collections_service_server::CollectionsService;
 use crate::state::AppState;

@@ -39,7 +39,7 @@ pub(super) async fn get_tenant(
     let aging = aging_buckets(state)?;
     let card = app::card(&state.pool, caller, tenant_id, today(), &aging).await?;
     Ok(pb::GetTenantResponse {
-        tenant: Some(views::card(&card)),
+        tenant: Some(crate::api::views::card(&card)),
     })
 }
 
@@ -73,7 +73,7 @@ pub(super) async fn get_tenant_arrears(
     .await?;
     let arrears = &found.arrears;
     Ok(pb::GetTenantArrearsResponse {
-        tenant: Some(views::tenant_ref_of(&found.tenant)),
+        tenant: Some(crate::api::views::tenant_ref_of(&found.tenant)),
         as_of_date: Some(parse::date_proto(as_of)),
         charges: arrears.lines.iter().map(views::arrears_line).collect(),
         total_due_gnf: arrears.total_due,
@@ -177,7 +177,7 @@ pub(super) async fn get_tenant_history(
         ]),
         _ => String::new(),
     };
-    let tenant = views::tenant_ref_of(&history.tenant);
+    let tenant = crate::api::views::tenant_ref_of(&history.tenant);
     Ok(pb::GetTenantHistoryResponse {
         entries: history
             .entries
@@ -232,7 +232,7 @@ pub(super) async fn search_tenants(
             .hits
             .iter()
             .map(|(card, relevance)| pb::TenantSearchResult {
-                tenant: Some(views::card(card)),
+                tenant: Some(crate::api::views::card(card)),
                 relevance: *relevance,
             })
             .collect(),

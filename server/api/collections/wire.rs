@@ -189,11 +189,6 @@ impl From<Bucket> for pb::AgingBucket {
     }
 }
 
-/// The aging bucket of an amount: UNSPECIFIED when it is not overdue.
-pub fn bucket(bucket: Option<Bucket>) -> pb::AgingBucket {
-    bucket.map_or(pb::AgingBucket::Unspecified, pb::AgingBucket::from)
-}
-
 impl From<LocationCheck> for pb::LocationCheck {
     fn from(check: LocationCheck) -> Self {
         match check {
@@ -211,6 +206,7 @@ impl From<LocationCheck> for pb::LocationCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::views::bucket;
 
     #[test]
     fn request_enums_round_trip_and_refuse_unset_or_unknown_values() {

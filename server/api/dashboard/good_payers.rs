@@ -11,11 +11,11 @@
 use chrono::{Days, Months, NaiveDate};
 use tonic::Request;
 
-use crate::api::collections::views::tenant_ref;
 use crate::api::convert::page_size;
 use crate::api::error::{ApiError, Violations};
 use crate::api::paging::Pager;
 use crate::api::parse::{self, today};
+use crate::api::views::tenant_ref;
 use crate::app::dashboard as app;
 use crate::auth::caller::Caller;
 use crate::proto::v1 as pb;

@@ -13,8 +13,9 @@ mod summary;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
+use crate::api::cached::{cached, cached_read, cached_then};
 use crate::auth::caller::Caller;
-use crate::cache::{CacheKind, Coverage, cached, cached_read, cached_then};
+use crate::cache::{CacheKind, Coverage};
 
 use crate::proto::v1 as pb;
 use crate::proto::v1::dashboard_service_server::DashboardService;

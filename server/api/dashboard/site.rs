@@ -16,10 +16,11 @@ use tonic::Request;
 
 use super::sites::overview;
 use super::summary::{aging, aging_buckets, missions};
-use crate::api::collections::views::{activity, card};
+use crate::api::collections::views::activity;
 use crate::api::convert::{self, timestamp};
 use crate::api::error::ApiError;
 use crate::api::parse::{month_proto, user_ref};
+use crate::api::views::card;
 use crate::app::dashboard::{self as app, TOP_DEBTORS_DEFAULT, TOP_DEBTORS_MAX};
 use crate::auth::caller::Caller;
 use crate::proto::v1 as pb;

@@ -14,10 +14,10 @@ use chrono::Utc;
 use tonic::Request;
 use uuid::Uuid;
 
-use crate::api::collections::wire::bucket as bucket_proto;
 use crate::api::convert::timestamp;
 use crate::api::error::ApiError;
 use crate::api::parse;
+use crate::api::views::bucket as bucket_proto;
 use crate::app::dashboard as app;
 use crate::auth::caller::Caller;
 use crate::domain::aging::AgingBuckets;

@@ -104,7 +104,7 @@ fn layer(layer: Layer) -> pb::list_arrears_markers_response::Layer {
                     location: Some(to_location(m.at)),
                     outstanding_gnf: m.outstanding.francs(),
                     days_overdue: m.overdue.days,
-                    aging_bucket: wire::bucket(m.overdue.bucket) as i32,
+                    aging_bucket: crate::api::views::bucket(m.overdue.bucket) as i32,
                     last_contact_time: m.last_contact.map(timestamp),
                     has_pending_promise: m.has_pending_promise,
                     broken_promise_count: m.broken_promise_count,
@@ -125,7 +125,7 @@ fn layer(layer: Layer) -> pb::list_arrears_markers_response::Layer {
                     }),
                     tenant_count: c.tenant_count,
                     outstanding_gnf: c.outstanding.francs(),
-                    worst_aging_bucket: wire::bucket(c.worst_bucket) as i32,
+                    worst_aging_bucket: crate::api::views::bucket(c.worst_bucket) as i32,
                 })
                 .collect(),
             cell_size_deg,

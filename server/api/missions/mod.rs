@@ -21,6 +21,7 @@ use chrono::{Days, NaiveDate, Utc};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::api::cached::cached_read;
 use crate::api::convert;
 use crate::api::error::{ApiError, Violations};
 use crate::api::paging::Pager;
@@ -29,7 +30,7 @@ use crate::api::write::Write;
 use crate::app::missions::{self as app, GenerateInput, MissionUpdate};
 use crate::auth::caller::{Caller, Scope};
 use crate::auth::rbac::Role;
-use crate::cache::{CacheKind, cached_read};
+use crate::cache::CacheKind;
 use crate::domain::MissionStatus;
 use crate::proto::v1 as pb;
 use crate::proto::v1::missions_service_server::MissionsService;

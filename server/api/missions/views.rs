@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use sqlx::PgConnection;
 
-use crate::api::collections::views::card;
 use crate::api::convert::timestamp;
 use crate::api::error::ApiError;
 use crate::api::parse::{date_proto, id_or_empty, today, user_ref};
+use crate::api::views::card;
 use crate::app::missions::Generated;
 use crate::domain::priority::MissionReason;
-use crate::domain::{AgingBuckets, MissionStatus};
+use crate::domain::{AgingBuckets, ArrivalSource, FailureReason, InteractionKind, MissionStatus};
 use crate::proto::v1 as pb;
 use crate::state::AppState;
 use crate::store::missions::MissionRow;
@@ -53,36 +53,39 @@ fn status_proto(value: MissionStatus) -> pb::MissionStatus {
     }
 }
 
-/// Failure reasons: the wire value and the database spelling.
-const FAILURE_REASONS: [(pb::MissionFailureReason, &str); 7] = [
-    (pb::MissionFailureReason::TenantAbsent, "tenant_absent"),
-    (pb::MissionFailureReason::Refused, "refused"),
-    (pb::MissionFailureReason::TenantMoved, "tenant_moved"),
-    (
-        pb::MissionFailureReason::AddressNotFound,
-        "address_not_found",
-    ),
-    (pb::MissionFailureReason::Unsafe, "unsafe"),
-    (pb::MissionFailureReason::NoTime, "no_time"),
-    (pb::MissionFailureReason::Other, "other"),
-];
+impl From<FailureReason> for pb::MissionFailureReason {
+    fn from(reason: FailureReason) -> Self {
+        match reason {
+            FailureReason::TenantAbsent => pb::MissionFailureReason::TenantAbsent,
+            FailureReason::Refused => pb::MissionFailureReason::Refused,
+            FailureReason::TenantMoved => pb::MissionFailureReason::TenantMoved,
+            FailureReason::AddressNotFound => pb::MissionFailureReason::AddressNotFound,
+            FailureReason::Unsafe => pb::MissionFailureReason::Unsafe,
+            FailureReason::NoTime => pb::MissionFailureReason::NoTime,
+            FailureReason::Other => pb::MissionFailureReason::Other,
+        }
+    }
+}
+
+impl From<ArrivalSource> for pb::ArrivalSource {
+    fn from(source: ArrivalSource) -> Self {
+        match source {
+            ArrivalSource::Geofence => pb::ArrivalSource::Geofence,
+            ArrivalSource::Declared => pb::ArrivalSource::Declared,
+        }
+    }
+}
 
 /// A failure reason from the wire: `Some(None)` for UNSPECIFIED (clears it), `None` for an
 /// unknown value.
-pub fn failure_reason(value: i32) -> Option<Option<&'static str>> {
+pub fn failure_reason(value: i32) -> Option<Option<FailureReason>> {
     if value == pb::MissionFailureReason::Unspecified as i32 {
         return Some(None);
     }
-    FAILURE_REASONS
+    FailureReason::ALL
         .iter()
-        .find(|(wire, _)| *wire as i32 == value)
-        .map(|(_, db)| Some(*db))
-}
-
-fn failure_reason_proto(value: Option<&str>) -> pb::MissionFailureReason {
-    value
-        .and_then(|v| FAILURE_REASONS.iter().find(|(_, db)| *db == v))
-        .map_or(pb::MissionFailureReason::Unspecified, |(wire, _)| *wire)
+        .find(|&&reason| pb::MissionFailureReason::from(reason) as i32 == value)
+        .map(|&reason| Some(reason))
 }
 
 fn reason_proto(value: &str) -> pb::MissionReason {
@@ -117,9 +120,9 @@ pub async fn missions(
 
 /// One mission.
 pub fn mission(m: &MissionRow, tenant: Option<pb::Tenant>) -> pb::Mission {
-    let (visit_id, call_id) = match m.closing_interaction_kind.as_deref() {
-        Some("visit") => (m.closing_interaction_id, None),
-        Some(_) => (None, m.closing_interaction_id),
+    let (visit_id, call_id) = match m.closing_interaction_kind {
+        Some(InteractionKind::Visit) => (m.closing_interaction_id, None),
+        Some(InteractionKind::Call) => (None, m.closing_interaction_id),
         None => (None, None),
     };
     pb::Mission {
@@ -138,14 +141,15 @@ pub fn mission(m: &MissionRow, tenant: Option<pb::Tenant>) -> pb::Mission {
         distance_from_previous_m: m.estimated_distance_m.unwrap_or(0.0),
         travel_duration_from_previous: m.estimated_travel_secs.map(duration),
         status: status_proto(m.status) as i32,
-        failure_reason: failure_reason_proto(m.failure_reason.as_deref()) as i32,
+        failure_reason: m
+            .failure_reason
+            .map_or(pb::MissionFailureReason::Unspecified, Into::into)
+            as i32,
         status_note: m.status_note.clone().unwrap_or_default(),
         arrival_time: m.arrived_at.map(timestamp),
-        arrival_source: match m.arrival_source.as_deref() {
-            Some("geofence") => pb::ArrivalSource::Geofence,
-            Some("declared") => pb::ArrivalSource::Declared,
-            _ => pb::ArrivalSource::Unspecified,
-        } as i32,
+        arrival_source: m
+            .arrival_source
+            .map_or(pb::ArrivalSource::Unspecified, Into::into) as i32,
         start_time: m.started_at.map(timestamp),
         end_time: m.finished_at.map(timestamp),
         visit_id: id_or_empty(visit_id),
@@ -200,5 +204,34 @@ pub fn counters_activity(
         collected_gnf,
         score_points: score,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_reasons_and_arrival_sources_map_one_to_one_with_the_wire() {
+        let mut seen = std::collections::HashSet::new();
+        for &reason in FailureReason::ALL {
+            let wire = pb::MissionFailureReason::from(reason);
+            assert_ne!(wire, pb::MissionFailureReason::Unspecified, "{reason}");
+            assert!(seen.insert(wire), "{reason} shares {wire:?}");
+            assert_eq!(failure_reason(wire as i32), Some(Some(reason)));
+        }
+        assert_eq!(
+            failure_reason(pb::MissionFailureReason::Unspecified as i32),
+            Some(None)
+        );
+        assert_eq!(failure_reason(999), None);
+        let sources: Vec<_> = ArrivalSource::ALL
+            .iter()
+            .map(|&source| pb::ArrivalSource::from(source))
+            .collect();
+        assert_eq!(
+            sources,
+            [pb::ArrivalSource::Geofence, pb::ArrivalSource::Declared]
+        );
     }
 }

@@ -7,8 +7,8 @@ use super::*;
 #[derive(Debug, Clone, Default)]
 pub struct MissionUpdate {
     pub status: Option<MissionStatus>,
-    /// The database spelling; `Some(None)` clears it.
-    pub failure_reason: Option<Option<&'static str>>,
+    /// `Some(None)` clears it.
+    pub failure_reason: Option<Option<FailureReason>>,
     pub status_note: Option<Option<String>>,
     pub agent_id: Option<Uuid>,
     pub arrival_time: Option<Option<DateTime<Utc>>>,
@@ -61,11 +61,11 @@ pub async fn update(
     let mut next = MissionChange {
         id: mission.id,
         agent_id: mission.agent_id,
-        status: from.as_str(),
-        failure_reason: mission.failure_reason.as_deref(),
+        status: from,
+        failure_reason: mission.failure_reason,
         status_note: mission.status_note.as_deref(),
         arrived_at: mission.arrived_at,
-        arrival_source: mission.arrival_source.as_deref().and_then(arrival_source),
+        arrival_source: mission.arrival_source,
         started_at: mission.started_at,
         finished_at: mission.finished_at,
         closing_interaction_id: mission.closing_interaction_id,
@@ -91,34 +91,29 @@ pub async fn update(
         next.agent_id = agent_id;
     }
     // Links: each must be an action of the same tenant and of the mission's agent.
-    let owner = next.agent_id;
+    let owner = MissionLink {
+        agent_id: next.agent_id,
+        tenant_id: mission.tenant_id,
+    };
     for (field, link, kind) in [
-        ("mission.visit_id", change.visit_id, "visit"),
-        ("mission.call_id", change.call_id, "call"),
+        ("mission.visit_id", change.visit_id, ClosingKind::Visit),
+        ("mission.call_id", change.call_id, ClosingKind::Call),
     ] {
         if let Some(link) = link {
             if let Some(id) = link {
-                check_link(
-                    conn,
-                    field,
-                    Closing::Interaction(id),
-                    kind,
-                    mission.tenant_id,
-                    owner,
-                )
-                .await?;
+                check_link(conn, field, Closing::Interaction(id), kind, owner).await?;
             }
             next.closing_interaction_id = link;
         }
     }
     if let Some(link) = change.payment_id {
         if let Some(id) = link {
+            let closing = Closing::Payment(id);
             check_link(
                 conn,
                 "mission.payment_id",
-                Closing::Payment(id),
-                "payment",
-                mission.tenant_id,
+                closing,
+                ClosingKind::Payment,
                 owner,
             )
             .await?;
@@ -130,7 +125,7 @@ pub async fn update(
     }
     if let Some(arrival) = change.arrival_time {
         next.arrived_at = arrival;
-        next.arrival_source = arrival.map(|_| "declared");
+        next.arrival_source = arrival.map(|_| ArrivalSource::Declared);
     }
     if let Some(reason) = change.failure_reason {
         next.failure_reason = reason;
@@ -153,7 +148,7 @@ pub async fn update(
             }
         }
     }
-    next.status = to.as_str();
+    next.status = to;
     if to == MissionStatus::Done
         && next.closing_interaction_id.is_none()
         && next.closing_payment_id.is_none()
@@ -201,28 +196,21 @@ fn frozen_fields_changed(before: &MissionRow, after: &MissionChange<'_>) -> bool
     before.agent_id != after.agent_id
         || before.closing_interaction_id != after.closing_interaction_id
         || before.closing_payment_id != after.closing_payment_id
-        || before.failure_reason.as_deref() != after.failure_reason
+        || before.failure_reason != after.failure_reason
 }
 
-fn arrival_source(value: &str) -> Option<&'static str> {
-    match value {
-        "geofence" => Some("geofence"),
-        "declared" => Some("declared"),
-        _ => None,
-    }
-}
-
+/// A link of UpdateMission (`field`) must name an action of `kind` that the mission's own
+/// rule allows ([`MissionLink::check`]: by the mission's agent, for its tenant).
 async fn check_link(
     conn: &mut PgConnection,
     field: &'static str,
     closing: Closing,
-    kind: &str,
-    tenant_id: Uuid,
-    agent_id: Uuid,
+    kind: ClosingKind,
+    mission: MissionLink,
 ) -> Result<(), AppError> {
     match store::action_owner(conn, closing).await? {
-        Some((tenant, agent, found))
-            if found == kind && tenant == tenant_id && agent == agent_id =>
+        Some((action, found))
+            if found == kind && mission.check(action.agent_id, action.tenant_id).is_ok() =>
         {
             Ok(())
         }

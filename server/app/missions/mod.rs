@@ -24,14 +24,14 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{Act, AppError};
+use crate::app::config::MissionsConfig;
 use crate::auth::caller::{Caller, Scope};
-use crate::config::MissionsConfig;
 use crate::domain::planning::{self, PlanAgent, PlanCandidate};
 use crate::domain::priority::{self, CandidateRules, MissionReason, TenantFacts};
 use crate::domain::route::problem::Speed;
 use crate::domain::{
-    LatLng, MissionActor, MissionStatus, Transition, TransitionError, check_reassign,
-    progress_on_action,
+    ArrivalSource, ClosingKind, FailureReason, LatLng, MissionActor, MissionLink, MissionStatus,
+    Transition, TransitionError, check_reassign, progress_on_action,
 };
 use crate::store::audit::AuditEvent;
 use crate::store::begin_read;

@@ -54,7 +54,7 @@ pub struct Mission {
     pub route_order: i32,
     pub estimated_distance_m: f64,
     pub status: &'static str,
-    pub failure_reason: Option<&'static str>,
+    pub failure_reason: Option<FailureReason>,
     pub started_at: DateTime<Utc>,
     pub arrived_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
@@ -304,7 +304,13 @@ pub fn simulate_activity(world: &World, sites: Range<usize>, ledger: &mut Ledger
                 );
                 let days_overdue = oldest.map(|d| (day - d).num_days()).unwrap_or(0);
                 let outstanding = outstanding.max(0);
-                let failed = matches!(outcome, "absent" | "refused" | "tenant_moved");
+                let failure_reason = match outcome {
+                    "absent" => Some(FailureReason::TenantAbsent),
+                    "refused" => Some(FailureReason::Refused),
+                    "tenant_moved" => Some(FailureReason::TenantMoved),
+                    _ => None,
+                };
+                let failed = failure_reason.is_some();
                 let priority =
                     (outstanding as f64 / 1e6).ln_1p() * 10.0 + days_overdue as f64 / 30.0;
                 activity.missions.push(Mission {
@@ -319,7 +325,7 @@ pub fn simulate_activity(world: &World, sites: Range<usize>, ledger: &mut Ledger
                     route_order: order as i32,
                     estimated_distance_m: rng.random_range(300..2_500) as f64,
                     status: if failed { "failed" } else { "done" },
-                    failure_reason: failed.then_some(outcome),
+                    failure_reason,
                     started_at: when - Duration::seconds(rng.random_range(600..1_800)),
                     arrived_at: when - Duration::seconds(rng.random_range(60..300)),
                     finished_at: when + Duration::seconds(rng.random_range(300..1_200)),

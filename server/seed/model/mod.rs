@@ -17,8 +17,8 @@ use crate::domain::ledger::{self, LedgerCharge, LedgerPayment};
 use crate::domain::presence::{Accuracy, LatLng, MaxDistance, check_visit};
 use crate::domain::promise::settled_at;
 use crate::domain::{
-    Gnf, InteractionKind, InteractionOutcome, PaymentAmount, PromiseProgress, PromiseStatus,
-    ScoreEventKind, events_for_interaction,
+    FailureReason, Gnf, InteractionKind, InteractionOutcome, PaymentAmount, PromiseProgress,
+    PromiseStatus, ScoreEventKind, events_for_interaction,
 };
 
 mod activity;

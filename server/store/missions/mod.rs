@@ -21,7 +21,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::error::Result;
-use crate::domain::{MissionLink, MissionStatus};
+use crate::domain::{
+    ArrivalSource, ClosingKind, FailureReason, InteractionKind, MissionLink, MissionStatus,
+};
 
 /// The agent and tenant of a mission; `None` for an unknown mission.
 pub async fn link(conn: &mut PgConnection, mission_id: Uuid) -> Result<Option<MissionLink>> {
@@ -52,15 +54,15 @@ pub struct MissionRow {
     pub estimated_travel_secs: Option<f64>,
     #[sqlx(try_from = "String")]
     pub status: MissionStatus,
-    pub failure_reason: Option<String>,
+    pub failure_reason: Option<FailureReason>,
     pub status_note: Option<String>,
     pub arrived_at: Option<DateTime<Utc>>,
-    pub arrival_source: Option<String>,
+    pub arrival_source: Option<ArrivalSource>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub closing_interaction_id: Option<Uuid>,
-    /// `call` or `visit`, the kind of `closing_interaction_id`.
-    pub closing_interaction_kind: Option<String>,
+    /// The kind of `closing_interaction_id`.
+    pub closing_interaction_kind: Option<InteractionKind>,
     pub closing_payment_id: Option<Uuid>,
     pub updated_at: DateTime<Utc>,
 }
@@ -196,11 +198,11 @@ pub async fn list(
 pub struct MissionChange<'a> {
     pub id: Uuid,
     pub agent_id: Uuid,
-    pub status: &'static str,
-    pub failure_reason: Option<&'a str>,
+    pub status: MissionStatus,
+    pub failure_reason: Option<FailureReason>,
     pub status_note: Option<&'a str>,
     pub arrived_at: Option<DateTime<Utc>>,
-    pub arrival_source: Option<&'static str>,
+    pub arrival_source: Option<ArrivalSource>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub closing_interaction_id: Option<Uuid>,
@@ -219,11 +221,11 @@ pub async fn update(conn: &mut PgConnection, change: &MissionChange<'_>) -> Resu
     )
     .bind(change.id)
     .bind(change.agent_id)
-    .bind(change.status)
-    .bind(change.failure_reason)
+    .bind(change.status.as_str())
+    .bind(change.failure_reason.map(FailureReason::as_str))
     .bind(change.status_note)
     .bind(change.arrived_at)
-    .bind(change.arrival_source)
+    .bind(change.arrival_source.map(ArrivalSource::as_str))
     .bind(change.started_at)
     .bind(change.finished_at)
     .bind(change.closing_interaction_id)
@@ -268,13 +270,13 @@ pub async fn close_by_action(
         > 0)
 }
 
-/// The tenant and agent of an interaction or payment (for a mission's closing link); `None`
-/// for an unknown one. A reversal entry is not a payment here.
+/// The agent and tenant of an interaction or payment, and its kind (for a mission's closing
+/// link); `None` for an unknown one. A reversal entry is not a payment here.
 pub async fn action_owner(
     conn: &mut PgConnection,
     closing: Closing,
-) -> Result<Option<(Uuid, Uuid, String)>> {
-    Ok(match closing {
+) -> Result<Option<(MissionLink, ClosingKind)>> {
+    let row: Option<(Uuid, Uuid, ClosingKind)> = match closing {
         Closing::Interaction(id) => {
             sqlx::query_as("SELECT tenant_id, agent_id, kind FROM interactions WHERE id = $1")
                 .bind(id)
@@ -290,7 +292,16 @@ pub async fn action_owner(
             .fetch_optional(conn)
             .await?
         }
-    })
+    };
+    Ok(row.map(|(tenant_id, agent_id, kind)| {
+        (
+            MissionLink {
+                agent_id,
+                tenant_id,
+            },
+            kind,
+        )
+    }))
 }
 
 /// A fingerprint of an agent's plan of a day: changes with any change of its missions or of
@@ -376,4 +387,50 @@ pub async fn agent_account(
     .bind(agent_id)
     .fetch_optional(conn)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::{ArrivalSource, FailureReason};
+    use crate::testing::TestDb;
+
+    /// The spellings the CHECK constraint `name` lets a column hold, sorted.
+    async fn allowed(pool: &sqlx::PgPool, name: &str) -> Vec<String> {
+        let definition: String = sqlx::query_scalar(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $1",
+        )
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        .expect(name);
+        let mut spellings: Vec<String> = definition
+            .split('\'')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        spellings.sort();
+        spellings
+    }
+
+    fn sorted(spellings: impl Iterator<Item = &'static str>) -> Vec<String> {
+        let mut spellings: Vec<String> = spellings.map(str::to_owned).collect();
+        spellings.sort();
+        spellings
+    }
+
+    /// The schema and the domain agree on the failure reasons and arrival sources a mission
+    /// can hold: every stored value decodes, and every value the API writes is accepted.
+    #[tokio::test]
+    async fn the_checks_of_missions_allow_exactly_the_domain_values() {
+        let db = TestDb::new().await;
+        assert_eq!(
+            allowed(&db.pool, "missions_failure_reason_known").await,
+            sorted(FailureReason::ALL.iter().map(|r| r.as_str()))
+        );
+        assert_eq!(
+            allowed(&db.pool, "missions_arrival_source_known").await,
+            sorted(ArrivalSource::ALL.iter().map(|s| s.as_str()))
+        );
+    }
 }

@@ -3,13 +3,16 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use akig::app::config::CollectionsConfig;
+use akig::auth::config::AuthConfig;
 use akig::auth::tokens::TokenKeys;
-use akig::config::{
-    AuthConfig, CollectionsConfig, CorsOrigins, DatabaseConfig, LogFormat, RedisConfig, ServeConfig,
-};
-use akig::config::{Limit, RateLimitConfig};
+use akig::config::{CorsOrigins, ServeConfig};
+use akig::db::DatabaseConfig;
+use akig::limits::{Limit, RateLimitConfig};
+use akig::redis::RedisConfig;
 use akig::startup::Application;
 use akig::state::AppState;
+use akig::telemetry::LogFormat;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::postgres::PgPoolOptions;

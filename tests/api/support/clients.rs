@@ -2,6 +2,9 @@
 
 use akig::proto::v1::auth_service_client::AuthServiceClient;
 use akig::proto::v1::collections_service_client::CollectionsServiceClient;
+use akig::proto::v1::dashboard_service_client::DashboardServiceClient;
+use akig::proto::v1::geo_service_client::GeoServiceClient;
+use akig::proto::v1::missions_service_client::MissionsServiceClient;
 use akig::proto::v1::{Date, LoginRequest, LoginResponse, login_request::Identifier};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use tonic::metadata::{Ascii, MetadataValue};
@@ -54,6 +57,26 @@ impl TestApp {
     /// An AuthService client whose calls carry `token`, on a new connection.
     pub async fn auth_as(&self, token: &str) -> AuthServiceClient<LoggedIn> {
         AuthServiceClient::with_interceptor(self.channel().await, Bearer(bearer(token)))
+    }
+
+    /// A CollectionsService client without a token (calls send theirs with [`authed`]).
+    pub async fn collections_client(&self) -> CollectionsServiceClient<Channel> {
+        CollectionsServiceClient::new(self.channel().await)
+    }
+
+    /// A DashboardService client without a token (calls send theirs with [`authed`]).
+    pub async fn dashboard_client(&self) -> DashboardServiceClient<Channel> {
+        DashboardServiceClient::new(self.channel().await)
+    }
+
+    /// A GeoService client without a token (calls send theirs with [`authed`]).
+    pub async fn geo_client(&self) -> GeoServiceClient<Channel> {
+        GeoServiceClient::new(self.channel().await)
+    }
+
+    /// A MissionsService client without a token (calls send theirs with [`authed`]).
+    pub async fn missions_client(&self) -> MissionsServiceClient<Channel> {
+        MissionsServiceClient::new(self.channel().await)
     }
 
     /// A CollectionsService client whose calls carry `token`, on a new connection.

@@ -1,5 +1,11 @@
-//! The checks the settings share. Each refuses a value with a [`ConfigError`] naming the
-//! setting (its environment variable) and what it must be.
+//! A setting that cannot work ([`ConfigError`]) and the checks the settings share. Each check
+//! refuses a value with a [`ConfigError`] naming the setting (its environment variable) and what
+//! it must be.
+//!
+//! Decisions:
+//! - A leaf: the modules that own their settings (`db`, `redis`, `limits`, `live`, `geo`, …)
+//!   check them with it, and `config`, which assembles them from the environment, depends on
+//!   them, never the reverse.
 
 use std::fmt::Display;
 use std::ops::RangeInclusive;
@@ -7,10 +13,26 @@ use std::time::Duration;
 
 use chrono::NaiveTime;
 
-use super::ConfigError;
+/// A setting that cannot work, named so the operator knows what to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: {reason}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// `setting` (its environment variable) refused for `reason`.
+    pub fn new(setting: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            setting,
+            reason: reason.into(),
+        }
+    }
+}
 
 /// `value` when it is at least `min`.
-pub(super) fn at_least<T: PartialOrd + Display>(
+pub fn at_least<T: PartialOrd + Display>(
     setting: &'static str,
     value: T,
     min: T,
@@ -23,7 +45,7 @@ pub(super) fn at_least<T: PartialOrd + Display>(
 }
 
 /// `value` when it lies in `range` (bounds included).
-pub(super) fn within<T: PartialOrd + Display>(
+pub fn within<T: PartialOrd + Display>(
     setting: &'static str,
     value: T,
     range: RangeInclusive<T>,
@@ -40,12 +62,12 @@ pub(super) fn within<T: PartialOrd + Display>(
 }
 
 /// `value` seconds, at least one.
-pub(super) fn seconds(setting: &'static str, value: u64) -> Result<Duration, ConfigError> {
+pub fn seconds(setting: &'static str, value: u64) -> Result<Duration, ConfigError> {
     at_least(setting, value, 1).map(Duration::from_secs)
 }
 
 /// `value` when it is a finite number above 0.
-pub(super) fn positive(setting: &'static str, value: f64) -> Result<f64, ConfigError> {
+pub fn positive(setting: &'static str, value: f64) -> Result<f64, ConfigError> {
     if value.is_finite() && value > 0.0 {
         Ok(value)
     } else {
@@ -54,7 +76,7 @@ pub(super) fn positive(setting: &'static str, value: f64) -> Result<f64, ConfigE
 }
 
 /// An Africa/Conakry time of day written `HH:MM`.
-pub(super) fn local_time(setting: &'static str, value: &str) -> Result<NaiveTime, ConfigError> {
+pub fn local_time(setting: &'static str, value: &str) -> Result<NaiveTime, ConfigError> {
     NaiveTime::parse_from_str(value.trim(), "%H:%M")
         .map_err(|_| ConfigError::new(setting, "must be a local time HH:MM"))
 }

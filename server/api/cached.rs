@@ -1,12 +1,14 @@
-//! The adapters' one-line wrapping of a read in the cache, with `x-cache: HIT|MISS`.
+//! The adapters' one-line wrapping of a read in the read cache (`crate::cache`), with
+//! `x-cache: HIT|MISS`.
 
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
-use super::{Audience, CacheKind, CacheValue, CallPath, Coverage, VersionsAhead, request_digest};
 use crate::api::error::ApiError;
 use crate::auth::caller::Caller;
+use crate::cache::{
+    Audience, CacheKind, CacheValue, CallPath, Coverage, VersionsAhead, request_digest,
+};
 use crate::state::AppState;
 
 /// Answers `request` from the read cache or by `compute` (the adapter's use case call), with
@@ -73,16 +75,4 @@ where
     Res: CacheValue + Clone + Send + Sync + 'static,
 {
     cached(state, kind, request, Coverage::Everything, compute).await
-}
-
-impl Coverage {
-    /// [`Coverage::of`] the caller and the site ids of a request (`field` of the message);
-    /// ids that do not parse leave the read covering everything (it will be refused anyway).
-    pub fn requested(caller: &Caller, site_ids: &[String]) -> Coverage {
-        let parsed: Result<Vec<Uuid>, _> = site_ids.iter().map(|s| s.parse::<Uuid>()).collect();
-        match parsed {
-            Ok(sites) => Coverage::of(caller, &sites),
-            Err(_) => Coverage::Everything,
-        }
-    }
 }
