@@ -10,8 +10,10 @@
 //!   their address's budget, which other agents behind the same carrier NAT share.
 //! - With Redis ([`RateLimits::shared_through`]) both budgets are shared by the replicas
 //!   (`limits::shared_calls`): an authenticated call's spend rides in the pipeline that reads
-//!   its standing ([`RateLimits::shared_spend`], [`RateLimits::conclude`]), so the call still
-//!   costs one Redis round trip. Whenever Redis does not answer, this process's limiters do.
+//!   its standing ([`RateLimits::shared_spend`], [`RateLimits::conclude`]), so the call costs
+//!   at most one Redis round trip; calls are taken from Redis a few at a time (ADR 0015), so
+//!   most calls spend calls this replica holds and ask nothing. Whenever Redis does not
+//!   answer, this process's limiters do.
 
 use std::hash::Hash;
 use std::net::IpAddr;

@@ -30,6 +30,10 @@
 //!   read cache's versions (`crate::cache::ahead`) and the rate limits' script
 //!   (`crate::limits::shared_calls`). PostgreSQL is read only after it
 //!   ([`StandingCache::resolve`]), so a call the limits refuse costs no query.
+//! - Standings are also held in this process between calls, under a lease and a generation
+//!   the listener moves on every change (`local`, ADR 0015): a call whose standing is held
+//!   reads neither Redis nor PostgreSQL, and [`StandingCache::sync`] waits until every
+//!   replica holding standings has passed the sync or lost its lease.
 //! - An epoch that is missing (evicted, flushed) is created with a random value, never a
 //!   reused one, so that an entry tagged before cannot match it by chance; and the fleet epoch
 //!   moves whenever the Redis link comes back, in case a failover lost a move.
