@@ -6,10 +6,12 @@
 //!   the current generation. The listener moves the generation on every standing change it
 //!   receives, before anything else, and whenever it stops listening; so an entry read before
 //!   a change is never served after the listener has passed it.
-//! - The lease is renewed by the listener itself (`StandingCache::run_listener`), only while it
-//!   listens and has no notification waiting: a replica whose listener is gone or stuck stops
-//!   renewing, and stops serving its entries when the lease ends, by its own monotonic clock,
-//!   [`LEASE_MARGIN`] before the database's record of it ends.
+//! - The lease is renewed by the listener itself (`StandingCache::run_listener`), only once a
+//!   probe it sent through PostgreSQL (`ping:<replica>` on the channel) came back on the
+//!   listening connection, and counted from the probe's sending: a replica whose listening
+//!   connection is gone, stuck or half-open stops renewing, and stops serving its entries when
+//!   the lease ends, by its own monotonic clock, [`LEASE_MARGIN`] before the database's record
+//!   of it ends.
 //! - A write that may change standings waits until every replica holding a lease has
 //!   acknowledged its sync (its listener passed it) or has lost its lease
 //!   (`StandingCache::sync`): the next call sees the change on every replica.
@@ -61,7 +63,8 @@ impl LocalStandings {
         }
     }
 
-    fn now_ms(&self) -> u64 {
+    /// Milliseconds since this replica's standings were set up (monotonic).
+    pub(super) fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
@@ -99,9 +102,10 @@ impl LocalStandings {
         self.drop_all();
     }
 
-    /// Renews the lease in the database; on failure the lease runs out by itself.
-    pub(super) async fn renew(&self, pool: &PgPool) {
-        let sent = self.now_ms();
+    /// Renews the lease in the database, counted from `sent` ([`LocalStandings::now_ms`] when
+    /// the probe that proved the listener alive was sent); on failure the lease runs out by
+    /// itself.
+    pub(super) async fn renew(&self, pool: &PgPool, sent: u64) {
         match replicas::renew_lease(pool, self.replica_id, LEASE).await {
             Ok(()) => {
                 if self.lease_until_ms.load(Ordering::Acquire) <= sent {

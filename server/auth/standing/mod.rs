@@ -68,8 +68,15 @@ use crate::store::replicas;
 /// The PostgreSQL channel of standing changes: payload a user id, or `sync:<uuid>`.
 pub const CHANNEL: &str = "akig_standing";
 const SYNC_PREFIX: &str = "sync:";
-/// How often a sync asks whether every replica holding standings has passed it.
+/// A replica's own liveness probe through its listener: `ping:<replica id>`.
+const PING_PREFIX: &str = "ping:";
+/// How often a sync first asks whether every replica holding standings has passed it; the
+/// pause doubles up to [`ACK_POLL_MAX`] while some replica has not.
 const ACK_POLL: Duration = Duration::from_millis(2);
+const ACK_POLL_MAX: Duration = Duration::from_millis(50);
+/// [`LEASE`] in milliseconds.
+#[allow(clippy::cast_possible_truncation)]
+const LEASE_MS: u64 = LEASE.as_millis() as u64;
 /// How long a cached standing lives at most (its epochs end it earlier on a change).
 pub const ENTRY_TTL: Duration = Duration::from_secs(15 * 60);
 /// How long a write waits for its replica's listener before moving the fleet epoch instead.
@@ -176,22 +183,21 @@ impl StandingCache {
     /// standings in process has passed it too or lost its lease (ADR 0015; at most
     /// `SYNC_TIMEOUT` + [`LEASE`]). Without Redis, at once.
     pub async fn sync(&self) {
+        let token = Uuid::new_v4();
         if self.inner.redis.is_none() {
+            // Nothing cached here; but replicas of the same database that do hold standings
+            // (a fleet configured unevenly) are still waited for.
+            if self.notify_sync(token).await {
+                self.until_every_replica_passed(token).await;
+            }
             return;
         }
-        let token = Uuid::new_v4();
         let listening = self.inner.listening.load(Ordering::Acquire);
         let (reached, reached_rx) = oneshot::channel();
         if listening {
             self.syncs().insert(token, reached);
         }
-        let notified = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(format!("{SYNC_PREFIX}{token}"))
-            .execute(&self.inner.pool)
-            .await
-            .inspect_err(|error| tracing::warn!(error = %error, "standing sync not sent"))
-            .is_ok();
+        let notified = self.notify_sync(token).await;
         let synced = listening
             && notified
             && matches!(
@@ -213,11 +219,28 @@ impl StandingCache {
         }
     }
 
+    /// Sends the sync notification `token` on [`CHANNEL`]; false when it could not be sent.
+    async fn notify_sync(&self, token: Uuid) -> bool {
+        self.notify(&format!("{SYNC_PREFIX}{token}")).await
+    }
+
+    /// Sends `payload` on [`CHANNEL`]; false when it could not be sent.
+    async fn notify(&self, payload: &str) -> bool {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(payload)
+            .execute(&self.inner.pool)
+            .await
+            .inspect_err(|error| tracing::warn!(error = %error, "standing notification not sent"))
+            .is_ok()
+    }
+
     /// Waits until no replica holds a lease without having acknowledged the sync `token`: each
     /// one's listener has passed it, or its lease has ended.
     async fn until_every_replica_passed(&self, token: Uuid) {
         let pool = &self.inner.pool;
         let deadline = tokio::time::Instant::now() + SYNC_TIMEOUT + LEASE;
+        let mut pause = ACK_POLL;
         loop {
             match replicas::unacknowledged(pool, token).await {
                 Ok(0) => break,
@@ -228,7 +251,8 @@ impl StandingCache {
                 tracing::error!("a replica still holds standings it may not have updated");
                 break;
             }
-            tokio::time::sleep(ACK_POLL).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(ACK_POLL_MAX);
         }
         if let Err(error) = replicas::forget_sync(pool, token).await {
             tracing::warn!(error = %error, "standing sync acks not dropped");
@@ -268,6 +292,10 @@ impl StandingCache {
             self.settle().await;
             let mut renew = tokio::time::interval(local::RENEW_EVERY);
             renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The lease is renewed only once a probe sent through PostgreSQL came back on the
+            // listening connection: a connection that hangs renews nothing.
+            let ping = format!("{PING_PREFIX}{}", self.inner.local.replica_id);
+            let mut probe_sent: Option<u64> = None;
             loop {
                 // Notifications first: the lease is renewed only with none waiting.
                 let next = tokio::select! {
@@ -278,11 +306,21 @@ impl StandingCache {
                     }
                     next = listener.try_recv() => next,
                     _ = renew.tick() => {
-                        self.inner.local.renew(&self.inner.pool).await;
+                        // One probe at a time; sent again if it never came back.
+                        let now = self.inner.local.now_ms();
+                        let lost = probe_sent.is_some_and(|sent| now.saturating_sub(sent) > LEASE_MS);
+                        if probe_sent.is_none() || lost {
+                            probe_sent = self.notify(&ping).await.then_some(now);
+                        }
                         continue;
                     }
                 };
                 match next {
+                    Ok(Some(notification)) if notification.payload() == ping => {
+                        if let Some(sent) = probe_sent.take() {
+                            self.inner.local.renew(&self.inner.pool, sent).await;
+                        }
+                    }
                     Ok(Some(notification)) => self.on_notification(notification.payload()).await,
                     Ok(None) | Err(_) => {
                         self.inner.local.lapse();
@@ -304,6 +342,10 @@ impl StandingCache {
     }
 
     async fn on_notification(&self, payload: &str) {
+        if payload.starts_with(PING_PREFIX) {
+            // Another replica's probe.
+            return;
+        }
         if let Some(token) = payload.strip_prefix(SYNC_PREFIX) {
             if let Ok(token) = Uuid::parse_str(token) {
                 if let Some(reached) = self.syncs().remove(&token) {
