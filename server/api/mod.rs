@@ -12,6 +12,7 @@ pub mod geo;
 pub mod missions;
 pub mod paging;
 pub mod parse;
+pub mod streams;
 pub mod views;
 pub mod write;
 

@@ -158,6 +158,7 @@ mod tests {
             site_ids: sites.into(),
             client_ip: None,
             token_expires_at: 0,
+            token_version: 0,
         }
     }
 

@@ -26,6 +26,9 @@ pub struct Caller {
     pub client_ip: Option<IpAddr>,
     /// Expiry of the access token, seconds since the epoch.
     pub token_expires_at: i64,
+    /// The user's token version the access token was issued under (its `ver` claim): a
+    /// password change or a disabling moves the user's, and the token stops working.
+    pub token_version: i32,
 }
 
 /// Why a request has no caller, or the caller may not do something.
@@ -125,6 +128,7 @@ mod tests {
             site_ids: sites.into(),
             client_ip: None,
             token_expires_at: 0,
+            token_version: 0,
         }
     }
 

@@ -174,10 +174,7 @@ impl Shared {
             tracing::info!(user_id = %claims.sub, "access token of an unknown user");
             return Err(invalid());
         };
-        if standing.user.disabled
-            || !standing.session_active
-            || standing.token_version != claims.ver
-        {
+        if !standing.admits(claims.ver) {
             tracing::info!(
                 user_id = %claims.sub,
                 disabled = standing.user.disabled,
@@ -207,6 +204,7 @@ impl Shared {
             site_ids: standing.site_ids.into(),
             client_ip,
             token_expires_at: claims.exp,
+            token_version: claims.ver,
         };
         let ahead = ahead_keys.read(&ahead_values);
         Ok((caller, CallerProfile(Arc::new(standing.user)), ahead))

@@ -609,6 +609,7 @@ mod tests {
             site_ids: sites.iter().map(|s| Uuid::from_u128(*s)).collect(),
             client_ip: None,
             token_expires_at: 0,
+            token_version: 0,
         }
     }
 

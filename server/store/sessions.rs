@@ -25,6 +25,15 @@ pub struct Standing {
     pub session_active: bool,
 }
 
+impl Standing {
+    /// Whether an access token issued under `token_version` is still good: the user is
+    /// enabled, the token's session active, and no password change or disabling has moved
+    /// the user's token version since.
+    pub fn admits(&self, token_version: i32) -> bool {
+        !self.user.disabled && self.session_active && self.token_version == token_version
+    }
+}
+
 /// The standing of `user_id` within the session `session_id`; `None` when there is no such
 /// user. A role id this binary does not know is a decoding error.
 pub async fn standing<'e>(

@@ -1,19 +1,21 @@
 //! WatchAgents and ListAgentPositions through a real gRPC client: snapshot then live updates,
-//! scope and filters, a slow watcher resynced while a fast one keeps up.
+//! scope and filters, a slow watcher resynced while a fast one keeps up, open streams ended
+//! when their caller's access is revoked or their scope moves.
 
 use std::time::Duration;
 
 use akig::proto::v1::{
-    AgentPresence, BoundingBox, LatLng, ListAgentPositionsRequest, WatchAgentsRequest,
-    WatchAgentsResponse, watch_agents_response::Event,
+    AgentPresence, BoundingBox, LatLng, ListAgentPositionsRequest, LogoutRequest,
+    WatchAgentsRequest, WatchAgentsResponse, watch_agents_response::Event,
 };
 use chrono::Utc;
-use tonic::Streaming;
+use tonic::{Code, Streaming};
 use uuid::Uuid;
 
 use crate::positions::{HOME, Phone, batch, fix};
 use crate::support::{
-    RedisMode, TestApp, TestDb, authed, create_site, create_user, spawn_app_with, test_config,
+    RedisMode, TestApp, TestDb, authed, create_site, create_user, error_reason, spawn_app_with,
+    test_config,
 };
 
 struct World {
@@ -378,5 +380,102 @@ async fn watch_agents_works_over_grpc_web() {
     assert_eq!(
         snapshot.agents[0].agent.clone().expect("agent").user_id,
         world.kal_agent.to_string()
+    );
+}
+
+/// The status an open stream ends with, within `within`.
+async fn ended<T>(stream: &mut Streaming<T>, within: Duration) -> tonic::Status {
+    tokio::time::timeout(within, async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream closed without a status"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends in time")
+}
+
+#[tokio::test]
+async fn open_streams_end_when_their_callers_access_is_revoked_or_their_scope_moves() {
+    let world = World::with(|_| {}).await;
+    let mut phone = Phone::open(&world.app, &world.kal_token)
+        .await
+        .expect("kal");
+    phone.ack().await;
+    let mut director = world
+        .watch(&world.director, WatchAgentsRequest::default())
+        .await;
+    let mut kaloum = world
+        .watch(&world.kal_manager, WatchAgentsRequest::default())
+        .await;
+    let mut team = world
+        .watch(&world.supervisor, WatchAgentsRequest::default())
+        .await;
+    for stream in [&mut director, &mut kaloum, &mut team] {
+        assert!(matches!(next_event(stream).await, Event::Snapshot(_)));
+    }
+
+    // The director logs out: their watch ends within moments, well before the periodic
+    // check of every open stream (5 s).
+    world
+        .app
+        .auth_as(&world.director)
+        .await
+        .logout(LogoutRequest {
+            request_id: Uuid::new_v4().to_string(),
+            refresh_token: String::new(),
+            all_sessions: false,
+        })
+        .await
+        .expect("logout");
+    let status = ended(&mut director, Duration::from_secs(3)).await;
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(error_reason(&status), "ERROR_REASON_TOKEN_INVALID");
+
+    // The Kaloum agent is disabled in plain SQL: their phone's session ends.
+    sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
+        .bind(world.kal_agent)
+        .execute(&world._db.pool)
+        .await
+        .expect("disable");
+    let status = ended(&mut phone.inbound, Duration::from_secs(3)).await;
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(error_reason(&status), "ERROR_REASON_TOKEN_INVALID");
+
+    // The Kaloum manager is given Matoto too: the watch opened for Kaloum alone ends, and
+    // opens again with the same token.
+    sqlx::query(
+        "INSERT INTO user_sites (user_id, site_id)
+         SELECT u.id, s.id FROM users u, sites s
+         WHERE u.username = 'manager.kal' AND s.code = 'MAT'",
+    )
+    .execute(&world._db.pool)
+    .await
+    .expect("site");
+    let status = ended(&mut kaloum, Duration::from_secs(3)).await;
+    assert_eq!(status.code(), Code::Aborted);
+    assert_eq!(error_reason(&status), "ERROR_REASON_SCOPE_CHANGED");
+    let mut reopened = world
+        .watch(&world.kal_manager, WatchAgentsRequest::default())
+        .await;
+    assert!(matches!(
+        next_event(&mut reopened).await,
+        Event::Snapshot(_)
+    ));
+
+    // The supervisor's watch was not touched: it still gets their agent's positions.
+    let mut mat = Phone::open(&world.app, &world.mat_token)
+        .await
+        .expect("mat");
+    mat.ack().await;
+    mat.send(batch(vec![fix(1, 9.60, -13.60, Utc::now())]))
+        .await;
+    mat.ack().await;
+    assert_eq!(
+        next_position(&mut team).await,
+        (world.mat_agent.to_string(), 1)
     );
 }

@@ -12,7 +12,7 @@
 //! - An invalid position is a rejection in the ack; only a protocol error (a second hello, a
 //!   batch over 1,000) ends the stream, with INVALID_ARGUMENT.
 //! - The access token's expiry ends the stream with UNAUTHENTICATED (TOKEN_EXPIRED), after a
-//!   TOKEN_EXPIRING notice a minute before. Replacement sends SESSION_REPLACED and closes;
+//!   TOKEN_EXPIRING notice a minute before; expiry and revocation are `crate::api::streams`'s. Replacement sends SESSION_REPLACED and closes;
 //!   server shutdown sends SHUTDOWN with a retry delay and closes.
 //! - The reporting hint is sent after the hello and again when the pace changes (battery,
 //!   nearness to a tenant of the day, idleness; `domain::position::Pace`).
@@ -184,7 +184,6 @@ enum End {
     ClientClosed,
     ClientGone,
     Replaced,
-    TokenExpired,
     Shutdown,
     Failed,
 }
@@ -221,7 +220,6 @@ impl Session {
         let until = |at: DateTime<Utc>| {
             tokio::time::Instant::now() + (at - Utc::now()).to_std().unwrap_or_default()
         };
-        let expiry = until(expires_at);
         let warning = until(expires_at - TOKEN_WARNING);
         let mut warned = false;
         let shutdown = self.api.state.shutdown.clone();
@@ -244,12 +242,6 @@ impl Session {
                     };
                     self.send(pb::agent_session_response::Payload::Notice(payload)).await;
                     break End::Shutdown;
-                }
-                () = tokio::time::sleep_until(expiry) => {
-                    let status: Status =
-                        ApiError::unauthenticated(pb::ErrorReason::TokenExpired).into();
-                    let _ = self.out.send(Box::new(Err(status))).await;
-                    break End::TokenExpired;
                 }
                 () = tokio::time::sleep_until(warning), if !warned => {
                     warned = true;

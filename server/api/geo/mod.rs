@@ -24,6 +24,8 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::api::error::ApiError;
+use crate::api::streams::guarded;
+use crate::auth::caller::Caller;
 use crate::geo::Searches;
 use crate::geo::search::{BUSY_RETRY_AFTER, Busy};
 use crate::proto::v1 as pb;
@@ -76,14 +78,18 @@ impl GeoService for GeoApi {
         &self,
         request: Request<Streaming<pb::RouteSessionRequest>>,
     ) -> Result<Response<BoxStream<pb::RouteSessionResponse>>, Status> {
-        session::route_session(self, request).await
+        let caller = Caller::of(&request)?.clone();
+        let response = session::route_session(self, request).await?;
+        Ok(response.map(|stream| guarded(&self.state.standing, &caller, stream)))
     }
 
     async fn agent_session(
         &self,
         request: Request<Streaming<pb::AgentSessionRequest>>,
     ) -> Result<Response<BoxStream<pb::AgentSessionResponse>>, Status> {
-        agent_session::agent_session(self, request).await
+        let caller = Caller::of(&request)?.clone();
+        let response = agent_session::agent_session(self, request).await?;
+        Ok(response.map(|stream| guarded(&self.state.standing, &caller, stream)))
     }
 
     async fn report_positions(
@@ -100,7 +106,9 @@ impl GeoService for GeoApi {
         &self,
         request: Request<pb::WatchAgentsRequest>,
     ) -> Result<Response<BoxStream<pb::WatchAgentsResponse>>, Status> {
-        watch::watch_agents(self, request).await
+        let caller = Caller::of(&request)?.clone();
+        let response = watch::watch_agents(self, request).await?;
+        Ok(response.map(|stream| guarded(&self.state.standing, &caller, stream)))
     }
 
     async fn list_agent_positions(

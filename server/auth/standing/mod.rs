@@ -52,7 +52,7 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -103,6 +103,9 @@ struct Inner {
     syncs: Mutex<HashMap<Uuid, oneshot::Sender<()>>>,
     /// Standings held in this process between calls (ADR 0015).
     local: LocalStandings,
+    /// Counts the standing changes this replica learnt of (and the times it may have missed
+    /// some): what open streams watch to check their caller again ([`StandingCache::changes`]).
+    changes: watch::Sender<u64>,
 }
 
 impl StandingCache {
@@ -129,8 +132,23 @@ impl StandingCache {
                 fleet_moves_made: AtomicU64::new(0),
                 syncs: Mutex::new(HashMap::new()),
                 local: LocalStandings::new(),
+                changes: watch::Sender::new(0),
             }),
         }
+    }
+
+    /// Moves on every standing change this replica learns of, once the change can be read
+    /// ([`StandingCache::get`] gives the new standing), and whenever changes may have been
+    /// missed (the listener reconnected). Open streams watch it to check their caller again;
+    /// without Redis nothing listens and it never moves.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    fn announce_change(&self) {
+        self.inner
+            .changes
+            .send_modify(|count| *count = count.wrapping_add(1));
     }
 
     /// Whether calls are now served from the shared cache (else from PostgreSQL).
@@ -175,6 +193,7 @@ impl StandingCache {
         if !moved {
             self.owe_fleet_move().await;
         }
+        self.announce_change();
     }
 
     /// Returns once every standing change committed before the call has moved its epoch in
@@ -290,6 +309,7 @@ impl StandingCache {
             self.inner.listening.store(true, Ordering::Release);
             self.inner.local.drop_all();
             self.settle().await;
+            self.announce_change();
             let mut renew = tokio::time::interval(local::RENEW_EVERY);
             renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             // The lease is renewed only once a probe sent through PostgreSQL came back on the
