@@ -22,7 +22,7 @@ use crate::auth::caller::Caller;
 use crate::auth::rbac::{self, Access, Permission};
 use crate::auth::roles::RolePermissions;
 use crate::auth::standing::StandingCache;
-use crate::auth::tokens::TokenKeys;
+use crate::auth::tokens::{TokenKeys, VerifiedTokens};
 use crate::cache::{Cache, CallPath, VersionsAhead};
 use crate::client_ip::ClientIp;
 use crate::layers::MethodCatalog;
@@ -47,7 +47,7 @@ pub struct Authenticate {
 }
 
 struct Shared {
-    keys: TokenKeys,
+    keys: VerifiedTokens,
     pool: PgPool,
     standing: StandingCache,
     roles: RolePermissions,
@@ -68,7 +68,7 @@ impl Authenticate {
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
-                keys,
+                keys: VerifiedTokens::new(keys),
                 pool,
                 standing,
                 roles,
@@ -141,7 +141,7 @@ impl Shared {
         client_ip: Option<std::net::IpAddr>,
     ) -> Result<(Caller, CallerProfile, Option<VersionsAhead>), ApiError> {
         let token = token.ok_or(ApiError::unauthenticated(pb::ErrorReason::TokenMissing))?;
-        let claims = self.keys.verify_access(token).map_err(|reason| {
+        let claims = self.keys.verify(token).map_err(|reason| {
             // The reason is logged; the token never is. The client learns only whether to
             // refresh (TOKEN_EXPIRED) or to log in again (TOKEN_INVALID).
             tracing::info!(%reason, "access token refused");
