@@ -44,6 +44,7 @@ use uuid::Uuid;
 use super::ahead::VersionsAhead;
 use super::{Cache, CacheKind, Inner};
 use crate::auth::caller::{Caller, Scope};
+use crate::auth::rbac::Permission;
 use crate::metrics::CACHE_REQUESTS;
 use crate::redis::timed;
 
@@ -154,16 +155,18 @@ impl Coverage {
 pub struct Audience(String);
 
 impl Audience {
-    /// Role, permissions (sorted), sites (sorted) and, for supervisors and agents, their id.
+    /// Role, permissions (as a set of bits), sites (sorted) and, for supervisors and agents,
+    /// their id, under SHA-256.
     pub fn of(caller: &Caller) -> Self {
+        const _: () = assert!(Permission::ALL.len() <= 64, "permissions fit a u64");
         let mut hasher = Sha256::new();
         hasher.update(caller.role.as_str());
-        let mut permissions: Vec<&str> = caller.permissions.iter().map(|p| p.as_str()).collect();
-        permissions.sort_unstable();
-        for permission in permissions {
-            hasher.update(b"\x1fp");
-            hasher.update(permission);
-        }
+        let granted = caller
+            .permissions
+            .iter()
+            .fold(0u64, |bits, permission| bits | 1 << (*permission as u32));
+        hasher.update(b"\x1fp");
+        hasher.update(granted.to_be_bytes());
         let mut sites = caller.site_ids.to_vec();
         sites.sort_unstable();
         for site in sites {
@@ -627,6 +630,19 @@ mod tests {
             Audience::of(&caller(Role::Director, 1, &[])),
             Audience::of(&caller(Role::Accountant, 1, &[]))
         );
+        // Permissions count, each one, whatever the order they were granted in.
+        let with = |granted: &[Permission]| {
+            let mut director = caller(Role::Director, 1, &[]);
+            director.permissions = Arc::new(granted.iter().copied().collect());
+            Audience::of(&director)
+        };
+        let [first, second, .., last] = Permission::ALL else {
+            panic!("a catalogue of permissions");
+        };
+        assert_ne!(with(&[*first]), with(&[*second]));
+        assert_ne!(with(&[*first]), with(&[*first, *last]));
+        assert_ne!(with(&[]), with(&[*last]));
+        assert_eq!(with(&[*first, *last]), with(&[*last, *first]));
     }
 
     #[test]

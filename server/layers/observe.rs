@@ -18,15 +18,17 @@
 //!   type of their own, so they are known by the start of their message ([`UNREADABLE`]); the
 //!   integration tests hold the texts, so an upgrade that changes them fails there.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use metrics::{Counter, Gauge, Histogram};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::Status;
 use tonic::body::Body;
@@ -47,11 +49,81 @@ type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 pub struct ObserveLayer {
     catalog: MethodCatalog,
     shutdown: CancellationToken,
+    /// Each method's metric handles by path, registered at its first call (`""`: every path
+    /// that names no method, so that made-up paths cannot grow the map).
+    handles: Arc<RwLock<HashMap<String, Arc<MethodMetrics>>>>,
 }
 
 impl ObserveLayer {
     pub fn new(catalog: MethodCatalog, shutdown: CancellationToken) -> Self {
-        Self { catalog, shutdown }
+        Self {
+            catalog,
+            shutdown,
+            handles: Arc::default(),
+        }
+    }
+
+    /// The metric handles of the method at `path` (a registry look-up with its labels costs
+    /// a few allocations and hashes; a handle, an atomic add).
+    fn metrics_of(&self, path: &str, info: Option<&MethodInfo>) -> Arc<MethodMetrics> {
+        let key = if info.is_some() { path } else { "" };
+        if let Some(found) = self
+            .handles
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+        {
+            return found.clone();
+        }
+        let made = Arc::new(MethodMetrics::new(CallLabels::new(info)));
+        self.handles
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.to_owned())
+            .or_insert(made)
+            .clone()
+    }
+}
+
+/// One method's metric handles.
+struct MethodMetrics {
+    labels: CallLabels,
+    started: Counter,
+    in_flight: Gauge,
+    /// Open streams of this method, for a streaming one.
+    streams_open: Option<Gauge>,
+    handling: Histogram,
+    /// `grpc_server_handled_total` by code (0..=16), registered at the code's first use.
+    handled: [OnceLock<Counter>; 17],
+}
+
+impl MethodMetrics {
+    fn new(labels: CallLabels) -> Self {
+        let base = labels.base();
+        Self {
+            started: metrics::counter!(GRPC_SERVER_STARTED, &base),
+            in_flight: metrics::gauge!(GRPC_SERVER_IN_FLIGHT, "grpc_type" => labels.kind),
+            streams_open: labels
+                .streaming
+                .then(|| metrics::gauge!(STREAMS_OPEN, "kind" => labels.method.to_string())),
+            handling: metrics::histogram!(GRPC_SERVER_HANDLING_SECONDS, &base),
+            handled: Default::default(),
+            labels,
+        }
+    }
+
+    fn handled(&self, code: i32) -> Counter {
+        let code = tonic::Code::from_i32(code);
+        let slot = usize::try_from(code as i32).unwrap_or(2).min(16);
+        self.handled[slot]
+            .get_or_init(|| {
+                let [service, method, kind] = self.labels.base();
+                metrics::counter!(
+                    GRPC_SERVER_HANDLED,
+                    &[service, method, kind, ("grpc_code", format!("{code:?}"))]
+                )
+            })
+            .clone()
     }
 }
 
@@ -86,14 +158,14 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let info = self.layer.catalog.get(request.uri().path()).cloned();
-        let labels = CallLabels::new(info.as_ref());
+        let path = request.uri().path();
+        let info = self.layer.catalog.get(path);
         let drain_on = info
-            .as_ref()
             .filter(|info| info.kind.is_streaming())
             .map(|_| self.layer.shutdown.clone().cancelled_owned());
-        metrics::counter!(GRPC_SERVER_STARTED, &labels.base()).increment(1);
-        let call = CallRecord::start(labels);
+        let method = self.layer.metrics_of(path, info);
+        method.started.increment(1);
+        let call = CallRecord::start(method);
         // Called now, not when the future is first polled: the layers below start their
         // clocks (`super::DeadlineLayer`) within tonic's call.
         let answer = self.inner.call(request);
@@ -226,19 +298,19 @@ impl CallLabels {
 /// One call's metrics: in-flight (and, for a stream, open by kind) while alive, and exactly one
 /// `handled` count with its status code — CANCELLED when the client went away before the end.
 struct CallRecord {
-    labels: CallLabels,
+    method: Arc<MethodMetrics>,
     started: Instant,
     finished: bool,
 }
 
 impl CallRecord {
-    fn start(labels: CallLabels) -> Self {
-        metrics::gauge!(GRPC_SERVER_IN_FLIGHT, "grpc_type" => labels.kind).increment(1);
-        if labels.streaming {
-            metrics::gauge!(STREAMS_OPEN, "kind" => labels.method.to_string()).increment(1);
+    fn start(method: Arc<MethodMetrics>) -> Self {
+        method.in_flight.increment(1);
+        if let Some(open) = &method.streams_open {
+            open.increment(1);
         }
         Self {
-            labels,
+            method,
             started: Instant::now(),
             finished: false,
         }
@@ -249,19 +321,9 @@ impl CallRecord {
             return;
         }
         self.finished = true;
-        let code_name = format!("{:?}", tonic::Code::from_i32(code));
-        let [service, method, kind] = self.labels.base();
-        metrics::counter!(
-            GRPC_SERVER_HANDLED,
-            &[
-                service.clone(),
-                method.clone(),
-                kind.clone(),
-                ("grpc_code", code_name)
-            ]
-        )
-        .increment(1);
-        metrics::histogram!(GRPC_SERVER_HANDLING_SECONDS, &[service, method, kind])
+        self.method.handled(code).increment(1);
+        self.method
+            .handling
             .record(self.started.elapsed().as_secs_f64());
     }
 }
@@ -269,9 +331,9 @@ impl CallRecord {
 impl Drop for CallRecord {
     fn drop(&mut self) {
         self.finish(tonic::Code::Cancelled as i32);
-        metrics::gauge!(GRPC_SERVER_IN_FLIGHT, "grpc_type" => self.labels.kind).decrement(1);
-        if self.labels.streaming {
-            metrics::gauge!(STREAMS_OPEN, "kind" => self.labels.method.to_string()).decrement(1);
+        self.method.in_flight.decrement(1);
+        if let Some(open) = &self.method.streams_open {
+            open.decrement(1);
         }
     }
 }
