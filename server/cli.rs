@@ -138,7 +138,8 @@ impl Command {
                         users::set_missing_passwords(&pool, &hash).await?;
                         println!(
                             "demo accounts, password {DEMO_PASSWORD:?}: admin, directeur, \
-                             gestionnaire, superviseur, agent, comptable (and agent02..agent20)"
+                             gestionnaire, superviseur, agent, comptable (and agent02..agent20, \
+                             gestionnaire2..4, superviseur2..3)"
                         );
                         report
                     }

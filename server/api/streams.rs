@@ -9,9 +9,12 @@
 //!   disabled account ends the replica's open streams of that session within moments, and
 //!   within [`RECHECK`] at worst.
 //! - A revoked token ends the stream with UNAUTHENTICATED (`TOKEN_INVALID`, log in again), an
-//!   expired one with UNAUTHENTICATED (`TOKEN_EXPIRED`, refresh and reopen) at its expiry; a
-//!   role or sites that changed with ABORTED (`SCOPE_CHANGED`): the stream was opened for
-//!   what the caller could see then, and is opened again for what they see now.
+//!   expired one with UNAUTHENTICATED (`TOKEN_EXPIRED`, refresh and reopen) at its expiry
+//!   (without the 30 s leeway the layer grants a call for clock skew: a stream opened within
+//!   it ends at once, after its first answer); a role or sites that changed with ABORTED
+//!   (`SCOPE_CHANGED`): the stream was opened for what the caller could see then, and is
+//!   opened again for what they see now. A role change through the API also moves the user's
+//!   token version, which ends the stream as revoked.
 //! - A database out of reach while checking does not end a stream: the next check decides.
 //! - The check reads the standing as a call does (held in process, then Redis, then
 //!   PostgreSQL), so a check costs nothing on the database while standings are cached.

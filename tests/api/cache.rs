@@ -504,6 +504,45 @@ mod standing {
     }
 
     #[tokio::test]
+    async fn a_session_deleted_in_plain_sql_ends_its_tokens_on_every_replica() {
+        let db = TestDb::new().await;
+        let user = create_user(&db.pool, "agent.purge", "agent", &[], None).await;
+        let replicas = replicas(&db.pool, 2, RedisMode::Real).await;
+        until_shared(&replicas).await;
+        let token = replicas[0].app.token("agent.purge").await;
+        let kept = replicas[0].app.token("agent.purge").await;
+        for replica in &replicas {
+            who_am_i(replica, &token).await.expect("cached");
+            who_am_i(replica, &kept).await.expect("cached");
+        }
+        // The session of `token` only (the newest session is `kept`'s).
+        sqlx::query(
+            "DELETE FROM refresh_tokens WHERE family_id = (
+                 SELECT family_id FROM refresh_tokens WHERE user_id = $1
+                 ORDER BY issued_at LIMIT 1)",
+        )
+        .bind(user)
+        .execute(&db.pool)
+        .await
+        .expect("delete the session");
+        for replica in &replicas {
+            let mut refused = false;
+            for _ in 0..40 {
+                if who_am_i(replica, &token).await.is_err() {
+                    refused = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(refused, "still served after 2 s");
+            who_am_i(replica, &kept)
+                .await
+                .expect("the other session lives");
+        }
+        stop(replicas).await;
+    }
+
+    #[tokio::test]
     async fn without_redis_every_call_reads_the_database() {
         let db = TestDb::new().await;
         let user = create_user(&db.pool, "agent.seul", "agent", &[], None).await;
