@@ -210,6 +210,17 @@ mod standing {
             .map(|response| response.into_inner().user.expect("user"))
     }
 
+    /// Returns once `replica` refuses `token`; fails after 2 s.
+    async fn until_refused(replica: &Replica, token: &str) {
+        for _ in 0..40 {
+            if who_am_i(replica, token).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("still served after 2 s");
+    }
+
     async fn stop(replicas: Vec<Replica>) {
         for replica in replicas {
             replica
@@ -490,15 +501,7 @@ mod standing {
             .expect("disable");
         // The announcement travels through each replica's listener: milliseconds.
         for replica in &replicas {
-            let mut refused = false;
-            for _ in 0..40 {
-                if who_am_i(replica, &token).await.is_err() {
-                    refused = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            assert!(refused, "still served after 2 s");
+            until_refused(replica, &token).await;
         }
         stop(replicas).await;
     }
@@ -526,15 +529,7 @@ mod standing {
         .await
         .expect("delete the session");
         for replica in &replicas {
-            let mut refused = false;
-            for _ in 0..40 {
-                if who_am_i(replica, &token).await.is_err() {
-                    refused = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            assert!(refused, "still served after 2 s");
+            until_refused(replica, &token).await;
             who_am_i(replica, &kept)
                 .await
                 .expect("the other session lives");
