@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use crate::api::error::ApiError;
 use crate::auth::caller::Caller;
 use crate::cache::{
-    Audience, CacheKind, CacheValue, CallPath, Coverage, VersionsAhead, request_digest,
+    Audience, CacheKind, CacheValue, CallPath, Coverage, PreEncoded, VersionsAhead, request_digest,
 };
 use crate::state::AppState;
 
@@ -15,6 +15,9 @@ use crate::state::AppState;
 /// `x-cache: HIT` or `MISS` in the response metadata. The key holds the whole request, the
 /// caller's audience ([`Audience::of`]) and the versions of `coverage`. Errors are never
 /// cached; they map to a status as the adapter's own would.
+///
+/// The answer goes out as the cache holds it, encoded ([`PreEncoded`]): the message in the
+/// `Response` is empty, and the observe layer sends the bytes in its place.
 pub async fn cached<Req, Res>(
     state: &AppState,
     kind: CacheKind,
@@ -24,9 +27,26 @@ pub async fn cached<Req, Res>(
 ) -> Result<Response<Res>, Status>
 where
     Req: prost::Message,
-    Res: CacheValue + Clone + Send + Sync + 'static,
+    Res: prost::Message + Default + Clone + Send + Sync + 'static,
 {
-    cached_then(state, kind, request, coverage, compute, |value| value).await
+    let caller = Caller::of(request)?;
+    let audience = Audience::of(caller);
+    let digest = request_digest(request.get_ref());
+    let ahead = request.extensions().get::<VersionsAhead>();
+    let (encoded, outcome) = state
+        .cache
+        .get_or_compute_encoded(kind, &audience, &digest, &coverage, ahead, compute)
+        .await?;
+    let path = request.extensions().get::<CallPath>();
+    state
+        .cache
+        .learn(caller.user_id, &coverage, path.map(|path| &*path.0));
+    let mut response = Response::new(Res::default());
+    response
+        .metadata_mut()
+        .insert("x-cache", MetadataValue::from_static(outcome.as_str()));
+    response.extensions_mut().insert(PreEncoded(encoded));
+    Ok(response)
 }
 
 /// [`cached`] for an entry that is not the answer itself: `finish` turns the entry, cached or
@@ -72,7 +92,7 @@ pub async fn cached_read<Req, Res>(
 ) -> Result<Response<Res>, Status>
 where
     Req: prost::Message,
-    Res: CacheValue + Clone + Send + Sync + 'static,
+    Res: prost::Message + Default + Clone + Send + Sync + 'static,
 {
     cached(state, kind, request, Coverage::Everything, compute).await
 }

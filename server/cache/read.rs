@@ -65,6 +65,13 @@ impl<T: prost::Message + Default> CacheValue for T {
     }
 }
 
+/// The protobuf encoding of a unary call's answer, in the response's extensions: a cached
+/// read (`crate::api::cached`) answers an empty message with this beside it, and the observe
+/// layer (`crate::layers::observe`) sends these bytes as the response's one message. So a hit
+/// is sent as the cache holds it, neither copied nor encoded again.
+#[derive(Debug, Clone)]
+pub struct PreEncoded(pub Bytes);
+
 /// Whether an answer came from the cache (`x-cache: HIT`) or was computed (`MISS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -249,9 +256,49 @@ impl Cache {
     where
         T: CacheValue + Clone + Send + Sync + 'static,
     {
+        let (got, outcome) = self
+            .find_or_compute(kind, audience, request, coverage, ahead, compute)
+            .await?;
+        Ok((got.into_value(), outcome))
+    }
+
+    /// [`Cache::get_or_compute_ahead`], answering the protobuf encoding of the answer
+    /// (`T::encode_value`) instead of the answer: a hit kept in the process is neither copied
+    /// nor encoded again, and one read from Redis is sent as Redis holds it.
+    pub async fn get_or_compute_encoded<T, E>(
+        &self,
+        kind: CacheKind,
+        audience: &Audience,
+        request: &str,
+        coverage: &Coverage,
+        ahead: Option<&VersionsAhead>,
+        compute: impl Future<Output = Result<T, E>>,
+    ) -> Result<(Bytes, Outcome), E>
+    where
+        T: CacheValue + Clone + Send + Sync + 'static,
+    {
+        let (got, outcome) = self
+            .find_or_compute(kind, audience, request, coverage, ahead, compute)
+            .await?;
+        Ok((got.into_encoded(), outcome))
+    }
+
+    async fn find_or_compute<T, E>(
+        &self,
+        kind: CacheKind,
+        audience: &Audience,
+        request: &str,
+        coverage: &Coverage,
+        ahead: Option<&VersionsAhead>,
+        compute: impl Future<Output = Result<T, E>>,
+    ) -> Result<(Got<T>, Outcome), E>
+    where
+        T: CacheValue + Clone + Send + Sync + 'static,
+    {
         let ttl = self.inner.config.ttl(kind);
         if ttl.is_zero() {
-            return Ok((self.computed(kind, compute).await?, Outcome::Miss));
+            let value = self.computed(kind, compute).await?;
+            return Ok((Got::Fresh(value, None), Outcome::Miss));
         }
         let mut backend = match self.redis_connection() {
             Some((_, conn)) => Backend::Redis(conn),
@@ -259,7 +306,8 @@ impl Cache {
         };
         let Some(versions) = self.versions(&mut backend, coverage, ahead).await else {
             count(kind, Outcome::Miss);
-            return Ok((self.computed(kind, compute).await?, Outcome::Miss));
+            let value = self.computed(kind, compute).await?;
+            return Ok((Got::Fresh(value, None), Outcome::Miss));
         };
         let day = crate::domain::conakry_day(chrono::Utc::now());
         let key = format!(
@@ -279,9 +327,10 @@ impl Cache {
                 None => match self.computed(kind, compute).await {
                     Ok(value) => {
                         let bytes = Bytes::from(value.encode_value());
-                        self.write_entry(&mut backend, &key, bytes, ttl).await;
-                        self.inner.keep_hot(&key, &value, ttl);
-                        Ok((value, Outcome::Miss))
+                        self.write_entry(&mut backend, &key, bytes.clone(), ttl)
+                            .await;
+                        self.inner.keep_hot(&key, &value, bytes.clone(), ttl);
+                        Ok((Got::Fresh(value, Some(bytes)), Outcome::Miss))
                     }
                     Err(e) => Err(e),
                 },
@@ -430,12 +479,16 @@ impl Cache {
 
     /// The entry of `key`: the process's decoded copy while there is one, else the stored
     /// bytes (with the time they have left, in one round trip), decoded and kept hot.
-    async fn read_entry<T>(&self, backend: &mut Backend, key: &str) -> Option<T>
+    async fn read_entry<T>(&self, backend: &mut Backend, key: &str) -> Option<Got<T>>
     where
         T: CacheValue + Clone + Send + Sync + 'static,
     {
-        if let Some(value) = self.inner.hot_value(key) {
-            return Some(value);
+        // A kept answer of another type (a bug: keys name their kind and request type) is
+        // read again from the shared entry.
+        if let Some(entry) = self.inner.hot_entry(key)
+            && let Ok(value) = Arc::downcast::<T>(entry.value)
+        {
+            return Some(Got::Hot(value, entry.encoded));
         }
         let (bytes, left) = match backend {
             Backend::Local => {
@@ -464,8 +517,8 @@ impl Cache {
             }
         };
         let value = T::decode_value(&bytes)?;
-        self.inner.keep_hot(key, &value, left);
-        Some(value)
+        self.inner.keep_hot(key, &value, bytes.clone(), left);
+        Some(Got::Fresh(value, Some(bytes)))
     }
 
     async fn write_entry(
@@ -504,31 +557,64 @@ fn count(kind: CacheKind, outcome: Outcome) {
     metrics::counter!(CACHE_REQUESTS, "kind" => kind.as_str(), "result" => result).increment(1);
 }
 
-/// A decoded answer kept in the process (`Inner::hot`), until its shared entry's end.
+/// A decoded answer kept in the process (`Inner::hot`), with its encoding, until its shared
+/// entry's end.
 #[derive(Clone)]
 pub(super) struct HotEntry {
     value: Arc<dyn Any + Send + Sync>,
+    encoded: Bytes,
     expires_at: Instant,
+}
+
+/// An answer as a read found it: kept in the process, or just read or computed (with its
+/// encoding when the cache has it).
+enum Got<T> {
+    Hot(Arc<T>, Bytes),
+    Fresh(T, Option<Bytes>),
+}
+
+impl<T: CacheValue + Clone + Send + Sync + 'static> Got<T> {
+    fn into_value(self) -> T {
+        match self {
+            Got::Hot(value, _) => Arc::unwrap_or_clone(value),
+            Got::Fresh(value, _) => value,
+        }
+    }
+
+    fn into_encoded(self) -> Bytes {
+        match self {
+            Got::Hot(_, encoded) => encoded,
+            Got::Fresh(_, Some(bytes)) => bytes,
+            Got::Fresh(value, None) => Bytes::from(value.encode_value()),
+        }
+    }
 }
 
 impl Inner {
     /// The decoded copy of `key`'s answer, while its entry lasts.
-    fn hot_value<T: Clone + 'static>(&self, key: &str) -> Option<T> {
+    fn hot_entry(&self, key: &str) -> Option<HotEntry> {
         let entry = self.hot.get(key)?;
         if entry.expires_at <= Instant::now() {
             self.hot.invalidate(key);
             return None;
         }
-        entry.value.downcast_ref::<T>().cloned()
+        Some(entry)
     }
 
     /// Keeps a decoded copy of `key`'s answer for the `left` its entry has to live.
-    fn keep_hot<T: Clone + Send + Sync + 'static>(&self, key: &str, value: &T, left: Duration) {
+    fn keep_hot<T: Clone + Send + Sync + 'static>(
+        &self,
+        key: &str,
+        value: &T,
+        encoded: Bytes,
+        left: Duration,
+    ) {
         if left.is_zero() {
             return;
         }
         let entry = HotEntry {
             value: Arc::new(value.clone()),
+            encoded,
             expires_at: Instant::now() + left,
         };
         self.hot.insert(key.to_owned(), entry);

@@ -20,6 +20,7 @@
 
 mod catalog;
 mod deadline;
+mod encoded;
 mod observe;
 mod spawn;
 

@@ -35,6 +35,8 @@ use tonic::body::Body;
 use tower::{Layer, Service};
 
 use super::catalog::{MethodCatalog, MethodInfo};
+use super::encoded::EncodedAnswer;
+use crate::cache::PreEncoded;
 use crate::metrics::{
     GRPC_SERVER_HANDLED, GRPC_SERVER_HANDLING_SECONDS, GRPC_SERVER_IN_FLIGHT, GRPC_SERVER_STARTED,
     STREAMS_OPEN,
@@ -175,7 +177,17 @@ where
             // A trailers-only response (an error before any message) carries its status in
             // the headers; otherwise the status comes with the trailers at the end of the body.
             let mut call = call;
-            let mut parts = parts;
+            // A cached answer goes out as the cache holds it, in place of the empty message
+            // its handler returned (`crate::api::cached`).
+            let (mut parts, body) = match parts.extensions.get::<PreEncoded>().cloned() {
+                None => (parts, body),
+                Some(PreEncoded(bytes)) => match EncodedAnswer::new(bytes) {
+                    Some(encoded) => (parts, Body::new(encoded)),
+                    None => Status::resource_exhausted("the answer is over 4 GiB")
+                        .into_http()
+                        .into_parts(),
+                },
+            };
             correct_status(&mut parts.headers);
             if let Some(code) = grpc_code(&parts.headers) {
                 call.finish(code);

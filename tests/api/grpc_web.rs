@@ -277,3 +277,79 @@ async fn malformed_request_bodies_are_invalid_arguments_over_grpc_and_grpc_web()
     app.wait_for_health(ServingStatus::Serving).await;
     app.stop(Duration::from_secs(10)).await.expect("clean stop");
 }
+
+/// A cached read answers gRPC-web callers too, with the same message as over gRPC, whether
+/// computed (MISS) or sent as the cache holds it (HIT).
+#[tokio::test]
+async fn a_cached_read_answers_grpc_web_the_same_message_as_grpc() {
+    use akig::proto::v1::{GetTenantRequest, GetTenantResponse};
+    use prost::Message;
+
+    use crate::support::{KALOUM, authed, create_charges, create_site, create_tenant, create_user};
+
+    let db = TestDb::new().await;
+    let site = create_site(&db.pool, "KAL").await;
+    create_user(&db.pool, "manager.kal", "site_manager", &[site], None).await;
+    let tenant = create_tenant(&db.pool, site, "Mariama Diallo", 1_500_000, Some(KALOUM)).await;
+    create_charges(
+        &db.pool,
+        tenant,
+        crate::support::today() - chrono::Days::new(40),
+        1,
+        1_500_000,
+    )
+    .await;
+    let app = spawn_app(&db).await;
+    let token = app.token("manager.kal").await;
+    let request = GetTenantRequest {
+        tenant_id: tenant.to_string(),
+    };
+
+    let web_call = || async {
+        let mut body = vec![0];
+        body.extend(u32::try_from(request.encoded_len()).unwrap().to_be_bytes());
+        body.extend(request.encode_to_vec());
+        let call = http::Request::post(format!(
+            "http://{}/akig.v1.CollectionsService/GetTenant",
+            app.addr
+        ))
+        .version(http::Version::HTTP_11)
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::from(body)))
+        .expect("request");
+        let response = http1_client().request(call).await.expect("answers");
+        let x_cache = response.headers()["x-cache"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let frames = grpc_web_frames(&bytes);
+        assert_eq!(frames.len(), 2, "one message, then the trailers");
+        let trailers = String::from_utf8_lossy(&frames[1].1).to_lowercase();
+        assert!(trailers.contains("grpc-status:0"), "trailers: {trailers}");
+        let message = GetTenantResponse::decode(&frames[0].1[..]).expect("a GetTenantResponse");
+        (x_cache, message)
+    };
+    let (first, computed) = web_call().await;
+    let (second, kept) = web_call().await;
+    assert_eq!((first.as_str(), second.as_str()), ("MISS", "HIT"));
+    let over_grpc = app
+        .collections(&token)
+        .await
+        .get_tenant(authed(request.clone(), &token))
+        .await
+        .expect("over gRPC")
+        .into_inner();
+    assert_eq!(computed, kept);
+    assert_eq!(kept, over_grpc);
+    let tenant = kept.tenant.expect("a tenant");
+    assert_eq!(tenant.full_name, "Mariama Diallo");
+    assert_eq!(tenant.outstanding_gnf, 1_500_000);
+}
