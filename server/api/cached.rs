@@ -7,7 +7,8 @@ use tonic::{Request, Response, Status};
 use crate::api::error::ApiError;
 use crate::auth::caller::Caller;
 use crate::cache::{
-    Audience, CacheKind, CacheValue, CallPath, Coverage, PreEncoded, VersionsAhead, request_digest,
+    Audience, CacheKind, CacheValue, CallPath, Coverage, Outcome, PreEncoded, VersionsAhead,
+    request_digest,
 };
 use crate::state::AppState;
 
@@ -29,22 +30,19 @@ where
     Req: prost::Message,
     Res: prost::Message + Default + Clone + Send + Sync + 'static,
 {
-    let caller = Caller::of(request)?;
-    let audience = Audience::of(caller);
-    let digest = request_digest(request.get_ref());
-    let ahead = request.extensions().get::<VersionsAhead>();
+    let read = Read::of(request)?;
     let (encoded, outcome) = state
         .cache
-        .get_or_compute_encoded(kind, &audience, &digest, &coverage, ahead, compute)
+        .get_or_compute_encoded(
+            kind,
+            &read.audience,
+            &read.digest,
+            &coverage,
+            read.ahead,
+            compute,
+        )
         .await?;
-    let path = request.extensions().get::<CallPath>();
-    state
-        .cache
-        .learn(caller.user_id, &coverage, path.map(|path| &*path.0));
-    let mut response = Response::new(Res::default());
-    response
-        .metadata_mut()
-        .insert("x-cache", MetadataValue::from_static(outcome.as_str()));
+    let mut response = read.answered(state, &coverage, Res::default(), outcome);
     response.extensions_mut().insert(PreEncoded(encoded));
     Ok(response)
 }
@@ -64,23 +62,63 @@ where
     Req: prost::Message,
     Entry: CacheValue + Clone + Send + Sync + 'static,
 {
-    let caller = Caller::of(request)?;
-    let audience = Audience::of(caller);
-    let digest = request_digest(request.get_ref());
-    let ahead = request.extensions().get::<VersionsAhead>();
+    let read = Read::of(request)?;
     let (value, outcome) = state
         .cache
-        .get_or_compute_ahead(kind, &audience, &digest, &coverage, ahead, compute)
+        .get_or_compute_ahead(
+            kind,
+            &read.audience,
+            &read.digest,
+            &coverage,
+            read.ahead,
+            compute,
+        )
         .await?;
-    let path = request.extensions().get::<CallPath>();
-    state
-        .cache
-        .learn(caller.user_id, &coverage, path.map(|path| &*path.0));
-    let mut response = Response::new(finish(value));
-    response
-        .metadata_mut()
-        .insert("x-cache", MetadataValue::from_static(outcome.as_str()));
-    Ok(response)
+    Ok(read.answered(state, &coverage, finish(value), outcome))
+}
+
+/// What a cached read takes from its request: who asks, the key's parts, the versions read
+/// ahead and the method.
+struct Read<'a> {
+    caller: &'a Caller,
+    audience: Audience,
+    digest: String,
+    ahead: Option<&'a VersionsAhead>,
+    path: Option<&'a CallPath>,
+}
+
+impl<'a> Read<'a> {
+    fn of<Req: prost::Message>(request: &'a Request<Req>) -> Result<Self, Status> {
+        let caller = Caller::of(request)?;
+        Ok(Self {
+            caller,
+            audience: Audience::of(caller),
+            digest: request_digest(request.get_ref()),
+            ahead: request.extensions().get::<VersionsAhead>(),
+            path: request.extensions().get::<CallPath>(),
+        })
+    }
+
+    /// `message` as the answer, with `x-cache`; the coverage is remembered for the user's
+    /// next reads ahead.
+    fn answered<Res>(
+        &self,
+        state: &AppState,
+        coverage: &Coverage,
+        message: Res,
+        outcome: Outcome,
+    ) -> Response<Res> {
+        state.cache.learn(
+            self.caller.user_id,
+            coverage,
+            self.path.map(|path| &*path.0),
+        );
+        let mut response = Response::new(message);
+        response
+            .metadata_mut()
+            .insert("x-cache", MetadataValue::from_static(outcome.as_str()));
+        response
+    }
 }
 
 /// [`cached`] for a read whose sites are not known in advance ([`Coverage::Everything`]).
