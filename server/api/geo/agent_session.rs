@@ -12,8 +12,9 @@
 //! - An invalid position is a rejection in the ack; only a protocol error (a second hello, a
 //!   batch over 1,000) ends the stream, with INVALID_ARGUMENT.
 //! - The access token's expiry ends the stream with UNAUTHENTICATED (TOKEN_EXPIRED), after a
-//!   TOKEN_EXPIRING notice a minute before; expiry and revocation are `crate::api::streams`'s. Replacement sends SESSION_REPLACED and closes;
-//!   server shutdown sends SHUTDOWN with a retry delay and closes.
+//!   TOKEN_EXPIRING notice a minute before; expiry and revocation are `crate::api::streams`'s.
+//!   Replacement sends SESSION_REPLACED and closes; server shutdown sends SHUTDOWN with a retry
+//!   delay and closes.
 //! - The reporting hint is sent after the hello and again when the pace changes (battery,
 //!   nearness to a tenant of the day, idleness; `domain::position::Pace`).
 
