@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use crate::api::error::ApiError;
 use crate::auth::caller::Caller;
 use crate::cache::{
-    Audience, CacheKind, CacheValue, CallPath, Coverage, Outcome, PreEncoded, VersionsAhead,
+    Audience, CacheKind, CacheValue, CallPath, Coverage, Found, Outcome, PreEncoded, VersionsAhead,
     request_digest,
 };
 use crate::state::AppState;
@@ -31,19 +31,11 @@ where
     Res: prost::Message + Default + Clone + Send + Sync + 'static,
 {
     let read = Read::of(request)?;
-    let (encoded, outcome) = state
-        .cache
-        .get_or_compute_encoded(
-            kind,
-            &read.audience,
-            &read.digest,
-            &coverage,
-            read.ahead,
-            compute,
-        )
-        .await?;
+    let (found, outcome) = read.look_up(state, kind, &coverage, compute).await?;
     let mut response = read.answered(state, &coverage, Res::default(), outcome);
-    response.extensions_mut().insert(PreEncoded(encoded));
+    response
+        .extensions_mut()
+        .insert(PreEncoded(found.into_encoded()));
     Ok(response)
 }
 
@@ -63,18 +55,8 @@ where
     Entry: CacheValue + Clone + Send + Sync + 'static,
 {
     let read = Read::of(request)?;
-    let (value, outcome) = state
-        .cache
-        .get_or_compute_ahead(
-            kind,
-            &read.audience,
-            &read.digest,
-            &coverage,
-            read.ahead,
-            compute,
-        )
-        .await?;
-    Ok(read.answered(state, &coverage, finish(value), outcome))
+    let (found, outcome) = read.look_up(state, kind, &coverage, compute).await?;
+    Ok(read.answered(state, &coverage, finish(found.into_value()), outcome))
 }
 
 /// What a cached read takes from its request: who asks, the key's parts, the versions read
@@ -97,6 +79,21 @@ impl<'a> Read<'a> {
             ahead: request.extensions().get::<VersionsAhead>(),
             path: request.extensions().get::<CallPath>(),
         })
+    }
+
+    /// The cache's answer for this request, or `compute`'s.
+    async fn look_up<T: CacheValue + Clone + Send + Sync + 'static>(
+        &self,
+        state: &AppState,
+        kind: CacheKind,
+        coverage: &Coverage,
+        compute: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<(Found<T>, Outcome), ApiError> {
+        let (audience, digest) = (&self.audience, &self.digest);
+        state
+            .cache
+            .get_or_compute_ahead(kind, audience, digest, coverage, self.ahead, compute)
+            .await
     }
 
     /// `message` as the answer, with `x-cache`; the coverage is remembered for the user's

@@ -22,7 +22,7 @@ mod touch;
 
 pub use ahead::{AheadKeys, CallPath, VersionsAhead};
 pub use kind::{CacheConfig, CacheKind};
-pub use read::{Audience, CacheValue, Coverage, Outcome, PreEncoded, request_digest};
+pub use read::{Audience, CacheValue, Coverage, Found, Outcome, PreEncoded, request_digest};
 pub use touch::TouchesSites;
 
 use std::collections::{HashMap, HashSet};

@@ -237,13 +237,16 @@ impl Cache {
     where
         T: CacheValue + Clone + Send + Sync + 'static,
     {
-        self.get_or_compute_ahead(kind, audience, request, coverage, None, compute)
-            .await
+        let (found, outcome) = self
+            .get_or_compute_ahead(kind, audience, request, coverage, None, compute)
+            .await?;
+        Ok((found.into_value(), outcome))
     }
 
     /// [`Cache::get_or_compute`] with the versions `ahead` of the call (read with the
     /// caller's standing, `super::ahead`): when they hold every version the coverage needs,
-    /// the read does not read them again.
+    /// the read does not read them again. The answer comes as [`Found`]: the value, or its
+    /// encoding ([`Found::into_encoded`]) without a copy or an encoding for a hit.
     pub async fn get_or_compute_ahead<T, E>(
         &self,
         kind: CacheKind,
@@ -252,53 +255,14 @@ impl Cache {
         coverage: &Coverage,
         ahead: Option<&VersionsAhead>,
         compute: impl Future<Output = Result<T, E>>,
-    ) -> Result<(T, Outcome), E>
-    where
-        T: CacheValue + Clone + Send + Sync + 'static,
-    {
-        let (got, outcome) = self
-            .find_or_compute(kind, audience, request, coverage, ahead, compute)
-            .await?;
-        Ok((got.into_value(), outcome))
-    }
-
-    /// [`Cache::get_or_compute_ahead`], answering the protobuf encoding of the answer
-    /// (`T::encode_value`) instead of the answer: a hit kept in the process is neither copied
-    /// nor encoded again, and one read from Redis is sent as Redis holds it.
-    pub async fn get_or_compute_encoded<T, E>(
-        &self,
-        kind: CacheKind,
-        audience: &Audience,
-        request: &str,
-        coverage: &Coverage,
-        ahead: Option<&VersionsAhead>,
-        compute: impl Future<Output = Result<T, E>>,
-    ) -> Result<(Bytes, Outcome), E>
-    where
-        T: CacheValue + Clone + Send + Sync + 'static,
-    {
-        let (got, outcome) = self
-            .find_or_compute(kind, audience, request, coverage, ahead, compute)
-            .await?;
-        Ok((got.into_encoded(), outcome))
-    }
-
-    async fn find_or_compute<T, E>(
-        &self,
-        kind: CacheKind,
-        audience: &Audience,
-        request: &str,
-        coverage: &Coverage,
-        ahead: Option<&VersionsAhead>,
-        compute: impl Future<Output = Result<T, E>>,
-    ) -> Result<(Got<T>, Outcome), E>
+    ) -> Result<(Found<T>, Outcome), E>
     where
         T: CacheValue + Clone + Send + Sync + 'static,
     {
         let ttl = self.inner.config.ttl(kind);
         if ttl.is_zero() {
             let value = self.computed(kind, compute).await?;
-            return Ok((Got::Fresh(value, None), Outcome::Miss));
+            return Ok((Found::Fresh(value, None), Outcome::Miss));
         }
         let mut backend = match self.redis_connection() {
             Some((_, conn)) => Backend::Redis(conn),
@@ -307,7 +271,7 @@ impl Cache {
         let Some(versions) = self.versions(&mut backend, coverage, ahead).await else {
             count(kind, Outcome::Miss);
             let value = self.computed(kind, compute).await?;
-            return Ok((Got::Fresh(value, None), Outcome::Miss));
+            return Ok((Found::Fresh(value, None), Outcome::Miss));
         };
         let day = crate::domain::conakry_day(chrono::Utc::now());
         let key = format!(
@@ -330,7 +294,7 @@ impl Cache {
                         self.write_entry(&mut backend, &key, bytes.clone(), ttl)
                             .await;
                         self.inner.keep_hot(&key, &value, bytes.clone(), ttl);
-                        Ok((Got::Fresh(value, Some(bytes)), Outcome::Miss))
+                        Ok((Found::Fresh(value, Some(bytes)), Outcome::Miss))
                     }
                     Err(e) => Err(e),
                 },
@@ -479,7 +443,7 @@ impl Cache {
 
     /// The entry of `key`: the process's decoded copy while there is one, else the stored
     /// bytes (with the time they have left, in one round trip), decoded and kept hot.
-    async fn read_entry<T>(&self, backend: &mut Backend, key: &str) -> Option<Got<T>>
+    async fn read_entry<T>(&self, backend: &mut Backend, key: &str) -> Option<Found<T>>
     where
         T: CacheValue + Clone + Send + Sync + 'static,
     {
@@ -488,7 +452,7 @@ impl Cache {
         if let Some(entry) = self.inner.hot_entry(key)
             && let Ok(value) = Arc::downcast::<T>(entry.value)
         {
-            return Some(Got::Hot(value, entry.encoded));
+            return Some(Found::Hot(value, entry.encoded));
         }
         let (bytes, left) = match backend {
             Backend::Local => {
@@ -518,7 +482,7 @@ impl Cache {
         };
         let value = T::decode_value(&bytes)?;
         self.inner.keep_hot(key, &value, bytes.clone(), left);
-        Some(Got::Fresh(value, Some(bytes)))
+        Some(Found::Fresh(value, Some(bytes)))
     }
 
     async fn write_entry(
@@ -568,24 +532,27 @@ pub(super) struct HotEntry {
 
 /// An answer as a read found it: kept in the process, or just read or computed (with its
 /// encoding when the cache has it).
-enum Got<T> {
+pub enum Found<T> {
     Hot(Arc<T>, Bytes),
     Fresh(T, Option<Bytes>),
 }
 
-impl<T: CacheValue + Clone + Send + Sync + 'static> Got<T> {
-    fn into_value(self) -> T {
+impl<T: CacheValue + Clone + Send + Sync + 'static> Found<T> {
+    /// The answer (a copy of a kept one).
+    pub fn into_value(self) -> T {
         match self {
-            Got::Hot(value, _) => Arc::unwrap_or_clone(value),
-            Got::Fresh(value, _) => value,
+            Found::Hot(value, _) => Arc::unwrap_or_clone(value),
+            Found::Fresh(value, _) => value,
         }
     }
 
-    fn into_encoded(self) -> Bytes {
+    /// The answer's encoding (`T::encode_value`): a kept one's as kept, a read one's as Redis
+    /// held it, a computed one's as stored.
+    pub fn into_encoded(self) -> Bytes {
         match self {
-            Got::Hot(_, encoded) => encoded,
-            Got::Fresh(_, Some(bytes)) => bytes,
-            Got::Fresh(value, None) => Bytes::from(value.encode_value()),
+            Found::Hot(_, encoded) => encoded,
+            Found::Fresh(_, Some(bytes)) => bytes,
+            Found::Fresh(value, None) => Bytes::from(value.encode_value()),
         }
     }
 }
