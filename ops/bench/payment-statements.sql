@@ -4,12 +4,13 @@
 -- `akig-bench --rpc payment` (see docs/performance.md):
 --   BEGIN; the idempotency key claim; the tenant lock; the pending promise; the tenant's
 --   ledger in one statement (charges, payments, the valid payments' allocation rows: the
---   replay's input); the payment INSERT, not numbered yet (score event and daily figures in
---   it); the replay's differences in one statement holding only the parts with something to
---   write (allocation rows deleted, changed, added; charges' paid figures; the tenant's credit
---   when it changes); when the payment counts towards a pending promise, its coverage read,
---   its status stored and the promise read back (3 statements, on ~9 % of the bench's calls);
---   the receipt number taken last (the site's counter row, locked until COMMIT); the key
+--   replay's input); the payment INSERT, not numbered yet (its score event in it); the
+--   replay's differences in one statement holding only the parts with something to write
+--   (allocation rows deleted, changed, added; charges' paid figures; the tenant's credit when
+--   it changes); when the payment counts towards a pending promise, its coverage read, its
+--   status stored and the promise read back (3 statements, on ~9 % of the bench's calls); the
+--   numbering: the agent's daily figures, then the receipt number (the site's counter row,
+--   locked until COMMIT) and the site's collected_days (trigger), in one statement; the key
 --   completion with the audit row; COMMIT.
 -- Where pgbench needs a value from a statement (\gset wants exactly one row, without NULLs),
 -- the server's statement is wrapped in an outer SELECT that reads it (same rows, same locks):
@@ -108,19 +109,12 @@ event AS (
     SELECT i.agent_id, current_date, 'payment', 3, i.id, i.occurred_at FROM inserted i
     WHERE i.agent_id IS NOT NULL
     ON CONFLICT (kind, payment_id) WHERE payment_id IS NOT NULL DO NOTHING
-    RETURNING agent_id, day, points),
-daily AS (
-    INSERT INTO agent_daily_scores AS s
-      (agent_id, day, score, payments_count, payments_gnf)
-    SELECT agent_id, day, points, 1, (:amount)::bigint FROM event
-    ON CONFLICT (agent_id, day) DO UPDATE
-    SET score = s.score + EXCLUDED.score,
-        payments_count = s.payments_count + EXCLUDED.payments_count,
-        payments_gnf = s.payments_gnf + EXCLUDED.payments_gnf)
+    RETURNING points)
 SELECT i.id AS payment_id, i.occurred_at, i.received_at,
        (SELECT full_name FROM users WHERE id = i.agent_id) AS agent_name,
        (SELECT full_name FROM users WHERE id = i.recorded_by) AS recorded_by_name,
-       (SELECT coalesce(sum(points), 0)::bigint FROM event) AS score_points
+       (SELECT coalesce(sum(points), 0)::bigint FROM event) AS score_points,
+       EXISTS (SELECT 1 FROM event) AS scored
 FROM inserted i
 \gset
 \if :open
@@ -186,8 +180,18 @@ JOIN users a ON a.id = p.agent_id
 LEFT JOIN interactions i ON i.id = p.interaction_id
 CROSS JOIN LATERAL promise_payments(p.id) pp WHERE p.id = :promise_id::uuid;
 \endif
+WITH daily AS (
+    INSERT INTO agent_daily_scores AS s
+      (agent_id, day, score, payments_count, payments_gnf)
+    SELECT p.agent_id, current_date, 3, 1, (:amount)::bigint
+    FROM bench_pairs p WHERE p.n = :n
+    ON CONFLICT (agent_id, day) DO UPDATE
+    SET score = s.score + EXCLUDED.score,
+        payments_count = s.payments_count + EXCLUDED.payments_count,
+        payments_gnf = s.payments_gnf + EXCLUDED.payments_gnf
+    RETURNING 1)
 UPDATE payments SET receipt_number = next_receipt_number(site_id, 2026)
-WHERE id = :payment_id AND receipt_number IS NULL
+WHERE id = :payment_id AND receipt_number IS NULL AND (SELECT count(*) FROM daily) >= 0
 RETURNING receipt_number
 \gset
 WITH audit AS (INSERT INTO audit_log

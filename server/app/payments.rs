@@ -374,8 +374,14 @@ impl Payment<'_> {
             None => None,
         };
         // Last: the site's receipt counter stays locked until COMMIT.
-        let receipt_number =
-            store::number_entry(conn, inserted.id, receipt_year(self.act.now)).await?;
+        let daily = score.and_then(|s| s.daily(&inserted));
+        let receipt_number = store::number_entry(
+            conn,
+            inserted.id,
+            receipt_year(self.act.now),
+            daily.as_ref(),
+        )
+        .await?;
 
         let audit = self
             .act

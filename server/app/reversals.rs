@@ -15,9 +15,9 @@
 //! - The payment's rows and the reversal entry's rows stay as written (history); only the rows
 //!   of the payments still valid are re-allocated.
 //! - The points of the payment go back (-3 for its collecting agent, on the reversal's day)
-//!   only if it earned some, written by the reversal entry's INSERT (the agent's daily row is
-//!   locked before the read models, as a payment locks it); the payment's promise is derived
-//!   again (`promises::rederive`).
+//!   only if it earned some: the score event with the reversal entry's INSERT, the agent's
+//!   daily figures with its numbering (just before the counter, as for a payment); the
+//!   payment's promise is derived again (`promises::rederive`).
 //! - The request_id of a reversal is kept for good, as a payment's: a retry answers the stored
 //!   reversal; the same request_id for another payment is [`AppError::RequestIdReused`].
 
@@ -89,13 +89,13 @@ pub async fn reverse(
         return reversed(conn, stored.id, input.payment_id, act, None).await;
     }
     let original = reversible(conn, input).await?;
-    let reversal_id = write(conn, act, input, &tenant, &original).await?;
+    let (reversal_id, daily) = write(conn, act, input, &tenant, &original).await?;
     if let Some(promise_id) = original.promise_id
         && let Some(promise) = promise_store::state(conn, promise_id).await?
     {
         promises::rederive(conn, &promise, act.now).await?;
     }
-    store::number_entry(conn, reversal_id, receipt_year(act.now)).await?;
+    store::number_entry(conn, reversal_id, receipt_year(act.now), daily.as_ref()).await?;
     reversed(conn, reversal_id, original.id, act, None)
         .await
         .map(|done| Reversed {
@@ -125,16 +125,17 @@ async fn reversible(conn: &mut PgConnection, input: &NewReversal) -> Result<Paym
     Ok(original)
 }
 
-/// Writes the reversal entry (not numbered yet) with the points it takes back, its rows (the
-/// payment's rows negated) and the replay of the tenant's ledger without the payment; answers
-/// the entry's id.
+/// Writes the reversal entry (not numbered yet) with the score event taking the points back,
+/// its rows (the payment's rows negated) and the replay of the tenant's ledger without the
+/// payment; answers the entry's id and what it takes from its agent's daily figures (written
+/// when it is numbered).
 async fn write(
     conn: &mut PgConnection,
     act: &Act<'_>,
     input: &NewReversal,
     tenant: &LockedTenant,
     original: &PaymentRow,
-) -> Result<Uuid, AppError> {
+) -> Result<(Uuid, Option<store::DailyAdd>), AppError> {
     let stored = store::ledger(conn, tenant.id).await?;
     let reversal_id = Uuid::now_v7();
     let occurred_at = ledger::stored_instant(input.occurred_at.get());
@@ -214,7 +215,8 @@ async fn write(
         history,
     };
     ledger::write(conn, act, tenant, &stored, &still_valid, &replayed, cause).await?;
-    Ok(inserted.id)
+    let daily = score.and_then(|s| s.daily(&inserted));
+    Ok((inserted.id, daily))
 }
 
 /// The score event of the reversal: the payment's points go back from its collecting agent, on

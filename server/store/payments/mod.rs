@@ -7,11 +7,14 @@
 //! row lock serialises the payments and reversals of one tenant, so charges, credit and
 //! allocations are read and written by one transaction at a time. Locks are taken in this
 //! order: tenant, the pending promise, a promise the payment names, operator reference, the
-//! agent's daily score row (taken by the insert, as a call or visit takes it), the read-model
-//! rows the replay's write and its triggers move (ADR 0011), and last the receipt counter of the
-//! site (`receipts::number_entry`, the statement before the key completion): no transaction
-//! waits for another lock while it holds the counter. The charges and allocation rows a replay
-//! writes are the tenant's, which the tenant lock already serialises.
+//! read-model rows the replay's write and its triggers move (ADR 0011), then, in the numbering
+//! statement (`receipts::number_entry`, the one before the key completion), the agent's daily
+//! score row and last the receipt counter of the site: no transaction waits for another lock
+//! while it holds the counter, and the agent's daily row (which every call, visit and payment
+//! of the agent writes) is held only for the numbering, the completion and the COMMIT. The
+//! site's `collected_days` rows are moved by that statement too, after the counter: only
+//! entries of the site write them, under its counter. The charges and allocation rows a
+//! replay writes are the tenant's, which the tenant lock already serialises.
 //!
 //! The reads (one entry, entries by id, allocations, the payment list and its totals) are in
 //! `reads`.
@@ -147,8 +150,9 @@ pub struct NewEntry<'a> {
 }
 
 /// The score event a payment earns its collecting agent, written by the payment's INSERT (as
-/// `store::scores::add` writes one): at most once per kind and payment, added to the agent's
-/// daily figures.
+/// `store::scores::add` writes one): at most once per kind and payment. What it adds to the
+/// agent's daily figures ([`EntryScore::daily`]) is written when the entry is numbered
+/// ([`number_entry`]).
 #[derive(Debug, Clone, Copy)]
 pub struct EntryScore {
     pub agent_id: Uuid,
@@ -170,12 +174,40 @@ pub struct InsertedEntry {
     pub recorded_by_name: Option<String>,
     /// 0 without a score.
     pub score_points: i64,
+    /// Whether this insert wrote the entry's score event (none was there for it yet).
+    pub scored: bool,
 }
 
-/// Inserts the entry, without its receipt number yet, and with `score` its score event and daily
-/// figures, in one statement. Its allocation rows and the tenant's credit are the replay's
-/// ([`write_replay`]); its number is taken last, by [`number_entry`] (the row cannot commit
-/// without one: `payments_numbered`).
+impl EntryScore {
+    /// What the entry adds to its agent's daily figures, when `inserted` wrote its score
+    /// event: none otherwise (an entry scores at most once).
+    pub fn daily(&self, inserted: &InsertedEntry) -> Option<DailyAdd> {
+        inserted.scored.then(|| DailyAdd {
+            agent_id: self.agent_id,
+            day: self.day,
+            points: i32::try_from(self.kind.points()).unwrap_or(0),
+            payments_count: self.payments_count,
+            payments_gnf: self.payments_gnf,
+        })
+    }
+}
+
+/// An entry's addition to its agent's daily figures (`agent_daily_scores`): points, payments
+/// counted (1, or -1 for a reversal) and their amount (GNF, negative for a reversal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DailyAdd {
+    pub agent_id: Uuid,
+    /// Africa/Conakry day of the entry's `occurred_at`.
+    pub day: NaiveDate,
+    pub points: i32,
+    pub payments_count: i32,
+    pub payments_gnf: i64,
+}
+
+/// Inserts the entry, without its receipt number yet, and with `score` its score event, in one
+/// statement. Its allocation rows and the tenant's credit are the replay's ([`write_replay`]);
+/// its number and its agent's daily figures ([`EntryScore::daily`]) are written last, by
+/// [`number_entry`] (the row cannot commit without a number: `payments_numbered`).
 pub async fn insert_entry(
     conn: &mut PgConnection,
     entry: &NewEntry<'_>,
@@ -200,19 +232,12 @@ pub async fn insert_entry(
              INSERT INTO score_events (agent_id, day, kind, points, payment_id, occurred_at)
              SELECT $21, $22, $23, $24, i.id, i.occurred_at FROM inserted i WHERE $21 IS NOT NULL
              ON CONFLICT (kind, payment_id) WHERE payment_id IS NOT NULL DO NOTHING
-             RETURNING agent_id, day, points),
-         daily AS (
-             INSERT INTO agent_daily_scores AS s
-               (agent_id, day, score, payments_count, payments_gnf)
-             SELECT agent_id, day, points, $25, $26 FROM event
-             ON CONFLICT (agent_id, day) DO UPDATE
-             SET score = s.score + EXCLUDED.score,
-                 payments_count = s.payments_count + EXCLUDED.payments_count,
-                 payments_gnf = s.payments_gnf + EXCLUDED.payments_gnf)
+             RETURNING points)
          SELECT i.id, i.occurred_at, i.received_at,
                 (SELECT full_name FROM users WHERE id = i.agent_id) AS agent_name,
                 (SELECT full_name FROM users WHERE id = i.recorded_by) AS recorded_by_name,
-                (SELECT coalesce(sum(points), 0)::bigint FROM event) AS score_points
+                (SELECT coalesce(sum(points), 0)::bigint FROM event) AS score_points,
+                EXISTS (SELECT 1 FROM event) AS scored
          FROM inserted i",
     )
     .bind(entry.tenant_id)
@@ -239,8 +264,6 @@ pub async fn insert_entry(
     .bind(score.map(|s| s.day))
     .bind(score.map(|s| s.kind.as_str()))
     .bind(score.map(|s| i32::try_from(s.kind.points()).unwrap_or(0)))
-    .bind(score.map_or(0, |s| s.payments_count))
-    .bind(score.map_or(0, |s| s.payments_gnf))
     .fetch_one(conn)
     .await
     .map_err(StoreError::from)

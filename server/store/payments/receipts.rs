@@ -16,20 +16,45 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::super::error::{Result, StoreError};
+use super::DailyAdd;
 
 /// Gives the entry `entry_id`, inserted by this transaction without a number, the next number
 /// of its site's counter for `year` (a calendar year, 2000..=9999), and answers it
-/// (`KAL-2026-000123`). Run it as the last write before the key completion: the counter row
-/// stays locked until COMMIT. Errors: a database error, `StoreError::Other` too when no entry
-/// without a number has this id.
-pub async fn number_entry(conn: &mut PgConnection, entry_id: Uuid, year: i32) -> Result<String> {
+/// (`KAL-2026-000123`). With `daily`, first adds the entry's score to its agent's daily figures
+/// in the same statement (before the counter: see the lock order in `store::payments`); the
+/// numbering also counts the entry in its site's `collected_days` (trigger
+/// `payments_collected_when_numbered`). Run it as the last write before the key completion:
+/// the counter row stays locked until COMMIT. Errors: a database error, `StoreError::Other`
+/// too when no entry without a number has this id.
+pub async fn number_entry(
+    conn: &mut PgConnection,
+    entry_id: Uuid,
+    year: i32,
+    daily: Option<&DailyAdd>,
+) -> Result<String> {
+    // `daily` is read by the UPDATE's one-time filter (an InitPlan), so it has run, and taken
+    // the agent's daily row, before the first row's SET takes the counter.
     sqlx::query_scalar(
-        "UPDATE payments SET receipt_number = next_receipt_number(site_id, $2)
-         WHERE id = $1 AND receipt_number IS NULL
+        "WITH daily AS (
+             INSERT INTO agent_daily_scores AS s
+               (agent_id, day, score, payments_count, payments_gnf)
+             SELECT $3, $4, $5, $6, $7 WHERE $3 IS NOT NULL
+             ON CONFLICT (agent_id, day) DO UPDATE
+             SET score = s.score + EXCLUDED.score,
+                 payments_count = s.payments_count + EXCLUDED.payments_count,
+                 payments_gnf = s.payments_gnf + EXCLUDED.payments_gnf
+             RETURNING 1)
+         UPDATE payments SET receipt_number = next_receipt_number(site_id, $2)
+         WHERE id = $1 AND receipt_number IS NULL AND (SELECT count(*) FROM daily) >= 0
          RETURNING receipt_number",
     )
     .bind(entry_id)
     .bind(year)
+    .bind(daily.map(|d| d.agent_id))
+    .bind(daily.map(|d| d.day))
+    .bind(daily.map(|d| d.points))
+    .bind(daily.map(|d| d.payments_count))
+    .bind(daily.map(|d| d.payments_gnf))
     .fetch_one(conn)
     .await
     .map_err(StoreError::from)
@@ -94,16 +119,20 @@ mod tests {
         let first = unnumbered(&mut tx, ids).await;
         let second = unnumbered(&mut tx, ids).await;
         assert_eq!(
-            number_entry(&mut tx, first, 2026).await.expect("first"),
+            number_entry(&mut tx, first, 2026, None)
+                .await
+                .expect("first"),
             "KAL-2026-000001"
         );
         assert_eq!(
-            number_entry(&mut tx, second, 2026).await.expect("second"),
+            number_entry(&mut tx, second, 2026, None)
+                .await
+                .expect("second"),
             "KAL-2026-000002"
         );
         // Numbered once: a second call finds no unnumbered entry.
         assert!(matches!(
-            number_entry(&mut tx, first, 2026).await,
+            number_entry(&mut tx, first, 2026, None).await,
             Err(StoreError::Other(sqlx::Error::RowNotFound))
         ));
         tx.commit().await.expect("both numbered: commits");
