@@ -3,8 +3,8 @@
 -- server's SQL text, captured from PostgreSQL's log (log_statement = 'all') during
 -- `akig-bench --rpc payment` (see docs/performance.md):
 --   BEGIN; the idempotency key claim; the tenant lock; the pending promise; the tenant's
---   ledger in one statement (charges, payments, the valid payments' allocation rows: the
---   replay's input); the payment INSERT, not numbered yet (its score event in it); the
+--   open charges, and whether a payment of the tenant sorts after this one (none does: the
+--   payment is appended, `store::payments::open_ledger`); the payment INSERT, not numbered yet (its score event in it); the
 --   replay's differences in one statement holding only the parts with something to write
 --   (allocation rows deleted, changed, added; charges' paid figures; the tenant's credit when
 --   it changes); when the payment counts towards a pending promise, its coverage read, its
@@ -14,7 +14,7 @@
 --   completion with the audit row; COMMIT.
 -- Where pgbench needs a value from a statement (\gset wants exactly one row, without NULLs),
 -- the server's statement is wrapped in an outer SELECT that reads it (same rows, same locks):
--- the promise as a count and an id, the oldest open charge picked from the ledger's arrays.
+-- the promise as a count and an id, the oldest open charge picked from the open charges' arrays.
 -- The replay's outcome is modelled for a payment made after the tenant's others: the payment
 -- goes to the oldest open charge, the rest to the credit (the server spreads a larger
 -- remainder over the next open charges: more rows in the same statement).
@@ -58,33 +58,20 @@ ORDER BY p.created_at DESC, p.id DESC LIMIT 1 FOR UPDATE OF p) p
 \gset
 SELECT coalesce(o.id, 0) AS charge_id, (o.id IS NOT NULL)::int AS open,
        coalesce(o.due - o.paid, 0) AS outstanding FROM (
-SELECT c.*, p.*, l.*
-FROM (SELECT coalesce(array_agg(id ORDER BY period, id), '{}') AS charge_ids,
-             coalesce(array_agg(period ORDER BY period, id), '{}') AS periods,
-             coalesce(array_agg(due_date ORDER BY period, id), '{}') AS due_dates,
-             coalesce(array_agg(amount_due_gnf ORDER BY period, id), '{}') AS dues,
-             coalesce(array_agg(amount_paid_gnf ORDER BY period, id), '{}') AS paids,
-             coalesce(array_agg(paid_in_full_at ORDER BY period, id), '{}')
-                 AS paid_in_full
-      FROM charges WHERE tenant_id = :tenant_id::uuid) c,
-     (SELECT coalesce(array_agg(p.id ORDER BY p.id), '{}') AS payment_ids,
-             coalesce(array_agg(p.occurred_at ORDER BY p.id), '{}') AS occurred,
-             coalesce(array_agg(p.received_at ORDER BY p.id), '{}') AS received,
-             coalesce(array_agg(p.amount_gnf ORDER BY p.id), '{}') AS amounts,
-             coalesce(array_agg(r.occurred_at ORDER BY p.id), '{}') AS reversed
-      FROM payments p LEFT JOIN payments r ON r.reverses_payment_id = p.id
-      WHERE p.tenant_id = :tenant_id::uuid AND p.kind = 'payment') p,
-     (SELECT coalesce(array_agg(a.payment_id ORDER BY a.payment_id, a.charge_id), '{}')
-                 AS line_payments,
-             coalesce(array_agg(a.charge_id ORDER BY a.payment_id, a.charge_id), '{}')
-                 AS line_charges,
-             coalesce(array_agg(a.amount_gnf ORDER BY a.payment_id, a.charge_id), '{}')
-                 AS line_amounts,
-             coalesce(array_agg(a.outstanding_after_gnf
-                                ORDER BY a.payment_id, a.charge_id), '{}') AS line_after
-      FROM payments p JOIN payment_allocations a ON a.payment_id = p.id
-      WHERE p.tenant_id = :tenant_id::uuid AND p.kind = 'payment'
-        AND NOT EXISTS (SELECT 1 FROM payments r WHERE r.reverses_payment_id = p.id)) l) t
+SELECT EXISTS (SELECT 1 FROM payments p
+               WHERE p.tenant_id = :tenant_id::uuid AND p.kind = 'payment'
+                 AND p.occurred_at >= date_trunc('second', now())
+                 AND (p.occurred_at, p.received_at, p.id)
+                     >= (date_trunc('second', now()), now(), gen_random_uuid())) AS later,
+       coalesce(array_agg(c.id ORDER BY c.period, c.id), '{}') AS charge_ids,
+       coalesce(array_agg(c.period ORDER BY c.period, c.id), '{}') AS periods,
+       coalesce(array_agg(c.due_date ORDER BY c.period, c.id), '{}') AS due_dates,
+       coalesce(array_agg(c.amount_due_gnf ORDER BY c.period, c.id), '{}') AS dues,
+       coalesce(array_agg(c.amount_paid_gnf ORDER BY c.period, c.id), '{}') AS paids,
+       coalesce(array_agg(c.paid_in_full_at ORDER BY c.period, c.id), '{}') AS paid_in_full,
+       coalesce(array_agg(c.last_paid_at ORDER BY c.period, c.id), '{}') AS last_paid
+FROM charges c
+WHERE c.tenant_id = :tenant_id::uuid AND c.amount_paid_gnf < c.amount_due_gnf) t
 LEFT JOIN LATERAL (
     SELECT c.id, c.due, c.paid
     FROM unnest(t.charge_ids, t.periods, t.dues, t.paids) AS c(id, period, due, paid)

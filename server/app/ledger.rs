@@ -4,7 +4,9 @@
 //!
 //! Decisions:
 //! - The replay reads the tenant's charges, payments and the rows of its valid payments (one
-//!   statement), derives the allocation from scratch and writes only the difference (rows
+//!   statement), derives the allocation from scratch (or, for a payment that sorts after every
+//!   other, appends it: `domain::ledger::append`, given the open charges as the stored
+//!   ledger) and writes only the difference (rows
 //!   added, changed or removed; charges whose paid figures change; the credit when it
 //!   changes), in one statement that holds only the parts with something to write.
 //! - Audit: when the replay changes the rows of a payment other than the one being recorded

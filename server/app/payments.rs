@@ -11,7 +11,10 @@
 //! - Where the money goes is not decided by upload order: the payment takes its place in the
 //!   tenant's ledger by `occurred_at` (then receipt order) and the ledger is replayed under
 //!   the tenant lock (`app::ledger`, `domain::ledger`, ADR 0010); a back-dated payment may
-//!   re-allocate later ones, which audit records.
+//!   re-allocate later ones, which audit records. A payment that sorts after every other
+//!   payment of the tenant (valid or reversed) is appended instead (`domain::ledger::append`,
+//!   from the open charges and the credit: `store::payments::open_ledger`), which equals the
+//!   replay and reads neither the payments nor their rows.
 //! - A payment's `request_id` is kept for good (`payments_request_id_key`). A retry that
 //!   arrives after its idempotency key expired finds the stored entry and is answered with it
 //!   (same payment, receipt and allocations; balance and promise as they are now) instead of an
@@ -301,7 +304,6 @@ impl Payment<'_> {
         promise: Option<PromiseState>,
     ) -> Result<Recorded, AppError> {
         let input = self.input;
-        let stored = store::ledger(conn, tenant.id).await?;
         let new = LedgerPayment {
             payment_id: Uuid::now_v7(),
             occurred_at: ledger::stored_instant(input.occurred_at.get()),
@@ -309,9 +311,26 @@ impl Payment<'_> {
             amount: input.amount.gnf(),
             reversed_at: None,
         };
-        let mut payments = stored.payments.clone();
-        payments.push(new);
-        let replayed = domain_ledger::replay(&stored.charges, &payments)?;
+        // A payment that sorts after every other payment of the tenant (recorded as it
+        // happened: the usual case) moves nothing before it: it is appended from the open
+        // charges and the credit. Otherwise (back-dated, uploaded late) the whole ledger is
+        // replayed.
+        let (stored, replayed) = match store::open_ledger(conn, tenant.id, &new).await? {
+            Some(open) => {
+                let credit = Gnf::new(tenant.credit_gnf);
+                (
+                    open.stored(),
+                    domain_ledger::append(&open.open, credit, &new)?,
+                )
+            }
+            None => {
+                let stored = store::ledger(conn, tenant.id).await?;
+                let mut payments = stored.payments.clone();
+                payments.push(new);
+                let replayed = domain_ledger::replay(&stored.charges, &payments)?;
+                (stored, replayed)
+            }
+        };
         let credit_part = replayed.credit_part(&new);
         // The promise named, or the pending one if the payment came after it was made.
         let linked = promise

@@ -4,9 +4,12 @@
 //!
 //! Decisions:
 //! - [`add`] is the one writer of score events after the fact (a promise's, a reversal's). The
-//!   inserts of a call, a visit or a payment write the same rows in their own statement
-//!   (`interactions::insert`, `payments::insert_entry`), to save a round trip on the busiest
-//!   writes; their SQL is the same shape.
+//!   inserts of a call or a visit write the same rows in their own statement
+//!   (`interactions::insert`), to save a round trip on the busiest writes; their SQL is the
+//!   same shape. A payment or reversal entry writes its event with its INSERT
+//!   (`payments::insert_entry`) and its daily figures with its numbering
+//!   (`payments::number_entry`), so the agent's daily row is held only at the end of the
+//!   transaction.
 //! - A source scores at most once per kind (unique indexes; `ON CONFLICT DO NOTHING`), and the
 //!   daily row only moves by what was written: a retry cannot count twice.
 

@@ -372,9 +372,9 @@ fn cash(tenant: Uuid, amount: i64, minutes: i64) -> RecordPaymentRequest {
 }
 
 /// Payments and reversals of one site and one agent at once: every call succeeds (no two wait
-/// on each other in opposite orders: the site's receipt counter is taken last, the agent's
-/// daily score before the read models), receipts are gap-free and unique across payments and
-/// reversals, and every tenant's rows are what a replay gives.
+/// on each other in opposite orders: the read models first, then the agent's daily score and
+/// last the site's receipt counter, in the numbering statement), receipts are gap-free and
+/// unique across payments and reversals, and every tenant's rows are what a replay gives.
 #[tokio::test]
 async fn payments_and_reversals_at_once_keep_receipts_gap_free_and_rows_replayed() {
     let w = World::new().await;

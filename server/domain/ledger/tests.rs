@@ -416,4 +416,74 @@ proptest! {
             replay(&store.charges, &store.payments).expect("no overflow")
         );
     }
+
+    /// A payment that sorts after every other one, appended from the open charges and the
+    /// credit, gives what the replay from scratch gives: its lines, the open charges' outcomes,
+    /// the credit; nothing else moves.
+    #[test]
+    fn appending_a_later_payment_equals_a_replay_from_scratch(
+        ops in prop::collection::vec(op(), 0..50),
+        after in 0..3 * 24 * 60_i64,
+        amount in 1..12_000_000_i64,
+    ) {
+        let mut store = Store::default();
+        for op in &ops {
+            store.apply(op);
+        }
+        let before = replay(&store.charges, &store.payments).expect("no overflow");
+        let last = store
+            .payments
+            .iter()
+            .map(|p| p.occurred_at)
+            .max()
+            .unwrap_or_else(start);
+        let occurred_at = last + chrono::Duration::minutes(after);
+        let latest = store.payments.iter().map(|p| p.received_at).max().unwrap_or_else(start);
+        let new = LedgerPayment {
+            received_at: latest.max(occurred_at) + chrono::Duration::seconds(1),
+            ..payment(u128::MAX, occurred_at, amount)
+        };
+        prop_assert!(store.payments.iter().all(|p| p.order_key() < new.order_key()));
+        let open: Vec<ChargeOutcome> = before
+            .charges
+            .iter()
+            .filter(|c| c.paid < c.charge.due.at_least_zero())
+            .copied()
+            .collect();
+        let appended = append(&open, before.credit, &new).expect("no overflow");
+
+        let mut payments = store.payments.clone();
+        payments.push(new);
+        let scratch = replay(&store.charges, &payments).expect("no overflow");
+        let new_lines: Vec<Line> = scratch.lines_of(new.payment_id).copied().collect();
+        prop_assert_eq!(&appended.lines, &new_lines);
+        let others: Vec<Line> = scratch
+            .lines
+            .iter()
+            .filter(|l| l.payment_id != new.payment_id)
+            .copied()
+            .collect();
+        prop_assert_eq!(&others, &before.lines);
+        prop_assert_eq!(appended.credit, scratch.credit);
+        prop_assert_eq!(appended.paid_in, Gnf::new(amount));
+        prop_assert_eq!(appended.charges.len(), open.len());
+        for c in &scratch.charges {
+            let id = c.charge.charge_id;
+            match appended.charges.iter().find(|a| a.charge.charge_id == id) {
+                Some(a) => {
+                    prop_assert_eq!(a.paid, c.paid);
+                    prop_assert_eq!(a.paid_in_full_at, c.paid_in_full_at);
+                }
+                None => {
+                    let old = before.charges.iter().find(|b| b.charge.charge_id == id);
+                    prop_assert_eq!(old.map(|b| (b.paid, b.paid_in_full_at)),
+                                    Some((c.paid, c.paid_in_full_at)));
+                }
+            }
+        }
+        prop_assert_eq!(appended.credit_part(&new), scratch.credit_part(&new));
+        for day in [month(0), month(6), month(12), month(24)] {
+            prop_assert_eq!(appended.outstanding_due_by(day), scratch.outstanding_due_by(day));
+        }
+    }
 }

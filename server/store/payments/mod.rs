@@ -283,17 +283,60 @@ pub struct StoredLedger {
     pub lines: Vec<Line>,
 }
 
-/// The tenant's ledger as one row of parallel arrays: charges (by period, then id), payments
-/// (by id) with when they were reversed, and the allocation rows of the valid ones (by
-/// payment, then charge).
+/// A tenant's charges as parallel arrays (by period, then id) with their stored figures.
 #[derive(sqlx::FromRow)]
-struct LedgerRow {
+struct ChargeArrays {
     charge_ids: Vec<i64>,
     periods: Vec<NaiveDate>,
     due_dates: Vec<NaiveDate>,
     dues: Vec<i64>,
     paids: Vec<i64>,
     paid_in_full: Vec<Option<DateTime<Utc>>>,
+    last_paid: Vec<Option<DateTime<Utc>>>,
+}
+
+impl ChargeArrays {
+    /// The charges with their stored figures, in the arrays' order.
+    fn into_outcomes(self) -> Vec<ChargeOutcome> {
+        let charges = self
+            .charge_ids
+            .into_iter()
+            .zip(self.periods)
+            .zip(self.due_dates)
+            .zip(self.dues)
+            .zip(self.paids)
+            .zip(self.paid_in_full)
+            .zip(self.last_paid);
+        charges
+            .map(
+                |(
+                    (((((charge_id, period), due_date), due), paid), paid_in_full_at),
+                    last_paid_at,
+                )| {
+                    ChargeOutcome {
+                        charge: LedgerCharge {
+                            charge_id,
+                            period,
+                            due_date,
+                            due: Gnf::new(due),
+                        },
+                        paid: Gnf::new(paid),
+                        paid_in_full_at,
+                        last_paid_at,
+                    }
+                },
+            )
+            .collect()
+    }
+}
+
+/// The tenant's ledger as one row of parallel arrays: charges (by period, then id), payments
+/// (by id) with when they were reversed, and the allocation rows of the valid ones (by
+/// payment, then charge).
+#[derive(sqlx::FromRow)]
+struct LedgerRow {
+    #[sqlx(flatten)]
+    charges: ChargeArrays,
     payment_ids: Vec<Uuid>,
     occurred: Vec<DateTime<Utc>>,
     received: Vec<DateTime<Utc>>,
@@ -316,7 +359,8 @@ pub async fn ledger(conn: &mut PgConnection, tenant_id: Uuid) -> Result<StoredLe
                       coalesce(array_agg(amount_due_gnf ORDER BY period, id), '{}') AS dues,
                       coalesce(array_agg(amount_paid_gnf ORDER BY period, id), '{}') AS paids,
                       coalesce(array_agg(paid_in_full_at ORDER BY period, id), '{}')
-                          AS paid_in_full
+                          AS paid_in_full,
+                      coalesce(array_agg(last_paid_at ORDER BY period, id), '{}') AS last_paid
                FROM charges WHERE tenant_id = $1) c,
               (SELECT coalesce(array_agg(p.id ORDER BY p.id), '{}') AS payment_ids,
                       coalesce(array_agg(p.occurred_at ORDER BY p.id), '{}') AS occurred,
@@ -341,24 +385,11 @@ pub async fn ledger(conn: &mut PgConnection, tenant_id: Uuid) -> Result<StoredLe
     .fetch_one(&mut *conn)
     .await?;
     let mut ledger = StoredLedger::default();
-    let charges = row
-        .charge_ids
-        .into_iter()
-        .zip(row.periods)
-        .zip(row.due_dates)
-        .zip(row.dues)
-        .zip(row.paids)
-        .zip(row.paid_in_full);
-    for (((((charge_id, period), due_date), due), paid), paid_in_full_at) in charges {
-        ledger.charges.push(LedgerCharge {
-            charge_id,
-            period,
-            due_date,
-            due: Gnf::new(due),
-        });
+    for c in row.charges.into_outcomes() {
+        ledger.charges.push(c.charge);
         ledger
             .charge_figures
-            .push((charge_id, Gnf::new(paid), paid_in_full_at));
+            .push((c.charge.charge_id, c.paid, c.paid_in_full_at));
     }
     let payments = row
         .payment_ids
@@ -391,6 +422,75 @@ pub async fn ledger(conn: &mut PgConnection, tenant_id: Uuid) -> Result<StoredLe
         });
     }
     Ok(ledger)
+}
+
+/// The charges of a tenant not fully paid (amount paid below a positive amount due), with their
+/// stored figures, by period then id: what `domain::ledger::append` needs for a payment that
+/// sorts after every other payment of the tenant. Runs under the tenant lock, in one statement.
+#[derive(Debug, Clone, Default)]
+pub struct OpenLedger {
+    pub open: Vec<ChargeOutcome>,
+}
+
+impl OpenLedger {
+    /// The ledger as stored, restricted to the open charges (no payments, no lines): what
+    /// `app::ledger::write` compares an appended payment's outcome with.
+    pub fn stored(&self) -> StoredLedger {
+        StoredLedger {
+            charges: self.open.iter().map(|c| c.charge).collect(),
+            charge_figures: self
+                .open
+                .iter()
+                .map(|c| (c.charge.charge_id, c.paid, c.paid_in_full_at))
+                .collect(),
+            payments: Vec::new(),
+            lines: Vec::new(),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct OpenLedgerRow {
+    later: bool,
+    #[sqlx(flatten)]
+    charges: ChargeArrays,
+}
+
+/// The tenant's open charges ([`OpenLedger`]) when no payment of the tenant, valid or reversed,
+/// sorts at or after `payment` (by occurred_at, received_at, id); `None` when one does (the
+/// whole ledger must be replayed: [`ledger`]). One statement: an index range of the tenant's
+/// payments from `payment.occurred_at` on, and the tenant's charges.
+pub async fn open_ledger(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    payment: &LedgerPayment,
+) -> Result<Option<OpenLedger>> {
+    let row: OpenLedgerRow = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM payments p
+                        WHERE p.tenant_id = $1 AND p.kind = 'payment' AND p.occurred_at >= $2
+                          AND (p.occurred_at, p.received_at, p.id) >= ($2, $3, $4)) AS later,
+                coalesce(array_agg(c.id ORDER BY c.period, c.id), '{}') AS charge_ids,
+                coalesce(array_agg(c.period ORDER BY c.period, c.id), '{}') AS periods,
+                coalesce(array_agg(c.due_date ORDER BY c.period, c.id), '{}') AS due_dates,
+                coalesce(array_agg(c.amount_due_gnf ORDER BY c.period, c.id), '{}') AS dues,
+                coalesce(array_agg(c.amount_paid_gnf ORDER BY c.period, c.id), '{}') AS paids,
+                coalesce(array_agg(c.paid_in_full_at ORDER BY c.period, c.id), '{}')
+                    AS paid_in_full,
+                coalesce(array_agg(c.last_paid_at ORDER BY c.period, c.id), '{}') AS last_paid
+         FROM charges c
+         WHERE c.tenant_id = $1 AND c.amount_paid_gnf < c.amount_due_gnf",
+    )
+    .bind(tenant_id)
+    .bind(payment.occurred_at)
+    .bind(payment.received_at)
+    .bind(payment.payment_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if row.later {
+        return Ok(None);
+    }
+    let open = row.charges.into_outcomes();
+    Ok(Some(OpenLedger { open }))
 }
 
 /// One allocation row to write: for a reversal entry the amount is negative.
