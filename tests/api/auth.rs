@@ -999,6 +999,40 @@ async fn calls_while_the_database_is_out_of_reach_are_unavailable() {
     app.stop(Duration::from_secs(10)).await.expect("stop");
 }
 
+/// The database cut away and back while connections sat in the pool (a restart): the calls
+/// right after answer OK or UNAVAILABLE with RetryInfo (a dead connection fails its call and is
+/// dropped), never another code, and the pool is whole again within a few calls.
+#[tokio::test]
+async fn calls_recover_when_the_database_comes_back() {
+    let db = TestDb::new().await;
+    create_user(&db.pool, "kadiatou.barry", "agent", &[], None).await;
+    let (app, relay, upstream) = crate::support::spawn_app_behind_relay(&db).await;
+    let token = app.token("kadiatou.barry").await;
+    // Both pooled connections used, so both sit idle in the pool when the cut comes.
+    let (a, b) = tokio::join!(who_am_i(&app, &token), who_am_i(&app, &token));
+    a.expect("before the cut");
+    b.expect("before the cut");
+
+    let addr = relay.cut().await;
+    let _relay = crate::support::Relay::start(addr, upstream).await;
+    let mut answers = Vec::new();
+    for _ in 0..8 {
+        match who_am_i(&app, &token).await {
+            Ok(_) => answers.push(true),
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(status.get_details_retry_info().is_some(), "{status:?}");
+                answers.push(false);
+            }
+        }
+    }
+    assert!(
+        answers.iter().rev().take(4).all(|ok| *ok),
+        "the last calls must succeed: {answers:?}"
+    );
+    app.stop(Duration::from_secs(10)).await.expect("stop");
+}
+
 #[tokio::test]
 async fn refusals_of_user_reads_carry_their_reason() {
     let db = TestDb::new().await;

@@ -15,7 +15,6 @@ use akig::state::AppState;
 use akig::telemetry::LogFormat;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -227,10 +226,12 @@ pub async fn spawn_app_behind_relay(db: &TestDb) -> (TestApp, Relay, SocketAddr)
         .unwrap_or_else(|_| "127.0.0.1:5432".parse().expect("literal"));
     let relay = Relay::start("127.0.0.1:0".parse().expect("literal"), upstream).await;
     let relayed = options.clone().host("127.0.0.1").port(relay.addr.port());
-    let app_pool = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(1))
-        .connect_lazy_with(relayed.clone());
+    // The server's own pool settings (akig::db), sized down.
+    let app_pool = akig::db::lazy_pool(&DatabaseConfig {
+        connect_options: relayed.clone(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(1),
+    });
     let app = spawn_app_with(test_config(relayed, RedisMode::None), app_pool).await;
     (app, relay, upstream)
 }
