@@ -1,4 +1,10 @@
 //! AKIG: gRPC backend of the rent-collection (recouvrement) operations.
+//!
+//! The crate's documentation is for the people who work on it: module docs link to private
+//! items, so build it with `cargo doc --no-deps --document-private-items` (CI checks that it
+//! builds without warnings).
+
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod api;
 pub mod app;

@@ -1,6 +1,6 @@
 //! Business alerts: which conditions hold now, from facts read per site and agent and the
 //! configured thresholds ([`conditions`]), and how the stored alerts follow them
-//! ([`reconcile`]). No I/O: the store reads the facts, the job writes the plan.
+//! ([`reconcile()`]). No I/O: the store reads the facts, the job writes the plan.
 //!
 //! Rules (each condition has a key; at most one unresolved alert per key):
 //! - **Critical arrears** (`critical_arrears:site:<site>`, critical): a site has more than
