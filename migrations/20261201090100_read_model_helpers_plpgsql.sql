@@ -9,25 +9,35 @@
 -- the calls cost 0.26-0.66 ms against 0.04-0.16 ms for their statements.
 --
 -- So they become plpgsql with `plan_cache_mode = force_generic_plan`: each statement is
--- prepared and planned once per connection. The statements are unchanged; their generic plans
+-- prepared and planned once per connection. The statements are unchanged (but for the one of
+-- charges_paid_by_due_recount, below); their generic plans
 -- (EXPLAIN with plan_cache_mode = force_generic_plan) are index nested loops from the array's
 -- elements, the plans the custom ones were, so a large array (a bulk load) costs in proportion
 -- to its length. Side by side through the payment benchmark: docs/performance.md.
+--
+-- charges_paid_by_due_recount also keeps charges.last_paid_at (ADR 0011, read model 1), with
+-- paid_by_due_gnf and last_payment_on, from the same rows: max(payments.occurred_at) over the
+-- charge's allocation rows, reversal entries included, as before. A statement on
+-- payment_allocations now updates `charges` once instead of twice (each UPDATE of `charges`
+-- fires the charges' read-model triggers), and the three last_paid triggers go. The charges
+-- recounted are those of the rows added, or removed or changed in payment, charge or amount
+-- (charges_paid_by_due_added / _removed): every charge whose last payment can have moved.
 
-CREATE OR REPLACE FUNCTION public.charges_paid_by_due_recount(charge_ids bigint[])
- RETURNS void
- LANGUAGE plpgsql
- SET plan_cache_mode TO 'force_generic_plan'
-AS $function$
+CREATE OR REPLACE FUNCTION charges_paid_by_due_recount(charge_ids bigint[]) RETURNS void
+LANGUAGE plpgsql
+SET plan_cache_mode TO 'force_generic_plan'
+AS $$
 BEGIN
-    UPDATE charges c SET paid_by_due_gnf = k.by_due, last_payment_on = k.last_on
+    UPDATE charges c SET paid_by_due_gnf = k.by_due, last_payment_on = k.last_on,
+                         last_paid_at = k.last_at
     FROM (SELECT x.id,
                  coalesce(sum(pa.amount_gnf) FILTER (
                      WHERE (coalesce(o.occurred_at, p.occurred_at)
                             AT TIME ZONE 'Africa/Conakry')::date <= x.due_date), 0)::bigint
                      AS by_due,
                  max((p.occurred_at AT TIME ZONE 'Africa/Conakry')::date) FILTER (
-                     WHERE p.kind = 'payment' AND r.id IS NULL) AS last_on
+                     WHERE p.kind = 'payment' AND r.id IS NULL) AS last_on,
+                 max(p.occurred_at) AS last_at
           FROM (SELECT DISTINCT unnest(charge_ids) AS id) u
           JOIN charges x ON x.id = u.id
           LEFT JOIN payment_allocations pa ON pa.charge_id = x.id
@@ -36,9 +46,10 @@ BEGIN
           LEFT JOIN payments r ON r.reverses_payment_id = p.id
           GROUP BY x.id) k
     WHERE c.id = k.id
-      AND (c.paid_by_due_gnf, c.last_payment_on) IS DISTINCT FROM (k.by_due, k.last_on);
+      AND (c.paid_by_due_gnf, c.last_payment_on, c.last_paid_at)
+          IS DISTINCT FROM (k.by_due, k.last_on, k.last_at);
 END;
-$function$;
+$$;
 
 CREATE OR REPLACE FUNCTION public.due_days_add(parts charge_part[])
  RETURNS void
@@ -118,3 +129,9 @@ END;
 $function$;
 
 ALTER FUNCTION tenant_oldest_open_recount(uuid[]) SET plan_cache_mode = force_generic_plan;
+
+DROP TRIGGER payment_allocations_last_paid_insert ON payment_allocations;
+DROP TRIGGER payment_allocations_last_paid_update ON payment_allocations;
+DROP TRIGGER payment_allocations_last_paid_delete ON payment_allocations;
+DROP FUNCTION charges_last_paid_added();
+DROP FUNCTION charges_last_paid_recount();
