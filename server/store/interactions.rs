@@ -57,9 +57,9 @@ pub struct InsertScore {
 }
 
 /// Inserts the interaction, and with `score` its score events and daily figures in the same
-/// statement (as [`super::scores::add`] writes them); `None` when one with the same request_id exists
-/// already (the request_id is stored for good: a retry long after its idempotency key expired
-/// finds it), and then no score is written.
+/// statement (as [`super::scores::add`] writes them); `None` when one with the same request_id
+/// exists already (the request_id is stored for good: a retry long after its idempotency key
+/// expired finds it), and then no score is written.
 pub async fn insert(
     conn: &mut PgConnection,
     new: &NewInteraction<'_>,

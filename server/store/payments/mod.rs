@@ -192,8 +192,9 @@ impl EntryScore {
     }
 }
 
-/// An entry's addition to its agent's daily figures (`agent_daily_scores`): points, payments
-/// counted (1, or -1 for a reversal) and their amount (GNF, negative for a reversal).
+/// An entry's addition to its agent's daily figures (`agent_daily_scores`): points (negative
+/// for a reversal), payments counted and their amount in GNF (1 and the amount for a payment;
+/// 0 and 0 for a reversal, whose money the daily figures count apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DailyAdd {
     pub agent_id: Uuid,
