@@ -4,7 +4,8 @@
 -- `akig-bench --rpc payment` (see docs/performance.md):
 --   BEGIN; the idempotency key claim; the tenant lock; the pending promise; the tenant's
 --   open charges, and whether a payment of the tenant sorts after this one (none does: the
---   payment is appended, `store::payments::open_ledger`); the payment INSERT, not numbered yet (its score event in it); the
+--   payment is appended, `store::payments::open_ledger`); the payment INSERT, not numbered yet
+--   (its score event in it; it sets generic plans for the statements after it); the
 --   replay's differences in one statement holding only the parts with something to write
 --   (allocation rows deleted, changed, added; charges' paid figures; the tenant's credit when
 --   it changes); when the payment counts towards a pending promise, its coverage read, its
@@ -101,7 +102,8 @@ SELECT i.id AS payment_id, i.occurred_at, i.received_at,
        (SELECT full_name FROM users WHERE id = i.agent_id) AS agent_name,
        (SELECT full_name FROM users WHERE id = i.recorded_by) AS recorded_by_name,
        (SELECT coalesce(sum(points), 0)::bigint FROM event) AS score_points,
-       EXISTS (SELECT 1 FROM event) AS scored
+       EXISTS (SELECT 1 FROM event) AS scored,
+       set_config('plan_cache_mode', 'force_generic_plan', true) AS plan_cache_mode
 FROM inserted i
 \gset
 \if :open

@@ -209,6 +209,12 @@ pub struct DailyAdd {
 /// statement. Its allocation rows and the tenant's credit are the replay's ([`write_replay`]);
 /// its number and its agent's daily figures ([`EntryScore::daily`]) are written last, by
 /// [`number_entry`] (the row cannot commit without a number: `payments_numbered`).
+///
+/// The statement also sets `plan_cache_mode = force_generic_plan` for the rest of the
+/// transaction: the statements that follow (the replay's write, the promise, the numbering,
+/// the key completion) take ids and arrays of ids, and PostgreSQL, which estimates an array
+/// parameter's length only in a custom plan, planned the replay's write anew at every call
+/// (0.3–0.6 ms, more than running it; `docs/performance.md`, "Plans of the ledger's writes").
 pub async fn insert_entry(
     conn: &mut PgConnection,
     entry: &NewEntry<'_>,
@@ -238,7 +244,8 @@ pub async fn insert_entry(
                 (SELECT full_name FROM users WHERE id = i.agent_id) AS agent_name,
                 (SELECT full_name FROM users WHERE id = i.recorded_by) AS recorded_by_name,
                 (SELECT coalesce(sum(points), 0)::bigint FROM event) AS score_points,
-                EXISTS (SELECT 1 FROM event) AS scored
+                EXISTS (SELECT 1 FROM event) AS scored,
+                set_config('plan_cache_mode', 'force_generic_plan', true) AS plan_cache_mode
          FROM inserted i",
     )
     .bind(entry.tenant_id)
