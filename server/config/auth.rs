@@ -27,7 +27,7 @@ pub struct AuthArgs {
     #[arg(long, env = "AKIG_JWT_AUDIENCE", default_value = "akig-api")]
     pub jwt_audience: String,
 
-    /// Lifetime of an access token, in seconds (24 h).
+    /// Lifetime of an access token, in seconds (24 h); at most the refresh token's.
     #[arg(long, env = "AKIG_ACCESS_TOKEN_TTL_SECS", default_value_t = 24 * 3600)]
     pub access_token_ttl_secs: u64,
 
@@ -79,6 +79,14 @@ impl AuthArgs {
             session_max_ttl: seconds("AKIG_SESSION_MAX_TTL_SECS", self.session_max_ttl_secs)?,
             refresh_grace: Duration::from_secs(self.refresh_grace_secs),
         };
+        // An access token outliving the refresh token, and so the session it came from,
+        // would keep a logged-out or expired session calling.
+        if config.access_token_ttl > config.refresh_token_ttl {
+            return Err(ConfigError::new(
+                "AKIG_ACCESS_TOKEN_TTL_SECS",
+                "must be at most AKIG_REFRESH_TOKEN_TTL_SECS",
+            ));
+        }
         if config.session_max_ttl < config.refresh_token_ttl {
             return Err(ConfigError::new(
                 "AKIG_SESSION_MAX_TTL_SECS",

@@ -324,6 +324,10 @@ mod tests {
             ("--rate-user-burst=0", "AKIG_RATE_USER_BURST"),
             ("--rate-ip-burst=0", "AKIG_RATE_IP_BURST"),
             ("--rate-stream-burst=0", "AKIG_RATE_STREAM_BURST"),
+            (
+                "--access-token-ttl-secs=1209601",
+                "AKIG_ACCESS_TOKEN_TTL_SECS",
+            ),
         ]);
         for off in ["off", "OFF", " Off "] {
             let arg = format!("--missions-schedule={off}");
