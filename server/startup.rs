@@ -186,6 +186,7 @@ impl Application {
         match redis {
             Some(redis) => {
                 background.spawn(redis.run_link(shutdown.clone()));
+                background.spawn(state.cache.clone().run_announcements(shutdown.clone()));
             }
             None => {
                 tracing::warn!(

@@ -13,13 +13,15 @@
 //! - Only for the methods that have read through the cache in this process ([`Cache::learn`]
 //!   records the method): other calls, whose standing is often held in process (ADR 0015),
 //!   then cost no Redis round trip at all.
+//! - Only for names the process does not hold (`super::held`, ADR 0017); values read ahead
+//!   are then held like any read's.
 //! - The values read ahead are as fresh as a read's own: taken at the call, before the answer
 //!   is computed. Any of them missing (Redis restarted, evicted) and the read does its own,
 //!   which recreates them.
 
 use std::collections::HashSet;
 use std::sync::{Arc, PoisonError, RwLockReadGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -35,14 +37,19 @@ pub(super) const USERS: u64 = 100_000;
 
 /// The versions read ahead for one call, by name (`epoch`, `all`, `site:<id>`); a request
 /// extension put by the authentication layer.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct VersionsAhead {
     values: Vec<(String, u64)>,
+    /// The held versions' generation before the values were read, and when.
+    generation: u64,
+    read_at: Instant,
 }
 
 /// The version names to read ahead for a user, and their Redis keys.
 pub struct AheadKeys {
     names: Arc<[String]>,
+    generation: u64,
+    read_at: Instant,
     /// The Redis keys of `names`, in order; empty when nothing is to be read ahead.
     pub keys: Vec<String>,
 }
@@ -59,7 +66,11 @@ impl AheadKeys {
             .zip(values)
             .map(|(name, value)| Some((name.clone(), (*value)?)))
             .collect::<Option<Vec<_>>>()?;
-        Some(VersionsAhead { values })
+        Some(VersionsAhead {
+            values,
+            generation: self.generation,
+            read_at: self.read_at,
+        })
     }
 }
 
@@ -71,16 +82,25 @@ impl VersionsAhead {
             .find(|(n, _)| n == name)
             .map(|(_, value)| *value)
     }
+
+    /// The held versions' generation the values were read under, and when they were read
+    /// (`super::held`).
+    pub(super) fn taken(&self) -> (u64, Instant) {
+        (self.generation, self.read_at)
+    }
 }
 
 impl Cache {
     /// The versions to read ahead for `user_id`'s call of the method at `path`: the epoch and
     /// the names of the coverages their cached reads used lately; no keys when none, when the
-    /// method has not read through the cache, or without Redis.
+    /// method has not read through the cache, when every one is held in the process
+    /// (`super::held`), or without Redis.
     pub fn ahead_keys(&self, user_id: Uuid, path: &str) -> AheadKeys {
+        let generation = self.inner.held.generation();
+        let read_at = Instant::now();
         let reads = self.reading_methods().contains(path);
         let names = match (&self.inner.redis, reads, self.inner.ahead.get(&user_id)) {
-            (Some(_), true, Some(names)) => names,
+            (Some(_), true, Some(names)) if self.inner.held.get(&names, read_at).is_none() => names,
             _ => Arc::from(Vec::new()),
         };
         let keys = match &self.inner.redis {
@@ -89,7 +109,12 @@ impl Cache {
             }
             _ => Vec::new(),
         };
-        AheadKeys { names, keys }
+        AheadKeys {
+            names,
+            generation,
+            read_at,
+            keys,
+        }
     }
 
     /// Remembers that `user_id` read an answer covering `coverage`: its versions will be read
@@ -163,6 +188,8 @@ mod tests {
     fn values_count_only_when_every_one_was_read() {
         let keys = AheadKeys {
             names: Arc::from(vec!["epoch".to_owned(), "all".to_owned()]),
+            generation: 0,
+            read_at: Instant::now(),
             keys: vec!["p:cv:epoch".to_owned(), "p:cv:all".to_owned()],
         };
         let read = keys.read(&[Some(3), Some(7)]).expect("both read");

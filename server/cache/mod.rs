@@ -10,17 +10,20 @@
 //!   wrap a use case with `crate::api::cached`. The byte get/set/delete below serve the role
 //!   permissions.
 //! - Read-cache answers are also kept decoded in the process, under their full key (whose
-//!   versions are read from Redis on every read) and never past their shared entry's end.
+//!   versions are held in the process between reads while it listens to the writes'
+//!   announcements, `held`, else read from Redis) and never past their shared entry's end.
 //! - A deletion that cannot reach Redis is remembered (bounded) and replayed when the link is
 //!   back, before Redis is read again; entries written locally during the outage are dropped
 //!   then, so reads go back to the shared values.
 
 mod ahead;
+mod held;
 mod kind;
 mod read;
 mod touch;
 
 pub use ahead::{AheadKeys, CallPath, VersionsAhead};
+pub use held::HELD_FOR;
 pub use kind::{CacheConfig, CacheKind};
 pub use read::{Audience, CacheValue, Coverage, Found, Outcome, PreEncoded, request_digest};
 pub use touch::TouchesSites;
@@ -70,6 +73,11 @@ struct Inner {
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Reads whose versions all came ahead, with the caller's standing (`ahead`).
     read_ahead: AtomicU64,
+    /// The versions held between reads while this process listens to the writes'
+    /// announcements (`held`).
+    held: held::HeldVersions,
+    /// Reads whose versions were all held (no Redis round trip for them).
+    read_held: AtomicU64,
     /// Answers computed, by kind (`CacheKind as usize`).
     computations: [AtomicU64; CacheKind::ALL.len()],
 }
@@ -118,6 +126,8 @@ impl Cache {
             missed_bumps: AtomicBool::new(false),
             flights: Mutex::new(HashMap::new()),
             read_ahead: AtomicU64::new(0),
+            held: held::HeldVersions::default(),
+            read_held: AtomicU64::new(0),
             reading_methods: std::sync::RwLock::new(HashSet::new()),
             computations: Default::default(),
         });

@@ -23,11 +23,13 @@
 //!   read fails because of Redis.
 //! - Single flight: concurrent misses of one key in a process wait for the first one's
 //!   computation, then read its entry.
-//! - Hits: the versions are read from Redis on every read (one `MGET`: that is what makes a
-//!   write visible at the next read on every replica); the answer itself comes from the
+//! - Hits: the versions come from the process while it holds them (`super::held`, ADR 0017:
+//!   kept 1 s at most, dropped when a write's announcement arrives), else from Redis (one
+//!   `MGET`, or read ahead with the caller's standing); the answer itself comes from the
 //!   process's decoded copy of the key when there is one (`Inner::hot`), kept no longer than
 //!   its shared entry (Redis' `PTTL`, read with the entry), else from Redis. A steady hit is
-//!   one round trip and no decoding.
+//!   no round trip and no decoding.
+//! - Writes move their versions and announce them in one pipeline (`announce`).
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -42,6 +44,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::ahead::VersionsAhead;
+use super::held::announcement;
 use super::{Cache, CacheKind, Inner};
 use crate::auth::caller::{Caller, Scope};
 use crate::auth::rbac::Permission;
@@ -313,6 +316,12 @@ impl Cache {
         self.inner.read_ahead.load(Ordering::Relaxed)
     }
 
+    /// How many reads found every version they needed held in the process (and so made no
+    /// Redis round trip for them).
+    pub fn reads_held(&self) -> u64 {
+        self.inner.read_held.load(Ordering::Relaxed)
+    }
+
     /// How many answers of `kind` this process computed for the read cache.
     pub fn computations(&self, kind: CacheKind) -> u64 {
         self.inner.computations[kind as usize].load(Ordering::Relaxed)
@@ -335,18 +344,18 @@ impl Cache {
         let Some(redis) = self.inner.redis.as_ref() else {
             return;
         };
-        if let Some((_, mut conn)) = self.redis_connection() {
-            let mut pipe = redis::pipe();
-            for name in &names {
-                pipe.incr(version_key(redis, name), 1).ignore();
+        let announced = match self.redis_connection() {
+            Some((_, mut conn)) => {
+                let result = timed(announce(redis, &names).query_async::<()>(&mut conn)).await;
+                result.map_err(|e| redis.failed(&e)).is_ok()
             }
-            let result: Result<(), _> = timed(pipe.query_async(&mut conn)).await;
-            match result {
-                Ok(()) => return,
-                Err(e) => redis.failed(&e),
-            }
+            None => false,
+        };
+        // After the round trip: a read that took the old values meanwhile keeps nothing.
+        self.inner.held.forget(&names);
+        if !announced {
+            self.inner.missed_bumps.store(true, Ordering::Relaxed);
         }
-        self.inner.missed_bumps.store(true, Ordering::Relaxed);
     }
 
     /// After a write whose sites are not known: every entry of the fleet is dropped (the
@@ -359,14 +368,17 @@ impl Cache {
         let Some(redis) = self.inner.redis.as_ref() else {
             return;
         };
-        if let Some((_, mut conn)) = self.redis_connection() {
-            let result: Result<u64, _> = timed(conn.incr(version_key(redis, EPOCH), 1)).await;
-            match result {
-                Ok(_) => return,
-                Err(e) => redis.failed(&e),
+        let announced = match self.redis_connection() {
+            Some((_, mut conn)) => {
+                let result = timed(announce(redis, &[EPOCH]).query_async::<()>(&mut conn)).await;
+                result.map_err(|e| redis.failed(&e)).is_ok()
             }
+            None => false,
+        };
+        self.inner.held.forget(&[EPOCH]);
+        if !announced {
+            self.inner.missed_bumps.store(true, Ordering::Relaxed);
         }
-        self.inner.missed_bumps.store(true, Ordering::Relaxed);
     }
 
     async fn computed<T, E>(
@@ -389,14 +401,26 @@ impl Cache {
         let mut names = vec![EPOCH.to_owned()];
         names.extend(coverage.names());
         let id = coverage.id();
+        let shared = |values: &[u64]| {
+            let values: Vec<String> = values.iter().map(u64::to_string).collect();
+            format!("{id}:r{}", values.join("."))
+        };
+        if let Backend::Redis(_) = backend
+            && let Some(values) = self.inner.held.get(&names, Instant::now())
+        {
+            self.inner.read_held.fetch_add(1, Ordering::Relaxed);
+            return Some(shared(&values));
+        }
         if let (Backend::Redis(_), Some(ahead)) = (&*backend, ahead)
             && let Some(values) = names
                 .iter()
-                .map(|name| ahead.get(name).map(|v| v.to_string()))
-                .collect::<Option<Vec<String>>>()
+                .map(|name| ahead.get(name))
+                .collect::<Option<Vec<u64>>>()
         {
             self.inner.read_ahead.fetch_add(1, Ordering::Relaxed);
-            return Some(format!("{id}:r{}", values.join(".")));
+            let (generation, read_at) = ahead.taken();
+            self.inner.held.keep(generation, read_at, &names, &values);
+            return Some(shared(&values));
         }
         let conn = match backend {
             Backend::Local => {
@@ -411,6 +435,7 @@ impl Cache {
         };
         let redis = self.inner.redis.as_ref()?;
         let keys: Vec<String> = names.iter().map(|n| version_key(redis, n)).collect();
+        let (generation, read_at) = (self.inner.held.generation(), Instant::now());
         for attempt in 0..2 {
             let values: Vec<Option<u64>> = match timed(conn.mget(&keys)).await {
                 Ok(values) => values,
@@ -419,9 +444,9 @@ impl Cache {
                     return None;
                 }
             };
-            if values.iter().all(Option::is_some) {
-                let values: Vec<String> = values.iter().flatten().map(u64::to_string).collect();
-                return Some(format!("{id}:r{}", values.join(".")));
+            if let Some(values) = values.iter().copied().collect::<Option<Vec<u64>>>() {
+                self.inner.held.keep(generation, read_at, &names, &values);
+                return Some(shared(&values));
             }
             if attempt == 1 {
                 break;
@@ -511,6 +536,18 @@ impl Cache {
 
 pub(super) fn version_key(redis: &crate::redis::Redis, name: &str) -> String {
     redis.key(&format!("cv:{name}"))
+}
+
+/// The pipeline that moves the versions `names` and announces them to every replica
+/// (`super::held`): the `INCR`s, then one `PUBLISH` of their names.
+fn announce<S: AsRef<str>>(redis: &crate::redis::Redis, names: &[S]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    for name in names {
+        pipe.incr(version_key(redis, name.as_ref()), 1).ignore();
+    }
+    pipe.publish(redis.key(super::held::CHANNEL), announcement(names))
+        .ignore();
+    pipe
 }
 
 fn count(kind: CacheKind, outcome: Outcome) {
@@ -624,7 +661,8 @@ impl Inner {
         if !self.missed_bumps.swap(false, Ordering::Relaxed) {
             return true;
         }
-        let result: Result<u64, _> = timed(conn.incr(version_key(redis, EPOCH), 1)).await;
+        let result = timed(announce(redis, &[EPOCH]).query_async::<()>(conn)).await;
+        self.held.forget(&[EPOCH]);
         if result.is_err() {
             self.missed_bumps.store(true, Ordering::Relaxed);
             return false;

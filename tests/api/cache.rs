@@ -74,11 +74,13 @@ async fn cache_reconnects_when_redis_comes_back() {
     let relay = Relay::start("127.0.0.1:0".parse().expect("literal"), upstream).await;
     let shutdown = CancellationToken::new();
     let prefix = format!("akig-test-{}", uuid::Uuid::new_v4());
-    let cache = linked_cache(format!("redis://{}", relay.addr), &prefix, &shutdown).await;
+    let cache = listening_cache(format!("redis://{}", relay.addr), &prefix, &shutdown).await;
     let direct = linked_cache(redis_url(), &prefix, &shutdown).await;
-    wait_until(|| cache.is_redis_up() && direct.is_redis_up()).await;
+    wait_until(|| cache.is_redis_up() && direct.is_redis_up() && cache.holds_versions()).await;
 
     let addr = relay.cut().await;
+    // Announcements can no longer arrive: no version is held.
+    wait_until(|| !cache.holds_versions()).await;
     // Calls fail over to the in-process cache at once; the probe notices the outage too.
     cache
         .set("k", Bytes::from_static(b"local"), Duration::from_secs(30))
@@ -97,7 +99,7 @@ async fn cache_reconnects_when_redis_comes_back() {
     cache.delete("shared").await;
 
     let _relay = Relay::start(addr, upstream).await;
-    wait_until(|| cache.is_redis_up()).await;
+    wait_until(|| cache.is_redis_up() && cache.holds_versions()).await;
     // Back on the shared cache: the missed deletion was replayed, local entries dropped.
     assert_eq!(direct.get("shared").await, None);
     assert_eq!(cache.get("k").await, None);
@@ -105,6 +107,120 @@ async fn cache_reconnects_when_redis_comes_back() {
         .set("k", Bytes::from_static(b"shared"), Duration::from_secs(30))
         .await;
     assert_eq!(cache.get("k").await, Some(Bytes::from_static(b"shared")));
+    shutdown.cancel();
+}
+
+/// A replica's cache that listens to the writes' announcements (as the server's does).
+async fn listening_cache(url: String, prefix: &str, shutdown: &CancellationToken) -> Cache {
+    let cache = linked_cache(url, prefix, shutdown).await;
+    tokio::spawn(cache.clone().run_announcements(shutdown.clone()));
+    cache
+}
+
+/// A company-wide reader's read of `coverage` through `cache`: the number of computations so
+/// far (the answer), and whether it was a hit.
+async fn read_through(
+    cache: &Cache,
+    coverage: &akig::cache::Coverage,
+    computed: &std::sync::atomic::AtomicU64,
+) -> (u64, akig::cache::Outcome) {
+    use akig::auth::caller::Caller;
+    use akig::auth::rbac::Role;
+    use akig::cache::{Audience, CacheKind};
+    use std::sync::atomic::Ordering;
+    let director = Caller {
+        user_id: uuid::Uuid::from_u128(1),
+        role: Role::Director,
+        session_id: uuid::Uuid::from_u128(2),
+        permissions: std::sync::Arc::new(std::collections::HashSet::new()),
+        site_ids: std::sync::Arc::from(Vec::new()),
+        client_ip: None,
+        token_expires_at: 0,
+        token_version: 0,
+    };
+    let (value, outcome) = cache
+        .get_or_compute(
+            CacheKind::Rankings,
+            &Audience::of(&director),
+            "held",
+            coverage,
+            async {
+                let n = computed.fetch_add(1, Ordering::SeqCst) + 1;
+                Ok::<_, std::convert::Infallible>(akig::proto::v1::Date {
+                    year: i32::try_from(n).unwrap_or(0),
+                    month: 1,
+                    day: 1,
+                })
+            },
+        )
+        .await
+        .unwrap_or_else(|e| match e {});
+    (u64::try_from(value.year).unwrap_or(0), outcome)
+}
+
+#[tokio::test]
+async fn versions_are_held_between_reads_until_a_write_is_announced() {
+    use akig::cache::{Coverage, HELD_FOR, Outcome};
+    use std::sync::atomic::AtomicU64;
+    let shutdown = CancellationToken::new();
+    let prefix = format!("akig-test-{}", uuid::Uuid::new_v4());
+    let a = listening_cache(redis_url(), &prefix, &shutdown).await;
+    let b = listening_cache(redis_url(), &prefix, &shutdown).await;
+    wait_until(|| a.is_redis_up() && b.is_redis_up() && a.holds_versions() && b.holds_versions())
+        .await;
+    let kaloum = uuid::Uuid::from_u128(10);
+    let coverage = Coverage::sites(vec![kaloum]);
+    let computed = AtomicU64::new(0);
+
+    // Read under versions taken from Redis, then held: the next hit reads no version.
+    let read_at = std::time::Instant::now();
+    assert_eq!(
+        read_through(&a, &coverage, &computed).await,
+        (1, Outcome::Miss)
+    );
+    let held_before = a.reads_held();
+    assert_eq!(
+        read_through(&a, &coverage, &computed).await,
+        (1, Outcome::Hit)
+    );
+    assert_eq!(a.reads_held(), held_before + 1, "a hit on held versions");
+    assert_eq!(
+        read_through(&b, &coverage, &computed).await,
+        (1, Outcome::Hit)
+    );
+
+    // A write on another site leaves the held versions of Kaloum's answers alone.
+    b.written(&[uuid::Uuid::from_u128(11)]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(
+        read_through(&a, &coverage, &computed).await,
+        (1, Outcome::Hit)
+    );
+
+    // A write on Kaloum through the other replica: its announcement drops A's held version
+    // well before the version would have expired.
+    b.written(&[kaloum]).await;
+    let mut outcome = read_through(&a, &coverage, &computed).await;
+    while outcome.1 == Outcome::Hit && read_at.elapsed() < HELD_FOR / 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        outcome = read_through(&a, &coverage, &computed).await;
+    }
+    assert_eq!(outcome, (2, Outcome::Miss), "the announcement reached A");
+    assert!(
+        read_at.elapsed() < HELD_FOR,
+        "not the held version's expiry"
+    );
+
+    // The writer's own replica sees its write at its next read, without waiting.
+    assert_eq!(
+        read_through(&a, &coverage, &computed).await,
+        (2, Outcome::Hit)
+    );
+    a.written(&[kaloum]).await;
+    assert_eq!(
+        read_through(&a, &coverage, &computed).await,
+        (3, Outcome::Miss)
+    );
     shutdown.cancel();
 }
 
@@ -725,13 +841,14 @@ mod reads {
         }
         assert!(standing.is_shared().await, "standings shared within 30 s");
 
+        until("announcements heard", || cache.holds_versions()).await;
         expect_outstanding(&app, aminata, 10_000, "MISS").await;
-        let ahead = cache.reads_ahead();
+        let held = cache.reads_held();
         expect_outstanding(&app, aminata, 10_000, "HIT").await;
         assert_eq!(
-            cache.reads_ahead() - ahead,
+            cache.reads_held() - held,
             1,
-            "the hit's versions came with the caller's standing"
+            "the hit's versions were held in the process"
         );
         let kal = vec![("Aminata Bah".to_owned(), 0)];
         assert_eq!(
@@ -741,7 +858,8 @@ mod reads {
         assert_eq!(good_payers(&app, "gest.kal").await, (kal, "HIT".into()));
 
         pay(&app, aminata, 4_000).await;
-        // Read ahead as well, the moved version drops the entry.
+        // The payment dropped the held versions: they are read ahead with the caller's
+        // standing, and the moved version drops the entry.
         let ahead = cache.reads_ahead();
         expect_outstanding(&app, aminata, 6_000, "MISS").await;
         assert_eq!(cache.reads_ahead() - ahead, 1);
@@ -753,9 +871,26 @@ mod reads {
         app.stop(Duration::from_secs(10)).await.expect("stops");
     }
 
+    /// On a replica other than the writer's: the old answer at most until the write's
+    /// announcement arrives (ADR 0017), then `amount` computed afresh (MISS), well before a
+    /// held version would have expired (`HELD_FOR`).
+    async fn expect_announced(app: &TestApp, tenant: Uuid, amount: i64) {
+        let written_at = std::time::Instant::now();
+        let mut seen = outstanding(app, "dir", tenant).await;
+        while seen.0 != amount && written_at.elapsed() < akig::cache::HELD_FOR / 2 {
+            seen = outstanding(app, "dir", tenant).await;
+        }
+        assert_eq!(seen, (amount, "MISS".to_owned()));
+        assert!(
+            written_at.elapsed() < akig::cache::HELD_FOR,
+            "not by expiry"
+        );
+    }
+
     /// Two replicas on one database and one Redis (one key prefix), each keeping decoded
-    /// copies of the answers it served: a payment through one is read at the next read on the
-    /// other, which had the old answer in memory.
+    /// copies of the answers it served and the versions they were read under: a payment
+    /// through one is read on the other, which had the old answer in memory, as soon as the
+    /// payment's announcement arrives.
     #[tokio::test]
     async fn a_write_on_one_replica_is_read_at_the_next_read_on_the_other() {
         let db = TestDb::new().await;
@@ -784,10 +919,10 @@ mod reads {
         expect_outstanding(a, aminata, 10_000, "HIT").await;
         expect_outstanding(b, aminata, 10_000, "HIT").await;
         pay(a, aminata, 4_000).await;
-        expect_outstanding(b, aminata, 6_000, "MISS").await;
+        expect_announced(b, aminata, 6_000).await;
         expect_outstanding(a, aminata, 6_000, "HIT").await;
         pay(b, aminata, 1_000).await;
-        expect_outstanding(a, aminata, 5_000, "MISS").await;
+        expect_announced(a, aminata, 5_000).await;
         expect_outstanding(b, aminata, 5_000, "HIT").await;
         for app in replicas {
             app.stop(Duration::from_secs(10)).await.expect("stops");
