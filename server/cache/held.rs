@@ -19,7 +19,7 @@
 //!   after it was read: that bounds how long a replica can serve an answer older than a write.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -43,7 +43,8 @@ pub(super) const CHANNEL: &str = "cv";
 /// The versions this process holds, by name, and the generation they are kept under.
 #[derive(Debug, Default)]
 pub(super) struct HeldVersions {
-    state: Mutex<State>,
+    /// Read by every cached read, written by announcements and by reads from Redis.
+    state: RwLock<State>,
 }
 
 #[derive(Debug, Default)]
@@ -55,9 +56,13 @@ struct State {
 }
 
 impl HeldVersions {
-    fn state(&self) -> MutexGuard<'_, State> {
+    fn state(&self) -> RwLockReadGuard<'_, State> {
         // Every change is a whole assignment or a map operation: consistent after any panic.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn state_mut(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The generation to read under: pass it to [`HeldVersions::keep`].
@@ -85,7 +90,7 @@ impl HeldVersions {
     /// the generation has moved since (an announcement or a local write came meanwhile) or
     /// when this process does not listen.
     pub(super) fn keep(&self, generation: u64, read_at: Instant, names: &[String], values: &[u64]) {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         if !state.listening || state.generation != generation || names.len() != values.len() {
             return;
         }
@@ -100,7 +105,7 @@ impl HeldVersions {
     /// Drops the held values of `names` (every value when the epoch is among them) and moves
     /// the generation.
     pub(super) fn forget<S: AsRef<str>>(&self, names: &[S]) {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         state.generation += 1;
         if names.iter().any(|name| name.as_ref() == EPOCH) {
             state.values.clear();
@@ -113,7 +118,7 @@ impl HeldVersions {
 
     /// Starts or stops holding versions: drops every held value and moves the generation.
     pub(super) fn listening(&self, on: bool) {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         state.generation += 1;
         state.listening = on;
         state.values.clear();
