@@ -28,6 +28,9 @@ pub const GRPC_SERVER_PANICS: &str = "grpc_server_panics_total";
 pub const DB_UP: &str = "akig_database_up";
 /// Gauge: 1 while Redis is connected.
 pub const REDIS_UP: &str = "akig_redis_up";
+/// Gauge: 1 while the read cache hears the writes' announcements (and so holds versions
+/// between reads, ADR 0017).
+pub const CACHE_ANNOUNCEMENTS_UP: &str = "akig_cache_announcements_up";
 /// Counter: cache look-ups, by `kind` (the key's first segment, e.g. `rbac`, or `standing`)
 /// and `result` (hit, miss).
 pub const CACHE_REQUESTS: &str = "akig_cache_requests_total";
@@ -96,7 +99,7 @@ pub const PUNCTUALITY_RATIO: &str = "akig_punctuality_ratio";
 
 /// Every metric this module names, for the checks that dashboards and alert rules only use
 /// series the server exports (a histogram also exports `_bucket`, `_sum` and `_count`).
-pub const ALL: [&str; 26] = [
+pub const ALL: [&str; 27] = [
     GRPC_SERVER_STARTED,
     GRPC_SERVER_HANDLED,
     GRPC_SERVER_HANDLING_SECONDS,
@@ -104,6 +107,7 @@ pub const ALL: [&str; 26] = [
     GRPC_SERVER_PANICS,
     DB_UP,
     REDIS_UP,
+    CACHE_ANNOUNCEMENTS_UP,
     CACHE_REQUESTS,
     RATE_LIMITED,
     IDEMPOTENT_CALLS,
@@ -153,6 +157,10 @@ pub fn describe() {
     describe_gauge!(
         REDIS_UP,
         "1 when Redis is connected, 0 when on the in-process cache."
+    );
+    describe_gauge!(
+        CACHE_ANNOUNCEMENTS_UP,
+        "1 while the read cache hears the writes' announcements and holds versions between reads."
     );
     describe_counter!(
         CACHE_REQUESTS,

@@ -14,9 +14,14 @@
 //! - Generations: every announcement heard, every local drop and every change of listening
 //!   moves the generation. A read keeps the versions it read from Redis only under the
 //!   generation taken before it read them; a read that raced an announcement keeps nothing.
-//! - Whatever goes wrong unseen (a half-open subscription, an announcement lost with its
-//!   writer's connection after the `INCR`), a held version is used for [`HELD_FOR`] at most
-//!   after it was read: that bounds how long a replica can serve an answer older than a write.
+//! - The subscription is pinged every [`PING_EVERY`]; one that does not answer within
+//!   [`crate::redis::REDIS_TIMEOUT`] (a half-open connection) is taken as lost.
+//! - An announcement heard also moves this process's own versions (those it reads by while its
+//!   main link to Redis is down), so answers it kept meanwhile go too.
+//! - Whatever goes wrong unseen (an announcement lost with its writer's connection after the
+//!   `INCR`, or refused by an ACL without the channel), a held version is used for
+//!   [`HELD_FOR`] at most after it was read: that bounds how long a replica whose link to Redis
+//!   works can serve an answer older than a write.
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -25,14 +30,17 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::Cache;
 use super::read::EPOCH;
+use super::{Cache, Inner};
+use crate::metrics::CACHE_ANNOUNCEMENTS_UP;
 
 /// How long a version read from Redis is used without reading it again (the bound on a
 /// replica's staleness when an announcement is lost).
 pub const HELD_FOR: Duration = Duration::from_secs(1);
 /// The wait before subscribing again after the subscription was lost or refused.
 const RESUBSCRIBE_AFTER: Duration = Duration::from_millis(500);
+/// How often the subscription is pinged: one that does not answer in time is taken as lost.
+const PING_EVERY: Duration = Duration::from_millis(500);
 /// Version names held at most (sites of the company, `all`, `epoch`); past it, nothing more is
 /// kept until an announcement or a subscription change clears room.
 const HELD_NAMES_MAX: usize = 10_000;
@@ -147,7 +155,8 @@ impl Cache {
             return;
         };
         let channel = redis.key(CHANNEL);
-        let held = &self.inner.held;
+        // Said once until a subscription succeeds.
+        let mut refused = false;
         loop {
             let subscribed = async {
                 let mut pubsub = redis.client().get_async_pubsub().await?;
@@ -159,30 +168,25 @@ impl Cache {
                 result = crate::redis::timed(subscribed) => result,
             };
             match subscribed {
-                Ok(mut pubsub) => {
-                    // Reads sent from now on see every version moved after them announced.
-                    held.listening(true);
-                    let mut messages = pubsub.on_message();
-                    loop {
-                        let message = tokio::select! {
-                            () = shutdown.cancelled() => {
-                                held.listening(false);
-                                return;
-                            }
-                            message = messages.next() => message,
-                        };
-                        let Some(message) = message else { break };
-                        match message.get_payload::<String>() {
-                            Ok(payload) => {
-                                let names: Vec<&str> = payload.split(' ').collect();
-                                held.forget(&names);
-                            }
-                            // Unreadable: drop everything rather than guess.
-                            Err(_) => held.forget(&[EPOCH]),
-                        }
+                Ok(pubsub) => {
+                    refused = false;
+                    self.listen(pubsub, &shutdown).await;
+                    self.inner.held.listening(false);
+                    metrics::gauge!(CACHE_ANNOUNCEMENTS_UP).set(0.0);
+                    if shutdown.is_cancelled() {
+                        return;
                     }
-                    held.listening(false);
                     tracing::warn!("read cache: announcements lost; subscribing again");
+                }
+                // Refused by Redis itself (an ACL without the channel, say), not by the
+                // network: versions are then read at every read, as without announcements.
+                Err(error) if !refused && error.kind() != redis::ErrorKind::Io => {
+                    refused = true;
+                    tracing::warn!(
+                        %error,
+                        "read cache: cannot subscribe to the writes' announcements; versions \
+                         are read from Redis at every read"
+                    );
                 }
                 Err(error) => tracing::debug!(%error, "read cache: cannot subscribe"),
             }
@@ -193,9 +197,58 @@ impl Cache {
         }
     }
 
+    /// Holds versions while `pubsub` delivers announcements; returns at `shutdown`, when the
+    /// subscription ends, or when it does not answer a ping within
+    /// [`crate::redis::REDIS_TIMEOUT`] (a half-open connection, which nothing else would
+    /// notice). While a ping waits, announcements wait behind it: for that timeout at most.
+    async fn listen(&self, pubsub: redis::aio::PubSub, shutdown: &CancellationToken) {
+        // Reads sent from now on see every version moved after them announced.
+        self.inner.held.listening(true);
+        metrics::gauge!(CACHE_ANNOUNCEMENTS_UP).set(1.0);
+        let (mut sink, mut messages) = pubsub.split();
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ping.tick() => {
+                    let answered: redis::RedisResult<redis::Value> =
+                        crate::redis::timed(sink.ping()).await;
+                    if answered.is_err() {
+                        return;
+                    }
+                }
+                message = messages.next() => {
+                    let Some(message) = message else { return };
+                    match message.get_payload::<String>() {
+                        Ok(payload) => {
+                            let names: Vec<&str> = payload.split(' ').collect();
+                            self.inner.heard(&names);
+                        }
+                        // Unreadable: drop everything rather than guess.
+                        Err(_) => self.inner.heard(&[EPOCH]),
+                    }
+                }
+            }
+        }
+    }
+
     /// Whether this process holds versions (it listens to the announcements).
     pub fn holds_versions(&self) -> bool {
         self.inner.held.is_listening()
+    }
+}
+
+impl Inner {
+    /// An announcement of `names` heard: their held values go, and their versions in this
+    /// process move too, so that answers kept in the process while its own link to Redis is
+    /// down are not served after a write the other replicas made.
+    fn heard<S: AsRef<str>>(&self, names: &[S]) {
+        self.held.forget(names);
+        let mut local = self.local_versions();
+        for name in names {
+            *local.entry(name.as_ref().to_owned()).or_default() += 1;
+        }
     }
 }
 
@@ -268,6 +321,61 @@ mod tests {
         let just_before = read_at + HELD_FOR - Duration::from_millis(1);
         assert_eq!(held.get(&names(&["all"]), just_before), Some(vec![5]));
         assert_eq!(held.get(&names(&["all"]), read_at + HELD_FOR), None);
+    }
+
+    #[tokio::test]
+    async fn an_announcement_heard_moves_the_process_own_versions_too() {
+        use crate::auth::caller::Caller;
+        use crate::auth::rbac::Role;
+        use crate::cache::{Audience, CacheKind, Coverage, Outcome};
+        use crate::proto::v1 as pb;
+        use std::sync::atomic::{AtomicI32, Ordering};
+        // Without a link to Redis, reads go by the process's own versions; an announcement
+        // heard (through a subscription still up) must still drop what they cover.
+        let cache = Cache::in_process();
+        let director = Caller {
+            user_id: uuid::Uuid::from_u128(1),
+            role: Role::Director,
+            session_id: uuid::Uuid::from_u128(2),
+            permissions: std::sync::Arc::new(std::collections::HashSet::new()),
+            site_ids: std::sync::Arc::from(Vec::new()),
+            client_ip: None,
+            token_expires_at: 0,
+            token_version: 0,
+        };
+        let site = uuid::Uuid::from_u128(10);
+        let coverage = Coverage::sites(vec![site]);
+        let computed = AtomicI32::new(0);
+        let read = || async {
+            let (date, outcome) = cache
+                .get_or_compute(
+                    CacheKind::Rankings,
+                    &Audience::of(&director),
+                    "r",
+                    &coverage,
+                    async {
+                        let day = computed.fetch_add(1, Ordering::SeqCst) + 1;
+                        Ok::<_, std::convert::Infallible>(pb::Date {
+                            year: 2026,
+                            month: 1,
+                            day,
+                        })
+                    },
+                )
+                .await
+                .unwrap_or_else(|e| match e {});
+            (date.day, outcome)
+        };
+        assert_eq!(read().await, (1, Outcome::Miss));
+        assert_eq!(read().await, (1, Outcome::Hit));
+        cache
+            .inner
+            .heard(&["site:00000000-0000-0000-0000-000000000011"]);
+        assert_eq!(read().await, (1, Outcome::Hit), "another site");
+        cache.inner.heard(&[format!("site:{site}")]);
+        assert_eq!(read().await, (2, Outcome::Miss));
+        cache.inner.heard(&[EPOCH]);
+        assert_eq!(read().await, (3, Outcome::Miss));
     }
 
     #[test]

@@ -344,18 +344,7 @@ impl Cache {
         let Some(redis) = self.inner.redis.as_ref() else {
             return;
         };
-        let announced = match self.redis_connection() {
-            Some((_, mut conn)) => {
-                let result = timed(announce(redis, &names).query_async::<()>(&mut conn)).await;
-                result.map_err(|e| redis.failed(&e)).is_ok()
-            }
-            None => false,
-        };
-        // After the round trip: a read that took the old values meanwhile keeps nothing.
-        self.inner.held.forget(&names);
-        if !announced {
-            self.inner.missed_bumps.store(true, Ordering::Relaxed);
-        }
+        self.announce(redis, &names).await;
     }
 
     /// After a write whose sites are not known: every entry of the fleet is dropped (the
@@ -368,16 +357,24 @@ impl Cache {
         let Some(redis) = self.inner.redis.as_ref() else {
             return;
         };
-        let announced = match self.redis_connection() {
-            Some((_, mut conn)) => {
-                let result = timed(announce(redis, &[EPOCH]).query_async::<()>(&mut conn)).await;
-                result.map_err(|e| redis.failed(&e)).is_ok()
-            }
-            None => false,
+        self.announce(redis, &[EPOCH]).await;
+    }
+
+    /// Moves the versions `names` in Redis and announces them ([`announce`]), then drops the
+    /// held ones (after the round trip: a read that took the old values meanwhile keeps
+    /// nothing). When they could not be moved, the fleet epoch moves at reconnection.
+    async fn announce<S: AsRef<str>>(&self, redis: &crate::redis::Redis, names: &[S]) {
+        let moved = match self.redis_connection() {
+            Some((_, mut conn)) => announce(redis, &mut conn, names).await,
+            None => Err(None),
         };
-        self.inner.held.forget(&[EPOCH]);
-        if !announced {
+        self.inner.held.forget(names);
+        if let Err(error) = moved {
+            // Owed before the link is marked down, so that a reconnection cannot slip between.
             self.inner.missed_bumps.store(true, Ordering::Relaxed);
+            if let Some(error) = error {
+                redis.failed(&error);
+            }
         }
     }
 
@@ -538,16 +535,54 @@ pub(super) fn version_key(redis: &crate::redis::Redis, name: &str) -> String {
     redis.key(&format!("cv:{name}"))
 }
 
-/// The pipeline that moves the versions `names` and announces them to every replica
-/// (`super::held`): the `INCR`s, then one `PUBLISH` of their names.
-fn announce<S: AsRef<str>>(redis: &crate::redis::Redis, names: &[S]) -> redis::Pipeline {
+/// Moves the versions `names` in Redis and announces them to every replica (`super::held`), in
+/// one pipeline: per name a `SET NX` at a random start (a version lost to an eviction or a
+/// `DEL` must not restart at 1, where entries of its earlier life may still be) and an `INCR`,
+/// then one `PUBLISH` of their names. `Err` when a version did not move (`Some`: what Redis or
+/// the link said). A refused `PUBLISH` (an ACL without the channel) costs the other replicas
+/// [`super::HELD_FOR`] of staleness at most: it is logged (once a minute at most) and does not
+/// count as a failure of the link.
+async fn announce<S: AsRef<str>>(
+    redis: &crate::redis::Redis,
+    conn: &mut ConnectionManager,
+    names: &[S],
+) -> Result<(), Option<redis::RedisError>> {
     let mut pipe = redis::pipe();
     for name in names {
-        pipe.incr(version_key(redis, name.as_ref()), 1).ignore();
+        let key = version_key(redis, name.as_ref());
+        pipe.set_nx(&key, u64::from(rand::random::<u32>())).ignore();
+        pipe.incr(&key, 1);
     }
-    pipe.publish(redis.key(super::held::CHANNEL), announcement(names))
-        .ignore();
-    pipe
+    pipe.publish(redis.key(super::held::CHANNEL), announcement(names));
+    pipe.ignore_errors();
+    let replies: Vec<redis::RedisResult<redis::Value>> =
+        timed(pipe.query_async(conn)).await.map_err(Some)?;
+    let (moved, published) = replies.split_at(replies.len().saturating_sub(1));
+    if moved.len() != names.len() {
+        return Err(None);
+    }
+    for reply in moved {
+        reply.as_ref().map_err(|e| Some(e.clone()))?;
+    }
+    if let Some(Err(error)) = published.first() {
+        refused_announcement(error);
+    }
+    Ok(())
+}
+
+/// Logs a refused announcement, once a minute at most.
+fn refused_announcement(error: &redis::RedisError) {
+    static LAST: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+        *last = Some(Instant::now());
+        tracing::warn!(
+            %error,
+            "read cache: a write's announcement was refused; other replicas see it within 1 s"
+        );
+    }
 }
 
 fn count(kind: CacheKind, outcome: Outcome) {
@@ -624,7 +659,7 @@ impl Inner {
         self.hot.insert(key.to_owned(), entry);
     }
 
-    fn local_versions(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+    pub(super) fn local_versions(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
         // Single increments and reads: consistent after any panic.
         self.versions
             .lock()
@@ -661,7 +696,7 @@ impl Inner {
         if !self.missed_bumps.swap(false, Ordering::Relaxed) {
             return true;
         }
-        let result = timed(announce(redis, &[EPOCH]).query_async::<()>(conn)).await;
+        let result = announce(redis, conn, &[EPOCH]).await;
         self.held.forget(&[EPOCH]);
         if result.is_err() {
             self.missed_bumps.store(true, Ordering::Relaxed);

@@ -259,9 +259,62 @@ impl Relay {
         Self { addr, tasks }
     }
 
+    /// A relay whose connections stop passing bytes, but stay open, while the flag returned
+    /// is set: a half-open link, as a dead peer behind a NAT leaves it.
+    pub async fn stallable(
+        addr: SocketAddr,
+        upstream: SocketAddr,
+    ) -> (Self, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let listener = TcpListener::bind(addr).await.expect("relay binds");
+        let addr = listener.local_addr().expect("relay address");
+        let mut tasks = JoinSet::new();
+        let flag = stalled.clone();
+        tasks.spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                let flag = flag.clone();
+                connections.spawn(async move {
+                    if let Ok(server) = TcpStream::connect(upstream).await {
+                        let (client_read, client_write) = client.into_split();
+                        let (server_read, server_write) = server.into_split();
+                        tokio::join!(
+                            pass(client_read, server_write, flag.clone()),
+                            pass(server_read, client_write, flag),
+                        );
+                    }
+                });
+            }
+        });
+        (Self { addr, tasks }, stalled)
+    }
+
     /// Drops the listener and every relayed connection.
     pub async fn cut(mut self) -> SocketAddr {
         self.tasks.shutdown().await;
         self.addr
     }
+}
+
+/// Copies `from` to `to` until either ends, holding the bytes while `stalled` is set.
+async fn pass(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        while stalled.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
