@@ -243,7 +243,7 @@ impl Inner {
     /// An announcement of `names` heard: their held values go, and their versions in this
     /// process move too, so that answers kept in the process while its own link to Redis is
     /// down are not served after a write the other replicas made.
-    fn heard<S: AsRef<str>>(&self, names: &[S]) {
+    pub(super) fn heard<S: AsRef<str>>(&self, names: &[S]) {
         self.held.forget(names);
         let mut local = self.local_versions();
         for name in names {
@@ -321,61 +321,6 @@ mod tests {
         let just_before = read_at + HELD_FOR - Duration::from_millis(1);
         assert_eq!(held.get(&names(&["all"]), just_before), Some(vec![5]));
         assert_eq!(held.get(&names(&["all"]), read_at + HELD_FOR), None);
-    }
-
-    #[tokio::test]
-    async fn an_announcement_heard_moves_the_process_own_versions_too() {
-        use crate::auth::caller::Caller;
-        use crate::auth::rbac::Role;
-        use crate::cache::{Audience, CacheKind, Coverage, Outcome};
-        use crate::proto::v1 as pb;
-        use std::sync::atomic::{AtomicI32, Ordering};
-        // Without a link to Redis, reads go by the process's own versions; an announcement
-        // heard (through a subscription still up) must still drop what they cover.
-        let cache = Cache::in_process();
-        let director = Caller {
-            user_id: uuid::Uuid::from_u128(1),
-            role: Role::Director,
-            session_id: uuid::Uuid::from_u128(2),
-            permissions: std::sync::Arc::new(std::collections::HashSet::new()),
-            site_ids: std::sync::Arc::from(Vec::new()),
-            client_ip: None,
-            token_expires_at: 0,
-            token_version: 0,
-        };
-        let site = uuid::Uuid::from_u128(10);
-        let coverage = Coverage::sites(vec![site]);
-        let computed = AtomicI32::new(0);
-        let read = || async {
-            let (date, outcome) = cache
-                .get_or_compute(
-                    CacheKind::Rankings,
-                    &Audience::of(&director),
-                    "r",
-                    &coverage,
-                    async {
-                        let day = computed.fetch_add(1, Ordering::SeqCst) + 1;
-                        Ok::<_, std::convert::Infallible>(pb::Date {
-                            year: 2026,
-                            month: 1,
-                            day,
-                        })
-                    },
-                )
-                .await
-                .unwrap_or_else(|e| match e {});
-            (date.day, outcome)
-        };
-        assert_eq!(read().await, (1, Outcome::Miss));
-        assert_eq!(read().await, (1, Outcome::Hit));
-        cache
-            .inner
-            .heard(&["site:00000000-0000-0000-0000-000000000011"]);
-        assert_eq!(read().await, (1, Outcome::Hit), "another site");
-        cache.inner.heard(&[format!("site:{site}")]);
-        assert_eq!(read().await, (2, Outcome::Miss));
-        cache.inner.heard(&[EPOCH]);
-        assert_eq!(read().await, (3, Outcome::Miss));
     }
 
     #[test]

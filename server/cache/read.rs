@@ -344,7 +344,7 @@ impl Cache {
         let Some(redis) = self.inner.redis.as_ref() else {
             return;
         };
-        self.announce(redis, &names).await;
+        self.move_versions(redis, &names).await;
     }
 
     /// After a write whose sites are not known: every entry of the fleet is dropped (the
@@ -357,13 +357,13 @@ impl Cache {
         let Some(redis) = self.inner.redis.as_ref() else {
             return;
         };
-        self.announce(redis, &[EPOCH]).await;
+        self.move_versions(redis, &[EPOCH]).await;
     }
 
     /// Moves the versions `names` in Redis and announces them ([`announce`]), then drops the
     /// held ones (after the round trip: a read that took the old values meanwhile keeps
     /// nothing). When they could not be moved, the fleet epoch moves at reconnection.
-    async fn announce<S: AsRef<str>>(&self, redis: &crate::redis::Redis, names: &[S]) {
+    async fn move_versions<S: AsRef<str>>(&self, redis: &crate::redis::Redis, names: &[S]) {
         let moved = match self.redis_connection() {
             Some((_, mut conn)) => announce(redis, &mut conn, names).await,
             None => Err(None),
@@ -841,6 +841,35 @@ mod tests {
             .await
             .unwrap_or_else(|e| match e {});
         (value.day, outcome)
+    }
+
+    #[tokio::test]
+    async fn an_announcement_heard_moves_the_process_own_versions_too() {
+        // Without a link to Redis, reads go by the process's own versions; an announcement
+        // heard (through a subscription still up) must still drop what they cover.
+        let cache = Cache::in_process();
+        let audience = Audience::of(&caller(Role::Director, 1, &[]));
+        let kaloum = Uuid::from_u128(10);
+        let computed = AtomicU64::new(0);
+        let read = || {
+            counted_read(
+                &cache,
+                CacheKind::Rankings,
+                &audience,
+                Coverage::sites(vec![kaloum]),
+                &computed,
+            )
+        };
+        assert_eq!(read().await, (1, Outcome::Miss));
+        assert_eq!(read().await, (1, Outcome::Hit));
+        cache
+            .inner
+            .heard(&[format!("site:{}", Uuid::from_u128(11))]);
+        assert_eq!(read().await, (1, Outcome::Hit), "another site");
+        cache.inner.heard(&[format!("site:{kaloum}")]);
+        assert_eq!(read().await, (2, Outcome::Miss));
+        cache.inner.heard(&[EPOCH]);
+        assert_eq!(read().await, (3, Outcome::Miss));
     }
 
     #[tokio::test]
