@@ -451,8 +451,7 @@ impl Cache {
             let mut pipe = redis::pipe();
             for (key, value) in keys.iter().zip(&values) {
                 if value.is_none() {
-                    let start = u64::from(rand::random::<u32>());
-                    pipe.set_nx(key, start).ignore();
+                    pipe.set_nx(key, random_start()).ignore();
                 }
             }
             if let Err(e) = timed(pipe.query_async::<()>(&mut *conn)).await {
@@ -550,7 +549,7 @@ async fn announce<S: AsRef<str>>(
     let mut pipe = redis::pipe();
     for name in names {
         let key = version_key(redis, name.as_ref());
-        pipe.set_nx(&key, u64::from(rand::random::<u32>())).ignore();
+        pipe.set_nx(&key, random_start()).ignore();
         pipe.incr(&key, 1);
     }
     pipe.publish(redis.key(super::held::CHANNEL), announcement(names));
@@ -568,6 +567,12 @@ async fn announce<S: AsRef<str>>(
         refused_announcement(error);
     }
     Ok(())
+}
+
+/// Where a missing version starts: at random, so that no entry of an earlier life of the
+/// version can match it again (ADR 0014, 0017).
+fn random_start() -> u64 {
+    u64::from(rand::random::<u32>())
 }
 
 /// Logs a refused announcement, once a minute at most.

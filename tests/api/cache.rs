@@ -8,6 +8,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::{Relay, redis_url};
 
+/// The tests' Redis as a socket address, for relays in front of it.
+fn redis_addr() -> std::net::SocketAddr {
+    redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|_| "127.0.0.1:6379".parse().expect("literal"))
+}
+
 async fn linked_cache(url: String, prefix: &str, shutdown: &CancellationToken) -> Cache {
     let redis = Redis::open(&RedisConfig {
         url,
@@ -66,11 +75,7 @@ async fn unreachable_redis_falls_back_to_the_in_process_cache() {
 
 #[tokio::test]
 async fn cache_reconnects_when_redis_comes_back() {
-    let upstream: std::net::SocketAddr = redis_url()
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap_or_else(|_| "127.0.0.1:6379".parse().expect("literal"));
+    let upstream = redis_addr();
     let relay = Relay::start("127.0.0.1:0".parse().expect("literal"), upstream).await;
     let shutdown = CancellationToken::new();
     let prefix = format!("akig-test-{}", uuid::Uuid::new_v4());
@@ -235,11 +240,7 @@ async fn redis_admin() -> redis::aio::MultiplexedConnection {
 
 #[tokio::test]
 async fn a_half_open_subscription_stops_holding_versions() {
-    let upstream: std::net::SocketAddr = redis_url()
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap_or_else(|_| "127.0.0.1:6379".parse().expect("literal"));
+    let upstream = redis_addr();
     let (relay, stalled) =
         Relay::stallable("127.0.0.1:0".parse().expect("literal"), upstream).await;
     let shutdown = CancellationToken::new();
@@ -801,8 +802,9 @@ mod standing {
 // single flight.
 
 mod reads {
-    use std::net::SocketAddr;
     use std::time::Duration;
+
+    use super::redis_addr;
 
     use akig::auth::standing::StandingCache;
     use akig::cache::{Cache, CacheKind};
@@ -816,7 +818,7 @@ mod reads {
 
     use crate::support::{
         RedisMode, Relay, TestApp, TestDb, authed, create_charge, create_site, create_tenant,
-        create_user, redis_url, test_config, ts, x_cache,
+        create_user, test_config, ts, x_cache,
     };
 
     /// A server on `db` and Redis (at `redis` instead of the test Redis when given), with its
@@ -949,14 +951,6 @@ mod reads {
             ))
             .await
             .expect("payment recorded");
-    }
-
-    fn redis_addr() -> SocketAddr {
-        redis_url()
-            .trim_start_matches("redis://")
-            .trim_end_matches('/')
-            .parse()
-            .unwrap_or_else(|_| "127.0.0.1:6379".parse().expect("literal"))
     }
 
     #[tokio::test]
