@@ -166,7 +166,7 @@ impl Shared {
             .await;
         // Before any database work: a client over its limit costs no query.
         self.limits
-            .conclude(Some(claims.sub), client_ip, spend.as_ref(), peeked.ride)
+            .conclude(Some(claims.sub), client_ip, spend, peeked.ride)
             .await?;
         let ahead_values = peeked.values;
         let standing = self.standing.resolve(peeked.pending).await?;

@@ -130,14 +130,23 @@ impl RateLimits {
     /// Whether the call `spend` was made for may go on: from the script's `reply` when the
     /// pipeline ran it; else from a round trip of its own; else (no Redis, Redis down or slow,
     /// a reply not understood) from this process's limiters, as [`RateLimits::check`].
+    /// A refill the call carries ([`CallSpend::take_refill`]) is asked of Redis in a task of
+    /// its own, which the call does not wait for.
     pub async fn conclude(
         &self,
         user: Option<Uuid>,
         ip: Option<IpAddr>,
-        spend: Option<&CallSpend>,
+        mut spend: Option<CallSpend>,
         reply: Option<redis::Value>,
     ) -> Result<(), Limited> {
-        let verdict = match (&self.inner.shared, spend, reply) {
+        if let (Some(shared), Some(refill)) = (
+            &self.inner.shared,
+            spend.as_mut().and_then(CallSpend::take_refill),
+        ) {
+            let shared = shared.clone();
+            tokio::spawn(async move { shared.spend_alone(&refill).await });
+        }
+        let verdict = match (&self.inner.shared, spend.as_ref(), reply) {
             (Some(shared), Some(spend), Some(reply)) => shared.settle(spend, Some(reply)),
             (Some(shared), Some(spend), None) => shared.spend_alone(spend).await,
             _ => None,
@@ -160,7 +169,7 @@ impl RateLimits {
         ip: Option<IpAddr>,
     ) -> Result<(), Limited> {
         let spend = self.shared_spend(user, ip);
-        self.conclude(user, ip, spend.as_ref(), None).await
+        self.conclude(user, ip, spend, None).await
     }
 
     /// Spends one call of `user`'s budget (when known) and of `ip`'s in this process's
