@@ -148,6 +148,20 @@ pub fn occurred_at(
     violations.check_reasoned(field, OccurredAt::parse(device, now, bounds))
 }
 
+/// Whether `refusal` says only that a device time is older than the offline window
+/// (`OCCURRED_AT_TOO_OLD` on one field): the request may be the late retry of an action
+/// recorded in time, to be parsed again with [`TimeBounds::without_max_age`] when its
+/// request_id is stored.
+pub fn refused_only_as_too_old(refusal: &ApiError) -> bool {
+    matches!(
+        refusal,
+        ApiError::InvalidArgumentBecause {
+            violations,
+            reason: pb::ErrorReason::OccurredAtTooOld,
+        } if violations.len() == 1
+    )
+}
+
 /// What a text field may hold: its length in characters after trimming, and whether it is a
 /// free-text note (tab and newline allowed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

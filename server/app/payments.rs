@@ -47,7 +47,7 @@
 //!   the text is kept as typed.
 
 use chrono::NaiveDate;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{Act, AppError, ensure_covers, ledger, promises};
@@ -115,6 +115,13 @@ pub fn collector(caller: &Caller, named: Option<Uuid>) -> Result<Uuid, AppError>
         }
         _ => Ok(caller.user_id),
     }
+}
+
+/// Whether a ledger entry (payment or reversal) holds `request_id`: a request refused only
+/// for its age may then be the late retry of that entry (`api::parse::refused_only_as_too_old`).
+pub async fn is_stored(pool: &PgPool, request_id: Uuid) -> Result<bool, AppError> {
+    let mut conn = pool.acquire().await.map_err(StoreError::from)?;
+    Ok(store::by_request_id(&mut conn, request_id).await?.is_some())
 }
 
 /// Records a payment collected by `collector` (see [`collector`]). The scope check rides on

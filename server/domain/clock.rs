@@ -41,6 +41,17 @@ pub struct TimeBounds {
     pub max_age: TimeDelta,
 }
 
+impl TimeBounds {
+    /// The same bounds without the offline window: for the late retry of an action already
+    /// recorded (the window bounds new actions; a stored one is answered whatever its age).
+    pub fn without_max_age(self) -> Self {
+        Self {
+            max_age: TimeDelta::MAX,
+            ..self
+        }
+    }
+}
+
 impl Default for TimeBounds {
     fn default() -> Self {
         Self {

@@ -16,8 +16,9 @@ use tonic_types::StatusExt;
 use uuid::Uuid;
 
 use crate::support::{
-    KALOUM, TestApp, TestDb, authed, bad_fields, count, create_charge, create_charges, create_site,
-    create_tenant, create_user, error_reason, insert_mission, message, spawn_app, ts,
+    KALOUM, RedisMode, TestApp, TestDb, authed, bad_fields, count, create_charge, create_charges,
+    create_site, create_tenant, create_user, error_reason, insert_mission, message, spawn_app,
+    spawn_app_with, test_config, ts,
 };
 
 const MONTH: i64 = 1_000_000;
@@ -853,6 +854,98 @@ async fn replays_answer_the_same_and_reuses_are_refused() {
     let late = w.reverse(undo, &w.admin_token).await.expect("late replay");
     assert_eq!(late.reversal, reversed.reversal);
     assert_eq!(w.count("SELECT count(*) FROM payments").await, 2);
+}
+
+#[tokio::test]
+async fn a_retry_past_the_offline_window_is_answered_with_its_entry() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let site = create_site(pool, "KAL").await;
+    create_user(pool, "agent.kal", "agent", &[site], None).await;
+    create_user(pool, "admin", "admin", &[], None).await;
+    let tenant = create_tenant(pool, site, "Fatoumata Camara", MONTH, Some(KALOUM)).await;
+    create_charges(pool, tenant, month(2026, 10), 1, MONTH).await;
+    // An offline window of 4 s: the retry below comes after it, as a phone's would days later.
+    let mut config = test_config(db.connect_options(), RedisMode::Real);
+    config.collections.max_offline_age = Duration::from_secs(4);
+    let app = spawn_app_with(config, pool.clone()).await;
+    let agent = app.token("agent.kal").await;
+    let admin = app.token("admin").await;
+    let record = |request: RecordPaymentRequest| {
+        let app = &app;
+        let agent = &agent;
+        async move { message(app.collections(agent).await.record_payment(request)).await }
+    };
+    let reverse = |request: ReversePaymentRequest| {
+        let app = &app;
+        let admin = &admin;
+        async move { message(app.collections(admin).await.reverse_payment(request)).await }
+    };
+
+    let made = Utc::now();
+    let request = RecordPaymentRequest {
+        occurred_at: Some(ts(made)),
+        ..cash(tenant, 400_000)
+    };
+    let first = record(request.clone()).await.expect("recorded");
+    let payment_id = first.payment.clone().expect("payment").payment_id;
+    let undo = ReversePaymentRequest {
+        occurred_at: Some(ts(made)),
+        ..reversal(&payment_id, "Chèque sans provision")
+    };
+    let undone = reverse(undo.clone()).await.expect("reversed");
+    tokio::time::sleep(
+        Duration::from_secs(4)
+            + (made - Utc::now()).to_std().unwrap_or_default()
+            + Duration::from_millis(200),
+    )
+    .await;
+    assert!(Utc::now() - made > chrono::Duration::seconds(4));
+
+    // The retries are answered with what was recorded, by their key and, once the key is
+    // gone, by the entries' own request_ids.
+    let late = record(request.clone()).await.expect("late retry");
+    assert_eq!(late.payment, first.payment);
+    assert_eq!(
+        reverse(undo.clone()).await.expect("late retry").reversal,
+        undone.reversal
+    );
+    sqlx::query("DELETE FROM idempotency_keys")
+        .execute(pool)
+        .await
+        .expect("expire keys");
+    // Answered from the entry as it stands now: the same payment and receipt, since reversed.
+    let later = record(request.clone())
+        .await
+        .expect("later")
+        .payment
+        .expect("payment");
+    let recorded = first.payment.clone().expect("payment");
+    assert_eq!(
+        (&later.payment_id, &later.receipt_number, later.reversed),
+        (&recorded.payment_id, &recorded.receipt_number, true)
+    );
+    assert_eq!(
+        reverse(undo).await.expect("later").reversal,
+        undone.reversal
+    );
+    assert_eq!(count(pool, "SELECT count(*) FROM payments").await, 2);
+
+    // A new payment that old is refused, as is another request under the stored id.
+    let fresh = RecordPaymentRequest {
+        request_id: Uuid::new_v4().to_string(),
+        ..request.clone()
+    };
+    let status = record(fresh).await.expect_err("too old");
+    assert_eq!(bad_fields(&status), ["occurred_at"]);
+    assert_eq!(error_reason(&status), "ERROR_REASON_OCCURRED_AT_TOO_OLD");
+    let other = RecordPaymentRequest {
+        amount_gnf: 500_000,
+        ..request
+    };
+    let status = record(other).await.expect_err("reused");
+    assert_eq!(error_reason(&status), "ERROR_REASON_REQUEST_ID_REUSED");
+    assert_eq!(count(pool, "SELECT count(*) FROM payments").await, 2);
 }
 
 #[tokio::test]

@@ -147,7 +147,17 @@ pub(super) async fn record_payment(
     let message = request.get_ref();
     let write = Write::begin(request, rpc::RECORD_PAYMENT, &message.request_id)?;
     let act = write.act();
-    let input = parse_record(message, act.now, parse::time_bounds(&state.collections))?;
+    let bounds = parse::time_bounds(&state.collections);
+    let input = match parse_record(message, act.now, bounds) {
+        // The offline window bounds new payments, not the late retry of a recorded one.
+        Err(refusal)
+            if parse::refused_only_as_too_old(&refusal)
+                && app::is_stored(&state.pool, act.request_id).await? =>
+        {
+            parse_record(message, act.now, bounds.without_max_age())?
+        }
+        parsed => parsed?,
+    };
     let collector = app::collector(act.caller, input.agent_id)?;
     let mut second_run = false;
     loop {
@@ -184,7 +194,16 @@ pub(super) async fn reverse_payment(
     let message = request.get_ref();
     let write = Write::begin(request, rpc::REVERSE_PAYMENT, &message.request_id)?;
     let act = write.act();
-    let input = parse_reversal(message, act.now, parse::time_bounds(&state.collections))?;
+    let bounds = parse::time_bounds(&state.collections);
+    let input = match parse_reversal(message, act.now, bounds) {
+        Err(refusal)
+            if parse::refused_only_as_too_old(&refusal)
+                && app::is_stored(&state.pool, act.request_id).await? =>
+        {
+            parse_reversal(message, act.now, bounds.without_max_age())?
+        }
+        parsed => parsed?,
+    };
     let tenant_id = reversals::reversal_tenant(&state.pool, act.caller, input.payment_id).await?;
     let mut second_run = false;
     loop {
