@@ -17,9 +17,9 @@ use crate::api::error::{ApiError, Violations};
 use crate::api::paging::{Pager, micros};
 use crate::api::parse::{self, Text};
 use crate::api::write::Write;
-use crate::app::AppError;
 use crate::app::payments::{self as app, NewPayment};
 use crate::app::reversals::{self, NewReversal};
+use crate::app::{Act, AppError};
 use crate::auth::caller::Caller;
 use crate::domain::outcome::operator_reference_key;
 use crate::domain::{OperatorReference, PaymentAmount, TimeBounds};
@@ -102,6 +102,27 @@ fn parse_reversal(
     }
 }
 
+/// A payment or reversal request parsed by `parse` within the configured time bounds. The
+/// offline window bounds new entries, not the late retry of a recorded one: a request refused
+/// only for its age whose request_id an entry holds is parsed again without the window, and
+/// the write answers it from the stored entry (or refuses another request under that id).
+async fn parse_entry<T>(
+    state: &AppState,
+    act: &Act<'_>,
+    parse: impl Fn(TimeBounds) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let bounds = parse::time_bounds(&state.collections);
+    match parse(bounds) {
+        Err(refusal)
+            if parse::refused_only_as_too_old(&refusal)
+                && app::is_stored(&state.pool, act.request_id).await? =>
+        {
+            parse(bounds.without_max_age())
+        }
+        parsed => parsed,
+    }
+}
+
 /// The errors of a ledger write: an API error, or the request_id taken by a call the key did
 /// not cover (the transaction is rolled back and the call runs once more).
 enum LedgerError {
@@ -147,17 +168,7 @@ pub(super) async fn record_payment(
     let message = request.get_ref();
     let write = Write::begin(request, rpc::RECORD_PAYMENT, &message.request_id)?;
     let act = write.act();
-    let bounds = parse::time_bounds(&state.collections);
-    let input = match parse_record(message, act.now, bounds) {
-        // The offline window bounds new payments, not the late retry of a recorded one.
-        Err(refusal)
-            if parse::refused_only_as_too_old(&refusal)
-                && app::is_stored(&state.pool, act.request_id).await? =>
-        {
-            parse_record(message, act.now, bounds.without_max_age())?
-        }
-        parsed => parsed?,
-    };
+    let input = parse_entry(state, act, |bounds| parse_record(message, act.now, bounds)).await?;
     let collector = app::collector(act.caller, input.agent_id)?;
     let mut second_run = false;
     loop {
@@ -194,16 +205,10 @@ pub(super) async fn reverse_payment(
     let message = request.get_ref();
     let write = Write::begin(request, rpc::REVERSE_PAYMENT, &message.request_id)?;
     let act = write.act();
-    let bounds = parse::time_bounds(&state.collections);
-    let input = match parse_reversal(message, act.now, bounds) {
-        Err(refusal)
-            if parse::refused_only_as_too_old(&refusal)
-                && app::is_stored(&state.pool, act.request_id).await? =>
-        {
-            parse_reversal(message, act.now, bounds.without_max_age())?
-        }
-        parsed => parsed?,
-    };
+    let input = parse_entry(state, act, |bounds| {
+        parse_reversal(message, act.now, bounds)
+    })
+    .await?;
     let tenant_id = reversals::reversal_tenant(&state.pool, act.caller, input.payment_id).await?;
     let mut second_run = false;
     loop {
