@@ -382,7 +382,9 @@ pub async fn site(
         .copied()
         .unwrap_or(spans.month_start);
     let collected = site_facts::collected(&mut tx, one_site, first_month, spans.today).await?;
-    let trend = figures::trend(&history, &paid, &collected, spans.today)?;
+    let cuts = figures::trend_cuts(spans.today);
+    let corrections = site_facts::arrears_reversed_later(&mut tx, site_id, &cuts).await?;
+    let trend = figures::trend(&history, &paid, &collected, &corrections, spans.today)?;
 
     let debtors: Vec<Uuid> = site_facts::top_debtors(&mut tx, site_id, spans.today, top_debtors)
         .await?

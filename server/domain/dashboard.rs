@@ -31,11 +31,12 @@
 //!   of the month, as the ledger stands now (ADR 0010's replay: a payment recorded late counts
 //!   on the day it occurred). For the current month that is the site's arrears now.
 
-use chrono::{Datelike, Days, Months, NaiveDate};
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::aging::{AgingBuckets, Bucket};
 use super::arrears::AgingLine;
+use super::clock::conakry_day_start;
 use super::daily::collection_rate;
 use super::kpi::Punctuality;
 use super::money::MoneyOverflow;
@@ -92,6 +93,46 @@ pub struct PaidMonth {
     pub month: NaiveDate,
     /// Sum of the rows (reversal rows negative), GNF.
     pub paid_gnf: i64,
+}
+
+/// What to add to a trend month's arrears at its end for the tenants a row sum misjudges:
+/// those with a payment made before the month's end and reversed after it (the store's
+/// `arrears_reversed_later`, migration `20261202010000`). Their reversed payment's rows and
+/// the rows the replay then gave their later payments would both count for the month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArrearsCorrection {
+    /// First day of the trend month.
+    pub month: NaiveDate,
+    /// GNF to add to the month's arrears at its end (any sign).
+    pub gnf: i64,
+}
+
+/// What the arrears at the end of one trend month count: charges due on or before `cut` (the
+/// month's last day, or yesterday for the current month), entries that occurred before
+/// `until` (the start of the next month, Africa/Conakry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrendCut {
+    /// First day of the trend month.
+    pub month: NaiveDate,
+    pub cut: NaiveDate,
+    pub until: DateTime<Utc>,
+}
+
+/// The [`TrendCut`] of each of the [`TREND_MONTHS`] months ending with `today`'s, oldest first.
+pub fn trend_cuts(today: NaiveDate) -> Vec<TrendCut> {
+    let yesterday = today.checked_sub_days(Days::new(1)).unwrap_or(today);
+    trend_months(today)
+        .into_iter()
+        .map(|month| {
+            let next = month.checked_add_months(Months::new(1)).unwrap_or(month);
+            let last = next.checked_sub_days(Days::new(1)).unwrap_or(month);
+            TrendCut {
+                month,
+                cut: last.min(yesterday),
+                until: conakry_day_start(next),
+            }
+        })
+        .collect()
 }
 
 /// Promises of one site's tenants.
@@ -389,22 +430,22 @@ pub fn trend_months(today: NaiveDate) -> Vec<NaiveDate> {
 }
 
 /// One site's trend on `today` from its charges per due date (`due`: every due date up to the
-/// end of today's month), its allocation rows per due date and month (`paid`) and the money
-/// collected per day (`collected`).
+/// end of today's month), its allocation rows per due date and month (`paid`), the money
+/// collected per day (`collected`) and the corrections of the arrears at each month's end
+/// ([`ArrearsCorrection`]).
 pub fn trend(
     due: &[DueGroup],
     paid: &[PaidMonth],
     collected: &[CollectedDay],
+    corrections: &[ArrearsCorrection],
     today: NaiveDate,
 ) -> Result<Vec<TrendPoint>, MoneyOverflow> {
-    let yesterday = today.checked_sub_days(Days::new(1)).unwrap_or(today);
     let mut points = Vec::new();
-    for month in trend_months(today) {
+    for TrendCut { month, cut, .. } in trend_cuts(today) {
         let last = month
             .checked_add_months(Months::new(1))
             .and_then(|d| d.checked_sub_days(Days::new(1)))
             .unwrap_or(month);
-        let cut = last.min(yesterday);
         let in_month = |d: NaiveDate| (month..=last).contains(&d);
         let mut point = TrendPoint {
             month,
@@ -440,6 +481,9 @@ pub fn trend(
             if in_month(day.day) {
                 point.collected_gnf = add(point.collected_gnf, day.collected_gnf)?;
             }
+        }
+        for correction in corrections.iter().filter(|c| c.month == month) {
+            point.arrears_end_gnf = add(point.arrears_end_gnf, correction.gnf)?;
         }
         points.push(point);
     }
@@ -731,7 +775,7 @@ mod tests {
                 collected_gnf: 4_700,
             },
         ];
-        let points = trend(&groups, &paid, &collected, today).expect("sum");
+        let points = trend(&groups, &paid, &collected, &[], today).expect("sum");
         assert_eq!(points.len(), 12);
         assert_eq!(points[0].month, day(2025, 7, 1));
         assert_eq!(points[11].month, day(2026, 6, 1));

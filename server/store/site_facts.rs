@@ -17,14 +17,14 @@
 //!   due date, Africa/Conakry, a reversal's dated by the payment it cancels), kept per charge as
 //!   `charges.paid_on_time`.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::error::Result;
 use crate::domain::dashboard::{
-    AlertCounts, CollectedDay, DueGroup, MissionCounts, OldestOverdue, OverdueGroup, PaidMonth,
-    PromiseFigures,
+    AlertCounts, ArrearsCorrection, CollectedDay, DueGroup, MissionCounts, OldestOverdue,
+    OverdueGroup, PaidMonth, PromiseFigures, TrendCut,
 };
 
 /// How the sums of [`charges`], [`oldest_overdue`] and [`collected`] are grouped.
@@ -213,6 +213,36 @@ pub async fn paid_months(conn: &mut PgConnection, site_id: Uuid) -> Result<Vec<P
                 due_date: row.try_get("due_date")?,
                 month: row.try_get("month")?,
                 paid_gnf: row.try_get("paid")?,
+            })
+        })
+        .collect()
+}
+
+/// What to add to `site_id`'s arrears at the end of each trend month for its tenants with a
+/// payment made before the month's end and reversed after it (SQL `arrears_reversed_later`,
+/// migration `20261202010000`); months with nothing to add are left out.
+pub async fn arrears_reversed_later(
+    conn: &mut PgConnection,
+    site_id: Uuid,
+    cuts: &[TrendCut],
+) -> Result<Vec<ArrearsCorrection>> {
+    let days: Vec<NaiveDate> = cuts.iter().map(|c| c.cut).collect();
+    let until: Vec<DateTime<Utc>> = cuts.iter().map(|c| c.until).collect();
+    let rows = sqlx::query(
+        "SELECT ($1::date[])[a.moment] AS month, a.correction_gnf AS gnf
+         FROM arrears_reversed_later($2, $3, ARRAY[$4::uuid]) a",
+    )
+    .bind(cuts.iter().map(|c| c.month).collect::<Vec<NaiveDate>>())
+    .bind(days)
+    .bind(until)
+    .bind(site_id)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(ArrearsCorrection {
+                month: row.try_get("month")?,
+                gnf: row.try_get("gnf")?,
             })
         })
         .collect()

@@ -147,7 +147,10 @@ pub async fn activity(
 /// migration `20261130012000`; a few rows per site and month, whatever the number of tenants)
 /// plus the allocations of entries from the day on (they were not paid yet at the start of the
 /// day; a later reversal's negative allocation takes back what it reopened), which reads only
-/// recent ledger rows.
+/// recent ledger rows, plus the correction for the tenants with a payment made before the day
+/// and reversed since (SQL `arrears_reversed_later`, migration `20261202010000`: their
+/// reversed payment's rows and the rows the replay then gave their later payments would both
+/// count).
 pub async fn due_by_site(
     conn: &mut PgConnection,
     day: NaiveDate,
@@ -166,6 +169,9 @@ pub async fn due_by_site(
              JOIN charges c ON c.id = pa.charge_id
              JOIN tenants t ON t.id = c.tenant_id
              WHERE p.occurred_at >= $2 AND c.due_date <= $1
+             UNION ALL
+             SELECT a.site_id, a.correction_gnf
+             FROM arrears_reversed_later(ARRAY[$1::date], ARRAY[$2::timestamptz], $3) a
          ) x
          WHERE $3::uuid[] IS NULL OR x.site_id = ANY($3)
          GROUP BY x.site_id",

@@ -4,16 +4,17 @@
 //! and the read cache (HIT, then MISS after a payment on the site).
 
 use akig::proto::v1::{
-    AgentPresence, GetSiteRequest, GetSiteResponse, ListSitesRequest, PaymentMethod,
-    RecordPaymentRequest,
+    AgentPresence, GetDailyStatsRequest, GetSiteRequest, GetSiteResponse, ListSitesRequest,
+    PaymentMethod, RecordPaymentRequest, ReversePaymentRequest,
 };
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeDelta, Utc};
 use tonic::Code;
 use uuid::Uuid;
 
 use crate::support::{
-    TestApp, TestDb, authed, bad_fields, create_charge, create_site, create_tenant, create_user,
-    insert_mission, insert_promise, pay_charge, put_online, spawn_app, ts,
+    RedisMode, TestApp, TestDb, authed, bad_fields, create_charge, create_site, create_tenant,
+    create_user, date, insert_mission, insert_promise, pay_charge, put_online, spawn_app,
+    spawn_app_with, test_config, ts,
 };
 
 fn today() -> NaiveDate {
@@ -443,4 +444,91 @@ async fn site_scope_bad_input_and_cache() {
     assert_eq!(page.overview.expect("overview").arrears_gnf, 1_950_000);
     assert_eq!(page.trend[11].collected_gnf, 252_000);
     assert_eq!(page.trend[11].arrears_end_gnf, 1_950_000);
+}
+
+/// A payment that cleared last month, a later one that went to credit, and the first one
+/// reversed today: last month's figures stay what they were (the reversal happened today),
+/// in GetSite's trend and in GetDailyStats' amount due at the start of a day of last month.
+#[tokio::test]
+async fn a_payment_reversed_after_its_month_leaves_that_months_figures() {
+    let db = TestDb::new().await;
+    let pool = &db.pool;
+    let kal = create_site(pool, "KAL").await;
+    create_user(pool, "agent.un", "agent", &[kal], None).await;
+    create_user(pool, "admin", "admin", &[], None).await;
+    create_user(pool, "dir", "director", &[], None).await;
+    let tenant = create_tenant(pool, kal, "Aminata Bah", 1_000_000, None).await;
+    for k in [3, 2, 1] {
+        create_charge(pool, tenant, m(k), day(k, 5), 1_000_000).await;
+    }
+    // Last month may be further back than the default offline window of 30 days.
+    let mut config = test_config(db.connect_options(), RedisMode::Real);
+    config.collections.max_offline_age = std::time::Duration::from_secs(90 * 86_400);
+    let app = spawn_app_with(config, pool.clone()).await;
+    let agent = app.token("agent.un").await;
+    let admin = app.token("admin").await;
+    let pay = |amount: i64, at: DateTime<Utc>| {
+        let (app, agent) = (&app, &agent);
+        async move {
+            let request = RecordPaymentRequest {
+                request_id: Uuid::new_v4().to_string(),
+                tenant_id: tenant.to_string(),
+                amount_gnf: amount,
+                method: PaymentMethod::Cash as i32,
+                occurred_at: Some(ts(at)),
+                ..Default::default()
+            };
+            let recorded = app.collections(agent).await.record_payment(request).await;
+            recorded
+                .expect("paid")
+                .into_inner()
+                .payment
+                .expect("payment")
+        }
+    };
+    let cleared = pay(3_000_000, noon(day(1, 20))).await;
+    pay(5_000_000, noon(day(1, 21))).await;
+
+    // Last month's end, now (as of yesterday) and the 25th of last month: nothing owed.
+    assert_eq!(reversal_figures(&app, kal).await, (0, 0, 0));
+
+    let reversed = app
+        .collections(&admin)
+        .await
+        .reverse_payment(ReversePaymentRequest {
+            request_id: Uuid::new_v4().to_string(),
+            payment_id: cleared.payment_id.clone(),
+            reason: "Chèque sans provision".into(),
+            occurred_at: Some(ts(Utc::now() - TimeDelta::seconds(5))),
+        })
+        .await;
+    reversed.expect("reversed");
+    // The later payment now covers the three months: still nothing owed, and last month's
+    // figures unchanged (they counted the reversed payment's months twice).
+    assert_eq!(reversal_figures(&app, kal).await, (0, 0, 0));
+}
+
+/// The arrears at the end of last month and now in GetSite's trend of `site`, and the amount
+/// due at the start of the 25th of last month in GetDailyStats.
+async fn reversal_figures(app: &TestApp, site: Uuid) -> (i64, i64, i64) {
+    let page = get_site(app, "dir", &site.to_string(), 5)
+        .await
+        .expect("site")
+        .into_inner();
+    let stats = app
+        .collections(&app.token("dir").await)
+        .await
+        .get_daily_stats(GetDailyStatsRequest {
+            date: Some(date(day(1, 25))),
+            ..Default::default()
+        })
+        .await
+        .expect("stats")
+        .into_inner();
+    let due = stats.total.expect("total").due_gnf;
+    (
+        page.trend[10].arrears_end_gnf,
+        page.trend[11].arrears_end_gnf,
+        due,
+    )
 }
