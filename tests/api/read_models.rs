@@ -27,7 +27,8 @@ type OpenDueDrift = (
 );
 
 /// Every read model against its recomputation from the rows it summarises:
-/// - `charges.last_paid_at` = the latest `occurred_at` of the entries with rows on the charge;
+/// - `charges.last_paid_at` = the latest `occurred_at` of the valid payments (not reversed)
+///   with rows on the charge;
 /// - `open_due`, summed per (site, due date, shard) = due − paid of the charges of the site's
 ///   tenants of that shard falling due that day (no row of `open_due` without such charges
 ///   unless it holds 0);
@@ -39,13 +40,16 @@ type OpenDueDrift = (
 /// - the site figures (`assert_site_figures_are_the_facts`).
 async fn assert_read_models_are_the_facts(pool: &PgPool) {
     let last_paid: Vec<LastPaidDrift> = sqlx::query_as(
-        "SELECT c.id, c.last_paid_at,
-                (SELECT max(p.occurred_at) FROM payment_allocations pa
-                 JOIN payments p ON p.id = pa.payment_id WHERE pa.charge_id = c.id)
-         FROM charges c
-         WHERE c.last_paid_at IS DISTINCT FROM
-               (SELECT max(p.occurred_at) FROM payment_allocations pa
-                JOIN payments p ON p.id = pa.payment_id WHERE pa.charge_id = c.id)",
+        "WITH facts AS (
+             SELECT c.id, c.last_paid_at,
+                    (SELECT max(p.occurred_at) FROM payment_allocations pa
+                     JOIN payments p ON p.id = pa.payment_id
+                     WHERE pa.charge_id = c.id AND p.kind = 'payment'
+                       AND NOT EXISTS (SELECT 1 FROM payments r
+                                       WHERE r.reverses_payment_id = p.id)) AS last_valid
+             FROM charges c)
+         SELECT id, last_paid_at, last_valid FROM facts
+         WHERE last_paid_at IS DISTINCT FROM last_valid",
     )
     .fetch_all(pool)
     .await
