@@ -36,7 +36,10 @@
 //!   naming it). A payment links itself (`payments.promise_id`) to the promise it names, or to
 //!   the tenant's pending promise when it was made after that promise; the linked promise's
 //!   status is then derived again (`promises::rederive`). A reversal derives the promise of the
-//!   reversed payment again.
+//!   reversed payment again. A payment naming a promise settled since (kept, broken,
+//!   cancelled) is recorded all the same, linked as if it named none: cash received is never
+//!   refused for a link (a phone that queued several payments of one visit names the promise
+//!   in each).
 //! - Only users whose role is agent score: a payment +3 for its collecting agent, its reversal
 //!   -3 for that same agent on the reversal's day (only if the payment had scored).
 //! - An operator reference (with its method) may be used by one live payment only: a second
@@ -284,10 +287,14 @@ impl Payment<'_> {
                         "is a promise of another tenant",
                     ));
                 }
-                if promise.status != PromiseStatus::Pending {
-                    return Err(AppError::PromiseNotPending(promise.status));
+                if promise.status == PromiseStatus::Pending {
+                    Some(promise)
+                } else {
+                    // Settled since the phone queued the payment (several payments of one
+                    // visit may name it): the money is recorded all the same, as if no
+                    // promise were named.
+                    store::pending_promise(conn, input.tenant_id).await?
                 }
-                Some(promise)
             }
             None => pending,
         };
