@@ -29,8 +29,8 @@
 //!   grant in a task of its own ([`CallSpend::take_refill`]), so that calls keep spending held
 //!   calls while the grant is on its way instead of each asking Redis alone. A replica then
 //!   holds at most one and a half grants of a budget. Under steady load a budget costs one
-//!   round trip per half grant (with the defaults, one call in two or three; with burst 8,000
-//!   or more, one in 500).
+//!   round trip per grant (with the defaults, one call in five; with burst 8,000 or more, one
+//!   in 1,000), and no call waits for it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
