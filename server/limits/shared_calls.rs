@@ -180,7 +180,8 @@ impl SharedCalls {
     /// the others are asked of Redis ([`CallSpend::is_remote`]).
     pub fn spend(&self, user: Option<Uuid>, ip: Option<IpAddr>) -> Option<CallSpend> {
         let mut spend = CallSpend::new(false);
-        let mut refill = CallSpend::new(true);
+        // Built only when a budget reaches its low water (rare next to calls).
+        let mut refill: Option<Box<CallSpend>> = None;
         let budgets = [
             user.map(|user| (Whose::User, format!("rl:user:{user}"), self.per_user)),
             ip.map(|ip| {
@@ -208,7 +209,9 @@ impl SharedCalls {
                 entry.calls -= 1;
                 if free && entry.calls <= low_water_of(rate.grant) {
                     entry.asking_since = Some(now);
-                    refill.ask(whose, key.clone(), rate, rate.grant, true);
+                    refill
+                        .get_or_insert_with(|| Box::new(CallSpend::new(true)))
+                        .ask(whose, key.clone(), rate, rate.grant, true);
                 }
                 spend.taken.push(key);
                 continue;
@@ -222,9 +225,7 @@ impl SharedCalls {
             spend.ask(whose, key, rate, wanted, granting);
         }
         drop(held);
-        if refill.is_remote() {
-            spend.refill = Some(Box::new(refill));
-        }
+        spend.refill = refill;
         (!spend.whose.is_empty() || !spend.taken.is_empty()).then_some(spend)
     }
 
